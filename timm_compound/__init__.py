@@ -1,0 +1,29 @@
+"""timm-compound: EfficientNet-style compound scaling for timm models.
+
+``import timm_compound`` registers the variants listed in the package's registry
+files with timm, so ``timm.create_model("resnet18_cs_phi2")`` works.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from timm_compound.build import build, pretrained_cfg, scale, stage_depths
+from timm_compound.errors import CompoundError, RuleError, UnknownModelError
+from timm_compound.plan import Multipliers, ScalePlan, plan
+from timm_compound.registry import registered, register_shipped
+from timm_compound.rulebook import load_registry, load_rule
+from timm_compound.schema import Coefficients, Rule
+
+try:
+    __version__ = version("timm-compound")
+except PackageNotFoundError:  # a source checkout that was never installed
+    __version__ = "0.0.0+unknown"
+
+register_shipped()
+
+__all__ = [
+    "Coefficients", "CompoundError", "Multipliers", "Rule", "RuleError", "ScalePlan", "UnknownModelError",
+    "build", "load_registry", "load_rule", "plan", "pretrained_cfg", "registered", "scale", "stage_depths",
+    "__version__",
+]

@@ -1,0 +1,110 @@
+"""ScalePlan -> timm nn.Module, through the base's own timm entrypoint."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch.nn as nn
+
+from timm_compound import _timm_adapter, structure
+from timm_compound.errors import CompoundError
+from timm_compound.plan import ScalePlan, plan as make_plan
+
+# pretrained_cfg fields that describe the data and the module layout, not the base's weights
+_CFG_KEEP = (
+    "num_classes", "mean", "std", "interpolation", "crop_pct", "crop_mode",
+    "first_conv", "classifier", "fixed_input_size", "license",
+)
+
+
+def default_name(plan: ScalePlan) -> str:
+    return f"{plan.base}_cs"
+
+
+def pretrained_cfg(plan: ScalePlan, name: str | None = None, hf_hub_id: str | None = None) -> dict[str, Any]:
+    """The scaled model's pretrained_cfg: the base's data settings, the planned input size, no base weights."""
+    base_cfg = _timm_adapter.base_pretrained_cfg(plan.base)
+    cfg = {key: base_cfg[key] for key in _CFG_KEEP if base_cfg.get(key) is not None}
+    channels = base_cfg.get("input_size", (3,))[0]
+    cfg["architecture"] = name or default_name(plan)
+    cfg["input_size"] = (channels, plan.resolution, plan.resolution)
+    if base_cfg.get("pool_size"):
+        scale = plan.resolution / plan.base_resolution
+        cfg["pool_size"] = tuple(math.ceil(p * scale) for p in base_cfg["pool_size"])
+    if hf_hub_id:
+        cfg["hf_hub_id"] = hf_hub_id
+    cfg["notes"] = (f"compound-scaled from {plan.base} by timm-compound",)
+    return cfg
+
+
+def build(
+    plan: ScalePlan,
+    *,
+    pretrained: bool = False,
+    name: str | None = None,
+    hf_hub_id: str | None = None,
+    **timm_kwargs,
+) -> nn.Module:
+    """Build the timm model a plan describes; `timm_kwargs` go to timm as for any model.
+
+    The base's own entrypoint runs, so `features_only`, `num_classes`, `drop_path_rate`
+    and the rest behave as for the base. The plan is attached as `model.compound_plan`.
+    """
+    rule = plan.rule
+    owned = sorted(rule.structural_args() & timm_kwargs.keys())
+    if owned:
+        raise CompoundError(
+            f"{', '.join(owned)} {'is' if len(owned) == 1 else 'are'} set by the scaling plan "
+            f"(rule {plan.rule_file}); change phi or d/w/r instead"
+        )
+    for arg, value in plan.constructor_args.items():
+        timm_kwargs.setdefault(arg, value)
+
+    cfg = pretrained_cfg(plan, name, hf_hub_id)
+    given_cfg = timm_kwargs.get("pretrained_cfg")
+    if pretrained and not _timm_adapter.has_weights(given_cfg or cfg):
+        raise CompoundError(
+            f"no weights are published for {name or default_name(plan)}: build it with pretrained=False, "
+            "or load a published model with timm.create_model('hf-hub:<repo>', pretrained=True)"
+        )
+
+    def rewrite(call: _timm_adapter.BuildCall) -> _timm_adapter.BuildCall:
+        structure.write(rule, call, plan.depths, plan.widths, plan.stem, plan.head)
+        if not call.kwargs.get("pretrained_cfg"):
+            call.kwargs["pretrained_cfg"] = cfg
+        call.variant = name or default_name(plan)
+        return call
+
+    model = _timm_adapter.build(plan.base, rewrite, pretrained=pretrained, **timm_kwargs)
+    model.compound_plan = plan
+    return model
+
+
+def scale(
+    base: str,
+    phi: float | None = None,
+    *,
+    d: float | None = None,
+    w: float | None = None,
+    r: float | None = None,
+    resolution: int | None = None,
+    coefficients: Any = None,
+    pretrained: bool = False,
+    **timm_kwargs,
+) -> nn.Module:
+    """Plan and build a scaled `base` in one call: ``scale("resnet18", phi=2, num_classes=10)``."""
+    scaled = make_plan(base, phi, d=d, w=w, r=r, resolution=resolution, coefficients=coefficients)
+    return build(scaled, pretrained=pretrained, **timm_kwargs)
+
+
+def stage_depths(model: nn.Module, plan: ScalePlan) -> list[int]:
+    """Blocks per stage in a built model, found through the rule's `stage_modules`."""
+    where = plan.rule.stage_modules
+    if where is None:
+        raise CompoundError(f"rule {plan.rule_file} has no stage_modules to verify against")
+    if isinstance(where, str):
+        stages = list(model.get_submodule(where).children())
+    else:
+        stages = [model.get_submodule(path) for path in where]
+    return [len(stage) for stage in stages]

@@ -1,0 +1,38 @@
+"""Errors a user can act on: each names the file and the field that is wrong."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class CompoundError(ValueError):
+    """Base class for every error timm-compound raises on bad input."""
+
+
+class RuleError(CompoundError):
+    """A rule or registry file is invalid; the message names the file and the field."""
+
+    def __init__(self, source: str | Path | None, field: str | None, message: str):
+        self.source = str(source) if source is not None else None
+        self.field = field or None
+        self.reason = message
+        where = ": ".join(part for part in (self.source, self.field) if part)
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+class UnknownModelError(CompoundError):
+    """The name is neither a registered variant nor a base that a rule covers."""
+
+
+def from_validation_error(source: str | Path | None, error) -> RuleError:
+    """Turn a pydantic ValidationError into one RuleError listing each field path."""
+    lines = []
+    first_field = None
+    for item in error.errors():
+        loc = ".".join(str(part) for part in item["loc"]) or "<root>"
+        first_field = first_field or loc
+        msg = item["msg"].removeprefix("Value error, ")
+        lines.append(f"{loc}: {msg}")
+    if len(lines) == 1:
+        return RuleError(source, first_field, lines[0].split(": ", 1)[1])
+    return RuleError(source, None, "invalid fields:\n  " + "\n  ".join(lines))
