@@ -1,0 +1,131 @@
+"""Registered variants are ordinary timm models: names, pretrained_cfg, features, classifier."""
+
+import pytest
+import timm
+import torch
+
+import timm_compound as tc
+from conftest import param_count
+
+BASES = ["resnet18", "resnet34", "resnet50", "resnet101", "resnext50_32x4d",
+         "mobilenetv1_100", "mobilenetv2_100", "efficientnet_b0"]
+VARIANTS = [f"{base}_cs_phi{phi}" for base in BASES for phi in range(8)]
+
+
+def test_every_listed_variant_is_registered():
+    assert sorted(tc.registered()) == sorted(VARIANTS)
+    assert sorted(timm.list_models(module="compound_scaled")) == sorted(VARIANTS)
+    assert timm.list_models("resnet18_cs_*") == [f"resnet18_cs_phi{phi}" for phi in range(8)]
+
+
+def test_registration_leaves_timm_names_alone():
+    assert timm.models.get_pretrained_cfg("resnet18").tag == "a1_in1k"
+    assert "resnet18.a1_in1k" in timm.list_pretrained("resnet18*")
+
+
+@pytest.mark.parametrize("base", BASES)
+def test_phi_zero_reproduces_the_base(base, meta):
+    scaled = timm.create_model(f"{base}_cs_phi0")
+    reference = timm.create_model(base)
+    assert param_count(scaled) == param_count(reference)
+    assert {k: v.shape for k, v in scaled.state_dict().items()} == {
+        k: v.shape for k, v in reference.state_dict().items()}
+
+
+def _last_conv_channels(stage: torch.nn.Module) -> int:
+    last_block = list(stage.children())[-1]
+    return [m for m in last_block.modules() if isinstance(m, torch.nn.Conv2d)][-1].out_channels
+
+
+def _stage_out_channels(model, plan):
+    where = plan.rule.stage_modules
+    stages = list(model.get_submodule(where).children()) if isinstance(where, str) else [
+        model.get_submodule(p) for p in where]
+    return [_last_conv_channels(stage) for stage in stages]
+
+
+@pytest.mark.parametrize("base", BASES)
+def test_every_variant_builds_as_planned(base, meta):
+    base_model = timm.create_model(base)
+    base_plan = tc.plan(base, phi=0)
+    # block expansion: ResNet-50's stage outputs are 4x its `channels`; EfficientNet's are 1x
+    expansion = [out // width for out, width in zip(_stage_out_channels(base_model, base_plan), base_plan.widths)]
+    for phi in range(8):
+        model = timm.create_model(f"{base}_cs_phi{phi}")
+        plan = model.compound_plan
+        assert plan.phi == phi
+        assert tc.stage_depths(model, plan) == plan.depths
+        assert _stage_out_channels(model, plan) == [w * e for w, e in zip(plan.widths, expansion)]
+        assert model.pretrained_cfg["input_size"] == (3, plan.resolution, plan.resolution)
+        assert model.pretrained_cfg["architecture"] == f"{base}_cs_phi{phi}"
+
+
+@pytest.mark.parametrize("name", [f"{base}_cs_phi{phi}" for base in BASES for phi in (1, 2)])
+def test_small_variants_run_forward_at_their_own_input_size(name):
+    model = timm.create_model(name, num_classes=7).eval()
+    config = timm.data.resolve_model_data_config(model)
+    assert config["input_size"] == (3, model.compound_plan.resolution, model.compound_plan.resolution)
+    assert config["input_size"][-1] > 224
+    with torch.inference_mode():
+        out = model(torch.randn(1, *config["input_size"]))
+    assert out.shape == (1, 7)
+    assert torch.isfinite(out).all()
+
+
+def test_pretrained_cfg_keeps_the_bases_data_settings():
+    cfg = timm.models.get_pretrained_cfg("efficientnet_b0_cs_phi3").to_dict()
+    base = timm.models.get_pretrained_cfg("efficientnet_b0").to_dict()
+    for key in ("mean", "std", "crop_pct", "interpolation", "first_conv", "classifier", "num_classes"):
+        assert cfg[key] == base[key]
+    assert cfg["input_size"] == (3, 344, 344)
+    assert cfg["pool_size"] == (11, 11)
+    assert cfg.get("hf_hub_id") is None and cfg.get("url") is None  # the base's weights do not fit
+    assert not timm.models.get_pretrained_cfg("efficientnet_b0_cs_phi3").has_weights
+
+
+@pytest.mark.parametrize("name", ["resnet50_cs_phi1", "mobilenetv1_100_cs_phi1", "efficientnet_b0_cs_phi1"])
+def test_timm_native_features_and_classifier(name):
+    x = torch.randn(2, 3, 96, 96)
+    model = timm.create_model(name).eval()
+    plan = model.compound_plan
+
+    features = timm.create_model(name, features_only=True).eval()
+    with torch.inference_mode():
+        maps = features(x)
+    assert [m.shape[1] for m in maps] == features.feature_info.channels()
+    assert [m.shape[-1] for m in maps] == [96 // r for r in features.feature_info.reduction()]
+    assert features.pretrained_cfg["input_size"] == (3, plan.resolution, plan.resolution)
+
+    with torch.inference_mode():
+        pre = model.forward_features(x)
+    assert pre.shape[1] == model.num_features
+    model.reset_classifier(10)
+    with torch.inference_mode():
+        assert model(x).shape == (2, 10)
+    assert model.get_classifier().out_features == 10
+
+
+def test_timm_kwargs_pass_through():
+    model = timm.create_model("efficientnet_b0_cs_phi2", num_classes=3, drop_path_rate=0.1, in_chans=1)
+    assert model.num_classes == 3 and model.conv_stem.in_channels == 1
+    assert model.drop_rate == 0.3  # the rule's dropout schedule at phi=2
+    assert timm.create_model("efficientnet_b0_cs_phi2", drop_rate=0.0).drop_rate == 0.0  # user wins
+
+
+def test_structural_kwargs_are_owned_by_the_plan():
+    with pytest.raises(tc.CompoundError, match="layers is set by the scaling plan"):
+        timm.create_model("resnet18_cs_phi1", layers=[1, 1, 1, 1])
+
+
+def test_pretrained_without_published_weights_is_a_clear_error():
+    with pytest.raises(tc.CompoundError, match="no weights are published for resnet18_cs_phi2"):
+        timm.create_model("resnet18_cs_phi2", pretrained=True)
+
+
+def test_scale_accepts_unregistered_plans():
+    model = tc.scale("resnet18", d=1.5, w=0.5, resolution=160, num_classes=5)
+    assert model.compound_plan.depths == [3, 3, 3, 3]
+    assert model.compound_plan.widths == [32, 64, 128, 256]
+    assert model.pretrained_cfg["architecture"] == "resnet18_cs"
+    assert timm.data.resolve_model_data_config(model)["input_size"] == (3, 160, 160)
+    assert model(torch.randn(1, 3, 160, 160)).shape == (1, 5)
