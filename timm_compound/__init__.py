@@ -11,7 +11,7 @@ from importlib.metadata import PackageNotFoundError, version
 from timm_compound.build import build, pretrained_cfg, scale, stage_depths
 from timm_compound.errors import CompoundError, RuleError, UnknownModelError
 from timm_compound.plan import Multipliers, ScalePlan, plan
-from timm_compound.registry import registered, register_shipped
+from timm_compound.registry import register_files, register_shipped, registered
 from timm_compound.rulebook import load_registry, load_rule
 from timm_compound.schema import Coefficients, Rule
 
@@ -24,6 +24,6 @@ register_shipped()
 
 __all__ = [
     "Coefficients", "CompoundError", "Multipliers", "Rule", "RuleError", "ScalePlan", "UnknownModelError",
-    "build", "load_registry", "load_rule", "plan", "pretrained_cfg", "registered", "scale", "stage_depths",
+    "build", "load_registry", "load_rule", "plan", "pretrained_cfg", "register_files", "registered", "scale", "stage_depths",
     "__version__",
 ]

@@ -71,6 +71,14 @@ def register(variants: list[Variant], rules: RuleBook | None = None) -> None:
         _registered[variant.name] = variant
 
 
+def register_files(paths: list[str | Path], rules: RuleBook | None = None) -> list[Variant]:
+    """Validate registry files, then register their variants; all or nothing."""
+    rules = rules or shipped_rules()
+    variants = collect([Path(p) for p in paths], rules)
+    register(variants, rules)
+    return variants
+
+
 def register_shipped() -> None:
     """Register every variant in the package's registry/ folder (run by `import timm_compound`)."""
     rules = shipped_rules()

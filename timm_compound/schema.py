@@ -9,9 +9,9 @@ the schema (``model_json_schema()``), the validator and the in-memory form.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 
 class StrictModel(BaseModel):
@@ -129,15 +129,26 @@ class Schedule(StrictModel):
         return round(value, 6)
 
 
+def _builtin_timm_model(name: str) -> str:
+    from timm_compound import _timm_adapter
+
+    if not _timm_adapter.is_builtin_model(name):
+        raise ValueError(f"unknown timm architecture {name!r}")
+    return name
+
+
+TimmArchitecture = Annotated[str, AfterValidator(_builtin_timm_model)]
+
+
 class Rule(StrictModel):
     """One architecture family's scaling rule."""
 
     schema_ref: str | None = Field(None, alias="$schema")
     family: str = Field(pattern=r"^[a-z0-9_]+$")
     description: str = ""
-    architectures: list[str] = Field(min_length=1, description="timm model names this rule applies to.")
-    coefficients: Coefficients
+    architectures: list[TimmArchitecture] = Field(min_length=1, description="timm model names this rule applies to.")
     constraint: Constraint = Constraint()
+    coefficients: Coefficients
     depth: DepthRule
     width: WidthRule
     stem: PartRule
@@ -154,20 +165,19 @@ class Rule(StrictModel):
 
     @field_validator("architectures")
     @classmethod
-    def _known_to_timm(cls, names: list[str]) -> list[str]:
-        from timm_compound import _timm_adapter
-
-        for index, name in enumerate(names):
-            if not _timm_adapter.is_builtin_model(name):
-                raise ValueError(f"architectures[{index}]: unknown timm architecture {name!r}")
+    def _listed_once(cls, names: list[str]) -> list[str]:
         if len(set(names)) != len(names):
             raise ValueError("an architecture is listed twice")
         return names
 
-    @model_validator(mode="after")
-    def _coefficients_meet_constraint(self) -> Rule:
-        self.constraint.check(self.coefficients)
-        return self
+    @field_validator("coefficients")
+    @classmethod
+    def _coefficients_meet_constraint(cls, coefficients: Coefficients, info: ValidationInfo) -> Coefficients:
+        constraint = info.data.get("constraint")
+        if constraint is None:  # the constraint itself failed validation and reports its own error
+            return coefficients
+        constraint.check(coefficients)
+        return coefficients
 
     def structural_args(self) -> set[str]:
         """Constructor arguments the plan owns; a user may not pass them as kwargs."""

@@ -1,0 +1,165 @@
+"""Bad rule and registry files are rejected with the file and the field named; nothing half-registered."""
+
+from pathlib import Path
+
+import pytest
+import timm
+import yaml
+
+import timm_compound as tc
+from timm_compound.rulebook import RuleBook, shipped_dir
+
+SHIPPED_RESNET = shipped_dir("rules") / "resnet.yaml"
+
+
+def write_rule(tmp_path: Path, **changes) -> Path:
+    """The shipped ResNet rule with some top-level or dotted fields replaced (None deletes)."""
+    data = yaml.safe_load(SHIPPED_RESNET.read_text())
+    for dotted, value in changes.items():
+        *parents, leaf = dotted.split("__")
+        target = data
+        for key in parents:
+            target = target[key]
+        if value is None:
+            del target[leaf]
+        else:
+            target[leaf] = value
+    path = tmp_path / "rule.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_shipped_rule_round_trips(tmp_path):
+    assert tc.load_rule(write_rule(tmp_path)).family == "resnet"
+
+
+def test_not_yaml(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("family: resnet\ndepth: [unclosed\n")
+    with pytest.raises(tc.RuleError, match=r"broken\.yaml: not valid YAML \(line 3"):
+        tc.load_rule(path)
+
+
+def test_not_a_mapping(tmp_path):
+    path = tmp_path / "list.yaml"
+    path.write_text("- a\n- b\n")
+    with pytest.raises(tc.RuleError, match="list.yaml: expected a YAML mapping"):
+        tc.load_rule(path)
+
+
+def test_unsafe_yaml_tags_are_refused(tmp_path):
+    path = tmp_path / "evil.yaml"
+    path.write_text("family: !!python/object/apply:os.system ['echo pwned']\n")
+    with pytest.raises(tc.RuleError, match="evil.yaml: not valid YAML"):
+        tc.load_rule(path)
+
+
+@pytest.mark.parametrize(
+    "changes,field,message",
+    [
+        (dict(depth=None), "depth", "Field required"),
+        (dict(width__divisor="eight"), "width.divisor", "valid integer"),
+        (dict(depth__rounding="up"), "depth.rounding", "'ceil', 'round' or 'floor'"),
+        (dict(coefficients__alpha=0.9), "coefficients.alpha", "greater than or equal to 1"),
+        (dict(coefficients={"alpha": 1.5, "beta": 1.1, "gamma": 1.15}), "coefficients",
+         r"alpha\*beta\^2\*gamma\^2 = 2.4003 is outside 2.0 ± 5%"),
+        (dict(architectures=["resnet18", "resnet19"]), "architectures.1", "unknown timm architecture 'resnet19'"),
+        (dict(width__divisr=8), "width.divisr", "Extra inputs are not permitted"),
+        (dict(stem={"policy": "fixed"}), "stem", "needs `arg`"),
+        (dict(stem={"policy": "scale"}), "stem", "needs `arg`"),
+    ],
+)
+def test_invalid_rule_names_file_and_field(tmp_path, changes, field, message):
+    path = write_rule(tmp_path, **changes)
+    with pytest.raises(tc.RuleError, match=message) as caught:
+        tc.load_rule(path)
+    assert caught.value.source == str(path)
+    assert caught.value.field == field
+    assert str(caught.value).startswith(f"{path}: {field}: ")
+
+
+def test_constructor_arg_the_architecture_lacks(tmp_path):
+    book = RuleBook()
+    path = write_rule(tmp_path, width__arg="widths")
+    book.add(tc.load_rule(path), path)
+    with pytest.raises(tc.RuleError, match=r"rule.yaml: width.arg: ResNet has no constructor argument 'widths'"):
+        tc.plan("resnet18", phi=1, rules=book)
+
+
+def test_layout_of_the_wrong_type(tmp_path):
+    book = RuleBook()
+    path = write_rule(tmp_path, depth__arg="num_classes")
+    book.add(tc.load_rule(path), path)
+    with pytest.raises(tc.RuleError, match="depth.arg: constructor argument 'num_classes' is 1000, not a list"):
+        tc.plan("resnet18", phi=1, rules=book)
+
+
+def test_two_rules_claiming_one_architecture(tmp_path):
+    book = RuleBook()
+    first = write_rule(tmp_path)
+    book.add(tc.load_rule(first), first)
+    with pytest.raises(tc.RuleError, match="architectures.0: 'resnet18' is already covered by the rule in"):
+        book.add(tc.load_rule(first), Path("other.yaml"))
+
+
+def write_registry(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "registry.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_registry_unknown_base(tmp_path):
+    path = write_registry(tmp_path, "variants:\n  - {base: resnet19, phis: [1]}\n")
+    with pytest.raises(tc.RuleError, match="registry.yaml: variants.0.base: unknown timm architecture 'resnet19'"):
+        tc.register_files([path])
+
+
+def test_registry_base_without_a_rule(tmp_path):
+    path = write_registry(tmp_path, "variants:\n  - {base: vgg16, phis: [1]}\n")
+    with pytest.raises(tc.RuleError, match="variants.0.base: no rule covers 'vgg16'"):
+        tc.register_files([path])
+
+
+def test_registry_collision_with_timm_is_an_error_and_registers_nothing(tmp_path):
+    path = write_registry(
+        tmp_path,
+        "variants:\n"
+        "  - {base: resnet18, phis: [9], name: 'mytest_{base}_phi{phi}'}\n"
+        "  - {base: resnet50, phis: [0], name: 'resnet50'}\n",
+    )
+    with pytest.raises(tc.RuleError, match="variants.1.name: 'resnet50' collides with an existing timm model name"):
+        tc.register_files([path])
+    assert not timm.is_model("mytest_resnet18_phi9")  # nothing half-registered
+    assert timm.models.get_pretrained_cfg("resnet50").tag == "a1_in1k"  # timm's own entry untouched
+
+
+def test_registry_collision_with_a_registered_variant(tmp_path):
+    path = write_registry(tmp_path, "variants:\n  - {base: resnet18, phis: [2]}\n")
+    with pytest.raises(tc.RuleError, match="'resnet18_cs_phi2' collides with an existing timm model name"):
+        tc.register_files([path])
+
+
+@pytest.mark.parametrize(
+    "text,field,message",
+    [
+        ("variants: []\n", "variants", "at least 1 item"),
+        ("variants:\n  - {base: resnet18, phis: [-1]}\n", "variants.0.phis", "registered phis must be >= 0"),
+        ("variants:\n  - {base: resnet18, phis: [1, 1]}\n", "variants.0.phis", "a phi is listed twice"),
+        ("variants:\n  - {base: resnet18, phis: one}\n", "variants.0.phis", "valid list"),
+        ("variants:\n  - {base: resnet18, phis: [1], hub: {2: org/x}}\n", "variants.0", r"hub lists phi \[2\]"),
+    ],
+)
+def test_invalid_registry_names_file_and_field(tmp_path, text, field, message):
+    path = write_registry(tmp_path, text)
+    with pytest.raises(tc.RuleError, match=message) as caught:
+        tc.load_registry(path)
+    assert caught.value.field == field
+
+
+def test_registering_a_new_name_works(tmp_path):
+    path = write_registry(tmp_path, "variants:\n  - {base: resnet18, phis: [9], name: 'custom_{base}_phi{phi}'}\n")
+    (variant,) = tc.register_files([path])
+    assert variant.name == "custom_resnet18_phi9"
+    model = timm.create_model("custom_resnet18_phi9", pretrained=False)
+    assert model.compound_plan.phi == 9
+    assert model.pretrained_cfg["input_size"][-1] == model.compound_plan.resolution
