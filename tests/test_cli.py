@@ -1,0 +1,78 @@
+"""The CLI, driven through typer's runner and once as a real subprocess."""
+
+import json
+import subprocess
+import sys
+
+from typer.testing import CliRunner
+
+from timm_compound.cli import app
+
+runner = CliRunner()
+
+
+def test_list_shows_registered_variants_with_their_input_size():
+    result = runner.invoke(app, ["list"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "resnet18_cs_phi2" in result.output and "efficientnet_b0_cs_phi7" in result.output
+    line = next(line for line in result.output.splitlines() if "resnet18_cs_phi2 " in line)
+    assert "296" in line
+
+
+def test_show_json_is_the_plan():
+    result = runner.invoke(app, ["show", "efficientnet_b0", "--d", "2.2", "--w", "1.6", "--resolution", "456", "--json"])
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.output)
+    assert plan["depths"] == [3, 5, 5, 7, 7, 9, 3]
+    assert plan["widths"] == [24, 40, 64, 128, 176, 304, 512]
+    assert plan["resolution"] == 456 and plan["phi"] is None
+
+
+def test_show_registered_variant_table():
+    result = runner.invoke(app, ["show", "resnet50_cs_phi2"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "[3, 4, 6, 3] → [5, 6, 9, 5]" in result.output
+    assert "224 → 296 px" in result.output
+
+
+def test_show_conflicting_arguments_exit_1_without_traceback():
+    result = runner.invoke(app, ["show", "resnet18", "--phi", "1", "--d", "1.2"])
+    assert result.exit_code == 1
+    assert "either phi or explicit" in result.output
+    assert "Traceback" not in result.output
+    result = runner.invoke(app, ["show", "resnet18_cs_phi2", "--phi", "1"])
+    assert result.exit_code == 1 and "registered at phi=2" in result.output
+
+
+def test_show_unknown_name():
+    result = runner.invoke(app, ["show", "vgg16"])
+    assert result.exit_code == 1 and "neither a registered variant nor a base" in result.output
+
+
+def test_rules_validate(tmp_path):
+    from timm_compound.rulebook import shipped_dir
+
+    shipped = sorted(shipped_dir("rules").glob("*.yaml")) + sorted(shipped_dir("registry").glob("*.yaml"))
+    result = runner.invoke(app, ["rules", "validate", *map(str, shipped)])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("valid") == len(shipped) == 7
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((shipped_dir("rules") / "resnet.yaml").read_text().replace("alpha: 1.2", "alpha: 0.8"))
+    result = runner.invoke(app, ["rules", "validate", str(bad)])
+    assert result.exit_code == 1
+    assert f"{bad}: coefficients.alpha: Input should be greater than or equal to 1" in result.output.replace("\n", "")
+    assert "Traceback" not in result.output
+
+
+def test_demo_builds_and_runs_a_variant():
+    result = runner.invoke(app, ["demo", "mobilenetv1_100_cs_phi1"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "mobilenetv1_100_cs_phi1" in result.output and "(1, 1000)" in result.output
+    assert "256px" in result.output
+
+
+def test_console_script_help_runs_in_a_fresh_process():
+    result = subprocess.run([sys.executable, "-m", "timm_compound", "--help"], capture_output=True, text=True, check=True)
+    for command in ("list", "show", "rules", "demo"):
+        assert command in result.stdout
