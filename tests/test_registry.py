@@ -5,12 +5,19 @@ import timm
 import torch
 
 import timm_compound as tc
+from timm_compound.build import stage_modules
 from timm_compound.rulebook import shipped_dir
 from conftest import param_count
 
 BASES = ["resnet18", "resnet34", "resnet50", "resnet101", "resnext50_32x4d",
          "mobilenetv1_100", "mobilenetv2_100", "efficientnet_b0"]
-VARIANTS = [f"{base}_cs_phi{phi}" for base in BASES for phi in range(8)]
+# families added as YAML only (rules/convnext.yaml, densenet.yaml, mobilenetv3.yaml), phi 0..3
+YAML_ONLY_BASES = ["convnext_atto", "convnext_nano", "convnext_tiny", "densenet121", "mobilenetv3_large_100", "mnasnet_100"]
+PHIS = {**{base: range(8) for base in BASES}, **{base: range(4) for base in YAML_ONLY_BASES}}
+VARIANTS = [f"{base}_cs_phi{phi}" for base, phis in PHIS.items() for phi in phis]
+SMALL_FORWARD = [f"{base}_cs_phi{phi}" for base in BASES for phi in (1, 2)] + [
+    f"{base}_cs_phi{phi}" for base in ("convnext_atto", "mobilenetv3_large_100", "mnasnet_100") for phi in (1, 2, 3)
+] + ["convnext_nano_cs_phi1", "convnext_tiny_cs_phi1", "densenet121_cs_phi1"]
 
 
 def test_every_listed_variant_is_registered():
@@ -25,7 +32,7 @@ def test_registration_leaves_timm_names_alone():
     assert "resnet18.a1_in1k" in timm.list_pretrained("resnet18*")
 
 
-@pytest.mark.parametrize("base", BASES)
+@pytest.mark.parametrize("base", list(PHIS))
 def test_phi_zero_reproduces_the_base(base, meta):
     scaled = timm.create_model(f"{base}_cs_phi0")
     reference = timm.create_model(base)
@@ -40,19 +47,17 @@ def _last_conv_channels(stage: torch.nn.Module) -> int:
 
 
 def _stage_out_channels(model, plan):
-    where = plan.rule.stage_modules
-    stages = list(model.get_submodule(where).children()) if isinstance(where, str) else [
-        model.get_submodule(p) for p in where]
-    return [_last_conv_channels(stage) for stage in stages]
+    """Channels each stage's last block outputs (DenseNet: the channels that block adds)."""
+    return [_last_conv_channels(stage) for stage in stage_modules(model, plan.rule.stage_modules)]
 
 
-@pytest.mark.parametrize("base", BASES)
+@pytest.mark.parametrize("base", list(PHIS))
 def test_every_variant_builds_as_planned(base, meta):
     base_model = timm.create_model(base)
     base_plan = tc.plan(base, phi=0)
     # block expansion: ResNet-50's stage outputs are 4x its `channels`; EfficientNet's are 1x
     expansion = [out // width for out, width in zip(_stage_out_channels(base_model, base_plan), base_plan.widths)]
-    for phi in range(8):
+    for phi in PHIS[base]:
         model = timm.create_model(f"{base}_cs_phi{phi}")
         plan = model.compound_plan
         assert plan.phi == phi
@@ -62,7 +67,7 @@ def test_every_variant_builds_as_planned(base, meta):
         assert model.pretrained_cfg["architecture"] == f"{base}_cs_phi{phi}"
 
 
-@pytest.mark.parametrize("name", [f"{base}_cs_phi{phi}" for base in BASES for phi in (1, 2)])
+@pytest.mark.parametrize("name", SMALL_FORWARD)
 def test_small_variants_run_forward_at_their_own_input_size(name):
     model = timm.create_model(name, num_classes=7).eval()
     config = timm.data.resolve_model_data_config(model)

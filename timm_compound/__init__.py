@@ -14,6 +14,7 @@ from timm_compound.plan import Multipliers, ScalePlan, plan
 from timm_compound.registry import register_files, register_shipped, registered
 from timm_compound.rulebook import load_registry, load_rule
 from timm_compound.schema import Coefficients, Rule
+from timm_compound.user_rules import load_rules, load_rules_from_env
 
 try:
     __version__ = version("timm-compound")
@@ -21,9 +22,10 @@ except PackageNotFoundError:  # a source checkout that was never installed
     __version__ = "0.0.0+unknown"
 
 register_shipped()
+load_rules_from_env()
 
 __all__ = [
     "Coefficients", "CompoundError", "Multipliers", "Rule", "RuleError", "ScalePlan", "UnknownModelError",
-    "build", "load_registry", "load_rule", "plan", "pretrained_cfg", "register_files", "registered", "scale", "stage_depths",
+    "build", "load_registry", "load_rule", "load_rules", "plan", "pretrained_cfg", "register_files", "registered", "scale", "stage_depths",
     "__version__",
 ]

@@ -103,8 +103,17 @@ def stage_depths(model: nn.Module, plan: ScalePlan) -> list[int]:
     where = plan.rule.stage_modules
     if where is None:
         raise CompoundError(f"rule {plan.rule_file} has no stage_modules to verify against")
-    if isinstance(where, str):
-        stages = list(model.get_submodule(where).children())
-    else:
-        stages = [model.get_submodule(path) for path in where]
-    return [len(stage) for stage in stages]
+    return [len(stage) for stage in stage_modules(model, where)]
+
+
+def stage_modules(model: nn.Module, where: str | list[str]) -> list[nn.Module]:
+    """Resolve `stage_modules`: a list of paths, a path whose children are the stages ('blocks'),
+    or a path with one '*' standing for each child ('stages.*.blocks')."""
+    if not isinstance(where, str):
+        return [model.get_submodule(path) for path in where]
+    if "*" not in where:
+        return list(model.get_submodule(where).children())
+    parent, _, rest = where.partition(".*")
+    children = list(model.get_submodule(parent).children()) if parent else list(model.children())
+    rest = rest.lstrip(".")
+    return [child.get_submodule(rest) if rest else child for child in children]

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from timm_compound import _timm_adapter, rounding, structure
 from timm_compound.errors import CompoundError, UnknownModelError
-from timm_compound.rulebook import RuleBook, shipped_rules
+from timm_compound.rulebook import RuleBook, active_rules
 from timm_compound.schema import Coefficients, Rule
 
 
@@ -127,7 +127,7 @@ def plan(
     """
     if phi is not None and any(v is not None for v in (d, w, r)):
         raise CompoundError("give either phi or explicit d/w/r multipliers, not both")
-    rules = rules or shipped_rules()
+    rules = rules or active_rules()
     rule, source_path = rules.rule_for(base)
     source = str(source_path)
     chosen = resolve_coefficients(rule, coefficients, source)
@@ -219,6 +219,6 @@ def lookup(name: str) -> tuple[str, float | None]:
     variant = registered().get(name)
     if variant is not None:
         return variant.base, variant.phi
-    if name in shipped_rules().rules:
+    if name in active_rules().rules:
         return name, None
     raise UnknownModelError(f"{name!r} is neither a registered variant nor a base covered by a rule")

@@ -12,7 +12,7 @@ from pathlib import Path
 from timm_compound import _timm_adapter
 from timm_compound.compound_scaled import make_entrypoint
 from timm_compound.errors import RuleError
-from timm_compound.rulebook import RuleBook, load_registry, shipped_dir, shipped_rules
+from timm_compound.rulebook import RuleBook, active_rules, load_registry, shipped_dir, shipped_rules
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ def register(variants: list[Variant], rules: RuleBook | None = None) -> None:
     from timm_compound.build import pretrained_cfg
     from timm_compound.plan import plan
 
-    rules = rules or shipped_rules()
+    rules = rules or active_rules()
     prepared = []
     for variant in variants:
         scaled = plan(variant.base, variant.phi, rules=rules)
@@ -73,7 +73,7 @@ def register(variants: list[Variant], rules: RuleBook | None = None) -> None:
 
 def register_files(paths: list[str | Path], rules: RuleBook | None = None) -> list[Variant]:
     """Validate registry files, then register their variants; all or nothing."""
-    rules = rules or shipped_rules()
+    rules = rules or active_rules()
     variants = collect([Path(p) for p in paths], rules)
     register(variants, rules)
     return variants

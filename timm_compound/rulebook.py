@@ -94,11 +94,31 @@ class RuleBook:
         return book
 
 
+    def extended(self, rules: list[tuple[Rule, Path]]) -> RuleBook:
+        """A new book with more rules; raises, leaving this one unchanged, if any claim is taken."""
+        book = RuleBook(dict(self.rules))
+        for rule, source in rules:
+            book.add(rule, source)
+        return book
+
+
 _shipped: RuleBook | None = None
+_active: RuleBook | None = None
 
 
 def shipped_rules() -> RuleBook:
+    """The rules in the package's rules/ folder."""
     global _shipped
     if _shipped is None:
         _shipped = RuleBook.from_dir(shipped_dir("rules"))
     return _shipped
+
+
+def active_rules() -> RuleBook:
+    """Shipped rules plus the user rules loaded so far (load_rules, TIMM_COMPOUND_RULES_PATH)."""
+    return _active or shipped_rules()
+
+
+def set_active_rules(book: RuleBook) -> None:
+    global _active
+    _active = book

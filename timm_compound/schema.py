@@ -66,8 +66,9 @@ class WidthRule(StrictModel):
     """How w reaches the per-stage channel counts (timm's make_divisible policy)."""
 
     arg: str = Field(description="Constructor argument holding the per-stage widths.")
-    layout: Literal["list", "block_args"] = Field(
-        description="'list': a list of ints (ResNet `channels`); 'block_args': the `out_chs` of "
+    layout: Literal["list", "scalar", "block_args"] = Field(
+        description="'list': a list of ints, one per stage (ResNet `channels`); 'scalar': one int "
+        "that sets every stage's width (DenseNet `growth_rate`); 'block_args': the `out_chs` of "
         "the blocks in each stage of timm's decoded arch_def."
     )
     divisor: int = Field(8, ge=1, description="Widths are rounded to a multiple of this.")
@@ -76,6 +77,12 @@ class WidthRule(StrictModel):
     )
     min: int | None = Field(None, ge=1, description="Smallest width; defaults to the divisor.")
     fixed_stages: list[int] = Field(default_factory=list, description="Stage indices left unscaled.")
+
+    @model_validator(mode="after")
+    def _scalar_has_no_stages(self) -> WidthRule:
+        if self.layout == "scalar" and self.fixed_stages:
+            raise ValueError("layout 'scalar' is one width for all stages: fixed_stages cannot apply")
+        return self
 
 
 class PartRule(StrictModel):
@@ -160,7 +167,8 @@ class Rule(StrictModel):
     stage_modules: str | list[str] | None = Field(
         None,
         description="Where the stages live in the built module, for verification: one path whose "
-        "children are the stages ('blocks'), or one path per stage (['layer1', ...]).",
+        "children are the stages ('blocks'), a path with '*' for each child ('stages.*.blocks'), "
+        "or one path per stage (['layer1', ...]).",
     )
 
     @field_validator("architectures")

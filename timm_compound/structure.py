@@ -97,6 +97,10 @@ def read(rule: Rule, call: BuildCall, source: str) -> BaseStructure:
     width_value = arg(rule.width.arg, "width.arg")
     if rule.width.layout == "list":
         widths = _int_list(width_value, source, "width.arg", rule.width.arg)
+    elif rule.width.layout == "scalar":
+        if not isinstance(width_value, int) or isinstance(width_value, bool):
+            raise _fail(source, "width.arg", f"constructor argument {rule.width.arg!r} is {width_value!r}, not an int")
+        widths = [width_value] * len(depths)
     else:
         widths = []
         for index, stage in enumerate(_block_stages(width_value, source, "width.arg", rule.width.arg)):
@@ -141,6 +145,8 @@ def write(rule: Rule, call: BuildCall, depths: list[int], widths: list[int], ste
 
     if rule.width.layout == "list":
         kwargs[rule.width.arg] = list(widths)
+    elif rule.width.layout == "scalar":
+        kwargs[rule.width.arg] = widths[0]
     else:
         stages = [[copy.deepcopy(b) for b in stage] for stage in call.arg(rule.width.arg)]
         for stage, width in zip(stages, widths, strict=True):
