@@ -92,6 +92,74 @@ def rules_validate(
         raise typer.Exit(1)
 
 
+@rules_app.command("schema")
+def rules_schema(
+    registry: Annotated[bool, typer.Option("--registry", help="The registry-file schema instead.")] = False,
+) -> None:
+    """Print the JSON Schema for rule files (or registry files), for editors and validators."""
+    from timm_compound.schema import json_schema
+
+    print(json.dumps(json_schema("registry" if registry else "rule"), indent=2))
+
+
+@rules_app.command("new")
+def rules_new(
+    arch: Annotated[str, typer.Argument(help="A timm architecture, e.g. convnext_tiny.")],
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Write here instead of stdout.")] = None,
+) -> None:
+    """Write a starting rule for a timm architecture, found by inspecting its constructor."""
+    from timm_compound.scaffold import scaffold
+
+    try:
+        text = scaffold(arch)
+    except CompoundError as error:
+        raise _fail(error) from None
+    if output is None:
+        print(text, end="")
+    else:
+        output.write_text(text)
+        console.print(f"wrote {output}; next: timm-compound rules check {output}")
+
+
+def parse_phis(text: str) -> list[float]:
+    """'0-2' -> [0, 1, 2]; '0,2,4' -> [0, 2, 4]; '1.5' -> [1.5]."""
+    try:
+        if "-" in text.lstrip("-") and "," not in text:
+            first, last = text.split("-", 1) if not text.startswith("-") else text[1:].split("-", 1)
+            first = -float(first) if text.startswith("-") else float(first)
+            return [float(p) for p in range(int(first), int(float(last)) + 1)]
+        return [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise CompoundError(f"--phi must look like 0-2 or 0,2,4, got {text!r}") from None
+
+
+@rules_app.command("check")
+def rules_check(
+    file: Annotated[Path, typer.Argument(help="A rule file.")],
+    phi: Annotated[str, typer.Option("--phi", help="Phis to build: a range 0-2 or a list 0,1,3.")] = "0-2",
+) -> None:
+    """Validate a rule, rebuild phi=0 against the base exactly, and print each phi's cost ratios."""
+    from timm_compound.rule_check import check_rule
+
+    try:
+        result = check_rule(file, parse_phis(phi))
+    except CompoundError as error:
+        raise _fail(error) from None
+    table = Table(title=f"rules check {file}")
+    for column in ("architecture", "phi", "depths", "widths", "px", "params", "params ×", "MACs ×", "ideal ×", "note"):
+        table.add_column(column)
+    for row in result.rows:
+        macs = "n/a" if row.macs_ratio is None else f"{row.macs_ratio:.2f}"
+        table.add_row(row.arch, f"{row.phi:g}", str(row.plan.depths), str(row.plan.widths), str(row.plan.resolution),
+                      f"{row.params:,}", f"{row.params_ratio:.2f}", macs, f"{row.ideal:.2f}", row.flag or "")
+    console.print(table)
+    for failure in result.failures:
+        errors.print(f"[bold red]fail:[/] {failure}", markup=True, highlight=False)
+    if not result.ok:
+        raise typer.Exit(1)
+    console.print(f"[green]ok[/]: phi=0 equals the base for {', '.join(sorted({r.arch for r in result.rows}))}")
+
+
 @app.command()
 def demo(
     names: Annotated[Optional[list[str]], typer.Argument(help="Registered variants to build.")] = None,

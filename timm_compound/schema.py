@@ -233,3 +233,12 @@ class RegistryFile(StrictModel):
 
 def is_integer_phi(phi: float | None) -> bool:
     return phi is not None and math.isclose(phi, round(phi))
+
+
+def json_schema(kind: Literal["rule", "registry"] = "rule") -> dict:
+    """JSON Schema for rule or registry files, for editors (yaml-language-server) and validators."""
+    model = Rule if kind == "rule" else RegistryFile
+    schema = model.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = f"{kind}.schema.json"
+    return schema

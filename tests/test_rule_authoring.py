@@ -1,0 +1,173 @@
+"""Schema, scaffolding, `rules check`, and user rules loaded without touching the package."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+import timm
+import yaml
+from typer.testing import CliRunner
+
+import timm_compound as tc
+from timm_compound.cli import app
+from timm_compound.rule_check import check_rule
+from timm_compound.rulebook import active_rules, shipped_dir
+from timm_compound.scaffold import scaffold
+from timm_compound.schema import json_schema
+
+runner = CliRunner()
+SHIPPED_RULES = sorted(shipped_dir("rules").glob("*.yaml"))
+SHIPPED_REGISTRY = sorted(shipped_dir("registry").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("kind,folder", [("rule", "rules"), ("registry", "registry")])
+def test_shipped_schema_files_are_current(kind, folder):
+    shipped = json.loads((shipped_dir(folder) / f"{kind}.schema.json").read_text())
+    assert shipped == json_schema(kind), f"regenerate with: timm-compound rules schema > {folder}/{kind}.schema.json"
+    result = runner.invoke(app, ["rules", "schema"] + (["--registry"] if kind == "registry" else []))
+    assert json.loads(result.output) == shipped
+
+
+@pytest.mark.parametrize("path", SHIPPED_RULES + SHIPPED_REGISTRY, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_shipped_file_references_and_meets_its_schema(path):
+    kind = "rule" if path.parent == shipped_dir("rules") else "registry"
+    assert path.read_text().startswith(f"# yaml-language-server: $schema={kind}.schema.json\n")
+    jsonschema.validate(yaml.safe_load(path.read_text()), json_schema(kind))
+
+
+def test_schema_rejects_what_pydantic_rejects():
+    data = yaml.safe_load(SHIPPED_RULES[0].read_text())
+    data["width"]["divisr"] = 8
+    with pytest.raises(jsonschema.ValidationError, match="divisr"):
+        jsonschema.validate(data, json_schema("rule"))
+
+
+@pytest.mark.parametrize(
+    "arch,expect",
+    [
+        ("convnext_tiny", ["depth: {arg: depths, layout: counts", "width: {arg: dims, layout: list",
+                           "stage_modules: stages.*.blocks"]),
+        ("densenet121", ["depth: {arg: block_config", "width: {arg: growth_rate, layout: scalar",
+                         "stage_modules: [features.denseblock1, features.denseblock2"]),
+        ("efficientnet_b0", ["layout: block_args", "stem: {policy: scale, arg: stem_size}",
+                             "head: {policy: scale, arg: num_features}", "stage_modules: blocks"]),
+        ("resnet50", ["depth: {arg: layers", "width: {arg: channels", "# CHECK: found `stem_width`",
+                      "stage_modules: [layer1, layer2, layer3, layer4]"]),
+    ],
+)
+def test_scaffold_finds_depths_widths_and_stages(arch, expect, tmp_path):
+    text = scaffold(arch)
+    for snippet in expect:
+        assert snippet in text
+    path = tmp_path / f"{arch}.yaml"
+    path.write_text(text)
+    assert tc.load_rule(path).architectures == [arch]
+    assert check_rule(path, [0]).ok
+
+
+def test_scaffold_marks_what_it_cannot_decide(tmp_path):
+    text = scaffold("regnetx_002")  # RegNet takes a cfg dataclass: no depth/width arguments to find
+    assert "# CHECK: no list-of-int constructor argument found for the stage depths" in text
+    assert "depth: {arg: TODO" in text
+
+
+def test_rules_new_cli(tmp_path):
+    out = tmp_path / "rule.yaml"
+    result = runner.invoke(app, ["rules", "new", "convnext_nano", "-o", str(out)])
+    assert result.exit_code == 0 and out.exists()
+    result = runner.invoke(app, ["rules", "new", "convnext_huge_not_real"])
+    assert result.exit_code == 1 and "unknown timm architecture 'convnext_huge_not_real'" in result.output
+
+
+@pytest.mark.parametrize("rule", ["convnext.yaml", "densenet.yaml", "mobilenetv3.yaml"])
+def test_rules_check_yaml_only_families(rule):
+    result = check_rule(shipped_dir("rules") / rule, [0, 1])
+    assert result.ok, result.failures
+    at_one = [row for row in result.rows if row.phi == 1]
+    assert at_one and all(row.params_ratio > 1.2 and row.macs_ratio > 1.5 for row in at_one)
+    assert all(row.ideal == pytest.approx(1.2 * 1.1**2 * 1.15**2) for row in at_one)
+
+
+def test_rules_check_cli_prints_ratios():
+    result = runner.invoke(app, ["rules", "check", str(shipped_dir("rules") / "densenet.yaml"), "--phi", "0-1"],
+                           env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.output.splitlines() if "densenet121" in line and "│ 1 " in line)
+    assert "1.92" in row  # the ideal ratio at phi=1
+    assert "ok: phi=0 equals the base for densenet121" in result.output
+
+
+def test_rules_check_fails_when_phi_zero_is_not_the_base(tmp_path):
+    data = yaml.safe_load((shipped_dir("rules") / "convnext.yaml").read_text())
+    data["width"]["min"] = 128  # lifts convnext_atto's 40/80-wide stages even at phi=0
+    path = tmp_path / "wide.yaml"
+    path.write_text(yaml.safe_dump(data))
+    result = check_rule(path, [0])
+    assert not result.ok
+    assert "convnext_atto: phi=0 differs from timm's convnext_atto" in result.failures[0]
+    cli = runner.invoke(app, ["rules", "check", str(path), "--phi", "0"])
+    assert cli.exit_code == 1
+
+
+def _user_folder(tmp_path: Path, arch: str = "resnet26", phis=(0, 1), name: str = "my_{base}_phi{phi}") -> Path:
+    folder = tmp_path / "user"
+    folder.mkdir(exist_ok=True)
+    rule = yaml.safe_load((shipped_dir("rules") / "resnet.yaml").read_text())
+    rule.update(family="user_resnet", architectures=[arch])
+    (folder / "rule.yaml").write_text(yaml.safe_dump(rule))
+    (folder / "variants.yaml").write_text(yaml.safe_dump({"variants": [{"base": arch, "phis": list(phis), "name": name}]}))
+    return folder
+
+
+def test_load_rules_registers_user_variants(tmp_path):
+    variants = tc.load_rules(_user_folder(tmp_path))
+    assert [v.name for v in variants] == ["my_resnet26_phi0", "my_resnet26_phi1"]
+    model = timm.create_model("my_resnet26_phi1", device="meta")
+    assert model.compound_plan.depths == [3, 3, 3, 3] and model.compound_plan.family == "user_resnet"
+    assert tc.plan("resnet26", phi=2).rule.family == "user_resnet"
+
+
+def test_user_rule_claiming_a_shipped_architecture_is_refused_and_changes_nothing(tmp_path):
+    before = dict(active_rules().rules)
+    folder = _user_folder(tmp_path, arch="resnet18", name="clash_{base}_{phi}")
+    with pytest.raises(tc.RuleError, match=r"rule.yaml: architectures.0: 'resnet18' is already covered by the rule in .*resnet.yaml"):
+        tc.load_rules(folder)
+    assert active_rules().rules == before
+    assert not timm.is_model("clash_resnet18_0")
+
+
+def test_two_user_rules_claiming_one_architecture(tmp_path):
+    folder = _user_folder(tmp_path, arch="resnet152", name="x_{base}_{phi}")
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "again.yaml").write_text((folder / "rule.yaml").read_text())
+    with pytest.raises(tc.RuleError, match=r"again.yaml: architectures.0: 'resnet152' is already covered by the rule in .*rule.yaml"):
+        tc.load_rules(folder, other)
+    assert not timm.is_model("x_resnet152_0")
+
+
+def test_user_rule_with_a_missing_constructor_argument(tmp_path):
+    rule = yaml.safe_load((shipped_dir("rules") / "resnet.yaml").read_text())
+    rule.update(architectures=["resnet200"], depth={**rule["depth"], "arg": "blocks"})
+    path = tmp_path / "broken.yaml"
+    path.write_text(yaml.safe_dump(rule))
+    with pytest.raises(tc.RuleError, match="broken.yaml: depth.arg: ResNet has no constructor argument 'blocks'"):
+        tc.load_rules(path)
+    assert "resnet200" not in active_rules().rules
+
+
+def test_rules_path_environment_variable_in_a_fresh_process(tmp_path):
+    folder = _user_folder(tmp_path, arch="resnet152", name="env_{base}_phi{phi}")
+    env = dict(os.environ, TIMM_COMPOUND_RULES_PATH=str(folder))
+    code = "import timm, timm_compound; m = timm.create_model('env_resnet152_phi1', device='meta'); print(m.compound_plan.depths)"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[4, 10, 44, 4]"
+
+    (folder / "variants.yaml").write_text("variants:\n  - {base: resnet152, phis: [0], name: resnet50}\n")
+    out = subprocess.run([sys.executable, "-c", "import timm_compound"], env=env, capture_output=True, text=True)
+    assert out.returncode == 1
+    assert "variants.0.name: 'resnet50' collides with an existing timm model name (loaded from TIMM_COMPOUND_RULES_PATH)" in out.stderr

@@ -1,0 +1,96 @@
+"""`timm-compound rules check FILE`: prove a rule on its architectures before anyone relies on it.
+
+phi = 0 must rebuild the base exactly (parameter count, state_dict keys and shapes, stage
+depths); other phis are built on the meta device and compared with the ideal cost growth
+(alpha*beta^2*gamma^2)^phi, flagging a MAC ratio more than `tolerance` away from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from timm_compound import _timm_adapter
+from timm_compound.build import build, stage_depths
+from timm_compound.plan import ScalePlan, plan
+from timm_compound.rulebook import RuleBook, load_rule
+
+FAR_FROM_IDEAL = 0.25  # a MAC ratio this far (relative) from (alpha*beta^2*gamma^2)^phi is flagged
+
+
+@dataclass
+class CheckRow:
+    arch: str
+    phi: float
+    plan: ScalePlan
+    params: int
+    params_ratio: float
+    macs: int | None
+    macs_ratio: float | None
+    ideal: float
+    flag: str | None = None
+
+
+@dataclass
+class CheckResult:
+    source: Path
+    rows: list[CheckRow] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+def _params(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def _shapes(model: torch.nn.Module) -> dict[str, tuple[int, ...]]:
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+def _macs(scaled: ScalePlan) -> int | None:
+    try:
+        from timm_compound.measure import measure
+    except ImportError:  # measurement not installed in this build: report parameters only
+        return None
+    return int(measure(scaled).macs)
+
+
+def check_rule(path: str | Path, phis: list[float] = (0, 1, 2)) -> CheckResult:
+    """Validate the rule file, rebuild each base at phi=0, and measure the other phis."""
+    path = Path(path)
+    rule = load_rule(path)
+    book = RuleBook()
+    book.add(rule, path)
+    result = CheckResult(path)
+    for arch in rule.architectures:
+        with torch.device("meta"):
+            base_model = _timm_adapter.entrypoint(arch)(pretrained=False)
+        base_params, base_macs = _params(base_model), None
+        for phi in sorted(set([0, *phis])):
+            scaled = plan(arch, phi, rules=book)
+            with torch.device("meta"):
+                model = build(scaled)
+            if phi == 0:
+                if _params(model) != base_params or _shapes(model) != _shapes(base_model):
+                    result.failures.append(
+                        f"{arch}: phi=0 differs from timm's {arch} ({_params(model):,} vs {base_params:,} "
+                        "parameters or different state_dict shapes)")
+            if rule.stage_modules is not None and stage_depths(model, scaled) != scaled.depths:
+                result.failures.append(
+                    f"{arch}: phi={phi:g} built {stage_depths(model, scaled)} blocks per stage, planned {scaled.depths}")
+            macs = _macs(scaled)
+            if phi == 0:
+                base_macs = macs
+            ideal = scaled.coefficients.flops_factor ** phi
+            macs_ratio = macs / base_macs if macs is not None and base_macs else None
+            flag = None
+            if macs_ratio is not None and abs(macs_ratio / ideal - 1) > FAR_FROM_IDEAL:
+                flag = f"MACs x{macs_ratio:.2f} is far from the ideal x{ideal:.2f}"
+            result.rows.append(CheckRow(arch, phi, scaled, _params(model), _params(model) / base_params,
+                                        macs, macs_ratio, ideal, flag))
+    return result
