@@ -1,3 +1,31 @@
+"""Test setup. The Hub settings come first: huggingface_hub reads them once, when imported (timm
+imports it eagerly), so they must be in the environment before anything imports timm."""
+
+import atexit
+import os
+import shutil
+import socket
+import tempfile
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+_HF_HOME = tempfile.mkdtemp(prefix="timm-compound-hf-home-")
+atexit.register(shutil.rmtree, _HF_HOME, ignore_errors=True)
+os.environ.update({
+    "HF_ENDPOINT": f"http://127.0.0.1:{_free_port()}",  # tests/hub_server.py serves here (hub fixture)
+    "HF_HOME": _HF_HOME,
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "HF_HUB_DISABLE_XET": "1",  # the test server speaks git-LFS, not xet
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+})
+for _name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_OFFLINE"):
+    os.environ.pop(_name, None)
+
 import pytest
 import torch
 
@@ -11,3 +39,26 @@ def meta():
     """Build models on the meta device: shapes without allocating weights."""
     with torch.device("meta"):
         yield
+
+
+@pytest.fixture(scope="session")
+def hub_server(tmp_path_factory):
+    """tests/hub_server.py on the port HF_ENDPOINT names, for the whole session."""
+    import huggingface_hub
+
+    from hub_server import HubServer
+
+    endpoint = os.environ["HF_ENDPOINT"]
+    assert huggingface_hub.constants.ENDPOINT == endpoint, "huggingface_hub was imported before conftest set HF_ENDPOINT"
+    server = HubServer(tmp_path_factory.mktemp("hub"), port=int(endpoint.rsplit(":", 1)[1])).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def hub(hub_server):
+    """The test Hub, with failure injection and the required token reset after each test."""
+    yield hub_server
+    hub_server.fail.clear()
+    hub_server.token = None
+    hub_server.lfs_suffixes = (".safetensors", ".bin")

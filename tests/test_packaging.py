@@ -17,7 +17,7 @@ def test_wheel_ships_rules_and_registry_and_imports_from_them(tmp_path):
     (wheel,) = tmp_path.glob("timm_compound-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     for folder in ("rules", "registry"):
-        shipped = sorted(p.name for p in (ROOT / folder).glob("*.yaml"))
+        shipped = sorted(p.name for p in (ROOT / folder).iterdir() if p.suffix in (".yaml", ".json"))
         assert sorted(Path(n).name for n in names if n.startswith(f"timm_compound/data/{folder}/")) == shipped
 
     target = tmp_path / "site"

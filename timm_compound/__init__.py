@@ -10,6 +10,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from timm_compound.build import build, pretrained_cfg, scale, stage_depths
 from timm_compound.errors import CompoundError, RuleError, UnknownModelError
+from timm_compound.hub import from_hub, publish, save_to_dir
 from timm_compound.plan import Multipliers, ScalePlan, plan
 from timm_compound.registry import register_files, register_shipped, registered
 from timm_compound.rulebook import load_registry, load_rule
@@ -26,6 +27,7 @@ load_rules_from_env()
 
 __all__ = [
     "Coefficients", "CompoundError", "Multipliers", "Rule", "RuleError", "ScalePlan", "UnknownModelError",
-    "build", "load_registry", "load_rule", "load_rules", "plan", "pretrained_cfg", "register_files", "registered", "scale", "stage_depths",
+    "build", "from_hub", "load_registry", "load_rule", "load_rules", "plan", "pretrained_cfg", "publish",
+    "register_files", "registered", "save_to_dir", "scale", "stage_depths",
     "__version__",
 ]

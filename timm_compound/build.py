@@ -69,14 +69,25 @@ def build(
             "or load a published model with timm.create_model('hf-hub:<repo>', pretrained=True)"
         )
 
+    load_cfg = None
+    if pretrained:  # checked, safetensors-only weights: timm must never fall back to a pickle
+        from timm_compound.hub import safe_pretrained_cfg
+
+        load_cfg = safe_pretrained_cfg(plan, given_cfg or cfg, timm_kwargs.get("cache_dir"))
+
     def rewrite(call: _timm_adapter.BuildCall) -> _timm_adapter.BuildCall:
         structure.write(rule, call, plan.depths, plan.widths, plan.stem, plan.head)
-        if not call.kwargs.get("pretrained_cfg"):
+        if load_cfg is not None:
+            call.kwargs["pretrained_cfg"] = load_cfg
+        elif not call.kwargs.get("pretrained_cfg"):
             call.kwargs["pretrained_cfg"] = cfg
         call.variant = name or default_name(plan)
         return call
 
     model = _timm_adapter.build(plan.base, rewrite, pretrained=pretrained, **timm_kwargs)
+    if load_cfg is not None:  # report where the weights came from, not the checked cache file
+        source_cfg = given_cfg.to_dict() if hasattr(given_cfg, "to_dict") else dict(given_cfg or cfg)
+        model.pretrained_cfg.update(file=source_cfg.get("file"), source=source_cfg.get("source"))
     model.compound_plan = plan
     return model
 

@@ -27,3 +27,31 @@ def make_entrypoint(name: str, base: str, phi: int, hf_hub_id: str | None):
     entrypoint.timm_compound_variant = (base, phi)
     globals()[name] = entrypoint
     return entrypoint
+
+
+PLAN_ENTRYPOINT = "compound_scaled_from_plan"
+
+
+def compound_scaled_from_plan(pretrained: bool = False, compound_plan: dict[str, Any] | None = None, **kwargs):
+    """Build the model a published config.json describes: its `model_args` carry the whole plan, so
+    `timm.create_model("hf-hub:...")` works where the receiver's rules and registry do not know it."""
+    from timm_compound.build import build
+    from timm_compound.hub import plan_from_config
+
+    scaled = plan_from_config(compound_plan, "model_args.compound_plan")
+    return build(scaled, pretrained=pretrained, **kwargs)
+
+
+def register_plan_entrypoint() -> None:
+    """Register `compound_scaled_from_plan` with timm once; a name timm already uses is an error."""
+    from timm_compound import _timm_adapter
+    from timm_compound.errors import CompoundError
+
+    if PLAN_ENTRYPOINT in default_cfgs:
+        return
+    if _timm_adapter.is_model(PLAN_ENTRYPOINT):
+        raise CompoundError(f"{PLAN_ENTRYPOINT!r} collides with an existing timm model name")
+    _timm_adapter.register(compound_scaled_from_plan, {})
+
+
+register_plan_entrypoint()
