@@ -76,3 +76,17 @@ def test_console_script_help_runs_in_a_fresh_process():
     result = subprocess.run([sys.executable, "-m", "timm_compound", "--help"], capture_output=True, text=True, check=True)
     for command in ("list", "show", "rules", "demo"):
         assert command in result.stdout
+
+
+def test_default_demo_runs_every_step(capsys):
+    from rich.console import Console
+
+    from timm_compound.demo import DEFAULT_VARIANTS, run
+
+    console = Console(width=120, force_terminal=False)
+    rows = run(None, console)
+    assert [row["name"] for row in rows] == list(DEFAULT_VARIANTS)
+    assert [row["input_size"] for row in rows] == [224, 256, 296, 256, 256]
+    out = capsys.readouterr().out
+    assert "resnet18: realised cost per phi" in out and "│ 1 │ 256 │ [3, 3, 3, 3] │" in out
+    assert "reloaded with local-dir: at input [3, 256, 256]: identical outputs" in " ".join(out.split())

@@ -7,21 +7,14 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from timm_compound.cli_common import console, errors, fail as _fail, parse_phis
 from timm_compound.errors import CompoundError
 
 app = typer.Typer(help="EfficientNet-style compound scaling for timm models.", no_args_is_help=True)
 rules_app = typer.Typer(help="Work with rule files.", no_args_is_help=True)
 app.add_typer(rules_app, name="rules")
-console = Console()
-errors = Console(stderr=True)
-
-
-def _fail(error: Exception) -> typer.Exit:
-    errors.print(f"[bold red]error:[/] {error}", markup=True, highlight=False)
-    return typer.Exit(1)
 
 
 @app.command("list")
@@ -121,18 +114,6 @@ def rules_new(
         console.print(f"wrote {output}; next: timm-compound rules check {output}")
 
 
-def parse_phis(text: str) -> list[float]:
-    """'0-2' -> [0, 1, 2]; '0,2,4' -> [0, 2, 4]; '1.5' -> [1.5]."""
-    try:
-        if "-" in text.lstrip("-") and "," not in text:
-            first, last = text.split("-", 1) if not text.startswith("-") else text[1:].split("-", 1)
-            first = -float(first) if text.startswith("-") else float(first)
-            return [float(p) for p in range(int(first), int(float(last)) + 1)]
-        return [float(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise CompoundError(f"--phi must look like 0-2 or 0,2,4, got {text!r}") from None
-
-
 @rules_app.command("check")
 def rules_check(
     file: Annotated[Path, typer.Argument(help="A rule file.")],
@@ -175,3 +156,8 @@ def demo(
 
 def main() -> None:  # pragma: no cover - console entry for `python -m timm_compound`
     app()
+
+from timm_compound import cli_hub, cli_measure  # noqa: E402  (their commands join this app)
+
+cli_hub.register(app)
+cli_measure.register(app)

@@ -28,7 +28,7 @@ def register(app: typer.Typer) -> None:
         The token comes from HF_TOKEN or `hf auth login`, as for any huggingface_hub call; it is never printed.
         """
         from timm_compound import hub
-        from timm_compound.cli import _fail, console
+        from timm_compound.cli_common import console, fail as _fail
 
         try:
             if to_dir is not None:

@@ -1,7 +1,15 @@
-"""`timm-compound demo`: the main job end to end on built-in defaults, small enough for a laptop CPU."""
+"""`timm-compound demo`: the main job end to end on built-in defaults, small enough for a laptop CPU.
+
+1. build registered variants with timm.create_model, print their plans, run a forward pass at each
+   variant's own input size;
+2. measure one family over phi: realised GMACs beside the ideal (alpha*beta^2*gamma^2)^phi;
+3. publish a variant to a folder (the Hub layout: safetensors, config.json, model card) and load it
+   back with timm's `local-dir:` scheme, with no network.
+"""
 
 from __future__ import annotations
 
+import tempfile
 import time
 
 import torch
@@ -15,9 +23,19 @@ DEFAULT_VARIANTS = (
     "mobilenetv2_100_cs_phi1",
     "efficientnet_b0_cs_phi1",
 )
+TABLE_BASE, TABLE_PHIS = "resnet18", (0, 1, 2, 3)
+PUBLISHED = "resnet18_cs_phi1"
 
 
 def run(names: list[str] | None, console: Console) -> list[dict]:
+    rows = build_and_run(names, console)
+    if names is None:
+        family(console)
+        publish_and_reload(console)
+    return rows
+
+
+def build_and_run(names: list[str] | None, console: Console) -> list[dict]:
     """Build each variant with timm.create_model, show its plan, count parameters, run one forward pass."""
     import timm
 
@@ -54,3 +72,31 @@ def run(names: list[str] | None, console: Console) -> list[dict]:
                       f"{row['seconds'] * 1000:.0f} ms")
     console.print(table)
     return rows
+
+
+def family(console: Console) -> None:
+    """The family table: what compound scaling promised (ideal) and what rounding delivered."""
+    from timm_compound.display import family_view
+    from timm_compound.table import family_table
+
+    console.print(family_view(TABLE_BASE, family_table(TABLE_BASE, list(TABLE_PHIS)), compact=True))
+
+
+def publish_and_reload(console: Console) -> bool:
+    """Publish a variant to a folder and reload it with `local-dir:`; True when outputs are identical."""
+    import timm
+
+    from timm_compound.hub import save_to_dir
+
+    with tempfile.TemporaryDirectory() as folder:
+        model = timm.create_model(PUBLISHED, num_classes=10).eval()
+        path = save_to_dir(model, folder)
+        loaded = timm.create_model(f"local-dir:{path}", pretrained=True).eval()
+        size = timm.data.resolve_model_data_config(loaded)["input_size"]
+        x = torch.randn(1, *size)
+        with torch.inference_mode():
+            same = torch.equal(model(x), loaded(x))
+        files = ", ".join(sorted(p.name for p in path.iterdir()))
+    verdict = "[green]identical outputs[/]" if same else "[bold red]outputs differ[/]"
+    console.print(f"published {PUBLISHED} to a folder ({files}); reloaded with local-dir: at input {size}: {verdict}")
+    return same

@@ -35,3 +35,30 @@ def plan_table(plan: ScalePlan, title: str | None = None) -> Table:
     for arg, value in plan.constructor_args.items():
         table.add_row(arg, "", "", f"{value:g} (schedule)")
     return table
+
+
+def family_view(base: str, rows, train_memory: bool = False, compact: bool = False) -> Table:
+    """A family table (timm_compound.table.family_table rows): exact vs realised, cost vs the ideal.
+
+    `compact` keeps what fits 80 columns: phi, input size, depths, params, GMACs and the ratios.
+    """
+    table = Table(title=f"{base}: realised cost per phi (MACs = conv + linear)")
+    wide = not compact
+    columns = ["φ"] + (["d (exact/real)", "w (exact/real)", "r (exact/real)"] if wide else []) + [
+        "px", "depths", "params M", "GMACs", "× φ=0", "ideal ×"] + (["activations"] if wide else []) + (
+        ["train MiB"] if train_memory else [])
+    for column in columns:
+        table.add_column(column, justify="left" if column == "depths" else "right")
+    for row in rows:
+        cells = [f"{row.phi:g}"]
+        if wide:
+            cells += [f"{row.d:.3f}/{row.d_realised:.3f}", f"{row.w:.3f}/{row.w_realised:.3f}",
+                      f"{row.r:.3f}/{row.r_realised:.3f}"]
+        cells += [str(row.resolution), str(row.depths), f"{row.mparams:.2f}", f"{row.gmacs:.3f}",
+                  f"{row.ratio:.2f}", f"{row.ideal:.2f}"]
+        if wide:
+            cells.append(f"{row.activations:,}")
+        if train_memory:
+            cells.append(f"{row.train_memory_mib:.0f}")
+        table.add_row(*cells)
+    return table

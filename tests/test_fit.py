@@ -1,0 +1,76 @@
+"""fit(): the largest phi whose realised (rounded) model meets the budget, close to the budget."""
+
+import pytest
+
+from timm_compound.errors import CompoundError, UnknownModelError
+from timm_compound.fit import fit
+from timm_compound.measure import measure
+from timm_compound.plan import plan
+
+RESNET18_GMACS = 1.814073344      # measure("resnet18").gmacs
+RESNET18_MPARAMS = 11.689512
+EFFICIENTNET_B0_GMACS = 0.385814752
+
+
+@pytest.mark.parametrize("base, unit, factors", [
+    ("resnet18", RESNET18_GMACS, [1.3, 4, 20, 64]),
+    ("efficientnet_b0", EFFICIENTNET_B0_GMACS, [2.5]),
+])
+def test_achieved_gmacs_are_within_5_percent_under_the_target(base, unit, factors):
+    for factor in factors:
+        result = fit(base, max_gmacs=unit * factor)
+        (budget,) = result.budgets
+        assert 0.95 <= budget.ratio <= 1.0, (factor, budget)
+        # the result is what measure() says of the returned plan
+        assert measure(result.plan).macs == result.complexity.macs
+        assert budget.achieved == result.complexity.gmacs
+
+
+def test_params_fit_is_the_largest_phi_even_where_a_depth_step_leaves_a_gap():
+    """Resolution cannot buy params: at 8x, every ResNet-18 stage gains a block at once (+19% params)."""
+    for factor, low in ((2, 0.95), (8, 0.84)):
+        target = RESNET18_MPARAMS * factor
+        result = fit("resnet18", max_params=target)
+        (budget,) = result.budgets
+        assert low <= budget.ratio <= 1.0, (factor, budget)
+        assert result.phi == result.phi_max and result.plan.resolution_source == "rounded"
+        above = measure(plan("resnet18", result.phi + 2e-3))
+        assert above.mparams > target     # the next step up does not fit: phi is the largest
+
+
+def test_a_budget_below_the_base_gives_a_negative_phi():
+    result = fit("resnet18", max_gmacs=0.5)
+    assert result.phi < 0 and result.complexity.gmacs <= 0.5
+
+
+def test_the_base_cost_as_budget_fits_phi_zero_exactly():
+    result = fit("resnet18", max_gmacs=RESNET18_GMACS)
+    assert result.phi == 0 and result.complexity.macs == 1_814_073_344
+
+
+def test_two_budgets_both_hold():
+    result = fit("resnet18", max_gmacs=8, max_params=20)
+    assert [b.name for b in result.budgets] == ["max_gmacs", "max_params"]
+    assert all(b.achieved <= b.target for b in result.budgets)
+
+
+def test_a_budget_below_the_smallest_model_names_its_cost():
+    with pytest.raises(CompoundError, match=r"smallest valid model .* costs 0.0028169 GMACs"):
+        fit("resnet18", max_gmacs=0.001)
+
+
+@pytest.mark.parametrize("budgets, message", [
+    ({}, "at least one budget"),
+    ({"max_gmacs": 0}, "must be > 0"),
+    ({"max_params": -3}, "must be > 0"),
+    ({"max_gmacs": "4"}, "finite number"),
+    ({"max_gmacs": float("nan")}, "finite number"),
+])
+def test_bad_budgets_are_clear_errors(budgets, message):
+    with pytest.raises(CompoundError, match=message):
+        fit("resnet18", **budgets)
+
+
+def test_unknown_base_is_an_error():
+    with pytest.raises(UnknownModelError):
+        fit("resnet18_cs_phi2", max_gmacs=4)

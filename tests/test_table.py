@@ -1,0 +1,47 @@
+"""family_table(), plot_table() and the `table` / `fit` commands."""
+
+import json
+
+from typer.testing import CliRunner
+
+from timm_compound.cli import app
+from timm_compound.table import family_table, plot_table
+
+runner = CliRunner()
+
+
+def test_rows_give_exact_and_realised_scaling_with_measured_cost():
+    zero, one = family_table("resnet18", [0, 1])
+    assert (zero.resolution, zero.depths, zero.gmacs, zero.ratio, zero.ideal) == (224, [2, 2, 2, 2], 1.814073344, 1.0, 1.0)
+    assert (one.resolution, one.depths, one.mparams, one.gmacs) == (256, [3, 3, 3, 3], 21.51268, 4.370549632)
+    assert one.d == 1.2 and one.d_realised == 1.5          # ceil(2 * 1.2) = 3 blocks per stage
+    assert round(one.ratio, 4) == 2.4092 and round(one.ideal, 5) == 1.92027
+
+
+def test_plot_is_a_png(tmp_path):
+    path = tmp_path / "resnet18.png"
+    plot_table(family_table("mobilenetv1_100", [-1, 0]), path, title="mobilenetv1_100")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_table_command_writes_csv_and_json():
+    result = runner.invoke(app, ["table", "resnet18", "--phi", "0,1", "--format", "csv"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    assert lines[0].startswith("phi,d,d_realised") and len(lines) == 3
+    result = runner.invoke(app, ["table", "resnet18", "--phi", "0-1", "--format", "json"])
+    assert [row["gmacs"] for row in json.loads(result.output)] == [1.814073344, 4.370549632]
+
+
+def test_table_command_errors_without_traceback():
+    result = runner.invoke(app, ["table", "resnet9000"])
+    assert result.exit_code == 1 and "error:" in result.output and "Traceback" not in result.output
+
+
+def test_fit_command_prints_achieved_and_ratio():
+    result = runner.invoke(app, ["fit", "resnet18", "--max-gmacs", "4", "--json"])
+    assert result.exit_code == 0, result.output
+    (budget,) = json.loads(result.output)["budgets"]
+    assert budget["target"] == 4 and 0.95 <= budget["ratio"] <= 1
+    result = runner.invoke(app, ["fit", "resnet18", "--max-gmacs", "0.001"])
+    assert result.exit_code == 1 and "smallest valid model" in result.output

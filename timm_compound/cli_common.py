@@ -1,0 +1,41 @@
+"""What every CLI command shares: the consoles, the one way errors are shown, argument parsers."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+
+from timm_compound.errors import CompoundError
+
+console = Console()
+errors = Console(stderr=True)
+
+
+def fail(error: Exception) -> typer.Exit:
+    """Print `error: ...` to stderr (no traceback) and return the exit to raise."""
+    errors.print(f"[bold red]error:[/] {error}", markup=True, highlight=False)
+    return typer.Exit(1)
+
+
+def parse_phis(text: str) -> list[float]:
+    """'0-7' -> [0..7], '0,2,4' -> [0, 2, 4], '-1' -> [-1]."""
+    try:
+        if "," in text:
+            return [float(part) for part in text.split(",") if part.strip()]
+        start, sep, stop = text.strip().partition("-") if not text.strip().startswith("-") else ("", "", "")
+        if sep and start and stop:
+            return [float(phi) for phi in range(int(start), int(stop) + 1)]
+        return [float(text)]
+    except ValueError:
+        raise CompoundError(f"--phi must look like 0-7 or 0,2,4, got {text!r}") from None
+
+
+def parse_coefficients(text: str | None) -> tuple[float, float, float] | None:
+    """'1.2,1.1,1.15' -> (1.2, 1.1, 1.15)."""
+    if text is None:
+        return None
+    try:
+        alpha, beta, gamma = (float(part) for part in text.split(","))
+    except ValueError:
+        raise CompoundError(f"--coefficients must be alpha,beta,gamma, got {text!r}") from None
+    return alpha, beta, gamma
