@@ -117,3 +117,10 @@ def test_training_memory_estimate_is_within_10_percent_of_a_real_cpu_step():
     assert estimate == 167_964_104
     real = _measured_peak("resnet18_cs_phi0", 96, 8)
     assert abs(estimate / real - 1) < 0.10, (estimate, real)
+
+
+def test_reference_per_stage_breakdown_follows_the_rules_stage_modules():
+    """'stages.*.blocks' (ConvNeXt) resolves to one entry per stage; the stages and the rest sum to the total."""
+    reference = measure_reference("convnext_atto_cs_phi1", resolution=64)
+    assert list(reference.per_stage) == [f"stages.{i}.blocks" for i in range(4)] + ["other"]
+    assert sum(reference.per_stage.values()) == reference.macs == measure("convnext_atto_cs_phi1", resolution=64).macs

@@ -117,14 +117,22 @@ def stage_depths(model: nn.Module, plan: ScalePlan) -> list[int]:
     return [len(stage) for stage in stage_modules(model, where)]
 
 
-def stage_modules(model: nn.Module, where: str | list[str]) -> list[nn.Module]:
-    """Resolve `stage_modules`: a list of paths, a path whose children are the stages ('blocks'),
-    or a path with one '*' standing for each child ('stages.*.blocks')."""
+def stage_paths(model: nn.Module, where: str | list[str]) -> list[str]:
+    """Resolve a rule's `stage_modules` to one module path per stage: a list of paths as given,
+    a path whose children are the stages ('blocks'), or a path with one '*' standing for each
+    child ('stages.*.blocks')."""
     if not isinstance(where, str):
-        return [model.get_submodule(path) for path in where]
-    if "*" not in where:
-        return list(model.get_submodule(where).children())
-    parent, _, rest = where.partition(".*")
-    children = list(model.get_submodule(parent).children()) if parent else list(model.children())
-    rest = rest.lstrip(".")
-    return [child.get_submodule(rest) if rest else child for child in children]
+        return list(where)
+    parent, star, rest = where.partition("*")
+    parent = parent.rstrip(".")
+    children = [name for name, _ in (model.get_submodule(parent) if parent else model).named_children()]
+    prefix = f"{parent}." if parent else ""
+    if not star:
+        return [f"{prefix}{name}" for name in children]
+    suffix = rest if rest.startswith(".") or not rest else f".{rest}"
+    return [f"{prefix}{name}{suffix}" for name in children]
+
+
+def stage_modules(model: nn.Module, where: str | list[str]) -> list[nn.Module]:
+    """The stage modules a rule's `stage_modules` names (see stage_paths)."""
+    return [model.get_submodule(path) for path in stage_paths(model, where)]

@@ -274,6 +274,6 @@ def _stage_paths(model: nn.Module, scaled: ScalePlan | None) -> list[str]:
     where = scaled.rule.stage_modules if scaled is not None else None
     if where is None:
         return []
-    if isinstance(where, str):
-        return [f"{where}.{name}" for name, _ in model.get_submodule(where).named_children()]
-    return list(where)
+    from timm_compound.build import stage_paths
+
+    return stage_paths(model, where)
