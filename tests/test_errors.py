@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 import timm
+import torch
 import yaml
 
 import timm_compound as tc
@@ -156,9 +157,19 @@ def test_invalid_registry_names_file_and_field(tmp_path, text, field, message):
     assert caught.value.field == field
 
 
-def test_registering_a_new_name_works(tmp_path):
+def test_registering_a_new_name_works_and_builds_no_model(tmp_path, monkeypatch):
     path = write_registry(tmp_path, "variants:\n  - {base: resnet18, phis: [9], name: 'custom_{base}_phi{phi}'}\n")
+    built = []
+    original_init = torch.nn.Module.__init__
+
+    def counting_init(self, *args, **kwargs):
+        built.append(type(self).__name__)
+        original_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.Module, "__init__", counting_init)
     (variant,) = tc.register_files([path])
+    monkeypatch.undo()
+    assert built == []  # registration plans from captured constructor arguments only
     assert variant.name == "custom_resnet18_phi9"
     model = timm.create_model("custom_resnet18_phi9", pretrained=False)
     assert model.compound_plan.phi == 9

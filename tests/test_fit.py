@@ -26,16 +26,25 @@ def test_achieved_gmacs_are_within_5_percent_under_the_target(base, unit, factor
         assert budget.achieved == result.complexity.gmacs
 
 
-def test_params_fit_is_the_largest_phi_even_where_a_depth_step_leaves_a_gap():
-    """Resolution cannot buy params: at 8x, every ResNet-18 stage gains a block at once (+19% params)."""
-    for factor, low in ((2, 0.95), (8, 0.84)):
+def test_params_fit_is_the_largest_phi_and_width_fills_a_depth_step_gap():
+    """Resolution cannot buy params: at 8x, every ResNet-18 stage gains a block at once, so the largest
+    phi reaches only 84% of the budget; the remainder buys width at the same depths."""
+    for factor in (2, 8):
         target = RESNET18_MPARAMS * factor
         result = fit("resnet18", max_params=target)
         (budget,) = result.budgets
-        assert low <= budget.ratio <= 1.0, (factor, budget)
-        assert result.phi == result.phi_max and result.plan.resolution_source == "rounded"
+        assert 0.95 <= budget.ratio <= 1.0, (factor, budget)
+        assert result.phi == result.phi_max
+        assert result.plan.resolution == plan("resnet18", result.phi).resolution
+        assert result.plan.depths == plan("resnet18", result.phi).depths
         above = measure(plan("resnet18", result.phi + 2e-3))
         assert above.mparams > target     # the next step up does not fit: phi is the largest
+        strict = fit("resnet18", max_params=target, fill_width=False)
+        assert strict.fill == "none" and strict.plan.phi == result.phi
+        if factor == 8:
+            assert result.fill == "width" and result.plan.phi is None
+            assert 0.84 <= strict.budgets[0].ratio < 0.85
+            assert result.plan.widths > strict.plan.widths
 
 
 def test_a_budget_below_the_base_gives_a_negative_phi():

@@ -87,6 +87,7 @@ def register(app: typer.Typer) -> None:
         console.print(
             f"{base}: phi {result.phi:.4f} (largest at its own resolution: {result.phi_max:.4f}), "
             f"{scaled.resolution} px ({scaled.resolution_source}), depths {scaled.depths}, widths {scaled.widths}"
+            + ("" if result.fill == "none" else f"; the budget left over bought {result.fill}")
         )
         summary = Table(title="achieved vs target")
         for column in ("budget", "target", "achieved", "ratio"):

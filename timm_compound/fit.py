@@ -50,11 +50,12 @@ class FitResult:
     """The fitted plan, its measured cost, and achieved vs target for each budget."""
 
     plan: ScalePlan
-    phi: float                 # the fitted plan's phi (its depths and widths)
+    phi: float                 # the fitted plan's phi (its depths; its widths unless fill == "width")
     phi_max: float             # the largest phi whose plan fits at its own resolution
     complexity: Complexity
     budgets: list[Budget]
     evaluations: int           # distinct (model, resolution) pairs measured
+    fill: str = "none"         # what the budget left over bought: "none", "resolution" or "width"
     trace: list[tuple[float, bool]] = field(default_factory=list, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -63,6 +64,7 @@ class FitResult:
             "phi": self.phi,
             "resolution": self.plan.resolution,
             "phi_max": self.phi_max,
+            "fill": self.fill,
             "resolution_source": self.plan.resolution_source,
             "depths": self.plan.depths,
             "widths": self.plan.widths,
@@ -141,6 +143,7 @@ def fit(
     batch_size: int = 1,
     coefficients: Any = None,
     fill_resolution: bool = True,
+    fill_width: bool = True,
 ) -> FitResult:
     """The largest phi (negative allowed) whose realised `base` meets every budget.
 
@@ -148,6 +151,8 @@ def fit(
     ``max_params`` in millions, ``max_train_memory`` in MiB for one SGD training step
     at `batch_size`. With `fill_resolution`, budget left over at that phi buys a
     larger input size in the rule's resolution steps (recorded as a resolution override).
+    With `fill_width`, a params budget still more than 5% short (depth steps are coarse)
+    buys width at the fitted depths (the plan then has explicit d/w/r multipliers).
     """
     given = {name: _budget(name, value) for name, value in
              (("max_gmacs", max_gmacs), ("max_params", max_params), ("max_train_memory", max_train_memory))}
@@ -181,15 +186,21 @@ def fit(
     lo = _bisect(feasible, lo, hi)
     lo = _neighbours(feasible, lo)
 
-    chosen = costs.plan(lo)
+    chosen, fill = costs.plan(lo), "none"
     if fill_resolution and ("max_gmacs" in targets or "max_train_memory" in targets):
         chosen = _fill(costs, lo, limits)
+        fill = "resolution" if chosen.resolution_source == "override" else "none"
+    phi = chosen.phi
+    if fill_width and "max_params" in targets and costs(chosen).params < WIDTH_FILL_BELOW * limits["max_params"]:
+        widened = _fill_width(costs, chosen, limits)
+        if widened is not chosen:
+            chosen, fill = widened, "width"
     measured = costs(chosen)
     budgets = [
         Budget(name, target, getattr(measured, BUDGETS[name][0]) / BUDGETS[name][1], BUDGETS[name][2])
         for name, target in targets.items()
     ]
-    return FitResult(chosen, chosen.phi, lo, measured, budgets, len(costs.cache), trace)
+    return FitResult(chosen, phi, lo, measured, budgets, len(costs.cache), fill, trace)
 
 
 def _bracket(feasible, base: str, limits: dict[str, float], costs: _Costs) -> tuple[float, float]:
@@ -263,4 +274,33 @@ def _fill(costs: _Costs, phi_max: float, limits: dict[str, float]) -> ScalePlan:
             fitted = candidate
         if fitted is not None and closeness(costs(fitted)) > best_score:
             best, best_score = fitted, closeness(costs(fitted))
+    return best
+
+
+WIDTH_FILL_BELOW = 0.95   # a params budget met by less than this gets its remainder spent on width
+
+
+def _fill_width(costs: _Costs, chosen: ScalePlan, limits: dict[str, float]) -> ScalePlan:
+    """Spend a params budget's remainder on width, keeping the fitted depths and resolution.
+
+    Resolution cannot buy parameters, and depth steps are coarse: ResNet-18's four stages have
+    equal depths, so all gain a block at the same phi (at 8x its params the largest phi reaches
+    84% of the budget). Widening by a factor on w (bisected; cost grows with w) fills the gap in
+    channel-divisor steps.
+    """
+    mult = chosen.multipliers
+
+    def widened(factor: float) -> ScalePlan:
+        return make_plan(chosen.base, d=mult.depth, w=mult.width * factor, r=mult.resolution,
+                         resolution=chosen.resolution, coefficients=costs.coefficients)
+
+    lo, hi = 1.0, 2.0
+    while _fits(costs(widened(hi)), limits):
+        lo, hi = hi, hi * 2
+    while hi / lo > 1 + TOLERANCE:
+        mid = (lo * hi) ** 0.5
+        lo, hi = (mid, hi) if _fits(costs(widened(mid)), limits) else (lo, mid)
+    best = widened(lo)
+    if lo == 1.0 or best.widths == chosen.widths and best.stem == chosen.stem and best.head == chosen.head:
+        return chosen
     return best
