@@ -68,6 +68,11 @@ def test_unsafe_yaml_tags_are_refused(tmp_path):
         (dict(width__divisr=8), "width.divisr", "Extra inputs are not permitted"),
         (dict(stem={"policy": "fixed"}), "stem", "needs `arg`"),
         (dict(stem={"policy": "scale"}), "stem", "needs `arg`"),
+        (dict(overrides={"resnet152": {"width": {"divisor": 16}}}), "overrides",
+         "'resnet152' is not one of this rule's architectures"),
+        (dict(overrides={"resnet50": {"width": {"divisor": "sixteen"}}}), "overrides",
+         "resnet50.width.divisor: Input should be a valid integer"),
+        (dict(overrides={"resnet50": {"family": "other"}}), "overrides", "may not change family"),
     ],
 )
 def test_invalid_rule_names_file_and_field(tmp_path, changes, field, message):

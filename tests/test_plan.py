@@ -103,3 +103,13 @@ def test_bad_arguments_are_clear_errors(kwargs, message):
 def test_unknown_base():
     with pytest.raises(tc.UnknownModelError, match="no rule covers 'vgg16'"):
         tc.plan("vgg16", phi=1)
+
+
+def test_per_architecture_override_is_applied_and_recorded():
+    """ResNeXt's grouped width is floor(channels * 4 / 64) * 32: channels move in steps of 16."""
+    resnext = tc.plan("resnext50_32x4d", phi=1)
+    assert resnext.rule.width.divisor == 16 and resnext.rule.architectures == ["resnext50_32x4d"]
+    assert resnext.widths == [64, 144, 288, 560]
+    assert all(width % 16 == 0 for width in tc.plan("resnext50_32x4d", phi=5).widths)
+    resnet = tc.plan("resnet50", phi=1)
+    assert resnet.rule.width.divisor == 8 and resnet.widths == [72, 144, 280, 560]

@@ -68,6 +68,7 @@ class RuleBook:
     """All loaded rules, indexed by the timm architecture each one covers."""
 
     rules: dict[str, tuple[Rule, Path]] = field(default_factory=dict)
+    _applied: dict[str, Rule] = field(default_factory=dict, repr=False, compare=False)
 
     def add(self, rule: Rule, source: Path) -> None:
         for index, arch in enumerate(rule.architectures):
@@ -80,11 +81,15 @@ class RuleBook:
             self.rules[arch] = (rule, source)
 
     def rule_for(self, base: str) -> tuple[Rule, Path]:
+        """The rule covering `base`, as it applies to `base` (its `overrides` merged in)."""
         try:
-            return self.rules[base]
+            rule, source = self.rules[base]
         except KeyError:
             known = ", ".join(sorted(self.rules))
             raise UnknownModelError(f"no rule covers {base!r}; rules cover: {known}") from None
+        if base not in self._applied:
+            self._applied[base] = rule.for_architecture(base)
+        return self._applied[base], source
 
     @classmethod
     def from_dir(cls, folder: Path) -> RuleBook:

@@ -8,10 +8,11 @@ the schema (``model_json_schema()``), the validator and the in-memory form.
 
 from __future__ import annotations
 
-import math
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator,
+)
 
 
 class StrictModel(BaseModel):
@@ -171,6 +172,37 @@ class Rule(StrictModel):
         "or one path per stage (['layer1', ...]).",
     )
 
+    overrides: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Per-architecture changes merged into this rule, e.g. "
+        "{resnext50_32x4d: {width: {divisor: 16}}}; the merged rule must be valid.",
+    )
+
+    @field_validator("overrides")
+    @classmethod
+    def _overrides_make_valid_rules(cls, overrides: dict[str, dict[str, Any]], info: ValidationInfo):
+        others = set(cls.model_fields) - {"overrides"}
+        if not others <= set(info.data):  # other fields failed and report their own errors
+            return overrides
+        for arch, patch in overrides.items():
+            if arch not in info.data["architectures"]:
+                raise ValueError(f"{arch!r} is not one of this rule's architectures")
+            if {"architectures", "overrides", "family"} & set(patch):
+                raise ValueError(f"{arch}: overrides may not change family, architectures or overrides")
+            merged = _deep_merge({**info.data, "architectures": [arch]}, patch)
+            try:
+                Rule.model_validate(_plain(merged))
+            except ValidationError as error:
+                first = error.errors()[0]
+                where = ".".join(str(part) for part in first["loc"])
+                raise ValueError(f"{arch}.{where}: {first['msg']}") from None
+        return overrides
+
+    def for_architecture(self, arch: str) -> Rule:
+        """This rule as it applies to `arch`: its override merged in, `architectures` = [arch]."""
+        data = self.model_dump(by_alias=True, exclude={"overrides"})
+        return Rule.model_validate(_deep_merge({**data, "architectures": [arch]}, self.overrides.get(arch, {})))
+
     @field_validator("architectures")
     @classmethod
     def _listed_once(cls, names: list[str]) -> list[str]:
@@ -231,8 +263,24 @@ class RegistryFile(StrictModel):
     variants: list[VariantSet] = Field(min_length=1)
 
 
-def is_integer_phi(phi: float | None) -> bool:
-    return phi is not None and math.isclose(phi, round(phi))
+def _plain(data: Any) -> Any:
+    """Validated sub-models back to plain data, so a merged dict re-validates from scratch."""
+    if isinstance(data, BaseModel):
+        return data.model_dump(by_alias=True)
+    if isinstance(data, dict):
+        return {key: _plain(value) for key, value in data.items()}
+    return data
+
+
+def _deep_merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    merged = {key: _plain(value) for key, value in base.items()}
+    for key, value in patch.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
 
 
 def json_schema(kind: Literal["rule", "registry"] = "rule") -> dict:
