@@ -117,6 +117,7 @@ def _user_folder(tmp_path: Path, arch: str = "resnet26", phis=(0, 1), name: str 
     folder = tmp_path / "user"
     folder.mkdir(exist_ok=True)
     rule = yaml.safe_load((shipped_dir("rules") / "resnet.yaml").read_text())
+    rule.pop("overrides")  # it names resnext50_32x4d, which this user rule does not cover
     rule.update(family="user_resnet", architectures=[arch])
     (folder / "rule.yaml").write_text(yaml.safe_dump(rule))
     (folder / "variants.yaml").write_text(yaml.safe_dump({"variants": [{"base": arch, "phis": list(phis), "name": name}]}))
@@ -152,6 +153,7 @@ def test_two_user_rules_claiming_one_architecture(tmp_path):
 
 def test_user_rule_with_a_missing_constructor_argument(tmp_path):
     rule = yaml.safe_load((shipped_dir("rules") / "resnet.yaml").read_text())
+    rule.pop("overrides")
     rule.update(architectures=["resnet200"], depth={**rule["depth"], "arg": "blocks"})
     path = tmp_path / "broken.yaml"
     path.write_text(yaml.safe_dump(rule))
