@@ -136,3 +136,33 @@ def test_scale_accepts_unregistered_plans():
     assert model.pretrained_cfg["architecture"] == "resnet18_cs"
     assert timm.data.resolve_model_data_config(model)["input_size"] == (3, 160, 160)
     assert model(torch.randn(1, 3, 160, 160)).shape == (1, 5)
+
+
+@pytest.mark.parametrize("base", list(PHIS))
+def test_negative_phi_builds_as_planned(base, meta):
+    for phi in (-1, -2, -3):
+        plan = tc.plan(base, phi=phi)
+        model = tc.build(plan)
+        assert tc.stage_depths(model, plan) == plan.depths
+        assert all(d >= 1 for d in plan.depths)
+
+
+def test_other_threads_timm_builds_are_not_rewritten(meta):
+    """While a scaled build runs, another thread's plain timm.create_model builds timm's own model."""
+    import threading
+
+    from timm_compound import _timm_adapter, structure
+
+    plain = {}
+    scaled_plan = tc.plan("resnet18", phi=2)
+
+    def rewrite(call):
+        other = threading.Thread(target=lambda: plain.update(model=timm.create_model("resnet18")))
+        other.start()
+        other.join()
+        structure.write(scaled_plan.rule, call, scaled_plan.depths, scaled_plan.widths, None, None)
+        return call
+
+    scaled = _timm_adapter.build("resnet18", rewrite)
+    assert [len(getattr(plain["model"], f"layer{i}")) for i in range(1, 5)] == [2, 2, 2, 2]
+    assert [len(getattr(scaled, f"layer{i}")) for i in range(1, 5)] == scaled_plan.depths == [3, 3, 3, 3]

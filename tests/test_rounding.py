@@ -41,3 +41,11 @@ def test_distribute_matches_timm_stage_depth(repeats, d):
     stage = [f"block{i}" for i in range(len(repeats))]
     timm_stage = _scale_stage_depth(stage, repeats, d, "ceil")
     assert distribute(repeats, len(timm_stage)) == [timm_stage.count(name) for name in stage]
+
+
+@pytest.mark.parametrize("repeats", [[1, 1, 2], [1, 2], [2, 1, 1, 3], [4]])
+def test_distribute_always_sums_to_the_total(repeats):
+    for total in range(len(repeats), 4 * sum(repeats)):
+        parts = distribute(repeats, total)
+        assert sum(parts) == total and min(parts) >= 1, (repeats, total, parts)
+    assert distribute([1, 1, 2], 3) == [1, 1, 1]  # timm's own rule would build 4 blocks here

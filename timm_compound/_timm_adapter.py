@@ -8,7 +8,8 @@ The scaler needs two things timm does not offer publicly:
   logic (feature extraction, kwargs filters, post-processing) still runs.
 
 Every timm model module calls its module-level ``build_model_with_cfg``; we swap
-that name, for the duration of one call and under a lock, with a wrapper.
+that name, for the duration of one call and under a lock, with a wrapper that
+rewrites only the calling thread's build (other threads' timm builds pass through).
 """
 
 from __future__ import annotations
@@ -79,7 +80,11 @@ def _intercept(base: str, transform: Callable[[BuildCall], BuildCall]):
     if original is None:
         raise RuntimeError(f"timm module {module.__name__} does not build {base} through build_model_with_cfg")
 
+    owner = threading.get_ident()
+
     def wrapper(model_cls, variant, pretrained=False, **kwargs):
+        if threading.get_ident() != owner:  # another thread's plain timm build: leave it alone
+            return original(model_cls, variant, pretrained, **kwargs)
         call = transform(BuildCall(model_cls, variant, pretrained, kwargs))
         return original(call.model_cls, call.variant, call.pretrained, **call.kwargs)
 

@@ -58,14 +58,18 @@ def distribute(repeats: list[int], total: int) -> list[int]:
 
     Proportional, filled from the last run backwards so rounding lands on the
     deepest blocks, and every run keeps at least one block (timm's
-    ``_scale_stage_depth``): ``distribute([1, 1, 2], 6) == [1, 2, 3]``.
+    ``_scale_stage_depth``): ``distribute([1, 1, 2], 6) == [1, 2, 3]``. Unlike timm,
+    a share never takes blocks the runs still to come need, so the parts always sum
+    to `total` (timm gives ``[1, 1, 2]``, 4 blocks, for a total of 3).
     """
     if total < len(repeats):
         raise ValueError(f"{total} blocks cannot keep one each of {len(repeats)} block types")
     remaining_base, remaining_total = sum(repeats), total
     scaled = []
-    for count in reversed(repeats):
+    for runs_left, count in enumerate(reversed(repeats)):
+        still_needed = len(repeats) - runs_left - 1
         share = max(1, round(count / remaining_base * remaining_total))
+        share = min(share, remaining_total - still_needed)
         scaled.append(share)
         remaining_base -= count
         remaining_total -= share
