@@ -381,3 +381,25 @@ def test_publish_to_a_branch_leaves_main_alone(hub):
     dev = tc_hub.publish(timm.create_model("mobilenetv1_100_cs_phi0", num_classes=3), repo, revision="dev")
     assert hub.head(repo) == main and hub.head(repo, "dev") == dev != main
     assert torch.equal(outputs(tc_hub.from_hub(repo, revision="main")), outputs(model))
+
+
+def test_unreachable_endpoint_is_a_clear_error_not_a_traceback(tmp_path):
+    """A Hub that cannot be reached: from_hub and publish say so as a CompoundError; the CLI exits 1."""
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    code = (
+        "import timm_compound\n"
+        "for call in (lambda: timm_compound.from_hub('org/x'), lambda: timm_compound.publish('resnet18_cs_phi0', 'org/x')):\n"
+        "    try:\n"
+        "        call()\n"
+        "    except timm_compound.CompoundError as error:\n"
+        "        print(type(error).__name__, str(error).split(':')[0])\n"
+    )
+    env = dict(os.environ, HF_ENDPOINT=f"http://127.0.0.1:{port}", HF_HOME=str(tmp_path))
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["CompoundError cannot load org/x from the Hub",
+                                       "CompoundError publishing to org/x failed, nothing was committed"]

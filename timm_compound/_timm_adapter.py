@@ -24,11 +24,9 @@ from typing import Any
 
 import timm
 from timm.models import _registry
-from timm.models._builder import build_model_with_cfg as _build_model_with_cfg
 from timm.models._pretrained import DefaultCfg, PretrainedCfg
 
 _lock = threading.RLock()
-_BUILD_PARAMS = inspect.signature(_build_model_with_cfg).parameters
 PLUGIN_MODULE = "timm_compound.compound_scaled"
 
 
@@ -138,6 +136,6 @@ def register(fn: Callable[..., Any], cfg: dict[str, Any]) -> None:
     timm.models.register_model(fn)
 
 
-def known_build_params() -> set[str]:
-    """Arguments build_model_with_cfg itself consumes (never forwarded to the model class)."""
-    return set(_BUILD_PARAMS)
+def model_args(model) -> dict[str, Any]:
+    """The kwargs timm recorded when it built `model` (all of them, drop rates included)."""
+    return dict(getattr(model, "_model_args", None) or {})

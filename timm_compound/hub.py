@@ -167,10 +167,23 @@ def split_revision(repo_id: str, revision: str | None = None) -> tuple[str, str 
     return repo, revision or rev or None
 
 
+def _hub_errors() -> tuple[type[BaseException], ...]:
+    """What the Hub client raises for HTTP, transport (unreachable endpoint) and offline failures,
+    whichever HTTP library this huggingface_hub uses."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    errors: list[type[BaseException]] = [HfHubHTTPError, OSError, ValueError]
+    for module, name in (("httpx2", "HTTPError"), ("httpx", "HTTPError"), ("requests", "RequestException")):
+        try:
+            errors.append(getattr(__import__(module), name))
+        except (ImportError, AttributeError):
+            continue
+    return tuple(errors)
+
+
 def fetch(repo_id: str, revision: str | None = None, cache_dir: str | Path | None = None) -> tuple[str, Path, Path]:
     """(commit sha, config.json, model.safetensors) of one commit; refuses repos without safetensors."""
     from huggingface_hub import HfApi, hf_hub_download
-    from huggingface_hub.errors import HfHubHTTPError
 
     where = f"{repo_id}@{revision}" if revision else repo_id
     try:
@@ -182,7 +195,9 @@ def fetch(repo_id: str, revision: str | None = None, cache_dir: str | Path | Non
             raise _weights_refusal(files, where)
         config = hf_hub_download(repo_id, CONFIG_NAME, revision=info.sha, cache_dir=cache_dir)
         weights = hf_hub_download(repo_id, WEIGHTS_NAME, revision=info.sha, cache_dir=cache_dir)
-    except HfHubHTTPError as error:
+    except CompoundError:
+        raise
+    except _hub_errors() as error:
         raise CompoundError(f"cannot load {where} from the Hub: {_first_line(error)}") from None
     return info.sha, Path(config), Path(weights)
 
@@ -271,7 +286,7 @@ def _json_kwargs(model: nn.Module, scaled: ScalePlan) -> dict[str, Any]:
     """Kwargs the model was created with (timm records them) that a loader needs, JSON-safe only."""
     owned = scaled.rule.structural_args() | set(scaled.constructor_args) | set(_LOAD_KWARGS)
     kept = {}
-    for key, value in (getattr(model, "_model_args", None) or {}).items():
+    for key, value in _timm_adapter.model_args(model).items():
         if key in owned:
             continue
         try:
@@ -418,7 +433,6 @@ def publish(
 ) -> str:
     """Publish to the Hub in one commit (a failed upload leaves the repo as it was); returns the commit sha."""
     from huggingface_hub import CommitOperationAdd, HfApi
-    from huggingface_hub.errors import HfHubHTTPError
 
     with tempfile.TemporaryDirectory(prefix="timm-compound-publish-") as tmp:
         folder = save_to_dir(model_or_name, tmp, weights=weights, repo_id=repo_id)
@@ -434,7 +448,7 @@ def publish(
             if revision:
                 api.create_branch(repo_id, branch=revision, exist_ok=True)
             info = api.create_commit(repo_id, operations, commit_message=message, revision=revision)
-        except (HfHubHTTPError, OSError, RuntimeError, ValueError) as error:
+        except (*_hub_errors(), RuntimeError) as error:
             raise CompoundError(f"publishing to {repo_id} failed, nothing was committed: {_first_line(error)}") from None
     return info.oid
 
@@ -460,7 +474,7 @@ def from_hub(repo_id: str, revision: str | None = None, **timm_kwargs) -> nn.Mod
     config, scaled = read_config(config_path, where)
     timm_kwargs.setdefault("pretrained", True)
     if timm_kwargs["pretrained"]:
-        check_weights(scaled, weights, {**config.get("model_args", {}), "num_classes": config.get("num_classes")}, where)
+        check_weights(scaled, weights, {**(config.get("model_args") or {}), "num_classes": config.get("num_classes")}, where)
     model = timm.create_model(f"hf-hub:{repo}@{sha}", **timm_kwargs)
     if not isinstance(getattr(model, "compound_plan", None), ScalePlan):
         model.compound_plan = scaled
