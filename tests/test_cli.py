@@ -1,8 +1,10 @@
 """The CLI, driven through typer's runner and once as a real subprocess."""
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 from typer.testing import CliRunner
 
@@ -90,3 +92,32 @@ def test_default_demo_runs_every_step(capsys):
     out = capsys.readouterr().out
     assert "resnet18: realised cost per phi" in out and "│ 1 │ 256 │ [3, 3, 3, 3] │" in out
     assert "reloaded with local-dir: at input [3, 256, 256]: identical outputs" in " ".join(out.split())
+
+
+def test_bad_rules_path_is_one_error_line_from_the_console_script(tmp_path):
+    script = Path(sys.executable).parent / "timm-compound"
+    env = dict(os.environ, TIMM_COMPOUND_RULES_PATH=str(tmp_path / "missing"))
+    result = subprocess.run([str(script), "list"], capture_output=True, text=True, env=env)
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"error: {tmp_path / 'missing'}: no such file or folder (loaded from TIMM_COMPOUND_RULES_PATH)"
+
+
+def test_bad_phi_arguments_exit_1():
+    for args, message in (
+        (["show", "resnet18", "--phi", "5000"], "phi=5000 overflows"),
+        (["table", "resnet18", "--phi", "3-1"], "names no phi"),
+        (["rules", "check", "rules/resnet.yaml", "--phi", "x"], "--phi must look like"),
+    ):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 1 and message in result.output, (args, result.output)
+        assert "Traceback" not in result.output
+
+
+def test_rules_validate_checks_constructor_arguments(tmp_path):
+    from timm_compound.rulebook import shipped_dir
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((shipped_dir("rules") / "convnext.yaml").read_text().replace("arg: dims", "arg: widths"))
+    result = runner.invoke(app, ["rules", "validate", str(bad)], env={"COLUMNS": "200"})
+    assert result.exit_code == 1
+    assert f"{bad}: width.arg: ConvNeXt has no constructor argument 'widths'" in result.output

@@ -153,6 +153,10 @@ def test_registry_collision_with_a_registered_variant(tmp_path):
         ("variants:\n  - {base: resnet18, phis: [1, 1]}\n", "variants.0.phis", "a phi is listed twice"),
         ("variants:\n  - {base: resnet18, phis: one}\n", "variants.0.phis", "valid list"),
         ("variants:\n  - {base: resnet18, phis: [1], hub: {2: org/x}}\n", "variants.0", r"hub lists phi \[2\]"),
+        ("variants:\n  - {base: resnet18, phis: [1], name: 'x_{base}_{foo}'}\n", "variants.0.name",
+         "name template 'x_{base}_{foo}' is not valid"),
+        ("variants:\n  - {base: resnet18, phis: [1], name: 'x_{base'}\n", "variants.0.name", "is not valid"),
+        ("variants:\n  - {base: resnet18, phis: [1, 2], name: 'x_{base}'}\n", "variants.0", "must contain {phi}"),
     ],
 )
 def test_invalid_registry_names_file_and_field(tmp_path, text, field, message):

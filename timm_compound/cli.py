@@ -68,14 +68,22 @@ def show(
 def rules_validate(
     files: Annotated[list[Path], typer.Argument(help="Rule or registry YAML files.", exists=False)],
 ) -> None:
-    """Validate rule files (and registry files, recognised by their `variants` key)."""
-    from timm_compound.rulebook import load_registry, load_rule, read_yaml
+    """Validate rule files (schema, and that each constructor argument exists with the right shape)
+    and registry files (recognised by their `variants` key)."""
+    from timm_compound.plan import plan
+    from timm_compound.rulebook import RuleBook, load_registry, load_rule, read_yaml
 
     failed = False
     for path in files:
         try:
             is_registry = "variants" in read_yaml(path)
-            (load_registry if is_registry else load_rule)(path)
+            if is_registry:
+                load_registry(path)
+            else:
+                book = RuleBook()
+                book.add(load_rule(path), path)
+                for arch in book.rules:
+                    plan(arch, 0, rules=book)
         except CompoundError as error:
             errors.print(f"[bold red]invalid:[/] {error}", markup=True, highlight=False)
             failed = True
@@ -110,6 +118,7 @@ def rules_new(
     if output is None:
         print(text, end="")
     else:
+        output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(text)
         console.print(f"wrote {output}; next: timm-compound rules check {output}")
 

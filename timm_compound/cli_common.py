@@ -18,16 +18,18 @@ def fail(error: Exception) -> typer.Exit:
 
 
 def parse_phis(text: str) -> list[float]:
-    """'0-7' -> [0..7], '0,2,4' -> [0, 2, 4], '-1' -> [-1]."""
+    """'0-7' -> [0..7], '0,2,4' -> [0, 2, 4], '-1' -> [-1]; an empty or descending range is an error."""
     try:
         if "," in text:
-            return [float(part) for part in text.split(",") if part.strip()]
-        start, sep, stop = text.strip().partition("-") if not text.strip().startswith("-") else ("", "", "")
-        if sep and start and stop:
-            return [float(phi) for phi in range(int(start), int(stop) + 1)]
-        return [float(text)]
+            phis = [float(part) for part in text.split(",") if part.strip()]
+        else:
+            start, sep, stop = text.strip().partition("-") if not text.strip().startswith("-") else ("", "", "")
+            phis = [float(phi) for phi in range(int(start), int(stop) + 1)] if sep and start and stop else [float(text)]
     except ValueError:
         raise CompoundError(f"--phi must look like 0-7 or 0,2,4, got {text!r}") from None
+    if not phis:
+        raise CompoundError(f"--phi {text!r} names no phi (a range goes low-high, e.g. 0-7)")
+    return phis
 
 
 def parse_coefficients(text: str | None) -> tuple[float, float, float] | None:

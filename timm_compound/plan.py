@@ -134,7 +134,10 @@ def plan(
 
     if phi is not None:
         phi = _number("phi", phi, positive=False)
-        mult = Multipliers(depth=chosen.alpha**phi, width=chosen.beta**phi, resolution=chosen.gamma**phi)
+        try:
+            mult = Multipliers(depth=chosen.alpha**phi, width=chosen.beta**phi, resolution=chosen.gamma**phi)
+        except OverflowError:
+            raise CompoundError(f"phi={phi:g} overflows the multipliers (alpha**phi); use a smaller phi") from None
     else:
         mult = Multipliers(
             depth=1.0 if d is None else _number("d", d, positive=True),

@@ -236,6 +236,15 @@ class VariantSet(StrictModel):
         default_factory=dict, description="phi -> Hugging Face Hub repo id holding that variant's weights."
     )
 
+    @field_validator("name")
+    @classmethod
+    def _template_names_each_phi(cls, name: str) -> str:
+        try:
+            name.format(base="b", phi=0)
+        except (KeyError, IndexError, ValueError) as error:
+            raise ValueError(f"name template {name!r} is not valid: use {{base}} and {{phi}} only ({error})") from None
+        return name
+
     @field_validator("phis")
     @classmethod
     def _non_negative_unique(cls, phis: list[int]) -> list[int]:
@@ -244,6 +253,12 @@ class VariantSet(StrictModel):
         if len(set(phis)) != len(phis):
             raise ValueError("a phi is listed twice")
         return phis
+
+    @model_validator(mode="after")
+    def _one_name_per_phi(self) -> VariantSet:
+        if len(self.phis) > 1 and len(set(self.names().values())) < len(self.phis):
+            raise ValueError(f"name template {self.name!r} must contain {{phi}}: several phis get one name")
+        return self
 
     @model_validator(mode="after")
     def _hub_for_listed_phis(self) -> VariantSet:
