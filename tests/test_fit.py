@@ -64,7 +64,7 @@ def test_two_budgets_both_hold():
 
 
 def test_a_budget_below_the_smallest_model_names_its_cost():
-    with pytest.raises(CompoundError, match=r"smallest valid model .* costs 0.0028169 GMACs"):
+    with pytest.raises(CompoundError, match=r"smallest valid model .* costs 0.00280653 GMACs"):
         fit("resnet18", max_gmacs=0.001)
 
 
@@ -83,3 +83,19 @@ def test_bad_budgets_are_clear_errors(budgets, message):
 def test_unknown_base_is_an_error():
     with pytest.raises(UnknownModelError):
         fit("resnet18_cs_phi2", max_gmacs=4)
+
+
+def test_the_smallest_model_is_every_minimum():
+    """The floor of the search is one block per stage at the minimum width and 32 px: a budget just
+    above that model's cost fits, one just below is refused with its cost stated."""
+    smallest = measure(plan("resnet18", -200.0))
+    assert plan("resnet18", -200.0).widths == [8, 8, 8, 8] and smallest.resolution == 32
+    fitted = fit("resnet18", max_params=smallest.mparams * 1.001)
+    assert fitted.complexity.params <= smallest.params * 1.001
+    with pytest.raises(CompoundError, match=r"smallest valid model \(depths \[1, 1, 1, 1\], widths \[8, 8, 8, 8\]"):
+        fit("resnet18", max_params=smallest.mparams * 0.999)
+
+
+def test_width_fill_keeps_the_scheduled_dropout():
+    result = fit("efficientnet_b0", max_params=12.0)
+    assert result.plan.constructor_args == plan("efficientnet_b0", result.phi).constructor_args

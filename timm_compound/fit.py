@@ -19,7 +19,7 @@ from timm_compound.measure import Complexity, count_forward, measure, meta_model
 from timm_compound.plan import ScalePlan, plan as make_plan
 from timm_compound.rulebook import active_rules
 
-PHI_MIN = -40.0    # every stage at its minimum depth and width, the resolution at its floor
+PHI_MIN = -200.0   # every stage at its minimum depth and width, the resolution at its floor (1.1**-200 ~ 5e-9)
 PHI_MAX = 24.0
 TOLERANCE = 1e-3   # bisection stops when the bracket is this narrow in phi
 NEIGHBOURS = 0.5   # how far above the bisected phi to look for a later step that fits again
@@ -265,9 +265,11 @@ def _fill(costs: _Costs, phi_max: float, limits: dict[str, float]) -> ScalePlan:
         if structure in seen:
             continue
         seen.add(structure)
-        step = own.rule.resolution.divisor
+        step, cap = own.rule.resolution.divisor, own.rule.resolution.max
         fitted = own if _fits(costs(own), limits) else None
         while fitted is not None:   # never below its own resolution: up while it still fits
+            if cap is not None and fitted.resolution + step > cap:
+                break   # the rule's resolution cap holds for fitted plans too
             candidate = costs.plan(phi, resolution=fitted.resolution + step)
             if not _fits(costs(candidate), limits):
                 break
@@ -291,8 +293,10 @@ def _fill_width(costs: _Costs, chosen: ScalePlan, limits: dict[str, float]) -> S
     mult = chosen.multipliers
 
     def widened(factor: float) -> ScalePlan:
-        return make_plan(chosen.base, d=mult.depth, w=mult.width * factor, r=mult.resolution,
-                         resolution=chosen.resolution, coefficients=costs.coefficients)
+        explicit = make_plan(chosen.base, d=mult.depth, w=mult.width * factor, r=mult.resolution,
+                             resolution=chosen.resolution, coefficients=costs.coefficients)
+        # explicit multipliers carry no phi, so keep the fitted phi's scheduled args (dropout)
+        return explicit.model_copy(update={"constructor_args": dict(chosen.constructor_args)})
 
     lo, hi = 1.0, 2.0
     while _fits(costs(widened(hi)), limits):
