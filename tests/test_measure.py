@@ -22,7 +22,8 @@ def test_base_gmacs_match_published_tables(base, macs, published, tolerance):
     assert cost.gmacs == pytest.approx(published, rel=tolerance)
 
 
-FAMILIES = ["resnet18", "resnext50_32x4d", "mobilenetv1_100", "mobilenetv2_100", "efficientnet_b0"]
+FAMILIES = ["resnet18", "resnext50_32x4d", "mobilenetv1_100", "mobilenetv2_100", "efficientnet_b0",
+            "convnext_atto", "densenet121", "mobilenetv3_large_100", "mnasnet_100"]
 
 
 @pytest.mark.parametrize("base", FAMILIES)

@@ -90,7 +90,8 @@ def test_pretrained_cfg_keeps_the_bases_data_settings():
     assert not timm.models.get_pretrained_cfg("efficientnet_b0_cs_phi3").has_weights
 
 
-@pytest.mark.parametrize("name", ["resnet50_cs_phi1", "mobilenetv1_100_cs_phi1", "efficientnet_b0_cs_phi1"])
+@pytest.mark.parametrize("name", ["resnet50_cs_phi1", "mobilenetv1_100_cs_phi1", "efficientnet_b0_cs_phi1",
+                                  "convnext_atto_cs_phi1", "densenet121_cs_phi1", "mobilenetv3_large_100_cs_phi1"])
 def test_timm_native_features_and_classifier(name):
     x = torch.randn(2, 3, 96, 96)
     model = timm.create_model(name).eval()

@@ -47,6 +47,8 @@ def collect(paths: list[Path], rules: RuleBook) -> list[Variant]:
                 field = f"variants.{index}.name"
                 if name in _registered and _registered[name].source == str(path):
                     continue
+                if name in _registered:
+                    raise RuleError(path, field, f"{name!r} is already registered by {_registered[name].source}")
                 if _timm_adapter.is_model(name):
                     raise RuleError(path, field, f"{name!r} collides with an existing timm model name")
                 if name in variants:
