@@ -403,3 +403,18 @@ def test_unreachable_endpoint_is_a_clear_error_not_a_traceback(tmp_path):
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == ["CompoundError cannot load org/x from the Hub",
                                        "CompoundError publishing to org/x failed, nothing was committed"]
+
+
+def test_plain_timm_config_that_contradicts_its_plan_is_refused(published, hub):
+    """A ResNet-layout repo is built by plain timm from model_args: they must be the plan's."""
+    repo, sha, _ = published["custom_rule"]
+    good = hub.files(repo, sha)
+    config = json.loads(good["config.json"])
+    assert config["architecture"] == "resnet18"
+    config["model_args"]["layers"] = [2, 2, 2, 2]
+    bad = upload({"config.json": json.dumps(config).encode(), "model.safetensors": good["model.safetensors"]})
+    with pytest.raises(CompoundError, match=r"model_args.layers = \[2, 2, 2, 2\] contradicts compound_plan \(\[1, 1, 1, 1\]\)"):
+        tc_hub.from_hub(bad)
+    missing = upload({"model.safetensors": good["model.safetensors"]})
+    with pytest.raises(CompoundError, match="has no config.json: not a timm model repo"):
+        tc_hub.from_hub(missing)

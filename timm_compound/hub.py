@@ -78,6 +78,16 @@ def read_config(path: Path, where: str) -> tuple[dict[str, Any], ScalePlan]:
         raise CompoundError(
             f"{where}: config.json architecture {architecture!r} is neither {PLAN_ENTRYPOINT!r} nor the plan's base {scaled.base!r}"
         )
+    else:  # plain timm builds from model_args: they must describe the plan's model
+        try:
+            expected = structural_kwargs(scaled)
+        except (TypeError, ValueError):
+            raise CompoundError(f"{where}: config.json names {architecture!r}, but this plan needs the plugin "
+                                f"entrypoint {PLAN_ENTRYPOINT!r}") from None
+        for arg, value in expected.items():
+            if model_args.get(arg) != value:
+                raise CompoundError(f"{where}: config.json model_args.{arg} = {model_args.get(arg)!r} "
+                                    f"contradicts compound_plan ({value!r})")
     cfg = config.get("pretrained_cfg")
     known = {f.name for f in fields(timm.models.PretrainedCfg)}
     if not isinstance(cfg, dict) or set(cfg) - known:
@@ -257,6 +267,17 @@ def safe_pretrained_cfg(scaled: ScalePlan, cfg: Any, cache_dir: str | Path | Non
 # ---------------------------------------------------------------- what a repo holds
 
 
+def structural_kwargs(scaled: ScalePlan) -> dict[str, Any]:
+    """The plan's structural constructor kwargs for its base entrypoint, as JSON data
+    (TypeError/ValueError where they are not JSON, e.g. block_args)."""
+    from timm_compound import structure
+
+    call = _timm_adapter.capture(scaled.base)
+    structure.write(scaled.rule, call, scaled.depths, scaled.widths, scaled.stem, scaled.head)
+    args = {arg: call.kwargs[arg] for arg in sorted(scaled.rule.structural_args()) if arg in call.kwargs}
+    return json.loads(json.dumps(args))
+
+
 def plain_timm_args(scaled: ScalePlan, num_classes: int) -> dict[str, Any] | None:
     """Constructor kwargs with which plain timm (no plugin) builds the plan's model from `scaled.base`,
     or None when the structure is not expressible as JSON kwargs of the base entrypoint.
@@ -265,14 +286,8 @@ def plain_timm_args(scaled: ScalePlan, num_classes: int) -> dict[str, Any] | Non
     """
     import timm
 
-    call = _timm_adapter.capture(scaled.base)
-    from timm_compound import structure
-
-    structure.write(scaled.rule, call, scaled.depths, scaled.widths, scaled.stem, scaled.head)
-    args = {arg: call.kwargs[arg] for arg in sorted(scaled.rule.structural_args()) if arg in call.kwargs}
-    args.update(scaled.constructor_args)
     try:
-        args = json.loads(json.dumps(args))
+        args = {**structural_kwargs(scaled), **json.loads(json.dumps(scaled.constructor_args))}
         with torch.device("meta"):
             plain = timm.create_model(scaled.base, num_classes=num_classes, **args)
         if _state_shapes(plain.state_dict()) != expected_shapes(scaled, {"num_classes": num_classes}):
