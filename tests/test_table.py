@@ -45,3 +45,18 @@ def test_fit_command_prints_achieved_and_ratio():
     assert budget["target"] == 4 and 0.95 <= budget["ratio"] <= 1
     result = runner.invoke(app, ["fit", "resnet18", "--max-gmacs", "0.001"])
     assert result.exit_code == 1 and "smallest valid model" in result.output
+
+
+def test_fit_command_builds_the_result_into_a_loadable_folder(tmp_path):
+    import timm
+    import torch
+
+    result = runner.invoke(app, ["fit", "mobilenetv1_100", "--max-gmacs", "0.2", "--json", "--to-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    fitted = json.loads(result.stdout)
+    model = timm.create_model(f"local-dir:{tmp_path}", pretrained=True).eval()
+    size = timm.data.resolve_model_data_config(model)["input_size"]
+    assert tuple(size) == (3, fitted["resolution"], fitted["resolution"])
+    assert model.compound_plan.depths == fitted["depths"] and model.compound_plan.widths == fitted["widths"]
+    with torch.inference_mode():
+        assert model(torch.randn(1, *size)).shape == (1, 1000)

@@ -68,6 +68,8 @@ def register(app: typer.Typer) -> None:
         coefficients: Annotated[Optional[str], typer.Option(help="alpha,beta,gamma")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
         show: Annotated[bool, typer.Option("--show", help="Also print the full plan table.")] = False,
+        to_dir: Annotated[Optional[Path], typer.Option(
+            "--to-dir", help="Build the fitted model and save it there (Hub layout, loadable with local-dir:).")] = None,
     ) -> None:
         """Find the largest phi whose realised model meets every budget."""
         from timm_compound.display import plan_table
@@ -82,19 +84,28 @@ def register(app: typer.Typer) -> None:
             raise _fail(error) from None
         if as_json:
             print(json.dumps(result.to_dict(), indent=2))
-            return
-        scaled = result.plan
-        console.print(
-            f"{base}: phi {result.phi:.4f} (largest at its own resolution: {result.phi_max:.4f}), "
-            f"{scaled.resolution} px ({scaled.resolution_source}), depths {scaled.depths}, widths {scaled.widths}"
-            + ("" if result.fill == "none" else f"; the budget left over bought {result.fill}")
-        )
-        summary = Table(title="achieved vs target")
-        for column in ("budget", "target", "achieved", "ratio"):
-            summary.add_column(column, justify="right" if column != "budget" else "left")
-        for budget in result.budgets:
-            summary.add_row(budget.name, f"{budget.target:g} {budget.unit}", f"{budget.achieved:.4f} {budget.unit}",
-                            f"{budget.ratio:.4f}")
-        console.print(summary)
-        if show:
-            console.print(plan_table(scaled))
+        else:
+            scaled = result.plan
+            console.print(
+                f"{base}: phi {result.phi:.4f} (largest at its own resolution: {result.phi_max:.4f}), "
+                f"{scaled.resolution} px ({scaled.resolution_source}), depths {scaled.depths}, widths {scaled.widths}"
+                + ("" if result.fill == "none" else f"; the budget left over bought {result.fill}")
+            )
+            summary = Table(title="achieved vs target")
+            for column in ("budget", "target", "achieved", "ratio"):
+                summary.add_column(column, justify="right" if column != "budget" else "left")
+            for budget in result.budgets:
+                summary.add_row(budget.name, f"{budget.target:g} {budget.unit}", f"{budget.achieved:.4f} {budget.unit}",
+                                f"{budget.ratio:.4f}")
+            console.print(summary)
+            if show:
+                console.print(plan_table(scaled))
+        if to_dir is not None:
+            from timm_compound.hub import save_to_dir
+
+            try:
+                folder = save_to_dir(result.plan, to_dir)
+            except CompoundError as error:
+                raise _fail(error) from None
+            (errors if as_json else console).print(
+                f"built and saved to {folder}: timm.create_model('local-dir:{folder}', pretrained=True)")
