@@ -14,7 +14,7 @@ EFFICIENTNET_B0_GMACS = 0.385814752
 
 @pytest.mark.parametrize("base, unit, factors", [
     ("resnet18", RESNET18_GMACS, [1.3, 4, 20, 64]),
-    ("efficientnet_b0", EFFICIENTNET_B0_GMACS, [2.5]),
+    ("efficientnet_b0", EFFICIENTNET_B0_GMACS, [1.3, 2.5, 12]),
 ])
 def test_achieved_gmacs_are_within_5_percent_under_the_target(base, unit, factors):
     for factor in factors:
@@ -99,3 +99,10 @@ def test_the_smallest_model_is_every_minimum():
 def test_width_fill_keeps_the_scheduled_dropout():
     result = fit("efficientnet_b0", max_params=12.0)
     assert result.plan.constructor_args == plan("efficientnet_b0", result.phi).constructor_args
+
+
+@pytest.mark.parametrize("factor", [3, 10])
+def test_params_budget_within_5_percent_on_a_second_family(factor):
+    target = 5.288548 * factor   # efficientnet_b0's parameters, in millions
+    (budget,) = fit("efficientnet_b0", max_params=target).budgets
+    assert 0.95 <= budget.ratio <= 1.0, budget
