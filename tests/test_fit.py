@@ -106,3 +106,9 @@ def test_params_budget_within_5_percent_on_a_second_family(factor):
     target = 5.288548 * factor   # efficientnet_b0's parameters, in millions
     (budget,) = fit("efficientnet_b0", max_params=target).budgets
     assert 0.95 <= budget.ratio <= 1.0, budget
+
+
+def test_a_params_budget_when_params_cannot_grow():
+    """Resolution-only coefficients: parameters never change with phi, so no phi is 'the largest'."""
+    with pytest.raises(CompoundError, match="does not grow with phi under these coefficients"):
+        fit("resnet18", max_params=50, coefficients=(1.0, 1.0, 2**0.5))

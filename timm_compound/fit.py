@@ -210,9 +210,15 @@ def _bracket(feasible, base: str, limits: dict[str, float], costs: _Costs) -> tu
         while feasible(lo + step):
             lo, step = lo + step, step * 2
             if lo >= PHI_MAX:
+                at_max, at_zero = costs(costs.plan(PHI_MAX)), costs(costs.plan(0.0))
+                if _describe(at_max, limits) == _describe(at_zero, limits):
+                    raise CompoundError(
+                        f"the budgeted cost of {base} does not grow with phi under these coefficients "
+                        f"({_describe(at_zero, limits)} at every phi): no phi is the largest that fits"
+                    )
                 raise CompoundError(
                     f"the budget allows more than phi={PHI_MAX:g} of {base} "
-                    f"({_describe(costs(costs.plan(PHI_MAX)), limits)} there); use a larger base"
+                    f"({_describe(at_max, limits)} there); use a larger base"
                 )
         return lo, lo + step
     hi, step = 0.0, 1.0
