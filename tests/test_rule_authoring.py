@@ -173,3 +173,9 @@ def test_rules_path_environment_variable_in_a_fresh_process(tmp_path):
     out = subprocess.run([sys.executable, "-c", "import timm_compound"], env=env, capture_output=True, text=True)
     assert out.returncode == 1
     assert "variants.0.name: 'resnet50' collides with an existing timm model name (loaded from TIMM_COMPOUND_RULES_PATH)" in out.stderr
+
+
+def test_rules_check_gives_negative_phis_a_ratio_to_the_base():
+    result = check_rule(shipped_dir("rules") / "mobilenetv1.yaml", [-1, 0])
+    below = next(row for row in result.rows if row.phi == -1)
+    assert result.ok and 0.4 < below.macs_ratio < 0.7 and below.params_ratio < 1

@@ -139,9 +139,8 @@ def rules_check(
     for column in ("architecture", "phi", "depths", "widths", "px", "params", "params ×", "MACs ×", "ideal ×", "note"):
         table.add_column(column)
     for row in result.rows:
-        macs = "n/a" if row.macs_ratio is None else f"{row.macs_ratio:.2f}"
         table.add_row(row.arch, f"{row.phi:g}", str(row.plan.depths), str(row.plan.widths), str(row.plan.resolution),
-                      f"{row.params:,}", f"{row.params_ratio:.2f}", macs, f"{row.ideal:.2f}", row.flag or "")
+                      f"{row.params:,}", f"{row.params_ratio:.2f}", f"{row.macs_ratio:.2f}", f"{row.ideal:.2f}", row.flag or "")
     console.print(table)
     for failure in result.failures:
         errors.print(f"[bold red]fail:[/] {failure}", markup=True, highlight=False)

@@ -14,6 +14,7 @@ import torch
 
 from timm_compound import _timm_adapter
 from timm_compound.build import build, stage_depths
+from timm_compound.measure import measure
 from timm_compound.plan import ScalePlan, plan
 from timm_compound.rulebook import RuleBook, load_rule
 
@@ -27,8 +28,8 @@ class CheckRow:
     plan: ScalePlan
     params: int
     params_ratio: float
-    macs: int | None
-    macs_ratio: float | None
+    macs: int
+    macs_ratio: float
     ideal: float
     flag: str | None = None
 
@@ -44,20 +45,8 @@ class CheckResult:
         return not self.failures
 
 
-def _params(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 def _shapes(model: torch.nn.Module) -> dict[str, tuple[int, ...]]:
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
-
-
-def _macs(scaled: ScalePlan) -> int | None:
-    try:
-        from timm_compound.measure import measure
-    except ImportError:  # measurement not installed in this build: report parameters only
-        return None
-    return int(measure(scaled).macs)
 
 
 def check_rule(path: str | Path, phis: list[float] = (0, 1, 2)) -> CheckResult:
@@ -70,27 +59,25 @@ def check_rule(path: str | Path, phis: list[float] = (0, 1, 2)) -> CheckResult:
     for arch in rule.architectures:
         with torch.device("meta"):
             base_model = _timm_adapter.entrypoint(arch)(pretrained=False)
-        base_params, base_macs = _params(base_model), None
+        base = measure(base_model, resolution=plan(arch, 0, rules=book).resolution)
         for phi in sorted(set([0, *phis])):
             scaled = plan(arch, phi, rules=book)
             with torch.device("meta"):
                 model = build(scaled)
-            if phi == 0:
-                if _params(model) != base_params or _shapes(model) != _shapes(base_model):
-                    result.failures.append(
-                        f"{arch}: phi=0 differs from timm's {arch} ({_params(model):,} vs {base_params:,} "
-                        "parameters or different state_dict shapes)")
-            if rule.stage_modules is not None and stage_depths(model, scaled) != scaled.depths:
+            cost = measure(model)  # counts a meta copy of the model just built, at the plan's resolution
+            if phi == 0 and (cost.params != base.params or _shapes(model) != _shapes(base_model)):
                 result.failures.append(
-                    f"{arch}: phi={phi:g} built {stage_depths(model, scaled)} blocks per stage, planned {scaled.depths}")
-            macs = _macs(scaled)
-            if phi == 0:
-                base_macs = macs
+                    f"{arch}: phi=0 differs from timm's {arch} ({cost.params:,} vs {base.params:,} "
+                    "parameters or different state_dict shapes)")
+            built_depths = stage_depths(model, scaled) if rule.stage_modules is not None else scaled.depths
+            if built_depths != scaled.depths:
+                result.failures.append(
+                    f"{arch}: phi={phi:g} built {built_depths} blocks per stage, planned {scaled.depths}")
             ideal = scaled.coefficients.flops_factor ** phi
-            macs_ratio = macs / base_macs if macs is not None and base_macs else None
+            macs_ratio = cost.macs / base.macs
             flag = None
-            if macs_ratio is not None and abs(macs_ratio / ideal - 1) > FAR_FROM_IDEAL:
+            if abs(macs_ratio / ideal - 1) > FAR_FROM_IDEAL:
                 flag = f"MACs x{macs_ratio:.2f} is far from the ideal x{ideal:.2f}"
-            result.rows.append(CheckRow(arch, phi, scaled, _params(model), _params(model) / base_params,
-                                        macs, macs_ratio, ideal, flag))
+            result.rows.append(CheckRow(arch, phi, scaled, cost.params, cost.params / base.params,
+                                        cost.macs, macs_ratio, ideal, flag))
     return result
