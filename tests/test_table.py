@@ -60,3 +60,10 @@ def test_fit_command_builds_the_result_into_a_loadable_folder(tmp_path):
     assert model.compound_plan.depths == fitted["depths"] and model.compound_plan.widths == fitted["widths"]
     with torch.inference_mode():
         assert model(torch.randn(1, *size)).shape == (1, 1000)
+
+
+def test_ratios_do_not_depend_on_batch_size_or_row_order():
+    one = {row.phi: row for row in family_table("resnet18", [0, 1])}
+    four = {row.phi: row for row in family_table("resnet18", [1, 0], batch_size=4)}
+    assert four[1.0].ratio == one[1.0].ratio and four[0.0].ratio == 1.0
+    assert four[1.0].gmacs == 4 * one[1.0].gmacs

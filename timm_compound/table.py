@@ -41,17 +41,20 @@ def family_table(
     progress: Callable[[float], None] | None = None,
 ) -> list[TableRow]:
     """One row per phi, each measured on meta at its own resolution (``measure``)."""
-    reference = measure(make_plan(base, 0, coefficients=coefficients))
+    phis = list(phis)
+    zero = make_plan(base, 0, coefficients=coefficients)
+    # phi = 0 is the reference for every ratio; when it is also a row, it is measured once for both
+    reference = measure(zero, batch_size=batch_size, train_memory=train_memory and 0 in phis)
     rows = []
     for phi in phis:
-        scaled = make_plan(base, phi, coefficients=coefficients)
-        cost = measure(scaled, batch_size=batch_size, train_memory=train_memory)
+        scaled = zero if phi == 0 else make_plan(base, phi, coefficients=coefficients)
+        cost = reference if phi == 0 else measure(scaled, batch_size=batch_size, train_memory=train_memory)
         mult, real = scaled.multipliers, scaled.realised
         rows.append(TableRow(
             phi=float(phi), d=mult.depth, d_realised=real.depth, w=mult.width, w_realised=real.width,
             r=mult.resolution, r_realised=real.resolution, resolution=scaled.resolution, depths=scaled.depths,
             mparams=cost.mparams, gmacs=cost.gmacs,
-            ratio=cost.macs / (reference.macs * batch_size),
+            ratio=cost.macs / reference.macs,
             ideal=scaled.coefficients.flops_factor ** phi, activations=cost.activations,
             train_memory_mib=cost.train_memory_mib,
         ))
