@@ -70,7 +70,7 @@ def rules_validate(
 ) -> None:
     """Validate rule files (schema, and that each constructor argument exists with the right shape)
     and registry files (recognised by their `variants` key)."""
-    from timm_compound.plan import plan
+    from timm_compound.plan import check_resolves
     from timm_compound.rulebook import RuleBook, load_registry, load_rule, read_yaml
 
     failed = False
@@ -80,10 +80,9 @@ def rules_validate(
             if is_registry:
                 load_registry(path)
             else:
-                book = RuleBook()
-                book.add(load_rule(path), path)
-                for arch in book.rules:
-                    plan(arch, 0, rules=book)
+                rule, book = load_rule(path), RuleBook()
+                book.add(rule, path)
+                check_resolves(rule, book)
         except CompoundError as error:
             errors.print(f"[bold red]invalid:[/] {error}", markup=True, highlight=False)
             failed = True

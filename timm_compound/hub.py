@@ -217,9 +217,9 @@ def _first_line(error: Exception) -> str:
 
 
 def _local(folder: Path) -> tuple[Path, Path]:
-    files = {p.name for p in folder.iterdir()} if folder.is_dir() else set()
     if not folder.is_dir():
         raise CompoundError(f"{folder} is not a folder")
+    files = {p.name for p in folder.iterdir()}
     if CONFIG_NAME not in files:
         raise CompoundError(f"{folder} has no {CONFIG_NAME}: not a timm model folder")
     if WEIGHTS_NAME not in files:

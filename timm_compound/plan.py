@@ -215,6 +215,13 @@ def _scale_part(rule: Rule, part, channels: int | None, w: float) -> int | None:
     return max(channels, scaled) if part.no_shrink else scaled
 
 
+def check_resolves(rule: Rule, rules: RuleBook) -> None:
+    """Plan phi = 0 of each architecture `rule` covers, so a constructor argument that does not exist
+    or has the wrong shape is an error naming the rule file and field now, not at build time."""
+    for arch in rule.architectures:
+        plan(arch, 0, rules=rules)
+
+
 def lookup(name: str) -> tuple[str, float | None]:
     """A registered variant name -> (base, phi); a base -> (base, None)."""
     from timm_compound.registry import registered

@@ -83,5 +83,4 @@ def register_files(paths: list[str | Path], rules: RuleBook | None = None) -> li
 
 def register_shipped() -> None:
     """Register every variant in the package's registry/ folder (run by `import timm_compound`)."""
-    rules = shipped_rules()
-    register(collect(sorted(shipped_dir("registry").glob("*.yaml")), rules), rules)
+    register_files(sorted(shipped_dir("registry").glob("*.yaml")), shipped_rules())

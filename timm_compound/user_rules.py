@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 
 from timm_compound.errors import RuleError
-from timm_compound.plan import plan
+from timm_compound.plan import check_resolves
 from timm_compound.registry import Variant, collect, register
 from timm_compound.rulebook import active_rules, load_rule, read_yaml, set_active_rules
 
@@ -42,9 +42,8 @@ def load_rules(*paths: str | Path) -> list[Variant]:
             (registry_files if "variants" in read_yaml(file) else rule_files).append(file)
     new_rules = [(load_rule(file), file) for file in rule_files]
     book = active_rules().extended(new_rules)
-    for rule, _ in new_rules:  # constructor paths resolve: errors name the file and field now, not at build time
-        for arch in rule.architectures:
-            plan(arch, 0, rules=book)
+    for rule, _ in new_rules:
+        check_resolves(rule, book)
     variants = collect(registry_files, book)
     register(variants, book)
     set_active_rules(book)
