@@ -176,10 +176,10 @@ def fit(
         return ok
 
     if not feasible(PHI_MIN):
-        smallest = costs(costs.plan(PHI_MIN))
+        floor = costs.plan(PHI_MIN)
         raise CompoundError(
-            f"no {base} fits: the smallest valid model (depths {costs.plan(PHI_MIN).depths}, widths "
-            f"{costs.plan(PHI_MIN).widths}, {smallest.resolution} px) costs {_describe(smallest, limits)}; "
+            f"no {base} fits: the smallest valid model (depths {floor.depths}, widths "
+            f"{floor.widths}, {floor.resolution} px) costs {_describe(costs(floor), limits)}; "
             f"budget: {', '.join(f'{v:g} {BUDGETS[n][2]}' for n, v in targets.items())}"
         )
     lo, hi = _bracket(feasible, base, limits, costs)
