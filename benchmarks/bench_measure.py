@@ -11,9 +11,10 @@ import statistics
 import sys
 import time
 
-from timm_compound.fit import fit
-from timm_compound.measure import measure, measure_reference
-from timm_compound.registry import registered
+from timm_compound.cost.fit import fit
+from timm_compound.cost.measure import measure
+from timm_compound.cost.reference import measure_reference
+from timm_compound.scaling.catalog import registered
 
 
 def timed(fn, *args, **kwargs):

@@ -45,7 +45,6 @@ def meta():
 def hub_server(tmp_path_factory):
     """tests/hub_server.py on the port HF_ENDPOINT names, for the whole session."""
     import huggingface_hub
-
     from hub_server import HubServer
 
     endpoint = os.environ["HF_ENDPOINT"]

@@ -52,7 +52,7 @@ def test_show_unknown_name():
 
 
 def test_rules_validate(tmp_path):
-    from timm_compound.rulebook import shipped_dir
+    from timm_compound.scaling.rulebook import shipped_dir
 
     shipped = sorted(shipped_dir("rules").glob("*.yaml")) + sorted(shipped_dir("registry").glob("*.yaml"))
     result = runner.invoke(app, ["rules", "validate", *map(str, shipped)])
@@ -83,7 +83,7 @@ def test_console_script_help_runs_in_a_fresh_process():
 def test_default_demo_runs_every_step(capsys):
     from rich.console import Console
 
-    from timm_compound.demo import DEFAULT_VARIANTS, run
+    from timm_compound.cli.demo import DEFAULT_VARIANTS, run
 
     console = Console(width=120, force_terminal=False)
     rows = run(None, console)
@@ -114,7 +114,7 @@ def test_bad_phi_arguments_exit_1():
 
 
 def test_rules_validate_checks_constructor_arguments(tmp_path):
-    from timm_compound.rulebook import shipped_dir
+    from timm_compound.scaling.rulebook import shipped_dir
 
     bad = tmp_path / "bad.yaml"
     bad.write_text((shipped_dir("rules") / "convnext.yaml").read_text().replace("arg: dims", "arg: widths"))

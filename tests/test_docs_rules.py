@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from timm_compound.schema import PartRule
+from timm_compound.scaling.schema import PartRule
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "rules.md"
 BLOCK = re.compile(r"```(\w+)([^\n]*)\n(.*?)```", re.S)

@@ -8,7 +8,7 @@ import torch
 import yaml
 
 import timm_compound as tc
-from timm_compound.rulebook import RuleBook, shipped_dir
+from timm_compound.scaling.rulebook import RuleBook, shipped_dir
 
 SHIPPED_RESNET = shipped_dir("rules") / "resnet.yaml"
 

@@ -3,9 +3,9 @@
 import pytest
 import timm
 import torch
+from conftest import param_count
 
 import timm_compound as tc
-from conftest import param_count
 
 # timm's efficientnet_b1..b7: (w, d, resolution) from the paper -> parameter count (pretrained=False)
 EFFICIENTNETS = {

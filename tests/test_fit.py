@@ -2,10 +2,10 @@
 
 import pytest
 
+from timm_compound.cost.fit import fit
+from timm_compound.cost.measure import measure
 from timm_compound.errors import CompoundError, UnknownModelError
-from timm_compound.fit import fit
-from timm_compound.measure import measure
-from timm_compound.plan import plan
+from timm_compound.scaling.plan import plan
 
 RESNET18_GMACS = 1.814073344      # measure("resnet18").gmacs
 RESNET18_MPARAMS = 11.689512

@@ -25,11 +25,11 @@ import yaml
 from huggingface_hub import HfApi
 
 import timm_compound
-from timm_compound import hub as tc_hub
-from timm_compound.compound_scaled import PLAN_ENTRYPOINT
+import timm_compound as tc_hub
+from timm_compound.cost.measure import measure
 from timm_compound.errors import CompoundError
-from timm_compound.measure import measure
-from timm_compound.rulebook import RuleBook, shipped_rules
+from timm_compound.hub.config import PLAN_ENTRYPOINT
+from timm_compound.scaling.rulebook import RuleBook, shipped_rules
 
 X = torch.Generator().manual_seed(0)
 INPUT = torch.randn(2, 3, 64, 64, generator=X)
@@ -418,3 +418,30 @@ def test_plain_timm_config_that_contradicts_its_plan_is_refused(published, hub):
     missing = upload({"model.safetensors": good["model.safetensors"]})
     with pytest.raises(CompoundError, match="has no config.json: not a timm model repo"):
         tc_hub.from_hub(missing)
+
+
+OLD_CONFIGS = Path(__file__).parent / "data" / "published-0.1.0"
+
+
+@pytest.mark.parametrize("variant, architecture", [
+    ("mobilenetv1_100_cs_phi1", PLAN_ENTRYPOINT),   # built by the plugin entrypoint from the plan in model_args
+    ("resnet18_cs_phi1", "resnet18"),               # plain timm kwargs
+])
+def test_configs_published_before_the_package_layout_still_load(tmp_path, variant, architecture):
+    """config.json files written by timm-compound 0.1.0 (flat modules), kept verbatim in tests/data:
+    the entrypoint name timm resolves and the config format did not move with the code."""
+    folder = tmp_path / variant
+    folder.mkdir()
+    config = json.loads((OLD_CONFIGS / variant / "config.json").read_text())
+    assert config["architecture"] == architecture and config["timm_compound"]["version"] == "0.1.0"
+    (folder / "config.json").write_text(json.dumps(config))
+    torch.manual_seed(0)
+    trained = timm.create_model(variant, num_classes=config["num_classes"]).eval()
+    safetensors.torch.save_file(state(trained), str(folder / "model.safetensors"))
+
+    loaded = timm.create_model(f"local-dir:{folder}", pretrained=True)
+    if architecture == PLAN_ENTRYPOINT:
+        assert loaded.compound_plan == trained.compound_plan
+    assert torch.equal(outputs(loaded), outputs(trained))
+    assert timm.models.get_pretrained_cfg(PLAN_ENTRYPOINT) is not None
+    assert PLAN_ENTRYPOINT in timm.list_models(module="compound_scaled")

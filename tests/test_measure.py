@@ -5,9 +5,10 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 import timm_compound
+from timm_compound.cost.measure import count_forward, measure, meta_model
+from timm_compound.cost.reference import measure_reference
 from timm_compound.errors import CompoundError
-from timm_compound.measure import count_forward, measure, measure_reference, meta_model
-from timm_compound.plan import lookup
+from timm_compound.scaling.catalog import lookup
 
 
 @pytest.mark.parametrize("base, macs, published, tolerance", [

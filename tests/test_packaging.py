@@ -24,7 +24,7 @@ def test_wheel_ships_rules_and_registry_and_imports_from_them(tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target), str(wheel)],
                    check=True)
     probe = (
-        "import timm, timm_compound, timm_compound.rulebook as r;"
+        "import timm, timm_compound, timm_compound.scaling.rulebook as r;"
         "print(r.shipped_dir('rules'));"
         "print(timm.create_model('resnet18_cs_phi1', device='meta').pretrained_cfg['input_size'])"
     )

@@ -6,7 +6,7 @@ import math
 import pytest
 
 import timm_compound as tc
-from timm_compound.plan import ScalePlan
+from timm_compound.scaling.plan import ScalePlan
 
 
 def test_multipliers_follow_coefficients_before_rounding():

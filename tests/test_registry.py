@@ -3,11 +3,11 @@
 import pytest
 import timm
 import torch
+from conftest import param_count
 
 import timm_compound as tc
-from timm_compound.build import stage_modules
-from timm_compound.rulebook import shipped_dir
-from conftest import param_count
+from timm_compound.scaling.rulebook import shipped_dir
+from timm_compound.scaling.stages import stage_modules
 
 BASES = ["resnet18", "resnet34", "resnet50", "resnet101", "resnext50_32x4d",
          "mobilenetv1_100", "mobilenetv2_100", "efficientnet_b0"]
@@ -152,7 +152,8 @@ def test_other_threads_timm_builds_are_not_rewritten(meta):
     """While a scaled build runs, another thread's plain timm.create_model builds timm's own model."""
     import threading
 
-    from timm_compound import _timm_adapter, structure
+    from timm_compound.scaling import structure
+    from timm_compound.scaling import timm_adapter as _timm_adapter
 
     plain = {}
     scaled_plan = tc.plan("resnet18", phi=2)

@@ -4,7 +4,14 @@ import pytest
 from timm.layers import make_divisible as timm_make_divisible
 from timm.models._efficientnet_builder import _scale_stage_depth
 
-from timm_compound.rounding import distribute, make_divisible, round_to, scale_depth, scale_resolution, scale_width
+from timm_compound.scaling.rounding import (
+    distribute,
+    make_divisible,
+    round_to,
+    scale_depth,
+    scale_resolution,
+    scale_width,
+)
 
 
 @pytest.mark.parametrize("value", [1.0, 7.9, 12.0, 25.6, 29.09, 38.4, 112 * 1.6, 192 * 1.6, 320 * 1.8, 1280 * 3.1])

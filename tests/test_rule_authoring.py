@@ -13,11 +13,11 @@ import yaml
 from typer.testing import CliRunner
 
 import timm_compound as tc
+from timm_compound.authoring.check import check_rule
+from timm_compound.authoring.scaffold import scaffold
 from timm_compound.cli import app
-from timm_compound.rule_check import check_rule
-from timm_compound.rulebook import active_rules, shipped_dir
-from timm_compound.scaffold import scaffold
-from timm_compound.schema import json_schema
+from timm_compound.scaling.rulebook import active_rules, shipped_dir
+from timm_compound.scaling.schema import json_schema
 
 runner = CliRunner()
 SHIPPED_RULES = sorted(shipped_dir("rules").glob("*.yaml"))

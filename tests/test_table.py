@@ -5,7 +5,8 @@ import json
 from typer.testing import CliRunner
 
 from timm_compound.cli import app
-from timm_compound.table import family_table, plot_table
+from timm_compound.cost.plot import plot_table
+from timm_compound.cost.table import family_table
 
 runner = CliRunner()
 

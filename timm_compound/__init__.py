@@ -2,28 +2,34 @@
 
 ``import timm_compound`` registers the variants listed in the package's registry
 files with timm, so ``timm.create_model("resnet18_cs_phi2")`` works.
+
+The package follows the data's journey (each layer imports only the ones below it):
+
+- ``scaling``: rule files -> ``ScalePlan`` -> ``nn.Module`` (schema, rounding, layouts, plan, build)
+- ``cost``: what a plan costs (measure, fit, family table, plots)
+- ``hub`` / ``authoring``: the published format, publishing and checked loading / rule scaffolding and checks
+- ``registry``: registered variants as timm entrypoints, user rule paths
+- ``cli``: the ``timm-compound`` command line
 """
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
-
-from timm_compound.build import build, pretrained_cfg, scale, stage_depths
+from timm_compound.cost.fit import FitResult, fit
+from timm_compound.cost.measure import Complexity, measure
+from timm_compound.cost.reference import measure_reference
+from timm_compound.cost.table import family_table
 from timm_compound.errors import CompoundError, RuleError, UnknownModelError
-from timm_compound.fit import FitResult, fit
-from timm_compound.hub import from_hub, publish, save_to_dir
-from timm_compound.measure import Complexity, measure, measure_reference
-from timm_compound.plan import Multipliers, ScalePlan, plan
-from timm_compound.registry import register_files, register_shipped, registered
-from timm_compound.rulebook import load_registry, load_rule
-from timm_compound.schema import Coefficients, Rule
-from timm_compound.table import family_table
-from timm_compound.user_rules import load_rules, load_rules_from_env
-
-try:
-    __version__ = version("timm-compound")
-except PackageNotFoundError:  # a source checkout that was never installed
-    __version__ = "0.0.0+unknown"
+from timm_compound.hub.load import build, from_hub, scale
+from timm_compound.hub.publish import publish, save_to_dir
+from timm_compound.registry.register import register_files, register_shipped
+from timm_compound.registry.user_rules import load_rules, load_rules_from_env
+from timm_compound.scaling.build import pretrained_cfg
+from timm_compound.scaling.catalog import registered
+from timm_compound.scaling.plan import Multipliers, ScalePlan, plan
+from timm_compound.scaling.rulebook import load_registry, load_rule
+from timm_compound.scaling.schema import Coefficients, Rule
+from timm_compound.scaling.stages import stage_depths
+from timm_compound.version import __version__
 
 register_shipped()
 load_rules_from_env()

@@ -1,3 +1,3 @@
-from timm_compound.cli import app
+from timm_compound.cli import main
 
-app(prog_name="timm-compound")
+main()

@@ -1,0 +1,1 @@
+"""Writing rules for new architectures: scaffold (`rules new`) and check (`rules check`)."""

@@ -1,0 +1,19 @@
+"""The `timm-compound` command line: one module per command group, all attached to `app`.
+
+- `variants`: list, show          - `demo`: demo
+- `hub`: publish                  - `cost`: table, fit
+- `rules`: rules validate, schema, new, check
+"""
+
+from timm_compound.cli.app import app
+
+# importing a command module attaches its commands to `app`, in the order --help lists them
+from timm_compound.cli import variants, demo, hub, cost, rules  # isort: skip  # noqa: F401, I001
+
+
+def main() -> None:
+    """Console entry for `python -m timm_compound`."""
+    app(prog_name="timm-compound")
+
+
+__all__ = ["app", "main"]

@@ -1,0 +1,64 @@
+"""Rich tables for plans and variant lists: what the CLI prints."""
+
+from __future__ import annotations
+
+from rich.table import Table
+
+from timm_compound.scaling.plan import ScalePlan
+
+
+def _pair(base, scaled) -> str:
+    if base is None and scaled is None:
+        return "derived by timm"
+    return str(scaled) if base == scaled else f"{base} → {scaled}"
+
+
+def plan_table(plan: ScalePlan, title: str | None = None) -> Table:
+    """One plan: multipliers exact and realised, per-stage depths and widths, stem, head, resolution."""
+    phi = "explicit d/w/r" if plan.phi is None else f"{plan.phi:g}"
+    table = Table(title=title or f"{plan.base} (rule {plan.rule_file}, phi {phi})", show_header=True)
+    table.add_column("quantity")
+    table.add_column("exact", justify="right")
+    table.add_column("realised", justify="right")
+    table.add_column("base → scaled")
+    mult, real = plan.multipliers, plan.realised
+    table.add_row("d (depth)", f"{mult.depth:.4f}", f"{real.depth:.4f}", f"{plan.base_depths} → {plan.depths}")
+    table.add_row("w (width)", f"{mult.width:.4f}", f"{real.width:.4f}", f"{plan.base_widths} → {plan.widths}")
+    table.add_row(
+        "r (resolution)", f"{mult.resolution:.4f}", f"{real.resolution:.4f}",
+        f"{plan.base_resolution} → {plan.resolution} px ({plan.resolution_source}, exact {plan.resolution_exact:.1f})",
+    )
+    table.add_row("stem", "", "", f"{_pair(plan.base_stem, plan.stem)} ({plan.rule.stem.policy})")
+    table.add_row("head", "", "", f"{_pair(plan.base_head, plan.head)} ({plan.rule.head.policy})")
+    c = plan.coefficients
+    table.add_row("coefficients", "", "", f"α={c.alpha} β={c.beta} γ={c.gamma} (α·β²·γ²={c.flops_factor:.4f})")
+    for arg, value in plan.constructor_args.items():
+        table.add_row(arg, "", "", f"{value:g} (schedule)")
+    return table
+
+
+def family_view(base: str, rows, train_memory: bool = False, compact: bool = False) -> Table:
+    """A family table (timm_compound.table.family_table rows): exact vs realised, cost vs the ideal.
+
+    `compact` keeps what fits 80 columns: phi, input size, depths, params, GMACs and the ratios.
+    """
+    table = Table(title=f"{base}: realised cost per phi (MACs = conv + linear)")
+    wide = not compact
+    columns = ["φ"] + (["d (exact/real)", "w (exact/real)", "r (exact/real)"] if wide else []) + [
+        "px", "depths", "params M", "GMACs", "× φ=0", "ideal ×"] + (["activations"] if wide else []) + (
+        ["train MiB"] if train_memory else [])
+    for column in columns:
+        table.add_column(column, justify="left" if column == "depths" else "right")
+    for row in rows:
+        cells = [f"{row.phi:g}"]
+        if wide:
+            cells += [f"{row.d:.3f}/{row.d_realised:.3f}", f"{row.w:.3f}/{row.w_realised:.3f}",
+                      f"{row.r:.3f}/{row.r_realised:.3f}"]
+        cells += [str(row.resolution), str(row.depths), f"{row.mparams:.2f}", f"{row.gmacs:.3f}",
+                  f"{row.ratio:.2f}", f"{row.ideal:.2f}"]
+        if wide:
+            cells.append(f"{row.activations:,}")
+        if train_memory:
+            cells.append(f"{row.train_memory_mib:.0f}")
+        table.add_row(*cells)
+    return table

@@ -1,0 +1,102 @@
+"""`timm-compound rules ...`: validate, print the schema of, scaffold and check rule files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from timm_compound.cli.app import console, errors, fail, parse_phis, rules_app
+from timm_compound.errors import CompoundError
+
+
+@rules_app.command("validate")
+def rules_validate(
+    files: Annotated[list[Path], typer.Argument(help="Rule or registry YAML files.", exists=False)],
+) -> None:
+    """Validate rule files (schema, and that each constructor argument exists with the right shape)
+    and registry files (recognised by their `variants` key)."""
+    from timm_compound.scaling.plan import check_resolves
+    from timm_compound.scaling.rulebook import (
+        RuleBook,
+        load_registry,
+        load_rule,
+        read_yaml,
+    )
+
+    failed = False
+    for path in files:
+        try:
+            is_registry = "variants" in read_yaml(path)
+            if is_registry:
+                load_registry(path)
+            else:
+                rule, book = load_rule(path), RuleBook()
+                book.add(rule, path)
+                check_resolves(rule, book)
+        except CompoundError as error:
+            errors.print(f"[bold red]invalid:[/] {error}", markup=True, highlight=False)
+            failed = True
+        else:
+            console.print(f"[green]valid[/] {'registry' if is_registry else 'rule'}: {path}")
+    if failed:
+        raise typer.Exit(1)
+
+
+@rules_app.command("schema")
+def rules_schema(
+    registry: Annotated[bool, typer.Option("--registry", help="The registry-file schema instead.")] = False,
+) -> None:
+    """Print the JSON Schema for rule files (or registry files), for editors and validators."""
+    from timm_compound.scaling.schema import json_schema
+
+    print(json.dumps(json_schema("registry" if registry else "rule"), indent=2))
+
+
+@rules_app.command("new")
+def rules_new(
+    arch: Annotated[str, typer.Argument(help="A timm architecture, e.g. convnext_tiny.")],
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Write here instead of stdout.")] = None,
+) -> None:
+    """Write a starting rule for a timm architecture, found by inspecting its constructor."""
+    from timm_compound.authoring.scaffold import scaffold
+
+    try:
+        text = scaffold(arch)
+    except CompoundError as error:
+        raise fail(error) from None
+    if output is None:
+        print(text, end="")
+    else:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text)
+        console.print(f"wrote {output}; next: timm-compound rules check {output}")
+
+
+@rules_app.command("check")
+def rules_check(
+    file: Annotated[Path, typer.Argument(help="A rule file.")],
+    phi: Annotated[str, typer.Option("--phi", help="Phis to build: a range 0-2 or a list 0,1,3.")] = "0-2",
+) -> None:
+    """Validate a rule, rebuild phi=0 against the base exactly, and print each phi's cost ratios."""
+    from timm_compound.authoring.check import check_rule
+
+    try:
+        result = check_rule(file, parse_phis(phi))
+    except CompoundError as error:
+        raise fail(error) from None
+    table = Table(title=f"rules check {file}")
+    for column in ("architecture", "phi", "depths", "widths", "px", "params", "params ×", "MACs ×", "ideal ×", "note"):
+        table.add_column(column)
+    for row in result.rows:
+        table.add_row(row.arch, f"{row.phi:g}", str(row.plan.depths), str(row.plan.widths), str(row.plan.resolution),
+                      f"{row.params:,}", f"{row.params_ratio:.2f}", f"{row.macs_ratio:.2f}", f"{row.ideal:.2f}", row.flag or "")
+    console.print(table)
+    for failure in result.failures:
+        errors.print(f"[bold red]fail:[/] {failure}", markup=True, highlight=False)
+    if not result.ok:
+        raise typer.Exit(1)
+    console.print(f"[green]ok[/]: phi=0 equals the base for {', '.join(sorted({r.arch for r in result.rows}))}")

@@ -1,0 +1,69 @@
+"""What a measurement returns (`Complexity`), and what it can be asked to measure."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch.nn as nn
+
+from timm_compound.errors import CompoundError
+from timm_compound.scaling.catalog import lookup
+from timm_compound.scaling.plan import ScalePlan
+from timm_compound.scaling.plan import plan as make_plan
+
+
+@dataclass(frozen=True)
+class Complexity:
+    """The measured cost of one model at one input size and batch size."""
+
+    params: int
+    macs: int                      # conv + linear multiply-adds for the whole batch (forward)
+    activations: int               # elements output by conv + linear ops (fvcore's ActivationCountAnalysis)
+    weight_bytes: int              # parameters + buffers, as a state_dict holds them
+    resolution: int
+    batch_size: int
+    train_memory_bytes: int | None = None   # peak of one SGD-momentum training step, estimated on meta
+    method: str = "meta"           # "meta" (fast path) or "fvcore" (reference)
+    per_stage: dict[str, int] | None = field(default=None, compare=False)
+
+    @property
+    def gmacs(self) -> float:
+        return self.macs / 1e9
+
+    @property
+    def mparams(self) -> float:
+        return self.params / 1e6
+
+    @property
+    def train_memory_mib(self) -> float | None:
+        return None if self.train_memory_bytes is None else self.train_memory_bytes / 2**20
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "gmacs": self.gmacs, "mparams": self.mparams}
+
+
+def resolve_target(target: str | ScalePlan | nn.Module, resolution: int | None) -> tuple[ScalePlan | None, nn.Module | None, int]:
+    """(plan, model, resolution) from a variant name, a base name, a plan or a built model."""
+    if isinstance(target, str):
+        base, phi = lookup(target)
+        target = make_plan(base, 0 if phi is None else phi)
+    if isinstance(target, ScalePlan):
+        return target, None, target.resolution if resolution is None else resolution
+    if isinstance(target, nn.Module):
+        scaled = getattr(target, "compound_plan", None)
+        if resolution is None and scaled is not None:
+            resolution = scaled.resolution
+        if resolution is None:
+            size = (getattr(target, "pretrained_cfg", None) or {}).get("input_size")
+            resolution = size[-1] if size else None
+        if resolution is None:
+            raise CompoundError("cannot tell this model's input size: pass resolution=")
+        return None, target, resolution
+    raise CompoundError(f"measure() takes a variant or base name, a ScalePlan or an nn.Module, got {type(target).__name__}")
+
+
+def check_sizes(resolution: int, batch_size: int) -> None:
+    for name, value in (("resolution", resolution), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise CompoundError(f"{name} must be a positive int, got {value!r}")

@@ -1,0 +1,316 @@
+"""Closed-loop budget fitting: the largest phi whose realised model meets every budget.
+
+Open-loop scaling promises ``(alpha*beta**2*gamma**2)**phi`` more FLOPs; rounding
+(ceil'd blocks, channels in steps of 8, pixels in steps of 8) makes the real cost a
+step function of phi. So the fit measures the realised model at each candidate:
+bracket, bisect to 1e-3 in phi, scan the neighbourhood above for a later step that
+fits again (cost need not be monotone), then spend what is left of a MACs or
+memory budget on resolution in the rule's 8 px steps.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from timm_compound.cost.complexity import Complexity
+from timm_compound.cost.measure import count_forward, measure, meta_model
+from timm_compound.errors import CompoundError, UnknownModelError
+from timm_compound.scaling.plan import ScalePlan
+from timm_compound.scaling.plan import plan as make_plan
+from timm_compound.scaling.rulebook import active_rules
+
+PHI_MIN = -200.0   # every stage at its minimum depth and width, the resolution at its floor (1.1**-200 ~ 5e-9)
+PHI_MAX = 24.0
+TOLERANCE = 1e-3   # bisection stops when the bracket is this narrow in phi
+NEIGHBOURS = 0.5   # how far above the bisected phi to look for a later step that fits again
+SCAN_STEP = 0.01
+
+# budget name -> (Complexity attribute, unit scale shown to the user, unit)
+BUDGETS = {
+    "max_gmacs": ("macs", 1e9, "GMACs"),
+    "max_params": ("params", 1e6, "M params"),
+    "max_train_memory": ("train_memory_bytes", 2**20, "MiB"),
+}
+
+
+@dataclass(frozen=True)
+class Budget:
+    name: str          # max_gmacs, max_params or max_train_memory
+    target: float      # in the unit the user gave: GMACs, millions of params, MiB
+    achieved: float
+    unit: str
+
+    @property
+    def ratio(self) -> float:
+        return self.achieved / self.target
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """The fitted plan, its measured cost, and achieved vs target for each budget."""
+
+    plan: ScalePlan
+    phi: float                 # the fitted plan's phi (its depths; its widths unless fill == "width")
+    phi_max: float             # the largest phi whose plan fits at its own resolution
+    complexity: Complexity
+    budgets: list[Budget]
+    evaluations: int           # distinct (model, resolution) pairs measured
+    fill: str = "none"         # what the budget left over bought: "none", "resolution" or "width"
+    trace: list[tuple[float, bool]] = field(default_factory=list, repr=False, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "base": self.plan.base,
+            "phi": self.phi,
+            "resolution": self.plan.resolution,
+            "phi_max": self.phi_max,
+            "fill": self.fill,
+            "resolution_source": self.plan.resolution_source,
+            "depths": self.plan.depths,
+            "widths": self.plan.widths,
+            "params": self.complexity.params,
+            "gmacs": self.complexity.gmacs,
+            "train_memory_bytes": self.complexity.train_memory_bytes,
+            "budgets": [
+                {"name": b.name, "target": b.target, "achieved": b.achieved, "unit": b.unit, "ratio": b.ratio}
+                for b in self.budgets
+            ],
+            "evaluations": self.evaluations,
+            "plan": self.plan.to_dict(),
+        }
+
+
+def _budget(name: str, value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise CompoundError(f"{name} must be a finite number, got {value!r}")
+    if value <= 0:
+        raise CompoundError(f"{name} must be > 0, got {value!r}")
+    return float(value)
+
+
+class _Costs:
+    """Measures each distinct rounded model once: many phis map to the same plan.
+
+    MACs and params come from a meta model cached per structure (depths, widths,
+    stem, head), counted like ``measure`` (tested equal); training memory, when
+    budgeted, comes from ``measure`` itself.
+    """
+
+    def __init__(self, base: str, coefficients: Any, batch_size: int, train_memory: bool):
+        self.base, self.coefficients = base, coefficients
+        self.batch_size, self.train_memory = batch_size, train_memory
+        self.models: dict[tuple, tuple[Any, int, int]] = {}
+        self.cache: dict[tuple, Complexity] = {}
+
+    def plan(self, phi: float, resolution: int | None = None) -> ScalePlan:
+        return make_plan(self.base, phi, resolution=resolution, coefficients=self.coefficients)
+
+    def __call__(self, scaled: ScalePlan) -> Complexity:
+        structure = (tuple(scaled.depths), tuple(scaled.widths), scaled.stem, scaled.head)
+        key = (*structure, scaled.resolution)
+        if key in self.cache:
+            return self.cache[key]
+        if self.train_memory:
+            cost = measure(scaled, batch_size=self.batch_size, train_memory=True)
+        else:
+            if structure not in self.models:
+                self.models[structure] = meta_model(scaled)
+            model, params, weight_bytes = self.models[structure]
+            macs, activations = count_forward(model, self.batch_size, scaled.resolution)
+            cost = Complexity(params, macs, activations, weight_bytes, scaled.resolution, self.batch_size)
+        self.cache[key] = cost
+        return cost
+
+
+def _fits(cost: Complexity, limits: dict[str, float]) -> bool:
+    return all(getattr(cost, BUDGETS[name][0]) <= limit for name, limit in limits.items())
+
+
+def _describe(cost: Complexity, limits: dict[str, float]) -> str:
+    return ", ".join(
+        f"{getattr(cost, BUDGETS[name][0]) / BUDGETS[name][1]:.6g} {BUDGETS[name][2]}" for name in limits
+    )
+
+
+def fit(
+    base: str,
+    *,
+    max_gmacs: float | None = None,
+    max_params: float | None = None,
+    max_train_memory: float | None = None,
+    batch_size: int = 1,
+    coefficients: Any = None,
+    fill_resolution: bool = True,
+    fill_width: bool = True,
+) -> FitResult:
+    """The largest phi (negative allowed) whose realised `base` meets every budget.
+
+    Budgets: ``max_gmacs`` in GMACs (conv + linear, batch 1 unless `batch_size`),
+    ``max_params`` in millions, ``max_train_memory`` in MiB for one SGD training step
+    at `batch_size`. With `fill_resolution`, budget left over at that phi buys a
+    larger input size in the rule's resolution steps (recorded as a resolution override).
+    With `fill_width`, a params budget still more than 5% short (depth steps are coarse)
+    buys width at the fitted depths (the plan then has explicit d/w/r multipliers).
+    """
+    given = {name: _budget(name, value) for name, value in
+             (("max_gmacs", max_gmacs), ("max_params", max_params), ("max_train_memory", max_train_memory))}
+    targets = {name: value for name, value in given.items() if value is not None}
+    if not targets:
+        raise CompoundError("give at least one budget: max_gmacs, max_params or max_train_memory")
+    if base not in active_rules().rules:
+        raise UnknownModelError(f"{base!r} is not a base covered by a rule (fit scales a base, not a variant)")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise CompoundError(f"batch_size must be a positive int, got {batch_size!r}")
+    limits = {name: value * BUDGETS[name][1] for name, value in targets.items()}
+
+    costs = _Costs(base, coefficients, batch_size, "max_train_memory" in targets)
+    trace: list[tuple[float, bool]] = []
+
+    def feasible(phi: float) -> bool:
+        ok = _fits(costs(costs.plan(phi)), limits)
+        trace.append((phi, ok))
+        return ok
+
+    if not feasible(PHI_MIN):
+        floor = costs.plan(PHI_MIN)
+        raise CompoundError(
+            f"no {base} fits: the smallest valid model (depths {floor.depths}, widths "
+            f"{floor.widths}, {floor.resolution} px) costs {_describe(costs(floor), limits)}; "
+            f"budget: {', '.join(f'{v:g} {BUDGETS[n][2]}' for n, v in targets.items())}"
+        )
+    lo, hi = _bracket(feasible, base, limits, costs)
+    lo = _bisect(feasible, lo, hi)
+    lo = _neighbours(feasible, lo)
+
+    chosen, fill = costs.plan(lo), "none"
+    if fill_resolution and ("max_gmacs" in targets or "max_train_memory" in targets):
+        chosen = _fill(costs, lo, limits)
+        fill = "resolution" if chosen.resolution_source == "override" else "none"
+    phi = chosen.phi
+    if fill_width and "max_params" in targets and costs(chosen).params < WIDTH_FILL_BELOW * limits["max_params"]:
+        widened = _fill_width(costs, chosen, limits)
+        if widened is not chosen:
+            chosen, fill = widened, "width"
+    measured = costs(chosen)
+    budgets = [
+        Budget(name, target, getattr(measured, BUDGETS[name][0]) / BUDGETS[name][1], BUDGETS[name][2])
+        for name, target in targets.items()
+    ]
+    return FitResult(chosen, phi, lo, measured, budgets, len(costs.cache), fill, trace)
+
+
+def _bracket(feasible, base: str, limits: dict[str, float], costs: _Costs) -> tuple[float, float]:
+    """(lo, hi): lo fits, hi does not; steps double away from phi = 0."""
+    if feasible(0.0):
+        lo, step = 0.0, 1.0
+        while feasible(lo + step):
+            lo, step = lo + step, step * 2
+            if lo >= PHI_MAX:
+                at_max, at_zero = costs(costs.plan(PHI_MAX)), costs(costs.plan(0.0))
+                if _describe(at_max, limits) == _describe(at_zero, limits):
+                    raise CompoundError(
+                        f"the budgeted cost of {base} does not grow with phi under these coefficients "
+                        f"({_describe(at_zero, limits)} at every phi): no phi is the largest that fits"
+                    )
+                raise CompoundError(
+                    f"the budget allows more than phi={PHI_MAX:g} of {base} "
+                    f"({_describe(at_max, limits)} there); use a larger base"
+                )
+        return lo, lo + step
+    hi, step = 0.0, 1.0
+    while not feasible(max(PHI_MIN, hi - step)):
+        hi, step = hi - step, step * 2
+    return max(PHI_MIN, hi - step), hi
+
+
+def _bisect(feasible, lo: float, hi: float) -> float:
+    while hi - lo > TOLERANCE:
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if feasible(mid) else (lo, mid)
+    return lo
+
+
+def _neighbours(feasible, lo: float) -> float:
+    """Cost is a step function that need not be monotone: a later step may fit again."""
+    phi = lo
+    for k in range(1, round(NEIGHBOURS / SCAN_STEP) + 1):
+        candidate = lo + k * SCAN_STEP
+        if feasible(candidate):
+            phi = candidate
+    if phi != lo:   # a later step fits: bisect from there to its own edge
+        return _neighbours(feasible, _bisect(feasible, phi, phi + SCAN_STEP))
+    return lo
+
+
+FILL_WINDOW = 0.5   # how far below phi_max to look for a structure that a resolution change fits better
+
+
+def _fill(costs: _Costs, phi_max: float, limits: dict[str, float]) -> ScalePlan:
+    """Spend what the budget leaves on resolution, in the rule's pixel steps.
+
+    Pixels change MACs in coarse steps (224 -> 232 px adds 15% on a ResNet, as the
+    stride-32 feature map grows from 7 to 8), so each distinct structure within
+    FILL_WINDOW below phi_max gets its largest fitting resolution at or above its
+    own, and the plan that comes closest to the budget wins (ties: the larger phi).
+    """
+    def closeness(cost: Complexity) -> float:
+        return max(getattr(cost, BUDGETS[name][0]) / limit for name, limit in limits.items())
+
+    best = costs.plan(phi_max)
+    best_score = closeness(costs(best))
+    seen = set()
+    steps = round(FILL_WINDOW / SCAN_STEP)
+    for k in range(steps + 1):
+        phi = phi_max - k * SCAN_STEP
+        own = costs.plan(phi)
+        structure = (tuple(own.depths), tuple(own.widths), own.stem, own.head)
+        if structure in seen:
+            continue
+        seen.add(structure)
+        step, cap = own.rule.resolution.divisor, own.rule.resolution.max
+        fitted = own if _fits(costs(own), limits) else None
+        while fitted is not None:   # never below its own resolution: up while it still fits
+            if cap is not None and fitted.resolution + step > cap:
+                break   # the rule's resolution cap holds for fitted plans too
+            candidate = costs.plan(phi, resolution=fitted.resolution + step)
+            if not _fits(costs(candidate), limits):
+                break
+            fitted = candidate
+        if fitted is not None and closeness(costs(fitted)) > best_score:
+            best, best_score = fitted, closeness(costs(fitted))
+    return best
+
+
+WIDTH_FILL_BELOW = 0.95   # a params budget met by less than this gets its remainder spent on width
+
+
+def _fill_width(costs: _Costs, chosen: ScalePlan, limits: dict[str, float]) -> ScalePlan:
+    """Spend a params budget's remainder on width, keeping the fitted depths and resolution.
+
+    Resolution cannot buy parameters, and depth steps are coarse: ResNet-18's four stages have
+    equal depths, so all gain a block at the same phi (at 8x its params the largest phi reaches
+    84% of the budget). Widening by a factor on w (bisected; cost grows with w) fills the gap in
+    channel-divisor steps.
+    """
+    mult = chosen.multipliers
+
+    def widened(factor: float) -> ScalePlan:
+        explicit = make_plan(chosen.base, d=mult.depth, w=mult.width * factor, r=mult.resolution,
+                             resolution=chosen.resolution, coefficients=costs.coefficients)
+        # explicit multipliers carry no phi, so keep the fitted phi's scheduled args (dropout)
+        return explicit.model_copy(update={"constructor_args": dict(chosen.constructor_args)})
+
+    lo, hi = 1.0, 2.0
+    while _fits(costs(widened(hi)), limits):
+        lo, hi = hi, hi * 2
+    while hi / lo > 1 + TOLERANCE:
+        mid = (lo * hi) ** 0.5
+        lo, hi = (mid, hi) if _fits(costs(widened(mid)), limits) else (lo, mid)
+    best = widened(lo)
+    if lo == 1.0 or best.widths == chosen.widths and best.stem == chosen.stem and best.head == chosen.head:
+        return chosen
+    return best

@@ -1,0 +1,30 @@
+"""A family table as a picture: GMACs and params against phi, realised beside the ideal."""
+
+from __future__ import annotations
+
+from timm_compound.cost.table import TableRow
+
+
+def plot_table(rows: list[TableRow], path, title: str | None = None) -> None:
+    """GMACs and params against phi on log axes, realised beside ideal; writes a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    phis = [row.phi for row in rows]
+    zero_gmacs = rows[0].gmacs / rows[0].ratio
+    fig, (macs_ax, params_ax) = plt.subplots(1, 2, figsize=(10, 4))
+    macs_ax.plot(phis, [row.gmacs for row in rows], "o-", label="realised")
+    macs_ax.plot(phis, [zero_gmacs * row.ideal for row in rows], "--", label="ideal (α·β²·γ²)^φ")
+    macs_ax.set(yscale="log", xlabel="φ", ylabel="GMACs", title="compute")
+    params_ax.plot(phis, [row.mparams for row in rows], "o-", color="C2", label="realised")
+    params_ax.set(yscale="log", xlabel="φ", ylabel="params (M)", title="parameters")
+    for ax in (macs_ax, params_ax):
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,146 @@
+"""Publishing a scaled model: its files in a folder (`save_to_dir`), or one commit on the Hub (`publish`).
+
+The files: `model.safetensors` (never a pickle), `config.json` (timm's format plus the plan,
+see `timm_compound.hub.config`) and a `README.md` model card.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from timm_compound.errors import CompoundError, UnknownModelError
+from timm_compound.hub import card
+from timm_compound.hub.config import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, hub_config
+from timm_compound.hub.files import first_line, hub_errors
+from timm_compound.scaling.build import build, pretrained_cfg
+from timm_compound.scaling.catalog import registered
+from timm_compound.scaling.plan import ScalePlan
+from timm_compound.scaling.weights import (
+    check_shapes,
+    describe,
+    safetensors_shapes,
+    state_shapes,
+)
+
+
+def _read_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    import safetensors.torch
+
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise CompoundError(f"{path}: weights must be a .safetensors state dict; timm-compound never unpickles")
+    if not path.is_file():
+        raise CompoundError(f"{path}: no such weights file")
+    safetensors_shapes(path, str(path))  # a clear error for a corrupt file
+    return safetensors.torch.load_file(str(path), device="cpu")
+
+
+def _classes_from(tensors: dict[str, torch.Tensor] | None, classifier: Any) -> dict[str, int]:
+    if tensors is None or not isinstance(classifier, str) or f"{classifier}.weight" not in tensors:
+        return {}
+    return {"num_classes": int(tensors[f"{classifier}.weight"].shape[0])}
+
+
+def resolve(model_or_name: Any, weights: str | Path | None = None) -> tuple[nn.Module, ScalePlan, str | None, dict[str, torch.Tensor]]:
+    """(model, plan, name, state dict to publish) for a model, a registered name or a plan."""
+    import timm
+
+    tensors = _read_weights(weights) if weights is not None else None
+    if isinstance(model_or_name, nn.Module):
+        model = model_or_name
+        scaled = getattr(model, "compound_plan", None)
+        if not isinstance(scaled, ScalePlan):
+            raise CompoundError("the model was not built by timm-compound (it has no compound_plan)")
+        name = (getattr(model, "pretrained_cfg", None) or {}).get("architecture")
+    elif isinstance(model_or_name, ScalePlan):
+        scaled, name = model_or_name, None
+        model = build(scaled, **_classes_from(tensors, pretrained_cfg(scaled).get("classifier")))
+    elif isinstance(model_or_name, str):
+        if model_or_name not in registered():
+            raise UnknownModelError(f"{model_or_name!r} is not a registered variant; pass a model or a plan")
+        name = model_or_name
+        classifier = timm.models.get_pretrained_cfg(name).classifier
+        model = timm.create_model(name, **_classes_from(tensors, classifier))
+        scaled = model.compound_plan
+    else:
+        raise CompoundError(f"cannot publish {type(model_or_name).__name__}: give a model, a registered name or a plan")
+    if not hasattr(model, "num_classes") or not hasattr(model, "pretrained_cfg"):
+        raise CompoundError("only classification models can be published (not features_only wrappers)")
+    state = model.state_dict()
+    if any(t.is_meta for t in state.values()):
+        raise CompoundError("the model is on the meta device: it has no weights to publish")
+    if tensors is not None:
+        check_shapes(state_shapes(state), state_shapes(tensors), str(weights), describe(scaled, model.num_classes))
+        state = tensors
+    return model, scaled, name, state
+
+
+def save_to_dir(
+    model_or_name: Any,
+    directory: str | Path,
+    *,
+    weights: str | Path | None = None,
+    repo_id: str | None = None,
+) -> Path:
+    """Write model.safetensors, config.json and README.md to `directory` (loadable with `local-dir:`).
+
+    `repo_id` only changes the card's usage snippet (hf-hub:<repo_id> instead of local-dir:<path>).
+    """
+    import safetensors.torch
+
+    model, scaled, name, state = resolve(model_or_name, weights)
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    config = hub_config(model, scaled, name)
+    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()}
+    safetensors.torch.save_file(tensors, str(directory / WEIGHTS_NAME), metadata={"format": "pt"})
+    (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    source = f"hf-hub:{repo_id}" if repo_id else f"local-dir:{directory.resolve()}"
+    (directory / CARD_NAME).write_text(card.render(config, scaled, source, model), encoding="utf-8")
+    return directory
+
+
+def publish(
+    model_or_name: Any,
+    repo_id: str,
+    *,
+    weights: str | Path | None = None,
+    private: bool = False,
+    revision: str | None = None,
+    commit_message: str | None = None,
+    token: str | None = None,
+    endpoint: str | None = None,
+) -> str:
+    """Publish to the Hub in one commit (a failed upload leaves the repo as it was); returns the commit sha."""
+    from huggingface_hub import CommitOperationAdd, HfApi
+
+    with tempfile.TemporaryDirectory(prefix="timm-compound-publish-") as tmp:
+        folder = save_to_dir(model_or_name, tmp, weights=weights, repo_id=repo_id)
+        plan_json = json.loads((folder / CONFIG_NAME).read_text())["compound_plan"]
+        message = commit_message or f"timm-compound: {plan_json['base']} scaled to {_short(plan_json)}"
+        api = HfApi(endpoint=endpoint, token=token)
+        operations = [
+            CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(folder / name))
+            for name in (CONFIG_NAME, CARD_NAME, WEIGHTS_NAME)
+        ]
+        try:
+            api.create_repo(repo_id, private=private, exist_ok=True)
+            if revision:
+                api.create_branch(repo_id, branch=revision, exist_ok=True)
+            info = api.create_commit(repo_id, operations, commit_message=message, revision=revision)
+        except (*hub_errors(), RuntimeError) as error:
+            raise CompoundError(f"publishing to {repo_id} failed, nothing was committed: {first_line(error)}") from None
+    return info.oid
+
+
+def _short(plan_json: dict[str, Any]) -> str:
+    if plan_json.get("phi") is not None:
+        return f"phi={plan_json['phi']:g}"
+    mult = plan_json["multipliers"]
+    return f"d={mult['depth']:g} w={mult['width']:g} r={mult['resolution']:g}"

@@ -1,0 +1,71 @@
+"""Which scaled variants exist: registry files validated into (name -> base, phi, Hub repo).
+
+The catalogue is data only; `timm_compound.registry` turns its entries into timm
+entrypoints. Everything that resolves a name (measure, publish, the CLI) reads it here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from timm_compound.errors import RuleError, UnknownModelError
+from timm_compound.scaling import timm_adapter
+from timm_compound.scaling.rulebook import RuleBook, active_rules, load_registry
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One registered scaled model."""
+
+    name: str
+    base: str
+    phi: int
+    hf_hub_id: str | None
+    source: str
+
+
+_registered: dict[str, Variant] = {}
+
+
+def registered() -> dict[str, Variant]:
+    """Registered variants by name, in registration order."""
+    return dict(_registered)
+
+
+def record(variant: Variant) -> None:
+    """Enter a variant that has just been registered with timm."""
+    _registered[variant.name] = variant
+
+
+def collect(paths: list[Path], rules: RuleBook) -> list[Variant]:
+    """Validate registry files and return their variants; raises before anything is registered."""
+    variants: dict[str, Variant] = {}
+    for path in paths:
+        registry = load_registry(path)
+        for index, entry in enumerate(registry.variants):
+            if entry.base not in rules.rules:
+                known = "unknown timm architecture" if not timm_adapter.is_builtin_model(entry.base) else "no rule covers"
+                raise RuleError(path, f"variants.{index}.base", f"{known} {entry.base!r}")
+            for phi, name in entry.names().items():
+                field = f"variants.{index}.name"
+                if name in _registered and _registered[name].source == str(path):
+                    continue
+                if name in _registered:
+                    raise RuleError(path, field, f"{name!r} is already registered by {_registered[name].source}")
+                if timm_adapter.is_model(name):
+                    raise RuleError(path, field, f"{name!r} collides with an existing timm model name")
+                if name in variants:
+                    raise RuleError(path, field, f"{name!r} is also registered by {variants[name].source}")
+                variants[name] = Variant(name, entry.base, phi, entry.hub.get(phi), str(path))
+    return list(variants.values())
+
+
+def lookup(name: str) -> tuple[str, float | None]:
+    """A registered variant name -> (base, phi); a base -> (base, None)."""
+    variant = _registered.get(name)
+    if variant is not None:
+        return variant.base, variant.phi
+    if name in active_rules().rules:
+        return name, None
+    raise UnknownModelError(f"{name!r} is neither a registered variant nor a base covered by a rule")
