@@ -1,4 +1,5 @@
-"""docs/rules.md is true: its YAML files and commands run, in order, in a fresh directory."""
+"""docs/rules.md is true: its YAML files and commands run, in order, in a fresh directory, and its
+YAML fragments are valid parts of a rule."""
 
 import os
 import re
@@ -7,17 +8,20 @@ import sys
 from pathlib import Path
 
 import yaml
+from pydantic import TypeAdapter
 
-from timm_compound.scaling.schema import PartRule
+from timm_compound.scaling.schema import DepthRule, PartRule, Rule, WidthRule
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "rules.md"
 BLOCK = re.compile(r"```(\w+)([^\n]*)\n(.*?)```", re.S)
+FRAGMENT_PARTS = {"depth": DepthRule, "width": WidthRule, "stem": PartRule, "head": PartRule,
+                  "stage_modules": Rule.model_fields["stage_modules"].annotation}
 
 
 def test_walkthrough_runs_in_a_fresh_directory(tmp_path):
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     env.pop("TIMM_COMPOUND_RULES_PATH", None)
-    ran, written = [], []
+    ran, written, fragments = [], [], 0
     for lang, info, body in BLOCK.findall(DOC.read_text()):
         if lang == "yaml":
             data = yaml.safe_load(body)
@@ -27,8 +31,11 @@ def test_walkthrough_runs_in_a_fresh_directory(tmp_path):
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(body)
                 written.append(target.group(1))
-            else:  # a fragment: the stem example
-                PartRule.model_validate(data["stem"])
+            else:  # a fragment: each part must validate as that part of a rule
+                assert set(data) <= set(FRAGMENT_PARTS), sorted(data)
+                for key, value in data.items():
+                    TypeAdapter(FRAGMENT_PARTS[key]).validate_python(value)
+                fragments += 1
         elif lang == "console":
             for line in body.splitlines():
                 command = line.removeprefix("$ ")
@@ -36,10 +43,24 @@ def test_walkthrough_runs_in_a_fresh_directory(tmp_path):
                                         text=True, timeout=300)
                 assert result.returncode == 0, f"{command}\n{result.stdout}\n{result.stderr}"
                 ran.append((command, result.stdout))
-    assert written == ["my-rules/resnetv2.yaml", "my-rules/resnetv2-variants.yaml"]
+    assert written == ["my-rules/rexnet.yaml", "my-rules/rexnet-variants.yaml", "fixed-resolution/resnet18.yaml"]
+    assert fragments >= 6
     outputs = dict(ran)
+    scaffolded = next(out for cmd, out in ran if cmd.startswith("timm-compound rules new"))
+    assert "wrote my-rules/rexnet.yaml" in scaffolded
     check = next(out for cmd, out in ran if cmd.startswith("timm-compound rules check"))
-    assert "ok: phi=0 equals the base for resnetv2_50" in check
-    assert outputs[next(c for c in outputs if "python -c" in c)].strip() == "(3, 256, 256)"
-    assert "stages.*.blocks" in (tmp_path / "my-rules" / "resnetv2.yaml").read_text()
+    assert "ok: phi=0 equals the base for rexnet_100" in check and "not checked" not in check
+    assert outputs[next(c for c in outputs if "rexnet_100_cs_phi1')" in c)].strip() == "(3, 256, 256)"
+    assert outputs[next(c for c in outputs if "resnet18_cs_phi2" in c)].strip() == "(3, 224, 224) resnet18.yaml 1.4"
     assert '"$id": "registry.schema.json"' in (tmp_path / "my-rules" / "registry.schema.json").read_text()
+
+
+def test_the_shipped_rules_quoted_in_the_doc_are_the_shipped_ones():
+    """The layout sections quote parts of rules/*.yaml: each quote must equal the shipped file."""
+    shipped = {path.name: yaml.safe_load(path.read_text())
+               for path in (Path(__file__).resolve().parent.parent / "rules").glob("*.yaml")}
+    fragments = [yaml.safe_load(body) for lang, info, body in BLOCK.findall(DOC.read_text())
+                 if lang == "yaml" and "file=" not in info]
+    quoted = {name for fragment in fragments for name, rule in shipped.items()
+              if all(rule.get(key) == value for key, value in fragment.items())}
+    assert {"efficientnetv2.yaml", "vgg.yaml", "regnet.yaml"} <= quoted

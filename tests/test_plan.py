@@ -113,3 +113,24 @@ def test_per_architecture_override_is_applied_and_recorded():
     assert all(width % 16 == 0 for width in tc.plan("resnext50_32x4d", phi=5).widths)
     resnet = tc.plan("resnet50", phi=1)
     assert resnet.rule.width.divisor == 8 and resnet.widths == [72, 144, 280, 560]
+
+
+def test_derived_layouts_record_the_numbers_they_set():
+    """multiplier/fields plans keep what they wrote (structure_args) beside the read-back stages."""
+    p = tc.plan("ghostnet_100", phi=1)
+    assert p.structure_args == {"width": 1.1}
+    assert p.base_depths == [1, 1, 1, 1, 1, 1, 5, 1, 4] and p.depths == [2, 2, 2, 2, 2, 2, 6, 2, 5]
+    assert p.widths == [16, 28, 28, 44, 44, 88, 124, 176, 176]   # GhostNet's make_divisible(c * 1.1, 4)
+    assert ScalePlan.model_validate_json(p.to_json()) == p
+    assert tc.plan("vgg11_bn", phi=1).structure_args == {}
+    published_before = json.loads(tc.plan("resnet18", phi=1).to_json())
+    published_before.pop("structure_args")
+    assert ScalePlan.model_validate(published_before).structure_args == {}
+
+
+def test_registration_resolution_is_the_plans():
+    from timm_compound.scaling.plan import variant_resolution
+
+    for base, phi in [("efficientnet_b0", 3), ("tf_efficientnetv2_b0", 2), ("regnetx_016", 1), ("mobilenetv2_100", 0)]:
+        p = tc.plan(base, phi=phi)
+        assert variant_resolution(base, phi) == (p.base_resolution, p.resolution)

@@ -14,7 +14,12 @@ BASES = ["resnet18", "resnet34", "resnet50", "resnet101", "resnext50_32x4d",
 # families added as YAML only (rules/convnext.yaml, densenet.yaml, mobilenetv3.yaml), phi 0..3
 YAML_ONLY_BASES = ["convnext_atto", "convnext_nano", "convnext_tiny", "densenet121", "mobilenetv3_large_100", "mnasnet_100"]
 PHIS = {**{base: range(8) for base in BASES}, **{base: range(4) for base in YAML_ONLY_BASES}}
-VARIANTS = [f"{base}_cs_phi{phi}" for base, phis in PHIS.items() for phi in phis]
+# families of the v2 layouts (rows, separated, multiplier, fields) and EfficientNetV2 / G16, phi 0..3:
+# built, run and compared with their bases in tests/test_layouts.py
+LAYOUT_BASES = ["ghostnet_100", "vgg11_bn", "vgg16_bn", "regnety_008", "regnetx_016", "resnetv2_50",
+                "tf_efficientnetv2_b0", "efficientnet_b0_g16_evos"]
+VARIANTS = [f"{base}_cs_phi{phi}" for base, phis in PHIS.items() for phi in phis] + [
+    f"{base}_cs_phi{phi}" for base in LAYOUT_BASES for phi in range(4)]
 SMALL_FORWARD = [f"{base}_cs_phi{phi}" for base in BASES for phi in (1, 2)] + [
     f"{base}_cs_phi{phi}" for base in ("convnext_atto", "mobilenetv3_large_100", "mnasnet_100") for phi in (1, 2, 3)
 ] + ["convnext_nano_cs_phi1", "convnext_tiny_cs_phi1", "densenet121_cs_phi1"]
@@ -25,6 +30,16 @@ def test_every_listed_variant_is_registered():
     assert sorted(n for n, v in tc.registered().items() if v.source.startswith(str(shipped))) == sorted(VARIANTS)
     assert set(VARIANTS) <= set(timm.list_models(module="compound_scaled"))
     assert timm.list_models("resnet18_cs_*") == [f"resnet18_cs_phi{phi}" for phi in range(8)]
+    assert len(VARIANTS) == 120
+
+
+def test_registered_input_sizes_follow_the_rule():
+    """Registration computes only the resolution (no structure, no build): it must match the plan."""
+    for name in ("regnety_008_cs_phi2", "tf_efficientnetv2_b0_cs_phi1", "ghostnet_100_cs_phi3", "resnet50_cs_phi7"):
+        variant = tc.registered()[name]
+        size = timm.models.get_pretrained_cfg(name).input_size
+        assert size == (3, tc.plan(variant.base, variant.phi).resolution, tc.plan(variant.base, variant.phi).resolution)
+    assert timm.models.get_pretrained_cfg("tf_efficientnetv2_b0_cs_phi1").input_size == (3, 224, 224)  # 192 x 1.15
 
 
 def test_registration_leaves_timm_names_alone():
@@ -162,7 +177,7 @@ def test_other_threads_timm_builds_are_not_rewritten(meta):
         other = threading.Thread(target=lambda: plain.update(model=timm.create_model("resnet18")))
         other.start()
         other.join()
-        structure.write(scaled_plan.rule, call, scaled_plan.depths, scaled_plan.widths, None, None)
+        structure.write_plan(call, scaled_plan)
         return call
 
     scaled = _timm_adapter.build("resnet18", rewrite)

@@ -1,30 +1,37 @@
 """`timm-compound rules new ARCH`: a starting rule file, found by inspecting the timm constructor.
 
 It reads the keyword arguments the architecture's entrypoint passes to its model class (and
-the class defaults), guesses which hold the per-stage depths and widths, and finds the stage
-modules by building the base on the meta device. Whatever it could not decide is marked
-`# CHECK:` in the file; `timm-compound rules check FILE` then proves the rule or shows why not.
+the class defaults), guesses which hold the per-stage depths and widths and in which layout
+(lists of ints, timm's block_args, per-block rows, a marker-separated list, float multipliers,
+or fields of a config dataclass), and finds the stage modules by building the base on the meta
+device. Whatever it could not decide is marked `# CHECK:` in the file; `timm-compound rules
+check FILE` then proves the rule or shows why not.
 """
 
 from __future__ import annotations
 
 import inspect
+import json
+import re
+from collections import Counter
 from typing import Any
 
 import torch
+import yaml
 
+from timm_compound.authoring.layout_guess import (
+    HEAD_NAMES,
+    STEM_NAMES,
+    layouts,
+    part_arg,
+)
 from timm_compound.errors import UnknownModelError
 from timm_compound.scaling import timm_adapter
-
-DEPTH_NAMES = ("layers", "depths", "block_config", "num_blocks", "stage_blocks", "depth")
-WIDTH_NAMES = ("channels", "dims", "embed_dims", "widths", "stage_channels", "num_chs", "embed_dim")
-SCALAR_WIDTH_NAMES = ("growth_rate",)
-STEM_NAMES = ("stem_size", "stem_width", "stem_chs", "num_init_features")
-HEAD_NAMES = ("num_features", "head_hidden_size", "head_chs")
+from timm_compound.scaling.rulebook import shipped_rules
 
 
 def _arguments(call: timm_adapter.BuildCall) -> dict[str, Any]:
-    """Constructor defaults overlaid with what the entrypoint passes."""
+    """Constructor defaults overlaid with what the entrypoint passes (its `model_cfg` as `model_cfg`)."""
     values = {}
     try:
         parameters = inspect.signature(call.model_cls).parameters
@@ -37,46 +44,96 @@ def _arguments(call: timm_adapter.BuildCall) -> dict[str, Any]:
     return values
 
 
-def _int_list(value: Any) -> bool:
-    return isinstance(value, (list, tuple)) and len(value) > 1 and all(
-        isinstance(v, int) and not isinstance(v, bool) for v in value)
+def _children_counts(stages: list[torch.nn.Module]) -> list[Counter]:
+    return [Counter(type(child).__name__ for child in stage.children()) for stage in stages]
 
 
-def _block_args(value: Any) -> bool:
-    return isinstance(value, (list, tuple)) and value and all(
-        isinstance(stage, (list, tuple)) and all(isinstance(b, dict) for b in stage) for stage in value)
-
-
-def _pick(args: dict[str, Any], names: tuple[str, ...], test) -> str | None:
-    for name in names:
-        if name in args and test(args[name]):
-            return name
+def _counted(counts: list[Counter], depths: list[int]) -> dict | None:
+    """'' when every child is a block, {'skip': [C]} when all but class C are, else None."""
+    if [sum(c.values()) for c in counts] == depths:
+        return {}
+    for name in sorted({n for c in counts for n in c}):
+        if [sum(v for k, v in c.items() if k != name) for c in counts] == depths:
+            return {"skip": [name]}
     return None
 
 
-def _stage_modules(model: torch.nn.Module, depths: list[int]) -> str | list[str] | None:
-    """A `stage_modules` value whose stages have exactly `depths` blocks, if one can be found."""
-    def length(module) -> int | None:
-        try:
-            return len(module)
-        except TypeError:
-            return None
+def _spec(path: str | list[str], extra: dict) -> Any:
+    return {"path": path, **extra} if extra else path
 
+
+def _stage_modules(model: torch.nn.Module, depths: list[int]) -> Any | None:
+    """A `stage_modules` value whose stages have exactly `depths` blocks, if one can be found."""
     for path, module in model.named_modules():
-        children = list(module.children())
-        if [length(c) for c in children] == depths:
-            return path
-        if all(hasattr(c, "blocks") for c in children) and [length(c.blocks) for c in children] == depths:
-            return f"{path}.*.blocks" if path else "*.blocks"
+        children = list(module.named_children())
+        found = _counted(_children_counts([c for _, c in children]), depths)
+        if found is not None and children:
+            return _spec(path, found)
+        if children and all(hasattr(c, "blocks") for _, c in children):
+            found = _counted(_children_counts([c.blocks for _, c in children]), depths)
+            if found is not None:
+                return _spec(f"{path}.*.blocks" if path else "*.blocks", found)
     for path, module in model.named_modules():  # stages among other children, in order
-        found, wanted = [], list(depths)
+        picked, wanted = [], list(depths)
         for name, child in module.named_children():
-            if wanted and length(child) == wanted[0]:
-                found.append(f"{path}.{name}" if path else name)
+            if wanted and len(list(child.children())) == wanted[0]:
+                picked.append(f"{path}.{name}" if path else name)
                 wanted.pop(0)
         if not wanted:
-            return found
+            return picked
+    for path, module in model.named_modules():  # one flat sequence, a pooling layer ending each stage
+        kinds = [type(child).__name__ for child in module.children()]
+        weighted = {type(c).__name__ for c in module.children() if any(p.dim() >= 2 for p in c.parameters())}
+        for split in sorted(set(kinds)):
+            runs, current = [], []
+            for kind in kinds:
+                if kind == split:
+                    runs.append(current)
+                    current = []
+                else:
+                    current.append(kind)
+            runs = [run for run in runs + [current] if run]
+            for block in sorted(set(kinds) - {split}, key=lambda kind: (kind not in weighted, kind)):
+                if [run.count(block) for run in runs] == depths:
+                    return {"path": path, "split_at": split, "blocks": [block]}
     return None
+
+
+def _stage_glob(model: torch.nn.Module) -> str | None:
+    """For layouts whose depths the constructor decides: a path pattern for the stage modules."""
+    names = [name for name, _ in model.named_children()]
+    if "stages" in names:
+        stages = list(model.get_submodule("stages").children())
+        return "stages.*.blocks" if stages and all(hasattr(s, "blocks") for s in stages) else "stages"
+    for prefix in ("stage", "layer", "s"):
+        numbered = [n for n in names if re.fullmatch(rf"{prefix}\d+", n)]
+        if len(numbered) > 1:
+            return f"{prefix}[0-9]*"
+    return None
+
+
+def _yaml(value: Any, flow: bool = False) -> str:
+    """Inline YAML for a value; a string is quoted only where YAML would not read it back as written."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_yaml(v, True)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_yaml(v, True) for v in value) + "]"
+    text = str(value)
+    try:
+        plain = yaml.safe_load(f"{{k: {text}}}" if flow else f"k: {text}")["k"] == value
+    except yaml.YAMLError:
+        plain = False
+    return text if plain else json.dumps(text)
+
+
+def _family(name: str, arch: str) -> tuple[str, str | None]:
+    """A family name no shipped rule uses, and a note when the obvious one was taken."""
+    taken = shipped_rules().families()
+    if name not in taken:
+        return name, None
+    candidates = [re.sub(r"[^a-z0-9_]", "_", arch.lower()), f"{name}_user"] + [f"{name}_{i}" for i in range(2, 100)]
+    free = next(c for c in candidates if c not in taken)
+    return free, f"family `{name}` is the shipped {taken[name][1].name}'s; this rule needs its own name"
 
 
 def scaffold(arch: str) -> str:
@@ -86,69 +143,69 @@ def scaffold(arch: str) -> str:
     call = timm_adapter.capture(arch)
     args = _arguments(call)
     cfg = timm_adapter.base_pretrained_cfg(arch)
-    family = call.model_cls.__name__.lower()
+    family, family_note = _family(call.model_cls.__name__.lower(), arch)
     checks: list[str] = []
+    depth, width, depths, config = layouts(args, checks)
+    derived = depth["layout"] in ("multiplier", "fields") or width["layout"] in ("multiplier", "fields")
 
-    if _block_args(args.get("block_args")):
-        depth = {"arg": "block_args", "layout": "block_args"}
-        width = {"arg": "block_args", "layout": "block_args"}
-        depths = [len(stage) for stage in args["block_args"]]
-    else:
-        depth_arg = _pick(args, DEPTH_NAMES, _int_list) or next((n for n, v in args.items() if _int_list(v)), None)
-        width_arg = _pick(args, WIDTH_NAMES, _int_list)
-        scalar_arg = None if width_arg else _pick(args, SCALAR_WIDTH_NAMES, lambda v: isinstance(v, int))
-        if depth_arg is None:
-            checks.append("no list-of-int constructor argument found for the stage depths; set depth.arg")
-        depth = {"arg": depth_arg or "TODO", "layout": "counts"}
-        if width_arg:
-            width = {"arg": width_arg, "layout": "list"}
-        elif scalar_arg:
-            width = {"arg": scalar_arg, "layout": "scalar"}
-        else:
-            width = {"arg": "TODO", "layout": "list"}
-            checks.append("no constructor argument found for the stage widths; set width.arg and width.layout")
-        depths = list(args.get(depth_arg, [])) if depth_arg else []
-
-    stem_arg = _pick(args, STEM_NAMES, lambda v: isinstance(v, int) and not isinstance(v, bool))
-    head_arg = _pick(args, HEAD_NAMES, lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0)
+    stem = part_arg(args, config, STEM_NAMES, positive=False)
+    head = part_arg(args, config, HEAD_NAMES, positive=True)
 
     with torch.device("meta"):
         model = timm_adapter.entrypoint(arch)(pretrained=False)
-    stages = _stage_modules(model, depths) if depths else None
+    stages = _stage_modules(model, depths) if depths else (_stage_glob(model) if derived else None)
     if stages is None:
-        checks.append("stage modules not found; set stage_modules so `rules check` can verify depths")
+        checks.append("stage modules not found; set stage_modules so `rules check` can verify depths"
+                      + (" (this layout needs them: the plan reads the stages back)" if derived else ""))
+    elif derived:
+        checks.append(f"stage_modules {_yaml(stages)} is a guess: each stage's blocks are counted there")
 
+    covered = shipped_rules().rules.get(arch)
     lines = [
         "# yaml-language-server: $schema=rule.schema.json",
         f"# Starting rule for {arch} written by `timm-compound rules new`; check it with",
         "# `timm-compound rules check FILE`. Lines marked CHECK are guesses.",
-        f"family: {family}",
+        f"family: {family}" + (f"   # {family_note}" if family_note else ""),
         f"description: Compound scaling rule for timm's {call.model_cls.__name__} ({arch}).",
         f"architectures: [{arch}]",
+    ]
+    if covered is not None:
+        lines.append(f"replaces: {covered[0].family}   # CHECK: the shipped {covered[1].name} covers {arch}; "
+                     "this rule takes it over")
+    lines += [
         "",
         "coefficients: {alpha: 1.2, beta: 1.1, gamma: 1.15}   # the EfficientNet paper's",
         "constraint: {flops_factor: 2.0, tolerance: 0.05}",
         "",
-        f"depth: {{arg: {depth['arg']}, layout: {depth['layout']}, rounding: ceil, min: 1}}"
+        f"depth: {_yaml(depth if depth['layout'] == 'multiplier' else {**depth, 'rounding': 'ceil', 'min': 1})}"
         + (f"   # base {depths}" if depths else ""),
-        f"width: {{arg: {width['arg']}, layout: {width['layout']}, divisor: 8, round_limit: 0.9, min: 8}}",
     ]
-    if stem_arg:
-        lines.append(f"stem: {{policy: scale, arg: {stem_arg}}}   # CHECK: found `{stem_arg}` = "
-                     f"{args[stem_arg]}; make sure this architecture's stem really uses it")
+    if width["layout"] == "multiplier":
+        lines.append(f"width: {_yaml(width)}")
+    else:
+        lines.append(f"width: {_yaml({**width, 'divisor': 8, 'round_limit': 0.9, 'min': 8})}")
+    if stem:
+        lines.append(f"stem: {{policy: scale, arg: {stem[0]}}}   # CHECK: found `{stem[0]}` = "
+                     f"{stem[1]}; make sure this architecture's stem really uses it")
     else:
         lines.append("stem: {policy: derived, note: no stem width argument found}   "
                      "# CHECK: derived, or fixed with `value`")
-    if head_arg:
-        lines.append(f"head: {{policy: scale, arg: {head_arg}}}   # CHECK: found `{head_arg}` = {args[head_arg]}")
+    if head:
+        lines.append(f"head: {{policy: scale, arg: {head[0]}}}   # CHECK: found `{head[0]}` = {head[1]}")
     else:
         lines.append("head: {policy: derived, note: no head width argument found}   # CHECK")
-    lines += [
-        "",
-        f"resolution: {{divisor: 8, rounding: round}}   # base {cfg['input_size'][-1]} px from the pretrained_cfg",
-    ]
+    size = cfg["input_size"][-1]
+    lines.append("")
+    if cfg.get("fixed_input_size"):
+        lines.append(f"# timm's pretrained_cfg has fixed_input_size: {arch} accepts only {size} px inputs, so")
+        lines.append("# the resolution cannot scale; the cap keeps it there (and the ideal cost ratio knows it).")
+        lines.append(f"resolution: {{divisor: 8, rounding: round, max: {size}}}")
+    else:
+        lines.append(f"resolution: {{divisor: 8, rounding: round}}   # base {size} px from the pretrained_cfg")
     if stages is not None:
-        lines.append(f"stage_modules: {stages if isinstance(stages, str) else '[' + ', '.join(stages) + ']'}")
+        lines.append(f"stage_modules: {_yaml(stages)}")
+    elif derived:
+        lines.append("stage_modules: TODO   # CHECK: the module path whose children are the stages")
     for check in checks:
         lines.insert(3, f"# CHECK: {check}")
     return "\n".join(lines) + "\n"

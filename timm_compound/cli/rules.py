@@ -17,31 +17,24 @@ from timm_compound.errors import CompoundError
 def rules_validate(
     files: Annotated[list[Path], typer.Argument(help="Rule or registry YAML files.", exists=False)],
 ) -> None:
-    """Validate rule files (schema, and that each constructor argument exists with the right shape)
-    and registry files (recognised by their `variants` key)."""
-    from timm_compound.scaling.plan import check_resolves
-    from timm_compound.scaling.rulebook import (
-        RuleBook,
-        load_registry,
-        load_rule,
-        read_yaml,
-    )
+    """Validate rule files (schema, that each constructor argument exists with the right shape, and
+    that no shipped rule already covers an architecture unless the rule `replaces` it) and registry
+    files (recognised by their `variants` key)."""
+    from timm_compound.authoring.validate import validate_file
 
-    failed = False
-    for path in files:
+    from timm_compound.scaling.rulebook import load_rule
+
+    failed, rules = False, []
+    for path in files:   # a registry file may use a rule validated before it in the same call
         try:
-            is_registry = "variants" in read_yaml(path)
-            if is_registry:
-                load_registry(path)
-            else:
-                rule, book = load_rule(path), RuleBook()
-                book.add(rule, path)
-                check_resolves(rule, book)
+            kind = validate_file(path, rules)
+            if kind == "rule":
+                rules.append((load_rule(path), path))
         except CompoundError as error:
             errors.print(f"[bold red]invalid:[/] {error}", markup=True, highlight=False)
             failed = True
         else:
-            console.print(f"[green]valid[/] {'registry' if is_registry else 'rule'}: {path}")
+            console.print(f"[green]valid[/] {kind}: {path}")
     if failed:
         raise typer.Exit(1)
 
@@ -51,7 +44,7 @@ def rules_schema(
     registry: Annotated[bool, typer.Option("--registry", help="The registry-file schema instead.")] = False,
 ) -> None:
     """Print the JSON Schema for rule files (or registry files), for editors and validators."""
-    from timm_compound.scaling.schema import json_schema
+    from timm_compound.scaling.rulebook import json_schema
 
     print(json.dumps(json_schema("registry" if registry else "rule"), indent=2))
 
@@ -88,15 +81,19 @@ def rules_check(
         result = check_rule(file, parse_phis(phi))
     except CompoundError as error:
         raise fail(error) from None
-    table = Table(title=f"rules check {file}")
+    table = Table(title=f"rules check {file}")  # "ideal ×" is d·w²·r², r held at a resolution cap
     for column in ("architecture", "phi", "depths", "widths", "px", "params", "params ×", "MACs ×", "ideal ×", "note"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for row in result.rows:
         table.add_row(row.arch, f"{row.phi:g}", str(row.plan.depths), str(row.plan.widths), str(row.plan.resolution),
                       f"{row.params:,}", f"{row.params_ratio:.2f}", f"{row.macs_ratio:.2f}", f"{row.ideal:.2f}", row.flag or "")
     console.print(table)
+    for note in result.notes:
+        console.print(f"[yellow]note:[/] {note}", markup=True, highlight=False)
     for failure in result.failures:
         errors.print(f"[bold red]fail:[/] {failure}", markup=True, highlight=False)
     if not result.ok:
         raise typer.Exit(1)
-    console.print(f"[green]ok[/]: phi=0 equals the base for {', '.join(sorted({r.arch for r in result.rows}))}")
+    counted = "" if any(row.plan.rule.stage_modules is not None for row in result.rows) else \
+        " (blocks per stage not checked: no stage_modules)"
+    console.print(f"[green]ok[/]: phi=0 equals the base for {', '.join(sorted({r.arch for r in result.rows}))}{counted}")

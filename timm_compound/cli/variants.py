@@ -19,10 +19,13 @@ def list_variants() -> None:
 
     from timm_compound.scaling.catalog import registered
 
+    variants = registered().values()
     table = Table(title="timm-compound registered variants")
-    for column in ("name", "base", "phi", "input size", "weights"):
-        table.add_column(column)
-    for variant in registered().values():
+    longest = max((len(variant.name) for variant in variants), default=4)
+    table.add_column("name", no_wrap=True, min_width=longest)   # a name is what users copy: never cut
+    for column in ("base", "phi", "input size", "weights"):
+        table.add_column(column, overflow="fold")
+    for variant in variants:
         size = timm.models.get_pretrained_cfg(variant.name).input_size
         table.add_row(variant.name, variant.base, str(variant.phi), f"{size[-1]}", variant.hf_hub_id or "—")
     console.print(table)

@@ -3,7 +3,8 @@
 timm's registry files each entrypoint under the last part of its module name
 (`timm.list_models(module="compound_scaled")`) and reads the module's `default_cfgs`;
 both live here. Every entrypoint builds through `timm_compound.hub.load.build`, so
-`pretrained=True` loads only checked safetensors weights.
+`pretrained=True` loads only checked safetensors weights (published for that exact variant), and
+`inherit_from=BASE` grows the base's weights into the variant instead (`timm_compound.inherit`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 from timm_compound.errors import CompoundError
 from timm_compound.hub.config import PLAN_ENTRYPOINT, plan_from_config
 from timm_compound.hub.load import build
+from timm_compound.inherit.api import inherit
 from timm_compound.scaling import timm_adapter
 from timm_compound.scaling.plan import plan
 
@@ -23,12 +25,21 @@ __all__: list[str] = []
 def make_entrypoint(name: str, base: str, phi: int, hf_hub_id: str | None):
     """A timm entrypoint `name(pretrained=False, **kwargs)` for one registered variant."""
 
-    def entrypoint(pretrained: bool = False, **kwargs):
-        return build(plan(base, phi), pretrained=pretrained, name=name, hf_hub_id=hf_hub_id, **kwargs)
+    def entrypoint(pretrained: bool = False, inherit_from: Any = None, inherit_noise: float = 0.0,
+                   inherit_seed: int = 0, **kwargs):
+        if inherit_from is None:
+            return build(plan(base, phi), pretrained=pretrained, name=name, hf_hub_id=hf_hub_id, **kwargs)
+        if pretrained:
+            raise CompoundError(f"{name}: pretrained=True loads the weights published for {name}, inherit_from= grows "
+                                f"{base}'s weights into it: give one of them")
+        kwargs = {key: value for key, value in kwargs.items() if not (key.startswith("pretrained_cfg") and value is None)}
+        return inherit(inherit_from, plan(base, phi), noise=inherit_noise, seed=inherit_seed, name=name,
+                       hf_hub_id=hf_hub_id, **kwargs)
 
     entrypoint.__name__ = entrypoint.__qualname__ = name
     entrypoint.__module__ = __name__
-    entrypoint.__doc__ = f"{base} compound-scaled to phi={phi} by timm-compound."
+    entrypoint.__doc__ = (f"{base} compound-scaled to phi={phi} by timm-compound; inherit_from=MODEL_OR_PATH grows "
+                          f"{base}'s weights into it (inherit_noise, inherit_seed: see timm_compound.inherit).")
     entrypoint.timm_compound_variant = (base, phi)
     globals()[name] = entrypoint
     return entrypoint

@@ -2,7 +2,9 @@
 
 Precedence and collisions, all checked before anything changes:
 - every architecture has exactly one rule: a user rule claiming an architecture that a shipped
-  rule (or another user rule) covers is an error naming both files;
+  rule (or another user rule) covers is an error naming both files, unless it says
+  `replaces: <that rule's family>`; then it takes those architectures over, and the variants
+  already registered for them are registered again so their input sizes follow the new rule;
 - every registered name is unique: a user registry name that timm, a shipped variant or another
   user registry already uses is an error;
 - within one call, all rule files load before any registry file, so a registry may use a rule
@@ -15,7 +17,7 @@ import os
 from pathlib import Path
 
 from timm_compound.errors import RuleError
-from timm_compound.registry.register import register
+from timm_compound.registry.register import refresh, register
 from timm_compound.scaling.catalog import Variant, collect
 from timm_compound.scaling.plan import check_resolves
 from timm_compound.scaling.rulebook import (
@@ -52,6 +54,7 @@ def load_rules(*paths: str | Path) -> list[Variant]:
         check_resolves(rule, book)
     variants = collect(registry_files, book)
     register(variants, book)
+    refresh(active_rules(), book)
     set_active_rules(book)
     return variants
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import torch
 import torch.nn as nn
 
 from timm_compound.errors import CompoundError
-from timm_compound.scaling import structure, timm_adapter
+from timm_compound.scaling import limits, structure, timm_adapter
 from timm_compound.scaling.plan import ScalePlan
 from timm_compound.scaling.plan import plan as make_plan
 
@@ -30,17 +31,22 @@ def default_name(plan: ScalePlan) -> str:
 
 def pretrained_cfg(plan: ScalePlan, name: str | None = None, hf_hub_id: str | None = None) -> dict[str, Any]:
     """The scaled model's pretrained_cfg: the base's data settings, the planned input size, no base weights."""
-    base_cfg = timm_adapter.base_pretrained_cfg(plan.base)
+    return variant_cfg(plan.base, plan.resolution, plan.base_resolution, name or default_name(plan), hf_hub_id)
+
+
+def variant_cfg(base: str, resolution: int, base_resolution: int, name: str, hf_hub_id: str | None = None) -> dict[str, Any]:
+    """pretrained_cfg of `base` scaled to `resolution` px, under `name` (registration needs no plan)."""
+    base_cfg = timm_adapter.base_pretrained_cfg(base)
     cfg = {key: base_cfg[key] for key in _CFG_KEEP if base_cfg.get(key) is not None}
     channels = base_cfg.get("input_size", (3,))[0]
-    cfg["architecture"] = name or default_name(plan)
-    cfg["input_size"] = (channels, plan.resolution, plan.resolution)
+    cfg["architecture"] = name
+    cfg["input_size"] = (channels, resolution, resolution)
     if base_cfg.get("pool_size"):
-        scale = plan.resolution / plan.base_resolution
+        scale = resolution / base_resolution
         cfg["pool_size"] = tuple(math.ceil(p * scale) for p in base_cfg["pool_size"])
     if hf_hub_id:
         cfg["hf_hub_id"] = hf_hub_id
-    cfg["notes"] = (f"compound-scaled from {plan.base} by timm-compound",)
+    cfg["notes"] = (f"compound-scaled from {base} by timm-compound",)
     return cfg
 
 
@@ -50,6 +56,7 @@ def build(
     name: str | None = None,
     hf_hub_id: str | None = None,
     weights_cfg: dict[str, Any] | None = None,
+    allow_oversize: bool = False,
     **timm_kwargs,
 ) -> nn.Module:
     """Build the timm model a plan describes; `timm_kwargs` go to timm as for any model.
@@ -58,7 +65,11 @@ def build(
     and the rest behave as for the base. The plan is attached as `model.compound_plan`.
     `weights_cfg`, when given, is a pretrained_cfg whose weights were checked against the
     plan (an in-memory state dict or a local .safetensors file): timm loads it.
+    A plan above `limits` (or, off the meta device, larger than this machine's memory) is
+    refused before anything is built, unless `allow_oversize=True`.
     """
+    on_meta = torch.get_default_device().type == "meta" or str(timm_kwargs.get("device", "")) == "meta"
+    limits.check(plan.size, f"the plan for {plan.base}", allocates=not on_meta, allow_oversize=allow_oversize)
     if "pretrained" in timm_kwargs:
         raise CompoundError("scaling.build builds the structure only: load weights with "
                             "timm_compound.build(plan, pretrained=True), which checks them first")
@@ -77,7 +88,7 @@ def build(
     cfg = pretrained_cfg(plan, name, hf_hub_id)
 
     def rewrite(call: timm_adapter.BuildCall) -> timm_adapter.BuildCall:
-        structure.write(rule, call, plan.depths, plan.widths, plan.stem, plan.head)
+        structure.write_plan(call, plan)
         if weights_cfg is not None:
             call.kwargs["pretrained_cfg"] = weights_cfg
         elif not call.kwargs.get("pretrained_cfg"):

@@ -6,6 +6,7 @@ entrypoints. Everything that resolves a name (measure, publish, the CLI) reads i
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,4 +69,14 @@ def lookup(name: str) -> tuple[str, float | None]:
         return variant.base, variant.phi
     if name in active_rules().rules:
         return name, None
-    raise UnknownModelError(f"{name!r} is neither a registered variant nor a base covered by a rule")
+    raise UnknownModelError(unknown_name_message(name))
+
+
+def unknown_name_message(name: str) -> str:
+    """What to say about a name that is neither registered nor a covered base: the closest names
+    (a typo is the usual cause) and the bases that rules cover."""
+    bases = sorted(active_rules().rules)
+    close = difflib.get_close_matches(str(name), [*_registered, *bases], n=3, cutoff=0.6)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    return (f"{name!r} is neither a registered variant nor a base covered by a rule{hint} "
+            f"(bases: {', '.join(bases)}; `timm-compound list` shows the registered variants)")

@@ -1,4 +1,9 @@
-"""From (base, phi or d/w/r) to a ScalePlan: pure data, computed without building a model."""
+"""From (base, phi or d/w/r) to a ScalePlan: pure data.
+
+Most layouts plan without building anything. For `multiplier` and `fields` layouts the constructor
+decides the stages, so the realised depths and widths are read back from a meta-device build
+(`timm_compound.scaling.readback`), cached per arguments.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from timm_compound.errors import CompoundError
-from timm_compound.scaling import rounding, structure, timm_adapter
+from timm_compound.errors import CompoundError, RuleError
+from timm_compound.scaling import limits, readback, rounding, structure, timm_adapter
 from timm_compound.scaling.rulebook import RuleBook, active_rules
 from timm_compound.scaling.schema import Coefficients, Rule
 
@@ -53,6 +58,14 @@ class ScalePlan(BaseModel):
     resolution_source: Literal["rounded", "capped", "override"]
     constructor_args: dict[str, Any]
     rule: Rule
+    # the numbers a `multiplier` or `fields` layout wrote ({"width": 1.1}, {"model_cfg.w0": 64}):
+    # with them the plan rebuilds exactly; depths and widths are what the constructor made of them
+    structure_args: dict[str, Any] = {}
+
+    @property
+    def size(self) -> limits.PlanSize:
+        """How big this plan is: blocks, widths, pixels and a lower bound on its parameters."""
+        return limits.size_of(self.depths, self.widths, self.resolution)
 
     def to_json(self, **kwargs) -> str:
         return self.model_dump_json(by_alias=True, **kwargs)
@@ -119,8 +132,12 @@ def plan(
     resolution: int | None = None,
     coefficients: Any = None,
     rules: RuleBook | None = None,
+    allow_oversize: bool = False,
 ) -> ScalePlan:
     """Plan a scaled `base`: give phi (compound) or any of d, w, r (missing ones are 1.0).
+
+    A plan above `timm_compound.scaling.limits` (10,000 blocks in a stage, 8,192 px) is refused
+    with its size unless `allow_oversize=True`.
 
     >>> plan("efficientnet_b0", d=2.2, w=1.6, resolution=456).widths
     [24, 40, 64, 128, 176, 304, 512]
@@ -148,16 +165,29 @@ def plan(
         if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 1:
             raise CompoundError(f"resolution must be a positive int, got {resolution!r}")
 
-    base_structure = structure.read(rule, timm_adapter.capture(base), source)
-    depths = _scale_depths(rule, base_structure, mult.depth)
-    widths = _scale_widths(rule, base_structure.widths, mult.width)
+    call = timm_adapter.capture(base)
+    _check_schedules(rule, call, source)
+    base_structure = structure.read(rule, call, source)
+    depths = _scale_depths(rule, base_structure, mult.depth) if base_structure.depths else []
+    widths = _scale_widths(rule, base_structure, mult.width) if base_structure.widths else []
     stem = _scale_part(rule, rule.stem, base_structure.stem, mult.width)
     head = _scale_part(rule, rule.head, base_structure.head, mult.width)
     start, exact, pixels, how = plan_resolution(rule, base, mult.resolution, resolution)
+    base_depths, base_widths, derived = base_structure.depths, base_structure.widths, {}
+    what = _describe(base, phi, mult)
+    if structure.is_derived(rule):
+        derived = structure.scale_derived(rule, call, mult.depth, mult.width, source)
+        base_depths, base_widths = readback.realised_stages(base, rule, source, None, None, None, None, None)
+        # the constructor decides the stages: check what d and w promise before building it
+        promised = limits.size_of([math.ceil(n * mult.depth) for n in base_depths],
+                                  [math.ceil(c * mult.width) for c in base_widths], pixels)
+        limits.check(promised, what, allow_oversize=allow_oversize)
+        depths, widths = readback.realised_stages(base, rule, source, depths, widths, stem, head, derived, mult.width)
+    limits.check(limits.size_of(depths, widths, pixels), what, allow_oversize=allow_oversize)
 
     realised = Multipliers(
-        depth=sum(depths) / sum(base_structure.depths),
-        width=sum(widths) / sum(base_structure.widths),
+        depth=sum(depths) / sum(base_depths),
+        width=sum(widths) / sum(base_widths),
         resolution=pixels / start,
     )
     scheduled = {name: schedule.at(phi) for name, schedule in rule.schedules.items()} if phi is not None else {}
@@ -169,9 +199,9 @@ def plan(
         coefficients=chosen,
         multipliers=mult,
         realised=realised,
-        base_depths=base_structure.depths,
+        base_depths=base_depths,
         depths=depths,
-        base_widths=base_structure.widths,
+        base_widths=base_widths,
         widths=widths,
         base_stem=base_structure.stem,
         stem=stem,
@@ -183,7 +213,23 @@ def plan(
         resolution_source=how,
         constructor_args=scheduled,
         rule=rule,
+        structure_args=derived,
     )
+
+
+def _describe(base: str, phi: float | None, mult: Multipliers) -> str:
+    if phi is not None:
+        return f"{base} at phi={phi:g}"
+    return f"{base} at d={mult.depth:g}, w={mult.width:g}, r={mult.resolution:g}"
+
+
+def _check_schedules(rule: Rule, call: timm_adapter.BuildCall, source: str) -> None:
+    """A schedule sets a constructor argument: it must be one the model class declares (not a timm
+    loading option such as pretrained_cfg_overlay, and not one only **kwargs would swallow)."""
+    for name in rule.schedules:
+        if not call.accepts(name):
+            raise RuleError(source, f"schedules.{name}",
+                            f"{call.model_cls.__name__} has no constructor argument {name!r} a schedule may set")
 
 
 def _fixed(index: int, fixed: list[int], count: int) -> bool:
@@ -199,12 +245,12 @@ def _scale_depths(rule: Rule, base, d: float) -> list[int]:
     ]
 
 
-def _scale_widths(rule: Rule, widths: list[int], w: float) -> list[int]:
-    policy, count = rule.width, len(widths)
+def _scale_widths(rule: Rule, base, w: float) -> list[int]:
+    policy, count = rule.width, len(base.widths)
     return [
-        channels if _fixed(i, policy.fixed_stages, count)
+        built if _fixed(i, policy.fixed_stages, count)
         else rounding.scale_width(channels, w, policy.divisor, policy.round_limit, policy.min)
-        for i, channels in enumerate(widths)
+        for i, (channels, built) in enumerate(zip(base.scale_widths, base.widths))
     ]
 
 
@@ -215,9 +261,22 @@ def _scale_part(rule: Rule, part, channels: int | None, w: float) -> int | None:
     return max(channels, scaled) if part.no_shrink else scaled
 
 
+def variant_resolution(base: str, phi: float, rules: RuleBook | None = None) -> tuple[int, int]:
+    """(base pixels, planned pixels) of `base` at `phi`: what a registered name's pretrained_cfg needs,
+    without reading the structure (registration builds nothing)."""
+    rule, _ = (rules or active_rules()).rule_for(base)
+    start, _, pixels, _ = plan_resolution(rule, base, rule.coefficients.gamma ** phi)
+    return start, pixels
+
+
 def check_resolves(rule: Rule, rules: RuleBook) -> None:
     """Plan phi = 0 of each architecture `rule` covers, so a constructor argument that does not exist
     or has the wrong shape is an error naming the rule file and field now, not at build time."""
     for arch in rule.architectures:
-        plan(arch, 0, rules=rules)
+        try:
+            plan(arch, 0, rules=rules)
+        except RuleError:
+            raise
+        except CompoundError as error:   # e.g. a size limit: name the file it comes from
+            raise RuleError(rules.rule_for(arch)[1], None, str(error)) from None
 

@@ -8,6 +8,7 @@ the schema (``model_json_schema()``), the validator and the in-memory form.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -23,9 +24,9 @@ from pydantic import (
 
 
 class StrictModel(BaseModel):
-    """Unknown keys are errors: a typo in a rule must not be silently ignored."""
+    """Unknown keys are errors: a typo in a rule must not be silently ignored; so are .inf and .nan."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
 
 
 class Coefficients(StrictModel):
@@ -57,39 +58,152 @@ class Constraint(StrictModel):
             )
 
 
+# Layouts the plan reads back from a meta-device build: the constructor, not the rule, decides the stages.
+DERIVED_LAYOUTS = ("multiplier", "fields")
+_ARG_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"  # model_cfg.depth
+_ARG_PATH = re.compile(_ARG_PATTERN)
+ArgPath = Annotated[str, Field(pattern=_ARG_PATTERN)]
+
+
+def _arg_paths(value: Any) -> Any:
+    """One clear error for a malformed path, not one per member of the str | list union."""
+    for path in [value] if isinstance(value, str) else value if isinstance(value, list) else []:
+        if isinstance(path, str) and not _ARG_PATH.match(path):
+            raise ValueError(f"{path!r} is not an argument path: a constructor argument, then field names, "
+                             "joined by dots (model_cfg.depth)")
+    return value
+
+
+def _args(arg: str | list[str]) -> list[str]:
+    return [arg] if isinstance(arg, str) else list(arg)
+
+
+def _check_layout_fields(rule: DepthRule | WidthRule, owned: dict[str, tuple[str, ...]]) -> None:
+    """Layout-specific fields only with their layout; several args only for the derived layouts."""
+    for name, layouts in owned.items():
+        value = getattr(rule, name)
+        if value not in (None, []) and rule.layout not in layouts:
+            raise ValueError(f"`{name}` applies to layout {' or '.join(repr(x) for x in layouts)}, not {rule.layout!r}")
+    if isinstance(rule.arg, list) and rule.layout not in DERIVED_LAYOUTS:
+        raise ValueError(f"layout {rule.layout!r} takes one `arg`; a list of args is for 'multiplier' and 'fields'")
+    if rule.layout in DERIVED_LAYOUTS and rule.fixed_stages:
+        raise ValueError(f"layout {rule.layout!r} lets the constructor decide the stages: fixed_stages cannot apply")
+    if rule.layout == "separated" and rule.marker is None:
+        raise ValueError("layout 'separated' needs `marker`, the list item that ends a stage (VGG: M)")
+
+
 class DepthRule(StrictModel):
     """How d reaches the per-stage block counts."""
 
-    arg: str = Field(description="Constructor argument holding the per-stage depths.")
-    layout: Literal["counts", "block_args"] = Field(
-        description="'counts': a list of ints (ResNet `layers`); 'block_args': timm's decoded "
-        "arch_def, a list of stages each a list of block dicts (EfficientNet `block_args`)."
+    arg: ArgPath | list[ArgPath] = Field(
+        description="Constructor argument holding the depths; a dotted path reaches into a dataclass or dict "
+        "(`model_cfg.depth`); 'multiplier' and 'fields' take a list of paths too."
+    )
+    layout: Literal["counts", "block_args", "rows", "separated", "multiplier", "fields"] = Field(
+        description="'counts': a list of ints (ResNet `layers`); 'block_args': timm's decoded arch_def, a list of "
+        "stages each a list of block dicts (EfficientNet); 'rows': a list of stages each a list of rows of numbers "
+        "(GhostNet `cfgs`); 'separated': a flat list whose `marker` ends each stage (VGG `cfg`); 'multiplier': "
+        "float multipliers the constructor applies itself (`depth_mult`), times d; 'fields': int or float fields "
+        "(`model_cfg.depth`), ints rounded, floats times d. The last two read the built stages back."
     )
     rounding: Literal["ceil", "round", "floor"] = "ceil"
     min: int = Field(1, ge=1, description="No stage gets fewer blocks than this.")
     fixed_stages: list[int] = Field(default_factory=list, description="Stage indices left unscaled.")
+    stride_column: int | None = Field(
+        None, ge=0, description="'rows': the column holding a row's stride; added rows get stride 1."
+    )
+    marker: str | int | None = Field(None, description="'separated': the list item that ends a stage ('M').")
+
+    @field_validator("arg", mode="before")
+    @classmethod
+    def _paths(cls, value: Any) -> Any:
+        return _arg_paths(value)
+
+    @model_validator(mode="after")
+    def _layout_fields(self) -> DepthRule:
+        _check_layout_fields(self, {"stride_column": ("rows",), "marker": ("separated",)})
+        return self
 
 
 class WidthRule(StrictModel):
     """How w reaches the per-stage channel counts (timm's make_divisible policy)."""
 
-    arg: str = Field(description="Constructor argument holding the per-stage widths.")
-    layout: Literal["list", "scalar", "block_args"] = Field(
+    arg: ArgPath | list[ArgPath] = Field(
+        description="Constructor argument holding the widths; a dotted path reaches into a dataclass or dict "
+        "(`model_cfg.w0`); 'multiplier' and 'fields' take a list of paths, all scaled by w."
+    )
+    layout: Literal["list", "scalar", "block_args", "rows", "separated", "multiplier", "fields"] = Field(
         description="'list': a list of ints, one per stage (ResNet `channels`); 'scalar': one int "
         "that sets every stage's width (DenseNet `growth_rate`); 'block_args': the `out_chs` of "
-        "the blocks in each stage of timm's decoded arch_def."
+        "the blocks in each stage of timm's decoded arch_def; 'rows': the `column` of each row (and the "
+        "`scale_columns`); 'separated': the ints of a `marker`-separated list; 'multiplier' / 'fields': "
+        "values times w (ints rounded as below), the built stages read back."
     )
     divisor: int = Field(8, ge=1, description="Widths are rounded to a multiple of this.")
     round_limit: float = Field(
-        0.9, gt=0.0, le=1.0, description="Round up one more divisor if rounding lost more than 1 - this."
+        0.9, ge=0.0, le=1.0,
+        description="Round up one more divisor if rounding lost more than 1 - this; 0 never rounds up "
+        "(EfficientNetV2's round_channels(round_limit=0)).",
     )
     min: int | None = Field(None, ge=1, description="Smallest width; defaults to the divisor.")
     fixed_stages: list[int] = Field(default_factory=list, description="Stage indices left unscaled.")
+    column: int | None = Field(None, ge=0, description="'rows': the column holding a row's output width.")
+    scale_columns: list[int] = Field(
+        default_factory=list,
+        description="'rows': other columns scaled by w with the width column (GhostNet's expansion size).",
+    )
+    marker: str | int | None = Field(None, description="'separated': the list item that ends a stage ('M').")
+    per_block: list[ArgPath] = Field(
+        default_factory=list,
+        description="'fields': fields that add width once per block (RegNet's slope `model_cfg.wa`), scaled "
+        "by w/d so that d more blocks still end w times as wide.",
+    )
+
+    @field_validator("arg", mode="before")
+    @classmethod
+    def _paths(cls, value: Any) -> Any:
+        return _arg_paths(value)
 
     @model_validator(mode="after")
-    def _scalar_has_no_stages(self) -> WidthRule:
+    def _layout_fields(self) -> WidthRule:
         if self.layout == "scalar" and self.fixed_stages:
             raise ValueError("layout 'scalar' is one width for all stages: fixed_stages cannot apply")
+        _check_layout_fields(
+            self, {"column": ("rows",), "scale_columns": ("rows",), "marker": ("separated",), "per_block": ("fields",)}
+        )
+        overlap = sorted(set(_args(self.arg)) & set(self.per_block))
+        if overlap:
+            raise ValueError(f"{overlap} is in both `arg` (scaled by w) and `per_block` (scaled by w/d)")
+        if self.layout == "rows" and self.column is None:
+            raise ValueError("layout 'rows' needs `column`, the row column holding the width")
+        return self
+
+
+class StageModules(StrictModel):
+    """Where the stages live, and which of their children are blocks."""
+
+    path: str | list[str] = Field(
+        description="A path whose children are the stages ('blocks'), a path with a '*' pattern for each "
+        "matching child ('stages.*.blocks', 's[0-9]*'), or one path per stage."
+    )
+    skip: list[str] = Field(
+        default_factory=list, description="Class names of children that are not blocks (EfficientFormer's Flat)."
+    )
+    blocks: list[str] = Field(
+        default_factory=list, description="Only children of these class names are blocks (VGG: [Conv2d])."
+    )
+    split_at: str | None = Field(
+        None,
+        description="The path's children are one flat sequence and a child of this class name ends each stage "
+        "(VGG's features: MaxPool2d).",
+    )
+
+    @model_validator(mode="after")
+    def _one_way_to_count(self) -> StageModules:
+        if self.skip and self.blocks:
+            raise ValueError("give `skip` or `blocks`, not both")
+        if self.split_at and not isinstance(self.path, str):
+            raise ValueError("`split_at` splits the children of one path: `path` must be a single path")
         return self
 
 
@@ -97,12 +211,25 @@ class PartRule(StrictModel):
     """Stem or head: scaled like a stage, fixed, or derived by the constructor from the stages."""
 
     policy: Literal["scale", "fixed", "derived"]
-    arg: str | None = Field(None, description="Constructor argument holding this part's width.")
+    arg: ArgPath | None = Field(
+        None, description="Constructor argument holding this part's width (a dotted path reaches into a dataclass)."
+    )
     value: int | None = Field(
         None, ge=0, description="Width of a fixed part that no constructor argument holds."
     )
     no_shrink: bool = Field(False, description="Never scale below the base width (MobileNetV2's head).")
     note: str | None = Field(None, description="Why: required for fixed parts without `arg` and derived parts.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _note_cut_at_a_comma(cls, data: Any) -> Any:
+        """`{note: a, b}` is YAML for {note: a, 'b': null}: say so instead of 'extra inputs'."""
+        if isinstance(data, dict) and "note" in data:
+            cut = [key for key, value in data.items() if key not in cls.model_fields and value is None]
+            if cut:
+                raise ValueError(f"{cut[0]!r} looks like the rest of the note, cut at a comma: in an inline "
+                                 f"{{...}} mapping a comma ends the value, so quote the note: note: \"...\"")
+        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> PartRule:
@@ -153,6 +280,24 @@ def _builtin_timm_model(name: str) -> str:
 
 
 TimmArchitecture = Annotated[str, AfterValidator(_builtin_timm_model)]
+_MODULE_PATH = r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$"   # bn3, conv3.bn, ghost2.primary_conv.1, gamma
+
+
+class InheritRule(StrictModel):
+    """How a scaled model inherits its base's weights (`timm_compound.inherit`): what makes a new block the identity."""
+
+    identity: list[Annotated[str, Field(pattern=_MODULE_PATH)]] = Field(
+        min_length=1,
+        description="Block-relative names, in order of preference: a submodule whose parameters are all zeroed "
+        "(a residual block's last norm) or a parameter (a layer scale). A new block uses the first name it has, "
+        "so [bn3, bn2] serves both ResNet blocks (a Bottleneck's last norm is bn3, a BasicBlock's bn2).",
+    )
+    resolution_params: list[Annotated[str, Field(pattern=_MODULE_PATH)]] = Field(
+        default_factory=list,
+        description="Parameters whose shape depends on the input resolution (position embeddings, relative "
+        "attention biases), by name or name suffix: inheritance refuses a plan that changes the resolution of "
+        "a model that has them.",
+    )
 
 
 class Rule(StrictModel):
@@ -172,11 +317,24 @@ class Rule(StrictModel):
     schedules: dict[str, Schedule] = Field(
         default_factory=dict, description="Constructor arguments set from phi (only when phi is given)."
     )
-    stage_modules: str | list[str] | None = Field(
+    stage_modules: str | list[str] | StageModules | None = Field(
         None,
-        description="Where the stages live in the built module, for verification: one path whose "
-        "children are the stages ('blocks'), a path with '*' for each child ('stages.*.blocks'), "
-        "or one path per stage (['layer1', ...]).",
+        validate_default=True,
+        description="Where the stages live in the built module, to count their blocks: one path whose "
+        "children are the stages ('blocks'), a path with a '*' pattern for each matching child "
+        "('stages.*.blocks'), one path per stage (['layer1', ...]), or {path, skip | blocks, split_at} "
+        "when not every child of a stage is a block. Required by the 'multiplier' and 'fields' layouts.",
+    )
+    replaces: str | None = Field(
+        None,
+        pattern=r"^[a-z0-9_]+$",
+        description="Family of a loaded (e.g. shipped) rule this rule takes over for the architectures it lists.",
+    )
+
+    inherit: InheritRule | None = Field(
+        None,
+        description="Growing a scaled model from its base's weights (timm_compound.inherit): how a new block "
+        "starts as the identity. Without it the family cannot inherit.",
     )
 
     overrides: dict[str, dict[str, Any]] = Field(
@@ -226,63 +384,49 @@ class Rule(StrictModel):
         constraint.check(coefficients)
         return coefficients
 
+    @field_validator("width")
+    @classmethod
+    def _one_marker_per_list(cls, width: WidthRule, info: ValidationInfo) -> WidthRule:
+        depth = info.data.get("depth")
+        if depth is not None and depth.layout == width.layout == "separated" and depth.arg == width.arg \
+                and depth.marker != width.marker:
+            raise ValueError(f"width.marker {width.marker!r} and depth.marker {depth.marker!r} split the same "
+                             "list differently")
+        return width
+
+    @field_validator("stage_modules", mode="before")
+    @classmethod
+    def _stage_modules_form(cls, value: Any) -> Any:
+        if isinstance(value, dict):  # one error from StageModules, not one per member of the union
+            try:
+                return StageModules.model_validate(value)
+            except ValidationError as error:
+                first = error.errors()[0]
+                where = ".".join(str(part) for part in first["loc"])
+                raise ValueError(f"{where + ': ' if where else ''}{first['msg'].removeprefix('Value error, ')}") from None
+        return value
+
+    @field_validator("stage_modules")
+    @classmethod
+    def _read_back_needs_stages(cls, value: Any, info: ValidationInfo) -> Any:
+        for part in ("depth", "width"):
+            rule = info.data.get(part)
+            if value is None and rule is not None and rule.layout in DERIVED_LAYOUTS:
+                raise ValueError(f"{part}.layout {rule.layout!r} reads the built stages back: set stage_modules")
+        return value
+
+    @field_validator("replaces")
+    @classmethod
+    def _replaces_another_family(cls, replaces: str | None, info: ValidationInfo) -> str | None:
+        if replaces is not None and replaces == info.data.get("family"):
+            raise ValueError(f"a rule that replaces {replaces!r} needs a family name of its own")
+        return replaces
+
     def structural_args(self) -> set[str]:
-        """Constructor arguments the plan owns; a user may not pass them as kwargs."""
-        args = {self.depth.arg, self.width.arg}
-        args.update(part.arg for part in (self.stem, self.head) if part.arg and part.policy == "scale")
-        return args
-
-
-class VariantSet(StrictModel):
-    """Registered variants of one base: one timm name per phi."""
-
-    base: str
-    phis: list[int] = Field(min_length=1)
-    name: str = Field("{base}_cs_phi{phi}", description="Name template with {base} and {phi}.")
-    hub: dict[int, str] = Field(
-        default_factory=dict, description="phi -> Hugging Face Hub repo id holding that variant's weights."
-    )
-
-    @field_validator("name")
-    @classmethod
-    def _template_names_each_phi(cls, name: str) -> str:
-        try:
-            name.format(base="b", phi=0)
-        except (KeyError, IndexError, ValueError) as error:
-            raise ValueError(f"name template {name!r} is not valid: use {{base}} and {{phi}} only ({error})") from None
-        return name
-
-    @field_validator("phis")
-    @classmethod
-    def _non_negative_unique(cls, phis: list[int]) -> list[int]:
-        if any(phi < 0 for phi in phis):
-            raise ValueError("registered phis must be >= 0")
-        if len(set(phis)) != len(phis):
-            raise ValueError("a phi is listed twice")
-        return phis
-
-    @model_validator(mode="after")
-    def _one_name_per_phi(self) -> VariantSet:
-        if len(self.phis) > 1 and len(set(self.names().values())) < len(self.phis):
-            raise ValueError(f"name template {self.name!r} must contain {{phi}}: several phis get one name")
-        return self
-
-    @model_validator(mode="after")
-    def _hub_for_listed_phis(self) -> VariantSet:
-        extra = sorted(set(self.hub) - set(self.phis))
-        if extra:
-            raise ValueError(f"hub lists phi {extra} that is not in phis")
-        return self
-
-    def names(self) -> dict[int, str]:
-        return {phi: self.name.format(base=self.base, phi=phi) for phi in self.phis}
-
-
-class RegistryFile(StrictModel):
-    """A registry file: which scaled variants `import timm_compound` registers with timm."""
-
-    schema_ref: str | None = Field(None, alias="$schema")
-    variants: list[VariantSet] = Field(min_length=1)
+        """Constructor arguments the plan owns (the first part of each path); a user may not pass them."""
+        paths = _args(self.depth.arg) + _args(self.width.arg) + list(self.width.per_block)
+        paths += [part.arg for part in (self.stem, self.head) if part.arg and part.policy == "scale"]
+        return {path.split(".")[0] for path in paths}
 
 
 def _plain(data: Any) -> Any:
@@ -302,13 +446,3 @@ def _deep_merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
         else:
             merged[key] = value
     return merged
-
-
-
-def json_schema(kind: Literal["rule", "registry"] = "rule") -> dict:
-    """JSON Schema for rule or registry files, for editors (yaml-language-server) and validators."""
-    model = Rule if kind == "rule" else RegistryFile
-    schema = model.model_json_schema(by_alias=True)
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["$id"] = f"{kind}.schema.json"
-    return schema

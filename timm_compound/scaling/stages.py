@@ -1,37 +1,91 @@
-"""Where a built model keeps its stages: the rule's `stage_modules`, resolved to module paths."""
+"""Where a built model keeps its stages and their blocks: the rule's `stage_modules`, resolved.
+
+`stage_modules` is a path whose children are the stages ('blocks'), a path with a glob segment
+standing for each matching child ('stages.*.blocks', 's[0-9]*'), a list of one path per stage, or
+`{path, skip | blocks, split_at}` when not every child of a stage is a block (EfficientFormer's
+`Flat`) or the stages are runs of one flat Sequential ended by a pooling layer (VGG's `features`).
+"""
 
 from __future__ import annotations
+
+from fnmatch import fnmatchcase
+from typing import Any
 
 import torch.nn as nn
 
 from timm_compound.errors import CompoundError
-from timm_compound.scaling.plan import ScalePlan
+from timm_compound.scaling.schema import StageModules
+
+_GLOB = set("*?[")
 
 
-def stage_depths(model: nn.Module, plan: ScalePlan) -> list[int]:
-    """Blocks per stage in a built model, found through the rule's `stage_modules`."""
+def as_spec(where: Any) -> StageModules:
+    """A rule's `stage_modules` in its full form."""
+    if isinstance(where, StageModules):
+        return where
+    if isinstance(where, dict):
+        return StageModules.model_validate(where)
+    return StageModules(path=where)
+
+
+def _children(model: nn.Module, path: str) -> list[tuple[str, nn.Module]]:
+    return list((model.get_submodule(path) if path else model).named_children())
+
+
+def stage_paths(model: nn.Module, where: Any) -> list[str]:
+    """One module path per stage. Not for `split_at` stages, which are runs of children, not modules."""
+    spec = as_spec(where)
+    if spec.split_at:
+        raise CompoundError(f"stage_modules splits the children of {spec.path!r} at {spec.split_at}: "
+                            "its stages are runs of modules, not modules; use stage_blocks")
+    if not isinstance(spec.path, str):
+        return list(spec.path)
+    parts = spec.path.split(".") if spec.path else []
+    glob = next((i for i, part in enumerate(parts) if _GLOB & set(part)), None)
+    if glob is None:
+        prefix = f"{spec.path}." if spec.path else ""
+        return [f"{prefix}{name}" for name, _ in _children(model, spec.path)]
+    parent, pattern, rest = ".".join(parts[:glob]), parts[glob], parts[glob + 1:]
+    prefix = f"{parent}." if parent else ""
+    suffix = "".join(f".{part}" for part in rest)
+    return [f"{prefix}{name}{suffix}" for name, _ in _children(model, parent) if fnmatchcase(name, pattern)]
+
+
+def _is_block(module: nn.Module, spec: StageModules) -> bool:
+    kind = type(module).__name__
+    if spec.blocks:
+        return kind in spec.blocks
+    return kind not in spec.skip
+
+
+def stage_blocks(model: nn.Module, where: Any) -> list[list[tuple[str, nn.Module]]]:
+    """(path, module) of every block, stage by stage."""
+    spec = as_spec(where)
+    if spec.split_at:
+        found, current = [], []
+        prefix = f"{spec.path}." if spec.path else ""
+        for name, child in _children(model, spec.path):
+            if type(child).__name__ == spec.split_at:
+                found.append(current)
+                current = []
+            elif _is_block(child, spec):
+                current.append((f"{prefix}{name}", child))
+        found.append(current)
+        return [stage for stage in found if stage]
+    return [
+        [(f"{path}.{name}", child) for name, child in _children(model, path) if _is_block(child, spec)]
+        for path in stage_paths(model, spec)
+    ]
+
+
+def stage_modules(model: nn.Module, where: Any) -> list[nn.Module]:
+    """The stage modules a rule's `stage_modules` names (see stage_paths)."""
+    return [model.get_submodule(path) for path in stage_paths(model, where)]
+
+
+def stage_depths(model: nn.Module, plan: Any) -> list[int]:
+    """Blocks per stage in a built model (a ScalePlan's rule says where they are)."""
     where = plan.rule.stage_modules
     if where is None:
         raise CompoundError(f"rule {plan.rule_file} has no stage_modules to verify against")
-    return [len(stage) for stage in stage_modules(model, where)]
-
-
-def stage_paths(model: nn.Module, where: str | list[str]) -> list[str]:
-    """Resolve a rule's `stage_modules` to one module path per stage: a list of paths as given,
-    a path whose children are the stages ('blocks'), or a path with one '*' standing for each
-    child ('stages.*.blocks')."""
-    if not isinstance(where, str):
-        return list(where)
-    parent, star, rest = where.partition("*")
-    parent = parent.rstrip(".")
-    children = [name for name, _ in (model.get_submodule(parent) if parent else model).named_children()]
-    prefix = f"{parent}." if parent else ""
-    if not star:
-        return [f"{prefix}{name}" for name in children]
-    suffix = rest if rest.startswith(".") or not rest else f".{rest}"
-    return [f"{prefix}{name}{suffix}" for name in children]
-
-
-def stage_modules(model: nn.Module, where: str | list[str]) -> list[nn.Module]:
-    """The stage modules a rule's `stage_modules` names (see stage_paths)."""
-    return [model.get_submodule(path) for path in stage_paths(model, where)]
+    return [len(blocks) for blocks in stage_blocks(model, where)]

@@ -1,65 +1,48 @@
 """Reading a base's stages from its constructor arguments, and writing a plan back into them.
 
-A rule's `layout` names one of a few generic shapes that timm constructors use
-for per-stage depths and widths. Each shape has one reader and one writer here;
-no code knows which family it is handling.
+A rule's `layout` names one of the generic shapes in `timm_compound.scaling.layouts`; this module
+reads and writes through them and knows no family. Derived layouts (`multiplier`, `fields`) hold
+no stages: `scale_derived` scales their numbers and the plan reads the stages back from a build.
 """
 
 from __future__ import annotations
 
-import copy
+from contextlib import contextmanager
 from dataclasses import dataclass
-from itertools import groupby
 from typing import Any
 
 from timm_compound.errors import RuleError
-from timm_compound.scaling.rounding import distribute
+from timm_compound.scaling.layouts import LAYOUTS, shape_hint
+from timm_compound.scaling.layouts.base import Where, get_path, set_path
 from timm_compound.scaling.schema import PartRule, Rule
 from timm_compound.scaling.timm_adapter import BuildCall
 
 
 @dataclass(frozen=True)
 class BaseStructure:
-    """What the base model's constructor is given: per-stage depths and widths, stem and head."""
+    """What the base model's constructor is given: per-stage depths and widths, stem and head.
+
+    Empty depths/widths for derived layouts (the plan reads them from a build). `scale_widths` are
+    the values widths scale from: the constructor's own numbers, where `widths` are what it builds
+    from them (timm's EfficientNet builder rounds arch_def's out_chs to the entrypoint's divisor).
+    """
 
     depths: list[int]
     widths: list[int]
     stem: int | None
     head: int | None
     min_depths: list[int]  # a stage of k different block types keeps at least k blocks
+    scale_widths: list[int]
 
 
-def _runs(stage: list[dict]) -> list[tuple[dict, int]]:
-    """Consecutive identical block dicts: the block types of a decoded arch_def stage, with repeats."""
-    return [(key.block, len(list(group))) for key, group in groupby(stage, key=_Frozen)]
+def is_derived(rule: Rule) -> bool:
+    """Does the constructor, not the rule, decide the stages (so the plan must read them back)?"""
+    return LAYOUTS[rule.depth.layout].derived or LAYOUTS[rule.width.layout].derived
 
 
-class _Frozen:
-    """Equality wrapper so groupby can compare block dicts."""
-
-    def __init__(self, block: dict):
-        self.block = block
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Frozen) and self.block == other.block
-
-
-def _fail(rule_source: str, field: str, message: str) -> RuleError:
-    return RuleError(rule_source, field, message)
-
-
-def _int_list(value: Any, source: str, field: str, arg: str) -> list[int]:
-    if not isinstance(value, (list, tuple)) or not all(isinstance(v, int) for v in value):
-        raise _fail(source, field, f"constructor argument {arg!r} is {value!r}, not a list of ints")
-    return list(value)
-
-
-def _block_stages(value: Any, source: str, field: str, arg: str) -> list[list[dict]]:
-    if not isinstance(value, (list, tuple)) or not all(
-        isinstance(stage, (list, tuple)) and stage and all(isinstance(b, dict) for b in stage) for stage in value
-    ):
-        raise _fail(source, field, f"constructor argument {arg!r} is not a list of stages of block dicts")
-    return [list(stage) for stage in value]
+def derived_fields(rule: Rule) -> str:
+    """The rule fields a constructor's rejection of derived values points at."""
+    return ", ".join(f"{part}.arg" for part in ("depth", "width") if LAYOUTS[getattr(rule, part).layout].derived)
 
 
 def _part(part: PartRule, call: BuildCall, source: str, field: str) -> int | None:
@@ -67,93 +50,112 @@ def _part(part: PartRule, call: BuildCall, source: str, field: str) -> int | Non
         return None
     if part.arg is None:
         return part.value
-    try:
-        value = call.arg(part.arg)
-    except KeyError as error:
-        raise _fail(source, f"{field}.arg", str(error.args[0])) from None
-    if not isinstance(value, int):
-        raise _fail(source, f"{field}.arg", f"constructor argument {part.arg!r} is {value!r}, not an int")
+    value = get_path(call, part.arg, Where(source, field))
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise RuleError(source, f"{field}.arg", f"constructor argument {part.arg!r} is {value!r}, not an int")
     return value
+
+
+@contextmanager
+def _hinting(value: Any, part: str):
+    """An argument of the wrong shape for its layout: say which layouts it does fit."""
+    try:
+        yield
+    except RuleError as error:
+        if error.field != f"{part}.arg":
+            raise
+        raise RuleError(error.source, error.field, error.reason + shape_hint(value, part)) from None
 
 
 def read(rule: Rule, call: BuildCall, source: str) -> BaseStructure:
     """The base's structure, as the rule's layouts see it in the constructor arguments."""
-
-    def arg(name: str, field: str) -> Any:
-        try:
-            return call.arg(name)
-        except KeyError as error:
-            raise _fail(source, field, str(error.args[0])) from None
-
-    depth_value = arg(rule.depth.arg, "depth.arg")
-    if rule.depth.layout == "counts":
-        depths = _int_list(depth_value, source, "depth.arg", rule.depth.arg)
-        min_depths = [1] * len(depths)
-    else:
-        stages = _block_stages(depth_value, source, "depth.arg", rule.depth.arg)
-        depths = [len(stage) for stage in stages]
-        min_depths = [len(_runs(stage)) for stage in stages]
-
-    width_value = arg(rule.width.arg, "width.arg")
-    if rule.width.layout == "list":
-        widths = _int_list(width_value, source, "width.arg", rule.width.arg)
-    elif rule.width.layout == "scalar":
-        if not isinstance(width_value, int) or isinstance(width_value, bool):
-            raise _fail(source, "width.arg", f"constructor argument {rule.width.arg!r} is {width_value!r}, not an int")
-        widths = [width_value] * len(depths)
-    else:
-        widths = []
-        for index, stage in enumerate(_block_stages(width_value, source, "width.arg", rule.width.arg)):
-            outs = {block.get("out_chs") for block in stage}
-            if len(outs) != 1 or not isinstance(next(iter(outs)), int):
-                raise _fail(
-                    source, "width.layout",
-                    f"stage {index} has blocks with out_chs {sorted(outs, key=str)}; "
-                    "layout 'block_args' needs one width per stage",
-                )
-            widths.append(outs.pop())
-
-    if len(depths) != len(widths):
-        raise _fail(source, "width.arg", f"{len(depths)} stage depths but {len(widths)} stage widths")
+    depth_layout, width_layout = LAYOUTS[rule.depth.layout], LAYOUTS[rule.width.layout]
+    depth_where, width_where = Where(source, "depth"), Where(source, "width")
+    depths: list[int] = []
+    min_depths: list[int] = []
+    widths: list[int] = []
+    if not depth_layout.derived:
+        value = get_path(call, rule.depth.arg, depth_where)
+        with _hinting(value, "depth"):
+            depths, min_depths = depth_layout.read_depths(value, rule.depth, depth_where)
+    if not width_layout.derived:
+        value = get_path(call, rule.width.arg, width_where)
+        with _hinting(value, "width"):
+            widths = width_layout.read_widths(value, rule.width, width_where)
+        if width_layout.one_for_all:
+            widths = widths * len(depths)
+    if depths and widths and len(depths) != len(widths):
+        raise RuleError(source, "width.arg", f"{len(depths)} stage depths but {len(widths)} stage widths")
     for field, stages in (("depth.fixed_stages", rule.depth.fixed_stages), ("width.fixed_stages", rule.width.fixed_stages)):
-        bad = [s for s in stages if not -len(depths) <= s < len(depths)]
+        count = len(depths or widths)
+        bad = [s for s in stages if not -count <= s < count]
         if bad:
-            raise _fail(source, field, f"stage index {bad} out of range for {len(depths)} stages")
-
+            raise RuleError(source, field, f"stage index {bad} out of range for {count} stages")
     return BaseStructure(
         depths=depths,
-        widths=widths,
+        widths=width_layout.realised_widths(widths, rule.width),
         stem=_part(rule.stem, call, source, "stem"),
         head=_part(rule.head, call, source, "head"),
         min_depths=min_depths,
+        scale_widths=widths,
     )
 
 
-def write(rule: Rule, call: BuildCall, depths: list[int], widths: list[int], stem: int | None, head: int | None) -> None:
-    """Put planned depths, widths, stem and head into the constructor arguments (in place)."""
-    kwargs = call.kwargs
-    if rule.depth.layout == "counts":
-        kwargs[rule.depth.arg] = list(depths)
-    else:
-        stages = _block_stages(call.arg(rule.depth.arg), "", "", rule.depth.arg)
-        scaled = []
-        for stage, depth in zip(stages, depths, strict=True):
-            runs = _runs(stage)
-            counts = distribute([count for _, count in runs], depth)
-            scaled.append([copy.deepcopy(block) for (block, _), n in zip(runs, counts) for _ in range(n)])
-        kwargs[rule.depth.arg] = scaled
+def scale_derived(rule: Rule, call: BuildCall, d: float, w: float, source: str) -> dict[str, Any]:
+    """{argument path: value} for the derived layouts: their numbers scaled by d or w."""
+    values: dict[str, Any] = {}
+    for part, m in (("depth", d), ("width", w)):
+        policy = getattr(rule, part)
+        layout = LAYOUTS[policy.layout]
+        if layout.derived:
+            values.update(layout.scale(call, policy, m, Where(source, part), d=d))
+    return values
 
-    if rule.width.layout == "list":
-        kwargs[rule.width.arg] = list(widths)
-    elif rule.width.layout == "scalar":
-        kwargs[rule.width.arg] = widths[0]
-    else:
-        stages = [[copy.deepcopy(b) for b in stage] for stage in call.arg(rule.width.arg)]
-        for stage, width in zip(stages, widths, strict=True):
-            for block in stage:
-                block["out_chs"] = width
-        kwargs[rule.width.arg] = stages
 
-    for part, value in ((rule.stem, stem), (rule.head, head)):
+def write(
+    rule: Rule,
+    call: BuildCall,
+    depths: list[int],
+    widths: list[int],
+    stem: int | None,
+    head: int | None,
+    derived: dict[str, Any] | None = None,
+    w: float | None = None,
+) -> None:
+    """Put planned depths, widths, stem and head into the constructor arguments (in place).
+
+    `derived` is the plan's `structure_args` (the scaled numbers of `multiplier` and `fields`
+    layouts) and `w` its width multiplier (`rows` scales every row by it); a rule with such a
+    layout cannot be written without them: use `write_plan`.
+    """
+    depth_layout, width_layout = LAYOUTS[rule.depth.layout], LAYOUTS[rule.width.layout]
+    where = Where("", "")
+    if is_derived(rule):
+        if derived is None:
+            raise RuleError(None, None, f"the {rule.family} rule's layouts need the plan's structure_args to build")
+        for path, value in derived.items():
+            set_path(call, path, value, where)
+    base_widths = [] if width_layout.derived else width_layout.read_widths(get_path(call, rule.width.arg, where),
+                                                                           rule.width, where)
+    if not depth_layout.derived:
+        set_path(call, rule.depth.arg, depth_layout.write_depths(get_path(call, rule.depth.arg, where), rule.depth,
+                                                                 depths), where)
+    if not width_layout.derived:
+        value = get_path(call, rule.width.arg, where)
+        set_path(call, rule.width.arg, width_layout.write_widths(value, rule.width, widths, base_widths, w), where)
+    for part, planned in ((rule.stem, stem), (rule.head, head)):
         if part.policy == "scale":
-            kwargs[part.arg] = value
+            set_path(call, part.arg, planned, where)
+
+
+def write_plan(call: BuildCall, plan) -> None:
+    """Write a ScalePlan's structure into a captured build call."""
+    write(plan.rule, call, plan.depths, plan.widths, plan.stem, plan.head, plan.structure_args, plan.multipliers.width)
+
+
+def extra_inputs(plan) -> tuple:
+    """What building a plan reads beyond its depths, widths, stem, head and constructor_args: the
+    numbers a `multiplier`/`fields` layout sets, and w where `rows` scales every row by it. Plans that
+    agree on all of these build the same model (a key for caches of built structures)."""
+    w = plan.multipliers.width if plan.rule.width.layout == "rows" else None
+    return tuple(sorted(plan.structure_args.items())), w

@@ -17,6 +17,7 @@ from __future__ import annotations
 import inspect
 import sys
 import threading
+import warnings
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,8 +28,24 @@ from timm.models import _registry
 from timm.models._pretrained import DefaultCfg, PretrainedCfg
 
 _lock = threading.RLock()
+# build_model_with_cfg(model_cfg=...) calls model_cls(cfg=model_cfg): the class parameter -> the kwarg timm passes
+_PASSED_AS = {"cfg": "model_cfg"}
 # timm files each entrypoint under the last part of its module name: timm_compound.registry.compound_scaled
 PLUGIN_MODULE = "compound_scaled"
+
+
+def _loading_options() -> frozenset[str]:
+    """Keyword arguments timm's create_model / build_model_with_cfg consume themselves: they say how a
+    model is loaded (which weights file, strictness, features), not what it is. A rule or a published
+    plan may never set them: `pretrained_cfg_overlay` could point timm at any file."""
+    from timm.models._builder import build_model_with_cfg
+
+    names = set(inspect.signature(build_model_with_cfg).parameters) | set(inspect.signature(timm.create_model).parameters)
+    names |= {"features_only", "out_indices", "feature_cls", "device", "dtype", "compound_plan", "kwargs"}
+    return frozenset(names - set(_PASSED_AS.values()))   # model_cfg is the class's `cfg`: a real argument
+
+
+LOADING_OPTIONS = _loading_options()
 
 
 @dataclass
@@ -40,17 +57,56 @@ class BuildCall:
     pretrained: bool
     kwargs: dict[str, Any]
 
+    def key(self, name: str) -> str:
+        """The kwargs key that carries constructor argument `name`. timm's build_model_with_cfg takes a
+        `model_cfg` and hands it to the class as `cfg` (VGG, RegNet), so a rule may name either."""
+        if name in self.kwargs:
+            return name
+        for parameter, passed in _PASSED_AS.items():
+            if name == parameter and passed in self.kwargs:
+                return passed
+            if name == passed and parameter in self.kwargs:
+                return parameter
+        return name
+
     def arg(self, name: str) -> Any:
         """The value a constructor argument gets: passed explicitly, else the class default."""
-        if name in self.kwargs:
-            return self.kwargs[name]
+        _refuse_loading_option(name)
+        key = self.key(name)
+        if key in self.kwargs:
+            return self.kwargs[key]
+        parameter_name = next((p for p, passed in _PASSED_AS.items() if name == passed), name)
         try:
-            parameter = inspect.signature(self.model_cls).parameters[name]
+            parameter = inspect.signature(self.model_cls).parameters[parameter_name]
         except KeyError:
             raise KeyError(f"{self.model_cls.__name__} has no constructor argument {name!r}") from None
         if parameter.default is inspect.Parameter.empty:
             raise KeyError(f"{self.model_cls.__name__} argument {name!r} has no default and was not passed")
         return parameter.default
+
+    def set(self, name: str, value: Any) -> None:
+        """Give constructor argument `name` a new value, under the key timm passes it as."""
+        _refuse_loading_option(name)
+        key = self.key(name)
+        if key not in self.kwargs and name in _PASSED_AS.values():
+            key = next(p for p, passed in _PASSED_AS.items() if name == passed)
+        self.kwargs[key] = value
+
+
+    def accepts(self, name: str) -> bool:
+        """The model class declares `name` as a parameter of its own (not only through **kwargs),
+        and it is not one of timm's loading options."""
+        if name in LOADING_OPTIONS:
+            return False
+        parameter_name = next((p for p, passed in _PASSED_AS.items() if name == passed), name)
+        parameters = inspect.signature(self.model_cls).parameters
+        return parameter_name in parameters and parameters[parameter_name].kind not in (
+            inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)
+
+
+def _refuse_loading_option(name: str) -> None:
+    if name in LOADING_OPTIONS:
+        raise KeyError(f"{name!r} is one of timm's loading options, not a constructor argument a rule may set")
 
 
 class _Captured(Exception):
@@ -131,10 +187,18 @@ def has_weights(cfg: dict[str, Any] | PretrainedCfg | None) -> bool:
 
 
 def register(fn: Callable[..., Any], cfg: dict[str, Any]) -> None:
-    """Register an entrypoint defined in the plugin module, with its default pretrained_cfg."""
+    """Register an entrypoint defined in the plugin module, with its default pretrained_cfg.
+
+    Registering one of the plugin's own names again replaces its pretrained_cfg (a rule replaced by
+    `replaces:` changes a variant's input size); timm's overwrite warning is for foreign names only.
+    """
     module = sys.modules[fn.__module__]
     module.default_cfgs[fn.__name__] = DefaultCfg(tags=[""], cfgs={"": PretrainedCfg(**cfg)})
-    timm.models.register_model(fn)
+    ours = _registry._model_to_module.get(fn.__name__) == PLUGIN_MODULE
+    with warnings.catch_warnings():
+        if ours:
+            warnings.filterwarnings("ignore", message=f"Overwriting {fn.__name__} in registry")
+        timm.models.register_model(fn)
 
 
 def model_args(model) -> dict[str, Any]:

@@ -1,0 +1,43 @@
+"""`timm-compound rules validate FILE...`: is a file a rule or registry that would load?
+
+A rule must meet the schema, its constructor arguments must exist with the right shapes, and it
+must load beside the shipped rules: claiming an architecture a shipped rule covers is reported
+(as `load_rules` would refuse it) unless the rule says `replaces: <that rule's family>`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from timm_compound.scaling.catalog import collect
+from timm_compound.scaling.plan import check_resolves
+from timm_compound.scaling.rulebook import (
+    RuleBook,
+    active_rules,
+    load_rule,
+    read_yaml,
+    shipped_rules,
+)
+from timm_compound.scaling.schema import Rule
+
+
+def validate_file(path: str | Path, rules: list[tuple[Rule, Path]] = ()) -> Literal["rule", "registry"]:
+    """Raise a RuleError naming the file and field if `path` would not load; else say what it is.
+
+    A registry file is checked as loading checks it: every base a timm architecture that a rule
+    covers (the loaded rules, plus `rules`: rule files validated beside it), every name new to timm.
+    """
+    path = Path(path)
+    if "variants" in read_yaml(path):
+        book = active_rules()
+        loaded = {source.resolve() for _, source in book.rules.values()}
+        collect([path], book.extended([(r, p) for r, p in rules if Path(p).resolve() not in loaded]))
+        return "registry"
+    rule = load_rule(path)
+    check_resolves(rule, RuleBook.alone(rule, path))
+    # beside the shipped rules; a shipped file validated as itself does not collide with itself
+    others = {arch: (r, source) for arch, (r, source) in shipped_rules().rules.items()
+              if source.resolve() != path.resolve()}
+    RuleBook(others).extended([(rule, path)])
+    return "rule"
