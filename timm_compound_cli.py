@@ -1,13 +1,25 @@
 """Console entry for `timm-compound`.
 
-A bad file on TIMM_COMPOUND_RULES_PATH is found while `timm_compound` itself is imported, before
-the CLI exists; this shim shows it as one `error:` line, like every other CLI error, not a traceback.
+`main` marks the process as a CLI run (``CLI_RUN``) before importing the package, so the root
+package skips its heavy imports and the registration of variants with timm: `--help`,
+`rules validate` and `rules schema` start without torch. Commands that need registered names
+or TIMM_COMPOUND_RULES_PATH call ``timm_compound.registry.startup.ensure_registered`` (the
+app's callback does it for them), and a bad user rule file is one `error:` line there.
+
+Whatever a command does not catch itself is one `error:` line too, exit status 1: the traceback is
+for `--debug` (anywhere on the command line) or TIMM_COMPOUND_DEBUG=1.
 """
 
+import os
 import sys
+
+CLI_RUN = False
 
 
 def main() -> None:
+    global CLI_RUN
+    CLI_RUN = True
+    sys.modules.setdefault("timm_compound_cli", sys.modules[__name__])   # also when run as a script
     try:
         from timm_compound.cli import app
     except ValueError as error:  # timm_compound.errors.CompoundError, which cannot be imported here
@@ -15,7 +27,18 @@ def main() -> None:
             raise
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(1) from None
-    app(prog_name="timm-compound")
+    debug = "--debug" in sys.argv[1:] or os.environ.get("TIMM_COMPOUND_DEBUG", "") not in ("", "0")
+    sys.argv[1:] = [arg for arg in sys.argv[1:] if arg != "--debug"]
+    try:
+        app(prog_name="timm-compound")
+    except BrokenPipeError:   # `timm-compound list | head`
+        sys.stderr.close()
+        raise SystemExit(0) from None
+    except Exception as error:  # noqa: BLE001  (the one place a surprise becomes a message)
+        if debug:
+            raise
+        print(f"error: {type(error).__name__}: {error} (run again with --debug for the traceback)", file=sys.stderr)
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

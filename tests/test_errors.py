@@ -73,6 +73,27 @@ def test_unsafe_yaml_tags_are_refused(tmp_path):
         (dict(overrides={"resnet50": {"width": {"divisor": "sixteen"}}}), "overrides",
          "resnet50.width.divisor: Input should be a valid integer"),
         (dict(overrides={"resnet50": {"family": "other"}}), "overrides", "may not change family"),
+        # the v2 layouts' fields, each only with its layout
+        (dict(depth__layout="rows", depth__arg=["layers", "more"]), "depth",
+         "layout 'rows' takes one `arg`; a list of args is for 'multiplier' and 'fields'"),
+        (dict(depth__stride_column=4), "depth", "`stride_column` applies to layout 'rows', not 'counts'"),
+        (dict(width__layout="rows"), "width", "layout 'rows' needs `column`"),
+        (dict(depth__layout="separated"), "depth", "layout 'separated' needs `marker`"),
+        (dict(width__per_block=["channels"]), "width", "`per_block` applies to layout 'fields', not 'list'"),
+        (dict(width={"arg": "w0", "layout": "fields", "per_block": ["w0"]}), "width", r"\['w0'\] is in both `arg`"),
+        (dict(depth={"arg": "layers", "layout": "fields", "fixed_stages": [0]}), "depth",
+         "lets the constructor decide the stages: fixed_stages cannot apply"),
+        (dict(depth={"arg": "layers", "layout": "multiplier"}, stage_modules=None), "stage_modules",
+         "depth.layout 'multiplier' reads the built stages back: set stage_modules"),
+        (dict(depth={"arg": "cfg", "layout": "separated", "marker": "M"},
+              width={"arg": "cfg", "layout": "separated", "marker": "P"}), "width", "split the same list differently"),
+        (dict(stage_modules={"path": ["a", "b"], "split_at": "MaxPool2d"}), "stage_modules", "must be a single path"),
+        (dict(stage_modules={"path": "a", "skip": ["X"], "blocks": ["Y"]}), "stage_modules", "`skip` or `blocks`, not both"),
+        (dict(width__round_limit=-0.1), "width.round_limit", "greater than or equal to 0"),
+        (dict(depth__arg="model cfg.depth"), "depth.arg", "'model cfg.depth' is not an argument path"),
+        (dict(replaces="resnet"), "replaces", "needs a family name of its own"),
+        (dict(stem={"policy": "fixed", "value": 64, "note": "hard-coded", "unless stem_type is deep": None}), "stem",
+         "'unless stem_type is deep' looks like the rest of the note, cut at a comma"),
     ],
 )
 def test_invalid_rule_names_file_and_field(tmp_path, changes, field, message):
@@ -98,6 +119,65 @@ def test_layout_of_the_wrong_type(tmp_path):
     book.add(tc.load_rule(path), path)
     with pytest.raises(tc.RuleError, match="depth.arg: constructor argument 'num_classes' is 1000, not a list"):
         tc.plan("resnet18", phi=1, rules=book)
+
+
+def test_round_limit_zero_is_allowed(tmp_path):
+    assert tc.load_rule(write_rule(tmp_path, width__round_limit=0)).width.round_limit == 0
+
+
+def _plan_error(path: Path, base: str, phi: float = 1) -> tc.RuleError:
+    book = RuleBook.alone(tc.load_rule(path), path)
+    with pytest.raises(tc.RuleError) as caught:
+        tc.plan(base, phi, rules=book)
+    return caught.value
+
+
+def _shipped_rule(tmp_path: Path, name: str, **parts) -> Path:
+    data = yaml.safe_load((shipped_dir("rules") / name).read_text())
+    for key, value in parts.items():
+        data[key] = {**data[key], **value} if isinstance(data.get(key), dict) else value
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_rows_column_out_of_range(tmp_path):
+    path = _shipped_rule(tmp_path, "ghostnet.yaml", width={"arg": "cfgs", "layout": "rows", "column": 7},
+                         stem={"policy": "fixed", "value": 16, "note": "hard-coded"})
+    error = _plan_error(path, "ghostnet_100")
+    assert (error.source, error.field) == (str(path), "width.column")
+    assert error.reason == "column 7 is out of range for rows of 5 values (columns 0-4)"
+    path = _shipped_rule(tmp_path, "ghostnet.yaml", depth={"stride_column": 5})
+    assert _plan_error(path, "ghostnet_100").field == "depth.stride_column"
+
+
+def test_separated_marker_that_never_appears(tmp_path):
+    path = _shipped_rule(tmp_path, "vgg.yaml", depth={"marker": "P"}, width={"marker": "P"})
+    error = _plan_error(path, "vgg11_bn")
+    assert (error.source, error.field) == (str(path), "depth.marker")
+    assert error.reason.startswith("marker 'P' never appears in 'model_cfg' ([64, 'M', 128, 'M', 256, 256, ...])")
+
+
+def test_dotted_path_that_does_not_exist(tmp_path):
+    path = _shipped_rule(tmp_path, "regnet.yaml", width={"arg": "model_cfg.w1"})
+    error = _plan_error(path, "regnety_008")
+    assert (error.source, error.field) == (str(path), "width.arg")
+    assert error.reason.startswith("model_cfg (RegNetCfg) has no field 'w1'; its fields: depth, w0, wa, wm, group_size")
+    path = write_rule(tmp_path, depth__arg="layers.first")
+    error = _plan_error(path, "resnet18")
+    assert (error.field, error.reason) == ("depth.arg", "layers is tuple, not a dataclass or dict: the path cannot reach 'first'")
+
+
+def test_an_argument_of_another_shape_names_the_layouts_it_fits(tmp_path):
+    path = _shipped_rule(tmp_path, "ghostnet.yaml", depth={"arg": "cfgs", "layout": "counts", "stride_column": None})
+    error = _plan_error(path, "ghostnet_100")
+    assert error.field == "depth.arg"
+    assert "not a list of ints; it fits layout rows (layouts for depth: counts, block_args, rows, separated, " \
+           "multiplier, fields)" in error.reason
+    path = write_rule(tmp_path, width__arg="num_classes")
+    assert _plan_error(path, "resnet18").reason == ("constructor argument 'num_classes' is 1000, not a list of ints; "
+                                                    "it fits layout scalar or fields (layouts for width: list, scalar, "
+                                                    "block_args, rows, separated, multiplier, fields)")
 
 
 def test_two_rules_claiming_one_architecture(tmp_path):

@@ -445,3 +445,14 @@ def test_configs_published_before_the_package_layout_still_load(tmp_path, varian
     assert torch.equal(outputs(loaded), outputs(trained))
     assert timm.models.get_pretrained_cfg(PLAN_ENTRYPOINT) is not None
     assert PLAN_ENTRYPOINT in timm.list_models(module="compound_scaled")
+
+
+@pytest.mark.parametrize("variant", ["ghostnet_100_cs_phi1", "regnety_008_cs_phi1"])
+def test_rule_v2_layouts_round_trip_through_a_folder(tmp_path, variant):
+    """rows/multiplier (GhostNet) and dataclass-field (RegNet) plans publish and reload with their outputs."""
+    torch.manual_seed(0)
+    model = timm.create_model(variant, num_classes=3).eval()
+    folder = tc_hub.save_to_dir(model, tmp_path / variant)
+    loaded = timm.create_model(f"local-dir:{folder}", pretrained=True).eval()
+    assert loaded.compound_plan == model.compound_plan
+    assert torch.equal(outputs(loaded), outputs(model))

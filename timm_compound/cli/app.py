@@ -3,9 +3,17 @@
 Each command group lives in its own module (`variants`, `demo`, `hub`, `cost`, `rules`) and
 attaches its commands to `app` or `rules_app` here with a plain decorator;
 `timm_compound.cli` imports them all.
+
+The console script starts without torch (see ``timm_compound_cli``): the app's callbacks register
+the variants and user rules (`ensure_registered`) before every command except `--help`,
+`rules validate` and `rules schema`.
 """
 
 from __future__ import annotations
+
+import math
+import re
+import sys
 
 import typer
 from rich.console import Console
@@ -21,23 +29,67 @@ errors = Console(stderr=True)
 
 
 def fail(error: Exception) -> typer.Exit:
-    """Print `error: ...` to stderr (no traceback) and return the exit to raise."""
-    errors.print(f"[bold red]error:[/] {error}", markup=True, highlight=False)
+    """Print `error: ...` to stderr as one line (no traceback) and return the exit to raise."""
+    errors.print(f"[bold red]error:[/] {error}", markup=True, highlight=False, soft_wrap=True)
     return typer.Exit(1)
 
 
-def parse_phis(text: str) -> list[float]:
-    """'0-7' -> [0..7], '0,2,4' -> [0, 2, 4], '-1' -> [-1]; an empty or descending range is an error."""
+# Commands that need neither registered variants nor user rules: they start without torch or timm.
+NO_REGISTRATION = {"validate", "schema"}
+
+
+def ensure_registered() -> None:
+    """Register the shipped variants and TIMM_COMPOUND_RULES_PATH's files (once; see
+    timm_compound.registry.startup): the console script leaves it to the commands that need it."""
+    from timm_compound.registry.startup import ensure_registered as register
+
     try:
-        if "," in text:
+        register()
+    except CompoundError as error:
+        raise fail(error) from None
+
+
+def _asks_for_help() -> bool:
+    # click hands a group's callback no view of the subcommand's arguments; `timm-compound fit --help`
+    # is read from the command line the console script was given
+    return "--help" in sys.argv[1:]
+
+
+@app.callback()
+def _before_command(ctx: typer.Context) -> None:
+    if ctx.invoked_subcommand != "rules" and not _asks_for_help():
+        ensure_registered()
+
+
+@rules_app.callback()
+def _before_rules_command(ctx: typer.Context) -> None:
+    if ctx.invoked_subcommand not in NO_REGISTRATION and not _asks_for_help():
+        ensure_registered()
+
+
+MAX_PHIS = 1_000
+
+
+def parse_phis(text: str) -> list[float]:
+    """'0-7' -> [0..7], '0,2,4' -> [0, 2, 4], '-1' -> [-1], '-2-1' -> [-2..1]; an empty, descending or
+    huge range is an error."""
+    span = re.fullmatch(r"\s*(-?\d+)-(-?\d+)\s*", text)
+    if span:
+        start, stop = int(span[1]), int(span[2])
+        if stop - start >= MAX_PHIS:
+            raise CompoundError(f"--phi {text!r} names {stop - start + 1:,} phis; at most {MAX_PHIS:,} at once")
+        phis = [float(phi) for phi in range(start, stop + 1)]
+    else:
+        try:
             phis = [float(part) for part in text.split(",") if part.strip()]
-        else:
-            start, sep, stop = text.strip().partition("-") if not text.strip().startswith("-") else ("", "", "")
-            phis = [float(phi) for phi in range(int(start), int(stop) + 1)] if sep and start and stop else [float(text)]
-    except ValueError:
-        raise CompoundError(f"--phi must look like 0-7 or 0,2,4, got {text!r}") from None
+        except ValueError:
+            raise CompoundError(f"--phi must look like 0-7 or 0,2,4, got {text!r}") from None
+    if not all(math.isfinite(phi) for phi in phis):
+        raise CompoundError(f"--phi must be finite numbers, got {text!r}")
     if not phis:
         raise CompoundError(f"--phi {text!r} names no phi (a range goes low-high, e.g. 0-7)")
+    if len(phis) > MAX_PHIS:
+        raise CompoundError(f"--phi {text!r} names {len(phis):,} phis; at most {MAX_PHIS:,} at once")
     return phis
 
 

@@ -17,16 +17,16 @@ def plan_table(plan: ScalePlan, title: str | None = None) -> Table:
     """One plan: multipliers exact and realised, per-stage depths and widths, stem, head, resolution."""
     phi = "explicit d/w/r" if plan.phi is None else f"{plan.phi:g}"
     table = Table(title=title or f"{plan.base} (rule {plan.rule_file}, phi {phi})", show_header=True)
-    table.add_column("quantity")
-    table.add_column("exact", justify="right")
-    table.add_column("realised", justify="right")
-    table.add_column("base → scaled")
+    table.add_column("quantity", overflow="fold")
+    table.add_column("exact", justify="right", overflow="fold")
+    table.add_column("realised", justify="right", overflow="fold")
+    table.add_column("base → scaled", overflow="fold")
     mult, real = plan.multipliers, plan.realised
     table.add_row("d (depth)", f"{mult.depth:.4f}", f"{real.depth:.4f}", f"{plan.base_depths} → {plan.depths}")
     table.add_row("w (width)", f"{mult.width:.4f}", f"{real.width:.4f}", f"{plan.base_widths} → {plan.widths}")
     table.add_row(
         "r (resolution)", f"{mult.resolution:.4f}", f"{real.resolution:.4f}",
-        f"{plan.base_resolution} → {plan.resolution} px ({plan.resolution_source}, exact {plan.resolution_exact:.1f})",
+        _resolution(plan),
     )
     table.add_row("stem", "", "", f"{_pair(plan.base_stem, plan.stem)} ({plan.rule.stem.policy})")
     table.add_row("head", "", "", f"{_pair(plan.base_head, plan.head)} ({plan.rule.head.policy})")
@@ -35,6 +35,14 @@ def plan_table(plan: ScalePlan, title: str | None = None) -> Table:
     for arg, value in plan.constructor_args.items():
         table.add_row(arg, "", "", f"{value:g} (schedule)")
     return table
+
+
+def _resolution(plan: ScalePlan) -> str:
+    """Where the input size came from: requested by the caller, or r applied and rounded (or capped)."""
+    if plan.resolution_source == "override":
+        return (f"{plan.base_resolution} → {plan.resolution} px (requested; r alone would give "
+                f"{plan.resolution_exact:.1f})")
+    return f"{plan.base_resolution} → {plan.resolution} px ({plan.resolution_source}, exact {plan.resolution_exact:.1f})"
 
 
 def family_view(base: str, rows, train_memory: bool = False, compact: bool = False) -> Table:
@@ -48,7 +56,7 @@ def family_view(base: str, rows, train_memory: bool = False, compact: bool = Fal
         "px", "depths", "params M", "GMACs", "× φ=0", "ideal ×"] + (["activations"] if wide else []) + (
         ["train MiB"] if train_memory else [])
     for column in columns:
-        table.add_column(column, justify="left" if column == "depths" else "right")
+        table.add_column(column, justify="left" if column == "depths" else "right", overflow="fold")
     for row in rows:
         cells = [f"{row.phi:g}"]
         if wide:

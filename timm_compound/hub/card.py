@@ -20,8 +20,78 @@ def _fmt(values: list[Any] | None) -> str:
     return "—" if values is None else ", ".join(str(v) for v in values)
 
 
-def render(config: dict[str, Any], scaled: ScalePlan, source: str, model: nn.Module) -> str:
-    """The card: front matter (library_name: timm, tags), the plan and its cost, a usage snippet that works."""
+def _number(value: Any, digits: int = 2, suffix: str = "") -> str:
+    return "—" if value is None else f"{value:,.{digits}f}{suffix}"
+
+
+def _part(width: int | None) -> str:
+    return "derived by timm" if width is None else str(width)
+
+
+def training_section(training: dict[str, Any] | None) -> str:
+    """'## Training': the data, the measured accuracy of the published weights, the settings.
+
+    `training` is plain data (timm_compound.train's run summary; the hub layer never reads runs):
+    dataset, dataset_source, classes, train_images, val_images, split, epochs, best_epoch, top1,
+    top5, eval_loss, resolution, train_resolution, settings (a dict), world_size, versions, and
+    train_samples / val_samples when the run used fixed subsets.
+    """
+    if not training:
+        return ""
+    get = training.get
+    split = get("split") or {}
+    split_text = (f"a fixed seeded holdout of {split.get('val_fraction', 0):.0%} (seed {split.get('seed')})"
+                  if split.get("kind") == "seeded holdout" else "the dataset's own train and validation splits")
+    source = f" ({get('dataset_source')})" if get("dataset_source") else ""
+    trained, evaluated = get("train_resolution"), get("resolution")
+    pixels = (f"{evaluated} px" if trained == evaluated
+              else f"trained at {trained} px, evaluated at {evaluated} px (reduced-resolution training)")
+    chance = 100.0 / get("classes") if get("classes") else None
+    subset = " (fixed subsets)" if get("train_samples") or get("val_samples") else ""
+    rows = [
+        ("top-1", f"{_number(get('top1'), suffix='%')} (chance {_number(chance, 1, '%')})"),
+        ("top-5", _number(get("top5"), suffix="%")),
+        ("cross-entropy", _number(get("eval_loss"), 4)),
+        ("weights from epoch", f"{get('best_epoch')} of {get('epochs')} (the best top-1)"),
+        ("input size", pixels),
+    ]
+    table = "\n".join(f"| {key} | {value} |" for key, value in rows)
+    settings = ", ".join(f"{key} {value}" for key, value in (get("settings") or {}).items())
+    versions = get("versions") or {}
+    made = ", ".join(f"{name} {version}" for name, version in versions.items() if name != "python")
+    processes = get("world_size") or 1
+    return f"""
+## Training
+
+Trained from random initialisation with `timm_compound.train` (timm's optimizer, scheduler and data
+transforms) on **{get('dataset')}**{source}: {_number(get('train_images'), 0)} training and
+{_number(get('val_images'), 0)} validation images{subset}, {get('classes')} classes, validated on {split_text}.
+These numbers describe that data only.
+
+| measured on the validation split | value |
+|---|---|
+{table}
+
+Settings: {settings}; {processes} process{'es' if processes > 1 else ''}{f'; trained with {made}' if made else ''}.
+"""
+
+
+# What the card says of the weights when no training record comes with them
+_WEIGHTS = {
+    "random": "**Untrained**: the weights are a fresh random initialisation (timm's default init), "
+              "published to share the architecture; they classify no better than chance.",
+    "file": "The weights come from a file the publisher supplied; no training record was published "
+            "with them, so their accuracy is not stated here.",
+    "model": "The weights are those of the model the publisher passed; no training record was published "
+             "with them, so whether and how they were trained is not stated here.",
+}
+
+
+def render(config: dict[str, Any], scaled: ScalePlan, source: str, model: nn.Module,
+           training: dict[str, Any] | None = None, weights_origin: str = "model") -> str:
+    """The card: front matter (library_name: timm, tags), the plan and its cost, a usage snippet that works,
+    and with `training` the measured accuracy (see `training_section`); without it, a plain sentence on
+    where the weights come from (`weights_origin`: 'random', 'file' or 'model')."""
     num_classes = config["num_classes"]
     params, cost = _cost(model)
     plain = config["timm_compound"]["plain_timm_loadable"]
@@ -50,7 +120,7 @@ def render(config: dict[str, Any], scaled: ScalePlan, source: str, model: nn.Mod
         ("resolution r: exact / realised", f"{mult.resolution:.4f} / {real.resolution:.4f}"),
         ("blocks per stage", f"{_fmt(scaled.base_depths)} → {_fmt(scaled.depths)}"),
         ("stage widths", f"{_fmt(scaled.base_widths)} → {_fmt(scaled.widths)}"),
-        ("stem / head", f"{scaled.stem} / {scaled.head}"),
+        ("stem / head", f"{_part(scaled.stem)} / {_part(scaled.head)}"),
         ("input size", f"{scaled.base_resolution} → {scaled.resolution} ({scaled.resolution_source})"),
         ("classes", str(num_classes)),
         ("parameters", f"{params:,}"),
@@ -58,6 +128,7 @@ def render(config: dict[str, Any], scaled: ScalePlan, source: str, model: nn.Mod
     ]
     table = "\n".join(f"| {key} | {value} |" for key, value in rows)
     versions = config["timm_compound"]
+    weights_section = training_section(training) if training else f"\n## Weights\n\n{_WEIGHTS[weights_origin]}\n"
     return f"""---
 library_name: timm
 {license_line}tags:
@@ -93,6 +164,6 @@ with torch.no_grad():
     logits = model(torch.randn(1, *config["input_size"]))
 print(config["input_size"], tuple(logits.shape))
 ```
-
+{weights_section}
 Made with timm-compound {versions['version']}, timm {versions['timm_version']}, torch {versions['torch_version']}.
 """

@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from timm_compound.errors import CompoundError, from_validation_error
 from timm_compound.scaling import structure, timm_adapter
 from timm_compound.scaling.plan import ScalePlan
+from timm_compound.scaling.verify import verify_plan
 from timm_compound.scaling.weights import LOAD_KWARGS, expected_shapes, state_shapes
 from timm_compound.version import __version__
 
@@ -44,7 +45,7 @@ def plan_from_config(data: Any, where: str) -> ScalePlan:
         raise from_validation_error(where, error) from None
     if not timm_adapter.is_builtin_model(scaled.base) or scaled.base not in scaled.rule.architectures:
         raise CompoundError(f"{where}: base {scaled.base!r} is not a timm architecture its rule covers")
-    return scaled
+    return verify_plan(scaled, where)
 
 
 def read_config(path: Path, where: str) -> tuple[dict[str, Any], ScalePlan]:
@@ -90,14 +91,16 @@ def read_config(path: Path, where: str) -> tuple[dict[str, Any], ScalePlan]:
 
 
 def same_structure(a: ScalePlan, b: ScalePlan) -> bool:
-    return all(getattr(a, key) == getattr(b, key) for key in _STRUCTURE)
+    """Two plans build the same tensors: the same stages, parts, resolution and layout-set numbers."""
+    return all(getattr(a, key) == getattr(b, key) for key in _STRUCTURE) and \
+        structure.extra_inputs(a) == structure.extra_inputs(b)
 
 
 def structural_kwargs(scaled: ScalePlan) -> dict[str, Any]:
     """The plan's structural constructor kwargs for its base entrypoint, as JSON data
     (TypeError/ValueError where they are not JSON, e.g. block_args)."""
     call = timm_adapter.capture(scaled.base)
-    structure.write(scaled.rule, call, scaled.depths, scaled.widths, scaled.stem, scaled.head)
+    structure.write_plan(call, scaled)
     args = {arg: call.kwargs[arg] for arg in sorted(scaled.rule.structural_args()) if arg in call.kwargs}
     return json.loads(json.dumps(args))
 

@@ -14,6 +14,8 @@ from typing import Any
 import torch.nn as nn
 
 from timm_compound.errors import CompoundError
+
+LOCAL_DIR = "local-dir:"
 from timm_compound.hub.config import WEIGHTS_NAME, read_config, same_structure
 from timm_compound.hub.files import fetch, local_files, split_revision
 from timm_compound.scaling import build as scaling_build
@@ -102,26 +104,42 @@ def scale(
     resolution: int | None = None,
     coefficients: Any = None,
     pretrained: bool = False,
+    allow_oversize: bool = False,
     **timm_kwargs,
 ) -> nn.Module:
     """Plan and build a scaled `base` in one call: ``scale("resnet18", phi=2, num_classes=10)``."""
-    scaled = make_plan(base, phi, d=d, w=w, r=r, resolution=resolution, coefficients=coefficients)
-    return build(scaled, pretrained=pretrained, **timm_kwargs)
+    scaled = make_plan(base, phi, d=d, w=w, r=r, resolution=resolution, coefficients=coefficients,
+                       allow_oversize=allow_oversize)
+    return build(scaled, pretrained=pretrained, allow_oversize=allow_oversize, **timm_kwargs)
 
 
 def from_hub(repo_id: str, revision: str | None = None, **timm_kwargs) -> nn.Module:
-    """Load a timm-compound repo ('org/name' or 'org/name@rev'); checks files, plan and tensor shapes
-    before timm loads anything. `timm_kwargs` go to `timm.create_model` (pretrained defaults to True)."""
-    import timm
-
+    """Load a timm-compound repo ('org/name' or 'org/name@rev', or a folder as 'local-dir:PATH');
+    checks files, plan and tensor shapes before timm loads anything. `timm_kwargs` go to
+    `timm.create_model` (pretrained defaults to True)."""
+    if repo_id.startswith(LOCAL_DIR):
+        return from_dir(repo_id[len(LOCAL_DIR):], **timm_kwargs)
     repo, rev = split_revision(repo_id, revision)
     sha, config_path, weights = fetch(repo, rev, timm_kwargs.get("cache_dir"))
-    where = f"{repo}@{sha}"
+    return _checked_create(f"hf-hub:{repo}@{sha}", f"{repo}@{sha}", config_path, weights, timm_kwargs)
+
+
+def from_dir(folder: str | Path, **timm_kwargs) -> nn.Module:
+    """Load a published folder (what `save_to_dir` or `publish --to-dir` wrote) with every check
+    `from_hub` makes; timm's own `local-dir:` loader does not check plain-timm (ResNet-style) folders."""
+    folder = Path(folder)
+    config_path, weights = local_files(folder)
+    return _checked_create(f"{LOCAL_DIR}{folder}", str(folder), config_path, weights, timm_kwargs)
+
+
+def _checked_create(source: str, where: str, config_path: Path, weights: Path, timm_kwargs: dict[str, Any]) -> nn.Module:
+    import timm
+
     config, scaled = read_config(config_path, where)
     timm_kwargs.setdefault("pretrained", True)
     if timm_kwargs["pretrained"]:
         check_weights(scaled, weights, {**(config.get("model_args") or {}), "num_classes": config.get("num_classes")}, where)
-    model = timm.create_model(f"hf-hub:{repo}@{sha}", **timm_kwargs)
+    model = timm.create_model(source, **timm_kwargs)
     if not isinstance(getattr(model, "compound_plan", None), ScalePlan):
         model.compound_plan = scaled
     return model

@@ -7,6 +7,7 @@ see `timm_compound.hub.config`) and a `README.md` model card.
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -47,8 +48,9 @@ def _classes_from(tensors: dict[str, torch.Tensor] | None, classifier: Any) -> d
     return {"num_classes": int(tensors[f"{classifier}.weight"].shape[0])}
 
 
-def resolve(model_or_name: Any, weights: str | Path | None = None) -> tuple[nn.Module, ScalePlan, str | None, dict[str, torch.Tensor]]:
-    """(model, plan, name, state dict to publish) for a model, a registered name or a plan."""
+def resolve(model_or_name: Any, weights: str | Path | None = None) -> tuple[nn.Module, ScalePlan, str | None, dict[str, torch.Tensor], str]:
+    """(model, plan, name, state dict to publish, where the weights come from) for a model, a registered
+    name or a plan; the origin is 'file' (`weights`), 'model' (the given module's) or 'random' (fresh)."""
     import timm
 
     tensors = _read_weights(weights) if weights is not None else None
@@ -75,10 +77,11 @@ def resolve(model_or_name: Any, weights: str | Path | None = None) -> tuple[nn.M
     state = model.state_dict()
     if any(t.is_meta for t in state.values()):
         raise CompoundError("the model is on the meta device: it has no weights to publish")
+    origin = "model" if isinstance(model_or_name, nn.Module) else "random"
     if tensors is not None:
         check_shapes(state_shapes(state), state_shapes(tensors), str(weights), describe(scaled, model.num_classes))
-        state = tensors
-    return model, scaled, name, state
+        state, origin = tensors, "file"
+    return model, scaled, name, state, origin
 
 
 def save_to_dir(
@@ -87,23 +90,50 @@ def save_to_dir(
     *,
     weights: str | Path | None = None,
     repo_id: str | None = None,
+    training: dict[str, Any] | None = None,
 ) -> Path:
     """Write model.safetensors, config.json and README.md to `directory` (loadable with `local-dir:`).
 
     `repo_id` only changes the card's usage snippet (hf-hub:<repo_id> instead of local-dir:<path>).
+    `training` (plain data: dataset, measured accuracy, settings; see `card.render`) adds a
+    training section to the card; `timm-compound publish --run RUN` fills it from the run folder.
     """
     import safetensors.torch
 
-    model, scaled, name, state = resolve(model_or_name, weights)
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    check_output_dir(directory)   # before building anything
+    model, scaled, name, state, origin = resolve(model_or_name, weights)
     config = hub_config(model, scaled, name)
-    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()}
-    safetensors.torch.save_file(tensors, str(directory / WEIGHTS_NAME), metadata={"format": "pt"})
-    (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     source = f"hf-hub:{repo_id}" if repo_id else f"local-dir:{directory.resolve()}"
-    (directory / CARD_NAME).write_text(card.render(config, scaled, source, model), encoding="utf-8")
+    text = card.render(config, scaled, source, model, training, weights_origin=origin)
+    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()}
+    directory.mkdir(parents=True, exist_ok=True)
+    # all three files appear together or not at all: written beside, then moved in
+    with tempfile.TemporaryDirectory(prefix=".timm-compound-", dir=directory) as tmp:
+        staged = Path(tmp)
+        safetensors.torch.save_file(tensors, str(staged / WEIGHTS_NAME), metadata={"format": "pt"})
+        (staged / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+        (staged / CARD_NAME).write_text(text, encoding="utf-8")
+        mode = 0o666 & ~_umask()   # safetensors writes 0600; the weights get the same mode as the rest
+        for file in (WEIGHTS_NAME, CONFIG_NAME, CARD_NAME):
+            os.chmod(staged / file, mode)
+            os.replace(staged / file, directory / file)
     return directory
+
+
+def check_output_dir(directory: Path) -> None:
+    """Refuse, before any work, a folder that cannot be made or written (a file, /dev/null, read-only)."""
+    if directory.exists() and not directory.is_dir():
+        raise CompoundError(f"{directory} exists and is not a folder: give a folder to write the model into")
+    existing = next((parent for parent in (directory, *directory.parents) if parent.exists()), None)
+    if existing is None or not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise CompoundError(f"cannot write into {directory}: {existing} is not a writable folder")
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
 
 
 def publish(
@@ -116,12 +146,13 @@ def publish(
     commit_message: str | None = None,
     token: str | None = None,
     endpoint: str | None = None,
+    training: dict[str, Any] | None = None,
 ) -> str:
     """Publish to the Hub in one commit (a failed upload leaves the repo as it was); returns the commit sha."""
     from huggingface_hub import CommitOperationAdd, HfApi
 
     with tempfile.TemporaryDirectory(prefix="timm-compound-publish-") as tmp:
-        folder = save_to_dir(model_or_name, tmp, weights=weights, repo_id=repo_id)
+        folder = save_to_dir(model_or_name, tmp, weights=weights, repo_id=repo_id, training=training)
         plan_json = json.loads((folder / CONFIG_NAME).read_text())["compound_plan"]
         message = commit_message or f"timm-compound: {plan_json['base']} scaled to {_short(plan_json)}"
         api = HfApi(endpoint=endpoint, token=token)

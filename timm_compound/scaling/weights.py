@@ -7,6 +7,7 @@ built on the meta device, so a mismatch is a clear error and no tensor is read t
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -70,9 +71,23 @@ def describe(scaled: ScalePlan, num_classes: Any) -> str:
     return f"the plan's model ({scaled.base}, {phi}, num_classes={num_classes})"
 
 
+def check_header_fits(scaled: ScalePlan, got: dict[str, tuple[int, ...]], where: str) -> None:
+    """Compare the plan's size with the safetensors header before building anything: every block holds
+    at least one tensor and a quarter of width² weights, so a plan that asks for more blocks than the
+    file has tensors, or more parameters than it holds, is refused at once (a hostile config cannot
+    make the receiver build 200,000 blocks to find out)."""
+    size = scaled.size
+    elements = sum(math.prod(shape) for shape in got.values())
+    if size.total_blocks > len(got):
+        raise CompoundError(f"{where}: the plan asks for {size.total_blocks:,} blocks but the weights file holds "
+                            f"only {len(got):,} tensors: they cannot belong to it")
+    if size.min_params > elements:
+        raise CompoundError(f"{where}: the plan needs at least {size.min_params:,} parameters but the weights file "
+                            f"holds {elements:,}: they cannot belong to it")
+
+
 def check_weights(scaled: ScalePlan, path: Path, model_args: dict[str, Any], where: str) -> None:
     """A safetensors file holds exactly the tensors of the plan's model built with `model_args`."""
-    check_shapes(
-        expected_shapes(scaled, model_args), safetensors_shapes(path, where), where,
-        describe(scaled, model_args.get("num_classes")),
-    )
+    got = safetensors_shapes(path, where)
+    check_header_fits(scaled, got, where)
+    check_shapes(expected_shapes(scaled, model_args), got, where, describe(scaled, model_args.get("num_classes")))
