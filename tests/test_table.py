@@ -68,3 +68,27 @@ def test_ratios_do_not_depend_on_batch_size_or_row_order():
     four = {row.phi: row for row in family_table("resnet18", [1, 0], batch_size=4)}
     assert four[1.0].ratio == one[1.0].ratio and four[0.0].ratio == 1.0
     assert four[1.0].gmacs == 4 * one[1.0].gmacs
+
+
+def _cli_imports(*args: str) -> tuple[int, list[str]]:
+    """Run the console entry in a fresh interpreter; its exit code and which heavy modules it imported."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, timm_compound_cli\n"
+        f"sys.argv = ['timm-compound', *{list(args)!r}]\n"
+        "try:\n    timm_compound_cli.main()\nexcept SystemExit as exit:\n    code = exit.code or 0\nelse:\n    code = 0\n"
+        "print(code, *[m for m in ('torch', 'timm') if m in sys.modules])\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    exit_code, *imported = result.stdout.strip().splitlines()[-1].split()
+    return int(exit_code), imported
+
+
+def test_help_and_rules_schema_start_without_torch():
+    """The console script defers registration (timm_compound.registry.startup), so these never import torch."""
+    assert _cli_imports("--help") == (0, [])
+    assert _cli_imports("rules", "schema") == (0, [])
+    assert _cli_imports("fit", "--help") == (0, [])
+    assert _cli_imports("show", "resnet18_cs_phi2", "--json") == (0, ["torch", "timm"])   # needs registered names

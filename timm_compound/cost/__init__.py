@@ -1,2 +1,4 @@
-"""What a plan costs: measure (params, MACs, activations on meta), memory (one training step),
-reference (fvcore on a real model), fit (closed-loop budgets), table and plot (a family over phi)."""
+"""What a plan costs: measure (params, MACs, activations: the cost model, or an exact count on meta),
+model (the cost model: skeletons of memoised blocks) with blocks, replay, traced, keys, counter and
+module_match, memory (one training step's timeline), reference (fvcore on a real model), fit (closed-loop
+budgets), table and plot (a family over phi)."""

@@ -23,8 +23,10 @@ class Complexity:
     weight_bytes: int              # parameters + buffers, as a state_dict holds them
     resolution: int
     batch_size: int
-    train_memory_bytes: int | None = None   # peak of one SGD-momentum training step, estimated on meta
-    method: str = "meta"           # "meta" (fast path) or "fvcore" (reference)
+    train_memory_bytes: int | None = None   # peak of one SGD-momentum training step (cost.memory's timeline)
+    # which path counted: "model" (the cost model), "meta" (FlopCounterMode on the whole model built on
+    # meta) or "fvcore" (measure_reference, a real model); the numbers agree, so equality ignores it
+    method: str = field(default="meta", compare=False)
     per_stage: dict[str, int] | None = field(default=None, compare=False)
 
     @property

@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from timm_compound.cost.complexity import Complexity
-from timm_compound.cost.measure import count_forward, measure, meta_model
+from timm_compound.cost.measure import NoTrainingStep, measure
 from timm_compound.errors import CompoundError, UnknownModelError
+from timm_compound.scaling import limits as size_limits
 from timm_compound.scaling.plan import ScalePlan
 from timm_compound.scaling.plan import plan as make_plan
 from timm_compound.scaling.rulebook import active_rules
+from timm_compound.scaling.structure import extra_inputs
 
 PHI_MIN = -200.0   # every stage at its minimum depth and width, the resolution at its floor (1.1**-200 ~ 5e-9)
 PHI_MAX = 24.0
@@ -95,35 +97,49 @@ def _budget(name: str, value: Any) -> float | None:
 class _Costs:
     """Measures each distinct rounded model once: many phis map to the same plan.
 
-    MACs and params come from a meta model cached per structure (depths, widths,
-    stem, head), counted like ``measure`` (tested equal); training memory, when
-    budgeted, comes from ``measure`` itself.
+    ``measure`` does the counting (the cost model: milliseconds per plan, exact).
     """
 
-    def __init__(self, base: str, coefficients: Any, batch_size: int, train_memory: bool):
+    def __init__(self, base: str, coefficients: Any, batch_size: int, train_memory: bool,
+                 progress: Callable[[int], None] | None = None):
         self.base, self.coefficients = base, coefficients
         self.batch_size, self.train_memory = batch_size, train_memory
-        self.models: dict[tuple, tuple[Any, int, int]] = {}
+        self.progress = progress
         self.cache: dict[tuple, Complexity] = {}
 
     def plan(self, phi: float, resolution: int | None = None) -> ScalePlan:
-        return make_plan(self.base, phi, resolution=resolution, coefficients=self.coefficients)
+        # the size limits are checked by `fits`: a plan past them is one that does not fit
+        return make_plan(self.base, phi, resolution=resolution, coefficients=self.coefficients, allow_oversize=True)
+
+    @staticmethod
+    def oversize(scaled: ScalePlan) -> str | None:
+        """Why the plan is past scaling.limits (never built, never measured), or None."""
+        try:
+            size_limits.check(scaled.size, f"the plan for {scaled.base} at phi={scaled.phi:g}"
+                              if scaled.phi is not None else f"the plan for {scaled.base}")
+        except CompoundError as error:
+            return str(error)
+        return None
+
+    def fits(self, scaled: ScalePlan, limits: dict[str, float]) -> bool:
+        return self.oversize(scaled) is None and _fits(self(scaled), limits)
 
     def __call__(self, scaled: ScalePlan) -> Complexity:
-        structure = (tuple(scaled.depths), tuple(scaled.widths), scaled.stem, scaled.head)
+        structure = _structure(scaled)
         key = (*structure, scaled.resolution)
         if key in self.cache:
             return self.cache[key]
-        if self.train_memory:
-            cost = measure(scaled, batch_size=self.batch_size, train_memory=True)
-        else:
-            if structure not in self.models:
-                self.models[structure] = meta_model(scaled)
-            model, params, weight_bytes = self.models[structure]
-            macs, activations = count_forward(model, self.batch_size, scaled.resolution)
-            cost = Complexity(params, macs, activations, weight_bytes, scaled.resolution, self.batch_size)
+        cost = measure(scaled, batch_size=self.batch_size, train_memory=self.train_memory)
         self.cache[key] = cost
+        if self.progress is not None:
+            self.progress(len(self.cache))
         return cost
+
+
+def _structure(scaled: ScalePlan) -> tuple:
+    """Everything a plan's model depends on but its resolution (layouts' extra inputs and scheduled arguments included)."""
+    return (tuple(scaled.depths), tuple(scaled.widths), scaled.stem, scaled.head, extra_inputs(scaled),
+            tuple(sorted(scaled.constructor_args.items())))
 
 
 def _fits(cost: Complexity, limits: dict[str, float]) -> bool:
@@ -146,6 +162,7 @@ def fit(
     coefficients: Any = None,
     fill_resolution: bool = True,
     fill_width: bool = True,
+    progress: Callable[[int], None] | None = None,
 ) -> FitResult:
     """The largest phi (negative allowed) whose realised `base` meets every budget.
 
@@ -155,6 +172,7 @@ def fit(
     larger input size in the rule's resolution steps (recorded as a resolution override).
     With `fill_width`, a params budget still more than 5% short (depth steps are coarse)
     buys width at the fitted depths (the plan then has explicit d/w/r multipliers).
+    `progress(n)` is called after each new measurement, with the number measured so far.
     """
     given = {name: _budget(name, value) for name, value in
              (("max_gmacs", max_gmacs), ("max_params", max_params), ("max_train_memory", max_train_memory))}
@@ -167,16 +185,19 @@ def fit(
         raise CompoundError(f"batch_size must be a positive int, got {batch_size!r}")
     limits = {name: value * BUDGETS[name][1] for name, value in targets.items()}
 
-    costs = _Costs(base, coefficients, batch_size, "max_train_memory" in targets)
+    costs = _Costs(base, coefficients, batch_size, "max_train_memory" in targets, progress)
     trace: list[tuple[float, bool]] = []
 
     def feasible(phi: float) -> bool:
-        ok = _fits(costs(costs.plan(phi)), limits)
+        try:
+            ok = costs.fits(costs.plan(phi), limits)
+        except NoTrainingStep:   # too small to train at this batch size (e.g. batch norm over 1x1 maps at batch 1)
+            ok = False
         trace.append((phi, ok))
         return ok
 
-    if not feasible(PHI_MIN):
-        floor = costs.plan(PHI_MIN)
+    floor = costs.plan(PHI_MIN)
+    if not feasible(PHI_MIN) and _trainable(costs, floor):
         raise CompoundError(
             f"no {base} fits: the smallest valid model (depths {floor.depths}, widths "
             f"{floor.widths}, {floor.resolution} px) costs {_describe(costs(floor), limits)}; "
@@ -220,11 +241,30 @@ def _bracket(feasible, base: str, limits: dict[str, float], costs: _Costs) -> tu
                     f"the budget allows more than phi={PHI_MAX:g} of {base} "
                     f"({_describe(at_max, limits)} there); use a larger base"
                 )
+        too_large = costs.oversize(costs.plan(lo + step))
+        if too_large is not None:   # the search ran into the size limits, not into the budget
+            at_lo, at_zero = costs(costs.plan(lo)), costs(costs.plan(0.0))
+            if lo > 0 and _describe(at_lo, limits) == _describe(at_zero, limits):
+                raise CompoundError(
+                    f"the budgeted cost of {base} does not grow with phi under these coefficients "
+                    f"({_describe(at_zero, limits)} at every phi up to {lo:g}): no phi is the largest that fits")
+            raise CompoundError(f"the budget allows more of {base} than the size limits: {too_large}")
         return lo, lo + step
     hi, step = 0.0, 1.0
     while not feasible(max(PHI_MIN, hi - step)):
+        if hi - step <= PHI_MIN:
+            raise CompoundError(f"no {base} fits: no model that can take a training step at batch "
+                                f"{costs.batch_size} is under the budget; try a larger batch or budget")
         hi, step = hi - step, step * 2
     return max(PHI_MIN, hi - step), hi
+
+
+def _trainable(costs: _Costs, scaled: ScalePlan) -> bool:
+    try:
+        costs(scaled)
+    except NoTrainingStep:
+        return False
+    return True
 
 
 def _bisect(feasible, lo: float, hi: float) -> float:
@@ -267,22 +307,37 @@ def _fill(costs: _Costs, phi_max: float, limits: dict[str, float]) -> ScalePlan:
     for k in range(steps + 1):
         phi = phi_max - k * SCAN_STEP
         own = costs.plan(phi)
-        structure = (tuple(own.depths), tuple(own.widths), own.stem, own.head)
+        structure = _structure(own)
         if structure in seen:
             continue
         seen.add(structure)
-        step, cap = own.rule.resolution.divisor, own.rule.resolution.max
-        fitted = own if _fits(costs(own), limits) else None
-        while fitted is not None:   # never below its own resolution: up while it still fits
-            if cap is not None and fitted.resolution + step > cap:
-                break   # the rule's resolution cap holds for fitted plans too
-            candidate = costs.plan(phi, resolution=fitted.resolution + step)
-            if not _fits(costs(candidate), limits):
-                break
-            fitted = candidate
-        if fitted is not None and closeness(costs(fitted)) > best_score:
-            best, best_score = fitted, closeness(costs(fitted))
+        if costs.fits(own, limits):
+            fitted = _largest_resolution(costs, phi, own, limits)
+            if closeness(costs(fitted)) > best_score:
+                best, best_score = fitted, closeness(costs(fitted))
     return best
+
+
+def _largest_resolution(costs: _Costs, phi: float, own: ScalePlan, limits: dict[str, float]) -> ScalePlan:
+    """The largest resolution, in the rule's steps up from `own`'s and under its cap, at which the plan
+    still fits. For a fixed structure cost never falls as pixels grow (every feature map is a
+    non-decreasing function of the input size), so a galloping search finds that edge in log steps."""
+    step, cap = own.rule.resolution.divisor, own.rule.resolution.max
+
+    def at(steps: int) -> ScalePlan | None:
+        pixels = own.resolution + steps * step
+        if cap is not None and pixels > cap:
+            return None   # the rule's resolution cap holds for fitted plans too
+        candidate = costs.plan(phi, resolution=pixels)
+        return candidate if costs.fits(candidate, limits) else None
+
+    good, bad = 0, 1
+    while at(bad) is not None:
+        good, bad = bad, bad * 2
+    while bad - good > 1:
+        mid = (good + bad) // 2
+        good, bad = (mid, bad) if at(mid) is not None else (good, mid)
+    return own if good == 0 else at(good)
 
 
 WIDTH_FILL_BELOW = 0.95   # a params budget met by less than this gets its remainder spent on width
@@ -300,16 +355,16 @@ def _fill_width(costs: _Costs, chosen: ScalePlan, limits: dict[str, float]) -> S
 
     def widened(factor: float) -> ScalePlan:
         explicit = make_plan(chosen.base, d=mult.depth, w=mult.width * factor, r=mult.resolution,
-                             resolution=chosen.resolution, coefficients=costs.coefficients)
+                             resolution=chosen.resolution, coefficients=costs.coefficients, allow_oversize=True)
         # explicit multipliers carry no phi, so keep the fitted phi's scheduled args (dropout)
         return explicit.model_copy(update={"constructor_args": dict(chosen.constructor_args)})
 
     lo, hi = 1.0, 2.0
-    while _fits(costs(widened(hi)), limits):
+    while costs.fits(widened(hi), limits):
         lo, hi = hi, hi * 2
     while hi / lo > 1 + TOLERANCE:
         mid = (lo * hi) ** 0.5
-        lo, hi = (mid, hi) if _fits(costs(widened(mid)), limits) else (lo, mid)
+        lo, hi = (mid, hi) if costs.fits(widened(mid), limits) else (lo, mid)
     best = widened(lo)
     if lo == 1.0 or best.widths == chosen.widths and best.stem == chosen.stem and best.head == chosen.head:
         return chosen

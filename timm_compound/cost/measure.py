@@ -1,76 +1,87 @@
 """What a scaled model costs: parameters, MACs, activations and training memory.
 
 Closed-loop scaling needs the realised cost of a plan after all rounding, not the
-ideal ``2**phi``. The fast path runs the model on the ``meta`` device, so a
-B7-size variant (or far larger) is measured without allocating a single weight.
-MACs follow the EfficientNet paper's "FLOPs" and timm's tables: multiply-adds of
-convolutions and linear layers only (fvcore's convention, one fused multiply-add
-counts once); ``measure_reference`` (``timm_compound.cost.reference``) computes the same numbers with fvcore on a
-real model, so the two can be compared exactly.
+ideal ``2**phi``. MACs follow the EfficientNet paper's "FLOPs" and timm's tables:
+multiply-adds of convolutions and linear layers only (fvcore's convention, one fused
+multiply-add counts once). Three paths give the same numbers, and ``Complexity.method``
+says which one did:
+
+- ``"model"``: the cost model (``timm_compound.cost.model``), milliseconds for a plan
+  whose blocks it has seen: each distinct block built and traced once, never guessed;
+- ``"meta"``: the exact count, ``FlopCounterMode`` on the whole model built on the meta
+  device (no weights allocated), the fallback whenever the model is unsure;
+- ``"fvcore"``: ``measure_reference`` (``timm_compound.cost.reference``), fvcore on a real
+  model, the independent check.
 """
 
 from __future__ import annotations
 
-import math
+import logging
 
 import torch
 import torch.nn as nn
-from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
+from timm_compound.cost import model as cost_model
+from timm_compound.cost import module_match
 from timm_compound.cost.complexity import Complexity, check_sizes, resolve_target
+from timm_compound.cost.counter import COUNTED_OPS, ShapeCounter
 from timm_compound.cost.memory import train_step_memory
-from timm_compound.cost.meta import in_chans, meta_build, meta_copy, sizes
+from timm_compound.cost.meta import in_chans, meta_build, meta_copy, on_meta, sizes
+from timm_compound.errors import CompoundError
 from timm_compound.scaling.plan import ScalePlan
 
-_aten = torch.ops.aten
-# conv + linear, as fvcore counts them (aten::_convolution, addmm, mm, matmul, bmm, linear)
-COUNTED_OPS = (_aten.convolution, _aten._convolution, _aten.addmm, _aten.mm, _aten.bmm)
+log = logging.getLogger(__name__)
 
 
-class _OutputCount(TorchDispatchMode):
-    """Counts elements output by conv and linear ops: fvcore's definition of activations."""
-
-    def __init__(self):
-        super().__init__()
-        self.elements = 0
-        self.macs = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        op = func.overloadpacket
-        if op in COUNTED_OPS:
-            self.elements += out.numel()
-            if op in (_aten.convolution, _aten._convolution):
-                x, weight, transposed = args[0], args[1], args[6]
-                if transposed:   # fvcore: batch x weight elements x input pixels
-                    self.macs += x.shape[0] * math.prod(weight.shape) * math.prod(x.shape[2:])
-                else:
-                    self.macs += out.numel() * math.prod(weight.shape[1:])
-            else:   # addmm(bias, a, b), mm(a, b), bmm(a, b): M x K x N (x batch)
-                a = args[1] if op is _aten.addmm else args[0]
-                self.macs += out.numel() * a.shape[-1]
-        return out
+class NoTrainingStep(CompoundError):
+    """The model cannot take a training step at this batch and input size (batch norm over one value)."""
+METHODS = ("auto", "model", "meta")
 
 
-def meta_model(scaled: ScalePlan) -> tuple[nn.Module, int, int]:
-    """(model on meta in eval mode, params, weight bytes) for a plan: the reusable part of a measurement."""
-    model = meta_build(scaled)
-    return (model, *sizes(model))
-
-
-def count_forward(model: nn.Module, batch_size: int, resolution: int) -> tuple[int, int]:
-    """(MACs, activations) of one forward on meta, by shape arithmetic alone.
-
-    The same conv + linear convention as ``measure`` without FlopCounterMode's module
-    tracking, for loops that measure many plans (``fit``): conv = output elements x
-    (input channels / groups) x kernel area; mm = M x K x N.
-    """
-    counter = _OutputCount()
+def exact_counts(model: nn.Module, batch_size: int, resolution: int) -> tuple[int, int]:
+    """(MACs, activations) of one forward of a whole model on meta: FlopCounterMode's conv + linear
+    FLOPs halved (it counts a multiply-add as two), and the elements those ops output."""
     x = torch.empty(batch_size, in_chans(model), resolution, resolution, device="meta")
-    with torch.no_grad(), counter:
+    flops, outputs = FlopCounterMode(display=False), ShapeCounter()
+    with torch.no_grad(), flops, outputs:
         model(x)
-    return counter.macs, counter.elements
+    counts = flops.get_flop_counts().get("Global", {})
+    return sum(counts.get(op, 0) for op in COUNTED_OPS) // 2, outputs.elements
+
+
+def _exact(scaled: ScalePlan | None, given: nn.Module | None, resolution: int, batch_size: int,
+           train_memory: bool) -> Complexity:
+    if given is None:
+        model = meta_build(scaled)
+    elif on_meta(given) and not train_memory:
+        model = given   # counted in place (a forward on meta changes nothing); train/eval flags restored below
+    else:
+        model = meta_copy(given)
+    flags = [(module, module.training) for module in model.modules()]
+    try:
+        model.eval()
+        macs, activations = exact_counts(model, batch_size, resolution)
+        memory = _train_memory(model, batch_size, resolution) if train_memory else None
+    finally:
+        for module, training in flags:
+            module.training = training
+    params, weight_bytes = sizes(model)
+    return Complexity(params, macs, activations, weight_bytes, resolution, batch_size, memory, method="meta")
+
+
+def _train_memory(model: nn.Module, batch_size: int, resolution: int) -> int:
+    try:
+        return train_step_memory(model, batch_size, resolution)
+    except (ValueError, RuntimeError) as error:   # e.g. batch norm on one value per channel: no step exists
+        raise NoTrainingStep(f"no training step of this model exists at batch {batch_size}, {resolution} px: "
+                             f"{error}") from None
+
+
+def _modelled(scaled: ScalePlan, resolution: int, batch_size: int, train_memory: bool) -> Complexity:
+    params, macs, activations, weight_bytes = cost_model.counts(scaled, batch_size, resolution)
+    memory = cost_model.train_memory(scaled, batch_size, resolution) if train_memory else None
+    return Complexity(params, macs, activations, weight_bytes, resolution, batch_size, memory, method="model")
 
 
 def measure(
@@ -79,21 +90,29 @@ def measure(
     resolution: int | None = None,
     batch_size: int = 1,
     train_memory: bool = False,
+    method: str = "auto",
 ) -> Complexity:
     """Params, MACs and activations of a variant, base, plan or model, counted on meta (no weights allocated).
 
-    MACs are FlopCounterMode's forward FLOPs of conv + linear ops, halved (it counts a
-    multiply-add as two); identical to fvcore's conv + linear count (``measure_reference``).
+    `method`: ``"auto"`` uses the cost model and falls back to the exact count whenever the
+    model cannot vouch for a plan (a family it has not proven, a block it cannot key, a
+    module that is not exactly what its `compound_plan` builds); ``"model"`` insists on the
+    cost model (an error if it is unsure); ``"meta"`` always counts the whole model with
+    FlopCounterMode. The result's ``method`` says which path produced it.
     """
+    if method not in METHODS:
+        raise CompoundError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     scaled, given, resolution = resolve_target(target, resolution)
     check_sizes(resolution, batch_size)
-    model = meta_copy(given).eval() if given is not None else meta_build(scaled)
-    x = torch.empty(batch_size, in_chans(model), resolution, resolution, device="meta")
-    flops, outputs = FlopCounterMode(display=False), _OutputCount()
-    with torch.no_grad(), flops, outputs:
-        model(x)
-    counts = flops.get_flop_counts().get("Global", {})
-    macs = sum(counts.get(op, 0) for op in COUNTED_OPS) // 2
-    params, weight_bytes = sizes(model)
-    memory = train_step_memory(model, batch_size, resolution) if train_memory else None
-    return Complexity(params, macs, outputs.elements, weight_bytes, resolution, batch_size, memory)
+    if method != "meta":
+        try:
+            if given is not None:
+                scaled = module_match.plan_of(given)   # None unless the module is exactly its plan's model
+                if scaled is None:
+                    raise cost_model.Unsure("the module is not exactly the model its compound_plan builds")
+            return _modelled(scaled, resolution, batch_size, train_memory)
+        except cost_model.Unsure as error:
+            if method == "model":
+                raise CompoundError(f"the cost model cannot measure this exactly: {error}") from None
+            log.debug("cost model unsure (%s): counting the whole model", error)
+    return _exact(scaled, given, resolution, batch_size, train_memory)

@@ -2,11 +2,34 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from timm_compound.cost.table import TableRow
+from timm_compound.errors import CompoundError
+
+FORMATS = (".png", ".svg", ".pdf")
+
+
+def check_plot_path(path: str | Path) -> Path:
+    """Refuse, before anything is measured, a plot path that cannot be written: a folder, an
+    unknown image format, or a parent that is a file or not writable (missing folders are made)."""
+    path = Path(path)
+    if path.is_dir():
+        raise CompoundError(f"--plot {path} is a folder: give a file name such as {path / 'table.png'}")
+    if path.suffix.lower() not in FORMATS:
+        raise CompoundError(f"--plot {path}: the file must end in {', '.join(FORMATS)}")
+    existing = next(parent for parent in path.absolute().parents if parent.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise CompoundError(f"cannot write {path}: {existing} is not a writable folder")
+    return path
 
 
 def plot_table(rows: list[TableRow], path, title: str | None = None) -> None:
-    """GMACs and params against phi on log axes, realised beside ideal; writes a PNG."""
+    """GMACs and params against phi on log axes, realised beside ideal; writes a PNG (or SVG/PDF),
+    making missing parent folders."""
+    path = check_plot_path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     import matplotlib
 
     matplotlib.use("Agg")

@@ -9,9 +9,10 @@ import torch.nn as nn
 
 from timm_compound.cost.complexity import Complexity, check_sizes, resolve_target
 from timm_compound.cost.meta import in_chans, sizes
+from timm_compound.errors import CompoundError
 from timm_compound.scaling.build import build
 from timm_compound.scaling.plan import ScalePlan
-from timm_compound.scaling.stages import stage_paths
+from timm_compound.scaling.stages import stage_blocks, stage_paths
 
 
 def measure_reference(
@@ -50,8 +51,8 @@ def measure_reference(
         warnings.simplefilter("ignore")   # torch.jit deprecation notices from fvcore's tracer
         total, by_module, elements = int(flops.total()), flops.by_module(), int(activations.total())
     params, weight_bytes = sizes(model)
-    stages = _stage_paths(model, scaled or getattr(model, "compound_plan", None))
-    per_stage = {path: int(by_module[path]) for path in stages}
+    stages = _stages(model, scaled or getattr(model, "compound_plan", None))
+    per_stage = {name: sum(int(by_module[path]) for path in paths) for name, paths in stages.items()}
     per_stage["other"] = total - sum(per_stage.values())
     return Complexity(
         params, total, elements, weight_bytes, resolution, batch_size,
@@ -59,8 +60,13 @@ def measure_reference(
     )
 
 
-def _stage_paths(model: nn.Module, scaled: ScalePlan | None) -> list[str]:
+def _stages(model: nn.Module, scaled: ScalePlan | None) -> dict[str, list[str]]:
+    """Stage name -> module paths whose MACs it sums: the stage module itself, or, for stages that
+    are runs of a flat Sequential (VGG's `split_at`), its blocks, named first..last."""
     where = scaled.rule.stage_modules if scaled is not None else None
     if where is None:
-        return []
-    return stage_paths(model, where)
+        return {}
+    try:
+        return {path: [path] for path in stage_paths(model, where)}
+    except CompoundError:   # runs of modules, not modules
+        return {f"{blocks[0][0]}..{blocks[-1][0]}": [path for path, _ in blocks] for blocks in stage_blocks(model, where)}

@@ -40,14 +40,18 @@ def family_table(
     train_memory: bool = False,
     progress: Callable[[float], None] | None = None,
 ) -> list[TableRow]:
-    """One row per phi, each measured on meta at its own resolution (``measure``)."""
+    """One row per phi, each measured at its own resolution (``measure``).
+
+    Every phi is planned before anything is measured, so a range that reaches a plan above the size
+    limits (``scaling.limits``) is refused at once, naming that phi's size.
+    """
     phis = list(phis)
     zero = make_plan(base, 0, coefficients=coefficients)
+    plans = [zero if phi == 0 else make_plan(base, phi, coefficients=coefficients) for phi in phis]
     # phi = 0 is the reference for every ratio; when it is also a row, it is measured once for both
     reference = measure(zero, batch_size=batch_size, train_memory=train_memory and 0 in phis)
     rows = []
-    for phi in phis:
-        scaled = zero if phi == 0 else make_plan(base, phi, coefficients=coefficients)
+    for phi, scaled in zip(phis, plans):
         cost = reference if phi == 0 else measure(scaled, batch_size=batch_size, train_memory=train_memory)
         mult, real = scaled.multipliers, scaled.realised
         rows.append(TableRow(

@@ -1,0 +1,205 @@
+"""Counting conv + linear MACs and output elements by shape arithmetic, in nestable frames.
+
+The convention is fvcore's and ``FlopCounterMode``'s (halved): a convolution costs
+output elements x (input channels / groups) x kernel area multiply-adds, a matrix
+product M x K x N (x batch); activations are the elements those ops output. The cost
+model (``timm_compound.cost.model``) opens a frame per memoised block so a block's
+count is recorded once and replayed; ``measure(method="meta")`` keeps FlopCounterMode
+itself as the independent exact path. With ``memo=True`` a functional op already seen with
+the same input shapes is not run again (its output is made from the recorded shapes), and
+a few ops whose meta kernels are slow Python decompositions get their output shapes from
+rules checked against the real kernel once per input layout.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from timm_compound.cost.keys import Unkeyable, signature
+
+_aten = torch.ops.aten
+# conv + linear, as fvcore counts them (aten::_convolution, addmm, mm, matmul, bmm, linear)
+COUNTED_OPS = (_aten.convolution, _aten._convolution, _aten.addmm, _aten.mm, _aten.bmm)
+_CONVOLUTIONS = (_aten.convolution, _aten._convolution)
+
+
+def op_cost(op, args, out: torch.Tensor) -> int:
+    """MACs of one counted op, from the shapes of its arguments and output."""
+    if op in _CONVOLUTIONS:
+        x, weight, transposed = args[0], args[1], args[6]
+        if transposed:   # fvcore: batch x weight elements x input pixels
+            return x.shape[0] * math.prod(weight.shape) * math.prod(x.shape[2:])
+        return out.numel() * math.prod(weight.shape[1:])
+    a = args[1] if op is _aten.addmm else args[0]   # addmm(bias, a, b), mm(a, b), bmm(a, b): M x K x N
+    return out.numel() * a.shape[-1]
+
+
+def spec_of(value):
+    """A tensor's (shape, strides, dtype), or a tuple/list of them; None for anything else."""
+    if isinstance(value, torch.Tensor):
+        return (tuple(value.shape), value.stride(), value.dtype)
+    if isinstance(value, (tuple, list)) and all(isinstance(v, torch.Tensor) for v in value):
+        return type(value)(spec_of(v) for v in value)
+    return None
+
+
+def replay(spec):
+    """Fresh meta tensors matching a `spec_of`."""
+    if isinstance(spec, tuple) and len(spec) == 3 and isinstance(spec[2], torch.dtype):
+        shape, stride, dtype = spec
+        return torch.empty_strided(shape, stride, dtype=dtype, device="meta")
+    return type(spec)(replay(s) for s in spec)
+
+
+MAX_SHAPES = 65536
+_shapes: OrderedDict[tuple, object] = OrderedDict()
+_functional: dict = {}
+
+
+def _is_functional(func) -> bool:
+    """An op that neither mutates nor aliases: its meta output depends on input shapes alone."""
+    known = _functional.get(func)
+    if known is None:
+        schema = func._schema
+        known = _functional[func] = not schema.is_mutable and all(
+            item.alias_info is None for item in (*schema.returns, *schema.arguments))
+    return known
+
+
+def _contiguous(shape: tuple) -> tuple:
+    strides, step = [], 1
+    for size in reversed(shape):
+        strides.append(step)
+        step *= max(size, 1)
+    return tuple(reversed(strides))
+
+
+def _batch_norm(x, *_):
+    stats = ((x.shape[1],), (1,), x.dtype)
+    return ((tuple(x.shape), x.stride(), x.dtype), stats, stats)
+
+
+def _layer_norm(x, normalized_shape, *_):
+    out = tuple(x.shape)
+    stats = out[: x.dim() - len(normalized_shape)] + (1,) * len(normalized_shape)
+    return ((out, _contiguous(out), x.dtype), (stats, _contiguous(stats), x.dtype), (stats, _contiguous(stats), x.dtype))
+
+
+def _elementwise(x, *_):
+    """A unary elementwise op: dense output, the input's dimension order."""
+    order = sorted(range(x.dim()), key=lambda d: (-x.stride(d), d))
+    strides, step = [0] * x.dim(), 1
+    for dim in reversed(order):
+        strides[dim] = step
+        step *= max(x.shape[dim], 1)
+    return (tuple(x.shape), tuple(strides), x.dtype)
+
+
+# Output shapes of ops whose meta kernels are Python decompositions costing 1-18 ms a call.
+# Each rule is checked against the real kernel once per input layout and dropped if they differ.
+_RULES = {
+    _aten.native_batch_norm.default: _batch_norm,
+    _aten._native_batch_norm_legit_no_training.default: _batch_norm,
+    _aten.native_layer_norm.default: _layer_norm,
+    **{getattr(_aten, name).default: _elementwise for name in (
+        "relu", "silu", "sigmoid", "hardswish", "hardsigmoid", "gelu", "mish", "tanh", "elu", "leaky_relu", "hardtanh",
+    )},
+}
+# In-place elementwise ops return their first argument, whose shape they cannot change
+_IN_PLACE = {
+    getattr(_aten, name).default if hasattr(getattr(_aten, name), "default") else getattr(_aten, name).Tensor
+    for name in ("relu_", "silu_", "sigmoid_", "hardswish_", "hardsigmoid_", "tanh_", "elu_", "leaky_relu_",
+                 "hardtanh_", "mish_", "gelu_")
+} | {_aten.add_.Tensor, _aten.mul_.Tensor, _aten.sub_.Tensor, _aten.div_.Tensor, _aten.add_.Scalar, _aten.mul_.Scalar}
+_checked: dict[tuple, bool] = {}
+_FACTORIES = {_aten.empty_strided.default, _aten.empty.memory_format}   # cheaper made than looked up
+
+
+def _layout(x: torch.Tensor) -> tuple:
+    return (x.dim(), x.dtype, tuple(sorted(range(x.dim()), key=lambda d: (-x.stride(d), d))))
+
+
+class ShapeCounter(TorchDispatchMode):
+    """Sums MACs and output elements of conv + linear ops into the innermost open frame.
+
+    With `memo`, a functional op seen before with the same input shapes is not run again:
+    its output is made from the recorded shapes (meta kernels of batch norm and other
+    decomposed ops cost milliseconds each; the shapes are all the count needs).
+    """
+
+    def __init__(self, memo: bool = False):
+        super().__init__()
+        self.frames: list[list[int]] = [[0, 0]]   # [macs, elements]; frames[0] is the whole forward
+        self.memo = memo
+
+    @property
+    def macs(self) -> int:
+        return self.frames[0][0]
+
+    @property
+    def elements(self) -> int:
+        return self.frames[0][1]
+
+    def open(self) -> None:
+        self.frames.append([0, 0])
+
+    def close(self) -> tuple[int, int]:
+        """End the innermost frame; its counts also count in the frame around it."""
+        macs, elements = self.frames.pop()
+        self.add(macs, elements)
+        return macs, elements
+
+    def add(self, macs: int, elements: int) -> None:
+        frame = self.frames[-1]
+        frame[0] += macs
+        frame[1] += elements
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = self._memoised(func, args, kwargs) if self.memo else func(*args, **kwargs)
+        op = func.overloadpacket
+        if op in COUNTED_OPS:
+            self.add(op_cost(op, args, out), out.numel())
+        return out
+
+    @staticmethod
+    def _memoised(func, args, kwargs):
+        if func in _IN_PLACE:
+            return args[0]
+        if func in _FACTORIES:
+            return func(*args, **kwargs)
+        rule = _RULES.get(func)
+        if rule is not None and not kwargs and isinstance(args[0], torch.Tensor):
+            layout = (func, _layout(args[0]), tuple(a if isinstance(a, bool) else a is None for a in args))
+            trusted = _checked.get(layout)
+            if trusted:
+                return replay(rule(*args))
+            if trusted is None:
+                out = func(*args)
+                _checked[layout] = spec_of(out) == rule(*args)
+                return out
+        if not _is_functional(func):
+            return func(*args, **kwargs)
+        try:
+            key = (func, signature(args), signature(kwargs))
+        except Unkeyable:
+            return func(*args, **kwargs)
+        spec = _shapes.get(key)
+        if spec is not None:
+            return replay(spec)
+        out = func(*args, **kwargs)
+        spec = spec_of(out)
+        if spec is not None:
+            _shapes[key] = spec
+            if len(_shapes) > MAX_SHAPES:
+                _shapes.popitem(last=False)
+        return out
+
+
+def clear() -> None:
+    _shapes.clear()
+    _checked.clear()
