@@ -1,0 +1,136 @@
+"""Run folders: what was asked (run.json), what was measured (metrics.csv, curves.png), and the
+checks that keep a folder honest: a new run never writes into a used folder, and a resumed run must
+ask for the same model, data and settings as the run it continues (refused before anything is written).
+
+    RUN/run.json          model (name, plan), dataset and split, settings, seed, versions, status
+    RUN/metrics.csv       one row per completed epoch (timm_compound.train.results.COLUMNS)
+    RUN/curves.png        loss and accuracy against epoch
+    RUN/best.safetensors  weights of the best epoch (top-1); RUN/last/ the resumable checkpoint
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import platform
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from timm_compound.errors import CompoundError
+from timm_compound.train.results import COLUMNS, EpochMetrics
+from timm_compound.train.settings import Settings
+from timm_compound.version import __version__
+
+RUN_JSON, METRICS, CURVES = "run.json", "metrics.csv", "curves.png"
+FORMAT = 1
+
+
+def versions() -> dict[str, str]:
+    import timm
+    import torch
+
+    return {"timm_compound": __version__, "timm": timm.__version__, "torch": torch.__version__,
+            "python": platform.python_version()}
+
+
+def check_writable(path: Path) -> None:
+    """Create `path` if needed and prove a file can be written in it; a CompoundError otherwise."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-test-{uuid.uuid4().hex}"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as error:
+        raise CompoundError(f"cannot write the run folder {path}: {error.strerror or error}") from None
+
+
+def check_new(path: Path) -> None:
+    """A new run's folder must be absent or empty (a used folder is never overwritten); creates nothing."""
+    if path.exists() and not path.is_dir():
+        raise CompoundError(f"cannot write the run folder {path}: it is a file")
+    if path.is_dir() and any(path.iterdir()):
+        hint = "pass resume to continue it" if (path / RUN_JSON).is_file() else "choose an empty or new folder"
+        raise CompoundError(f"run folder {path} is not empty; {hint}")
+
+
+def read_record(path: Path) -> dict[str, Any]:
+    """run.json of a run folder, or a CompoundError saying what is missing."""
+    file = Path(path) / RUN_JSON
+    if not file.is_file():
+        raise CompoundError(f"{path} is not a run folder: it has no {RUN_JSON}")
+    try:
+        record = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CompoundError(f"{file}: not readable JSON: {error}") from None
+    if not isinstance(record, dict) or record.get("format") != FORMAT:
+        raise CompoundError(f"{file}: not a timm-compound run record (format {FORMAT})")
+    return record
+
+
+def write_record(path: Path, record: dict[str, Any]) -> None:
+    record = {**record, "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    _write_text(path / RUN_JSON, json.dumps(record, indent=2) + "\n")
+
+
+def new_record(*, model: dict[str, Any], dataset: dict[str, Any], settings: Settings, world_size: int,
+               device: str, workers: int) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "status": "running",
+        "message": None,
+        "model": model,
+        "dataset": dataset,
+        "settings": settings.to_dict(),
+        "world_size": world_size,
+        "device": device,
+        "workers": workers,
+        "versions": versions(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "epochs_completed": 0,
+        "best": None,
+    }
+
+
+def resume_conflicts(record: dict[str, Any], *, model: dict[str, Any], dataset: dict[str, Any],
+                     settings: Settings, world_size: int) -> list[str]:
+    """Why a run folder cannot be continued by this request (empty when it can)."""
+    problems = []
+    if record["model"].get("plan") != model.get("plan") or record["model"].get("num_classes") != model.get("num_classes"):
+        problems.append(f"the model differs (run: {record['model'].get('spec')}, asked: {model.get('spec')}; "
+                        "plans or class counts are not equal)")
+    keys = ("name", "classes", "train_images", "val_images", "split", "train_samples", "val_samples")
+    changed = [key for key in keys if record["dataset"].get(key) != dataset.get(key)]
+    if changed:
+        listed = ", ".join(f"{key}: run {record['dataset'].get(key)!r}, asked {dataset.get(key)!r}" for key in changed)
+        problems.append(f"the dataset differs ({listed})")
+    problems += [f"setting {item}" for item in Settings.from_dict(record["settings"]).differences(settings)]
+    if record.get("world_size") != world_size:
+        problems.append(f"the run used {record.get('world_size')} process(es), this request {world_size}")
+    return problems
+
+
+def write_metrics(path: Path, history: list[EpochMetrics]) -> None:
+    """metrics.csv from the whole history (rewritten each epoch, so it always matches the checkpoint)."""
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    for row in history:
+        values = row.to_dict()
+        writer.writerow([repr(values[column]) for column in COLUMNS])
+    _write_text(path / METRICS, buffer.getvalue())
+
+
+def read_metrics(path: Path) -> list[EpochMetrics]:
+    with open(Path(path) / METRICS, newline="", encoding="utf-8") as handle:
+        return [EpochMetrics.from_dict(row) for row in csv.DictReader(handle)]
+
+
+def _write_text(file: Path, text: str) -> None:
+    partial = file.with_name(file.name + ".partial")
+    partial.write_text(text, encoding="utf-8")
+    os.replace(partial, file)

@@ -1,0 +1,122 @@
+"""Building a run before its first step: checked arguments, resolutions, and timm's optimizer,
+scheduler, loss, Mixup, EMA and gradient scaler for the model. Nothing here writes a file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from timm_compound.errors import CompoundError
+from timm_compound.train.engine import Parts
+from timm_compound.train.models import Chosen, minimum_resolution
+from timm_compound.train.settings import finite, positive_int
+
+
+def native_resolution(model: nn.Module) -> int:
+    import timm.data
+
+    return int(timm.data.resolve_model_data_config(model)["input_size"][-1])
+
+
+def resolve_resolutions(chosen: Chosen, resolution: int | None, train_resolution: int | float | None) -> tuple[int, int]:
+    """(evaluation pixels, training pixels); train_resolution is pixels (int) or a fraction (float) of the first."""
+    if resolution is not None:
+        positive_int("resolution", resolution)
+    native = native_resolution(chosen.model)
+    evaluated = resolution or native
+    if train_resolution is None:
+        trained = evaluated
+    elif isinstance(train_resolution, bool) or not isinstance(train_resolution, (int, float)):
+        raise CompoundError(f"train_resolution must be pixels (int) or a fraction (float), got {train_resolution!r}")
+    elif isinstance(train_resolution, float):
+        fraction = finite("train_resolution", train_resolution, low=0.0, open_low=True)
+        trained = max(1, round(evaluated * fraction))
+    else:
+        trained = positive_int("train_resolution", train_resolution)
+    floor = minimum_resolution(chosen)
+    for label, pixels in (("resolution", evaluated), ("train_resolution", trained)):
+        if pixels < floor:
+            source = f"rule {chosen.plan.rule_file}'s resolution.min" if chosen.plan is not None else "the network's total stride"
+            raise CompoundError(f"{label} {pixels} px is below the {floor} px {chosen.spec} accepts ({source})")
+    if (chosen.model.pretrained_cfg or {}).get("fixed_input_size") and (evaluated, trained) != (native, native):
+        raise CompoundError(f"{chosen.spec} takes only {native} px inputs (fixed_input_size)")
+    return evaluated, trained
+
+
+def default_workers(data: str) -> int:
+    """In-memory built-in data needs no loader processes; files do."""
+    return 0 if data.startswith("builtin:") else min(8, os.cpu_count() or 1)
+
+
+def make_parts(module: nn.Module, *, device: torch.device, opt: str, lr: float, weight_decay: float,
+               momentum: float, sched: str, epochs: int, warmup_epochs: int, steps_per_epoch: int,
+               smoothing: float, mixup: float, num_classes: int, ema: bool, ema_decay: float,
+               amp: str | None, ddp: bool) -> Parts:
+    """timm's optimizer and scheduler (stepped per epoch, as timm's train.py does by default), the loss,
+    Mixup, EMA and (for fp16) the gradient scaler, around the model on `device`."""
+    import timm.loss
+    import timm.optim
+    import timm.scheduler
+    from timm.data import Mixup
+    from timm.utils import ModelEmaV3, NativeScaler
+
+    module.to(device)
+    try:
+        optimizer = timm.optim.create_optimizer_v2(module, opt, lr=lr, weight_decay=weight_decay, momentum=momentum)
+    except (AssertionError, ValueError, KeyError, TypeError) as error:
+        raise CompoundError(f"optimizer {opt!r}: {error}") from None
+    try:
+        scheduler, _ = timm.scheduler.create_scheduler_v2(
+            optimizer, sched, num_epochs=epochs, warmup_epochs=warmup_epochs, plateau_mode="max",
+            step_on_epochs=True, updates_per_epoch=steps_per_epoch,
+        )
+    except (AssertionError, ValueError, TypeError) as error:
+        raise CompoundError(f"scheduler {sched!r}: {error}") from None
+    if mixup > 0:
+        loss_fn: nn.Module = timm.loss.SoftTargetCrossEntropy()
+        mixer = Mixup(mixup_alpha=mixup, label_smoothing=smoothing, num_classes=num_classes)
+    else:
+        loss_fn = timm.loss.LabelSmoothingCrossEntropy(smoothing) if smoothing > 0 else nn.CrossEntropyLoss()
+        mixer = None
+    model = module
+    if ddp:
+        model = nn.parallel.DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
+    return Parts(
+        model=model, module=module, optimizer=optimizer, scheduler=scheduler or _NoSchedule(),
+        loss_fn=loss_fn.to(device), device=device, amp=amp, mixup=mixer,
+        ema=ModelEmaV3(module, decay=ema_decay, use_warmup=True) if ema else None,
+        scaler=NativeScaler(device=device.type) if amp == "fp16" else None,
+    )
+
+
+class _NoSchedule:
+    """sched='none': the optimizer's lr stays as given."""
+
+    def step(self, epoch: int, metric: Any = None) -> None:
+        pass
+
+    def step_update(self, num_updates: int, metric: Any = None) -> None:
+        pass
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+
+def check_can_create(path: Path) -> None:
+    """Refuse, before any work, a run folder that could never be written: under a file, or read-only."""
+    probe = path
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise CompoundError(f"cannot write the run folder {path}: {probe} is a file")
+    if probe.exists() and not os.access(probe, os.W_OK | os.X_OK):
+        raise CompoundError(f"cannot write the run folder {path}: {probe} is not writable")
