@@ -1,0 +1,303 @@
+"""The coefficient search: candidates, a tiny search end to end (CLI, library, resume, files, rule), bad input."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import math
+import os
+import subprocess
+import sys
+
+import optuna
+import pytest
+import torch
+import yaml
+from typer.testing import CliRunner
+
+from timm_compound.cli import app
+from timm_compound.errors import CompoundError, UnknownModelError
+from timm_compound.search.api import candidates, search
+from timm_compound.search.grid import PAPER, Grid, grid_points, search_points
+from timm_compound.search.storage import open_storage, redact, scrub
+from timm_compound.search.study import DUPLICATE, PARAM, SETTINGS_ATTR, check_settings, duplicate_of
+from timm_compound.search.workers import make_sampler
+from timm_compound.search.write_rule import write_rule
+
+runner = CliRunner()
+# 1 grid point (1.1, 1.1, 1.2) and the three references; 32 training images, 2 epochs at 32 px
+TINY = dict(step=0.1, bounds=(1.1, 1.1, 1.2), epochs=2, resolution=32, train_samples=32, val_samples=32, batch_size=16)
+TINY_CLI = ["--step", "0.1", "--bounds", "1.1,1.1,1.2", "--epochs", "2", "--resolution", "32", "--train-samples", "32",
+            "--val-samples", "32", "--batch-size", "16", "--heartbeat", "2"]
+KEYS = {"1.1/1.1/1.2", "2/1/1", "1/1.4142/1", "1/1/1.4142"}
+
+
+# --- candidates ---------------------------------------------------------------------------------
+
+def test_default_grid_holds_the_paper_point_and_every_point_meets_the_constraint():
+    points = search_points(Grid())
+    grid = [p for p in points if p.kind == "grid"]
+    assert len(grid) == 63 and len(points) == 66
+    assert "1.2/1.1/1.15" in {p.key for p in grid} and PAPER == (1.2, 1.1, 1.15)
+    assert all(abs(p.factor / 2 - 1) <= 0.05 + 1e-12 and min(p.coefficients) >= 1 for p in grid)
+    assert max(p.alpha for p in grid) == 1.4 and max(p.beta for p in grid) == 1.3 and max(p.gamma for p in grid) == 1.3
+    refs = {p.kind: p.coefficients for p in points if p.kind != "grid"}
+    assert refs == {"depth": (2.0, 1.0, 1.0), "width": (1.0, math.sqrt(2), 1.0), "resolution": (1.0, 1.0, math.sqrt(2))}
+
+
+def test_a_small_grid_lists_exactly_the_points_within_tolerance():
+    points = grid_points(Grid.checked(step=0.1, bounds=(1.1, 1.2, 1.2)))
+    assert [p.coefficients for p in points] == [(1.0, 1.2, 1.2), (1.1, 1.1, 1.2), (1.1, 1.2, 1.1)]
+    assert [round(p.factor, 4) for p in points] == [2.0736, 1.9166, 1.9166]
+
+
+def test_bounds_admitting_no_candidate_name_the_closest_point():
+    with pytest.raises(CompoundError, match=r"closest is \(1.1, 1.1, 1.1\) with alpha\*beta\^2\*gamma\^2 = 1.6105 \(-19.5%\)"):
+        grid_points(Grid.checked(bounds=(1.1, 1.1, 1.1)))
+    with pytest.raises(CompoundError, match=r"closest is \(1.2, 1.1, 1.15\) .* 1.9203 \(-4.0%\)"):
+        grid_points(Grid.checked(bounds=(1.2, 1.1, 1.15), tolerance=0.01))
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(step=0), "step must be > 0"),
+    (dict(tolerance=1.0), "tolerance must be in"),
+    (dict(bounds=(1.4, 0.9, 1.3)), "bounds.beta must be >= 1"),
+    (dict(bounds=(1.4, 1.3)), "bounds must be"),
+    (dict(flops_factor=1.0), "flops_factor must be > 1"),
+])
+def test_bad_grid_numbers_are_errors(kwargs, message):
+    with pytest.raises(CompoundError, match=message):
+        Grid.checked(**kwargs)
+
+
+def test_candidates_are_measured_after_rounding():
+    table = candidates("resnet18", bounds=(1.2, 1.1, 1.15), tolerance=0.05)
+    paper = table["1.2/1.1/1.15"]
+    assert round(paper.nominal, 4) == 1.9203 and round(paper.ratio_native, 3) == 2.409   # rounding: 2.41x, not 1.92x
+    assert paper.plan.depths == [3, 3, 3, 3] and paper.plan.widths == [72, 144, 280, 560] and paper.plan.resolution == 256
+    depth = table["2/1/1"]
+    assert depth.plan.depths == [4, 4, 4, 4] and depth.plan.resolution == 224 and depth.planned_by == "phi"
+    assert table.keys == ["1.2/1.1/1.15", "2/1/1", "1/1.4142/1", "1/1/1.4142"]
+
+
+def test_a_factor_outside_the_rules_constraint_is_planned_by_explicit_multipliers():
+    table = candidates("resnet18", flops_factor=3.0, step=0.1, bounds=(1.2, 1.2, 1.3), tolerance=0.05)
+    depth = table["3/1/1"]   # resnet's rule asks for 2 +- 5%: plan(phi, coefficients) would refuse it
+    assert depth.planned_by == "multipliers" and depth.plan.phi is None and depth.plan.depths == [6, 6, 6, 6]
+    assert depth.plan.multipliers.depth == 3.0
+    with pytest.raises(CompoundError, match="match_cost fits each candidate with timm_compound.fit"):
+        candidates("resnet18", flops_factor=3.0, step=0.1, bounds=(1.2, 1.2, 1.3), match_cost=True)
+
+
+def test_match_cost_fits_every_candidate_to_the_nominal_cost():
+    table = candidates("resnet18", step=0.1, bounds=(1.1, 1.2, 1.2), match_cost=True)
+    for candidate in table.candidates.values():
+        assert candidate.planned_by == "fit"
+        assert candidate.macs_native <= table.base_macs_native * candidate.nominal          # never above the budget
+        assert candidate.ratio_native > 0.9 * candidate.nominal, candidate.key             # and close to it
+    plain = candidates("resnet18", step=0.1, bounds=(1.1, 1.2, 1.2))
+    assert max(c.ratio_native / c.nominal for c in plain.candidates.values()) > 1.1        # unmatched: up to +x%
+
+
+# --- a tiny search ------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def one_thread():
+    """Tiny trainings run fastest on one thread, and two threads on a shared, busy machine run 5-10x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory):
+    """The CLI runs a tiny search and writes its rule; returns (out, rules folder, output)."""
+    root = tmp_path_factory.mktemp("search")
+    out, rules = root / "out", root / "rules"
+    with one_thread():
+        result = runner.invoke(app, ["search", "resnet18", *TINY_CLI, "--out", str(out), "--write-rule", str(rules)],
+                               terminal_width=200)
+    assert result.exit_code == 0, result.output
+    return out, rules, result.output
+
+
+def _trials(out):
+    storage = optuna.storages.RDBStorage(f"sqlite:///{out / 'study.db'}")
+    return optuna.load_study(study_name="resnet18-coefficients", storage=storage).get_trials()
+
+
+def test_the_search_trains_every_candidate_once_and_reports_it(searched):
+    out, _, output = searched
+    trials = _trials(out)
+    assert sorted(t.params[PARAM] for t in trials) == sorted(KEYS)          # one trial each, nothing repeated
+    assert all(t.state.name in ("COMPLETE", "PRUNED") for t in trials)
+    record = json.loads((out / "search.json").read_text())
+    assert record["complete"] and record["trials"] == 4
+    assert record["epochs_spent"] == sum(len(t.intermediate_values) for t in trials)
+    complete = [t for t in trials if t.state.name == "COMPLETE"]
+    best = max(complete, key=lambda t: t.value)
+    assert record["best"]["key"] == best.params[PARAM] and record["best"]["top1"] == best.value
+    assert f"best: alpha={record['best']['alpha']:g}" in output and "trial 0 " in output
+    rows = list(csv.DictReader(open(out / "trials.csv")))
+    assert {row["key"] for row in rows} == KEYS
+    assert set(rows[0]) >= {"alpha", "beta", "gamma", "nominal", "gmacs", "ratio", "params", "epochs_run", "state", "top1"}
+    by_key = {row["key"]: row for row in rows}
+    assert by_key["1/1/1.4142"]["train_resolution"] == "48" and by_key["2/1/1"]["depths"] == "4 4 4 4"
+    for name in ("plane.png", "gmacs.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_running_the_same_search_again_resumes_it_and_trains_nothing(searched):
+    out, _, _ = searched
+    before = len(_trials(out))
+    result = search("resnet18", "builtin:digits", out=out, heartbeat=2, **TINY)
+    assert len(_trials(out)) == before and result.complete
+    assert result.best.key == json.loads((out / "search.json").read_text())["best"]["key"]
+
+
+@pytest.mark.parametrize("change, field", [
+    (dict(base="resnet34"), "base"),
+    (dict(step=0.05), "grid"),
+    (dict(train_samples=128), "train"),
+    (dict(epochs=3), "epochs"),
+    (dict(pruner="none"), "pruner"),
+])
+def test_a_study_created_for_another_search_is_refused(searched, change, field):
+    out, _, _ = searched
+    kwargs = {**TINY, **change}
+    base = kwargs.pop("base", "resnet18")
+    with pytest.raises(CompoundError, match=rf"study 'resnet18-coefficients' in sqlite:///.* was created for another "
+                                            rf"search \(.*{field}: the study has"):
+        search(base, out=out, study="resnet18-coefficients", **kwargs)
+
+
+def test_a_study_created_for_another_dataset_is_refused(searched):
+    out, _, _ = searched
+    study = optuna.load_study(study_name="resnet18-coefficients", storage=f"sqlite:///{out / 'study.db'}")
+    recorded = study.user_attrs[SETTINGS_ATTR]
+    assert recorded["data"] == "builtin:digits" and recorded["base"] == "resnet18"
+    check_settings(study, recorded, "resnet18-coefficients", "shown")   # the same search: accepted
+    with pytest.raises(CompoundError, match=r"study 'resnet18-coefficients' in shown was created for another search "
+                                            r"\(data: the study has 'builtin:digits', this search 'my/images'\)"):
+        check_settings(study, {**recorded, "data": "my/images"}, "resnet18-coefficients", "shown")
+
+
+def test_tpe_with_hyperband_trains_its_budget_of_distinct_candidates(tmp_path):
+    with one_thread():
+        result = search("resnet18", out=tmp_path, sampler="tpe", trials=1, pruner="hyperband", heartbeat=2, **TINY)
+    trials = optuna.load_study(study_name="resnet18-coefficients", storage=f"sqlite:///{tmp_path / 'study.db'}").trials
+    assert len(trials) == 1 and trials[0].state.name == "COMPLETE" and trials[0].params[PARAM] in KEYS
+    assert result.complete and result.epochs_spent == 2 and result.best.key == trials[0].params[PARAM]
+    assert sorted(row.state for row in result.rows) == ["complete", "not started", "not started", "not started"]
+    assert result.settings["sampler"] == "tpe" and result.settings["pruner"] == "hyperband" and result.settings["budget"] == 1
+
+
+def test_the_written_rule_replaces_the_shipped_one_through_the_rules_path(searched):
+    out, rules, output = searched
+    best = json.loads((out / "search.json").read_text())["best"]
+    path = rules / "resnet_searched.yaml"
+    assert f"wrote {path}" in " ".join(output.split())
+    data = yaml.safe_load(path.read_text())
+    assert data["family"] == "resnet_searched" and data["replaces"] == "resnet"
+    assert data["coefficients"] == {"alpha": best["alpha"], "beta": best["beta"], "gamma": best["gamma"]}
+    assert data["architectures"] == ["resnet18", "resnet34", "resnet50", "resnet101", "resnext50_32x4d"]
+    assert data["overrides"] == {"resnext50_32x4d": {"width": {"divisor": 16, "min": 16}}}
+    code = ("import timm, timm_compound; m = timm.create_model('resnet18_cs_phi2', device='meta'); p = m.compound_plan; "
+            "print(p.rule_file, p.coefficients.alpha, p.coefficients.beta, p.coefficients.gamma, p.phi)")
+    env = {**os.environ, "TIMM_COMPOUND_RULES_PATH": str(rules)}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["resnet_searched.yaml", *(str(best[k]) for k in ("alpha", "beta", "gamma")), "2.0"]
+
+
+def test_write_rule_reads_a_search_folder_and_refuses_an_empty_one(searched, tmp_path):
+    out, rules, _ = searched
+    assert write_rule(out, tmp_path / "again").read_text().split("\n", 2)[2] == \
+        (rules / "resnet_searched.yaml").read_text().split("\n", 2)[2]
+    with pytest.raises(CompoundError, match="not a search result"):
+        write_rule(tmp_path, tmp_path / "r")
+
+
+# --- GridSampler hands a running point out twice: the guard -------------------------------------
+
+def test_grid_sampler_repeats_a_running_point_and_the_later_trial_defers():
+    keys = ["a", "b"]
+    study = optuna.create_study(direction="maximize", sampler=make_sampler("grid", keys, seed=0))
+    running = study.ask()   # a worker holds one point...
+    held = running.suggest_categorical(PARAM, keys)
+    seen = []
+
+    def objective(trial):
+        key = trial.suggest_categorical(PARAM, keys)
+        holder = duplicate_of(trial, key, study.get_trials(deepcopy=False))
+        seen.append((key, None if holder is None else holder.number))
+        if holder is not None:   # as the search's objective does: marked, not trained
+            trial.set_user_attr(DUPLICATE, holder.number)
+            raise optuna.TrialPruned()
+        return 1.0
+
+    study.optimize(objective, n_trials=1)   # ...another evaluates the other point...
+    study.optimize(objective, n_trials=1)   # ...and, every point started, GridSampler hands the held one out again
+    assert seen == [(next(k for k in keys if k != held), None), (held, running.number)]
+    trials = study.get_trials(deepcopy=False)
+    assert duplicate_of(trials[running.number], held, trials) is None   # the earlier trial keeps its point
+
+
+# --- bad input ----------------------------------------------------------------------------------
+
+def test_zero_workers_a_base_without_a_rule_and_a_variant_are_errors(tmp_path):
+    with pytest.raises(CompoundError, match="workers must be a whole number >= 1, got 0"):
+        search("resnet18", out=tmp_path, workers=0)
+    with pytest.raises(UnknownModelError, match="search scales a base a rule covers: no rule covers 'vit_tiny_patch16_224'"):
+        search("vit_tiny_patch16_224", out=tmp_path)
+    with pytest.raises(UnknownModelError, match="no rule covers 'resnet18_cs_phi2'"):
+        search("resnet18_cs_phi2", out=tmp_path)
+    with pytest.raises(CompoundError, match="trials sets the TPE sampler's budget"):
+        search("resnet18", out=tmp_path, trials=3, **TINY)
+    with pytest.raises(CompoundError, match="unknown training argument"):
+        search("resnet18", out=tmp_path, learning_rate=0.1)
+    assert list(tmp_path.iterdir()) == []   # nothing written
+
+
+def test_storage_errors_name_the_url_without_its_password(tmp_path):
+    secret = "hunter2-secret"
+    cases = [
+        (f"postgresql://me:{secret}@127.0.0.1:1/db", r"cannot reach storage postgresql://me:\*\*\*@127.0.0.1:1/db: .*refused"),
+        (f"mysql://me:{secret}@127.0.0.1/db", r"storage mysql://me:\*\*\*@127.0.0.1/db: its database driver 'MySQLdb' is not installed"),
+        (f"postgresql+psycopg2://me:{secret}@127.0.0.1:1/db", r"driver 'psycopg2' is not installed \(pip install 'timm-compound\[postgres\]'\)"),
+        (f"nosuchdb://me:{secret}@host/db", r"SQLAlchemy knows no database kind 'nosuchdb'"),
+    ]
+    for url, message in cases:
+        with pytest.raises(CompoundError, match=message) as caught:
+            open_storage(url)
+        assert secret not in str(caught.value)
+    with pytest.raises(CompoundError, match=r"cannot reach storage postgresql://me:\*\*\*@127.0.0.1:1/db") as caught:
+        search("resnet18", storage=cases[0][0], **TINY)
+    assert secret not in str(caught.value)
+
+
+def test_redact_and_scrub():
+    url = "postgresql://me:p%40ss@db.example:5432/search"
+    assert redact(url) == "postgresql://me:***@db.example:5432/search"
+    assert redact("sqlite:////tmp/study.db") == "sqlite:////tmp/study.db"
+    assert scrub(f"failed for {url}: password p@ss and p%40ss rejected", url) == \
+        "failed for postgresql://me:***@db.example:5432/search: password *** and *** rejected"
+
+
+def test_cli_lists_candidates_and_fails_without_a_traceback(tmp_path):
+    result = runner.invoke(app, ["search", "resnet18", "--dry-run", "--step", "0.1", "--bounds", "1.1,1.2,1.2"],
+                           terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "resnet18 at phi=1: 6 candidates" in result.output and "4·4·4·4" in result.output
+    result = runner.invoke(app, ["search", "resnet18", "--workers", "0", "--out", str(tmp_path)])
+    assert result.exit_code == 1 and "error: workers must be a whole number >= 1, got 0" in result.output
+    assert "Traceback" not in result.output
+    result = runner.invoke(app, ["search", "resnet18", "--bounds", "1.1,1.1,1.1", "--out", str(tmp_path)])
+    assert result.exit_code == 1 and "the closest is (1.1, 1.1, 1.1)" in " ".join(result.output.split())
+    result = runner.invoke(app, ["search", "resnet18", *TINY_CLI, "--storage", "postgresql://me:pw-xyz@127.0.0.1:1/db",
+                                 "--out", str(tmp_path / "pg")])
+    assert result.exit_code == 1 and "postgresql://me:***@127.0.0.1:1/db" in result.output and "pw-xyz" not in result.output

@@ -1,0 +1,109 @@
+"""The coefficient search across processes: two workers on a real PostgreSQL server, and a worker
+killed with SIGKILL mid-trial whose trial is retried when the search resumes (SQLite)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+from postgres_server import PASSWORD, PostgresServer, server_binaries
+from test_search import KEYS, TINY, TINY_CLI, one_thread
+
+from timm_compound.search.api import search
+from timm_compound.search.storage import with_driver
+from timm_compound.search.study import DUPLICATE, PARAM, SAME_MODEL
+
+BINARIES = server_binaries()
+
+
+@pytest.fixture
+def postgres():
+    if BINARIES is None:
+        pytest.skip("no PostgreSQL server binaries (initdb, pg_ctl) on this machine: `make system-deps` installs "
+                    "Debian's postgresql package with apt")
+    server = PostgresServer.start(BINARIES)
+    yield server
+    server.stop()
+
+
+def _trained(trials):
+    """Trials that trained their candidate (not a duplicate, not a same-model twin)."""
+    return [t for t in trials if DUPLICATE not in t.user_attrs and SAME_MODEL not in t.user_attrs]
+
+
+def test_two_workers_on_postgresql_evaluate_every_grid_point_exactly_once(postgres, tmp_path, capfd):
+    lines: list[str] = []
+    result = search("resnet18", storage=postgres.url, study="distributed", workers=2, out=tmp_path, heartbeat=2,
+                    say=lines.append, **TINY)
+    trials = optuna.load_study(study_name="distributed", storage=with_driver(postgres.url)).trials
+    finished = [t for t in _trained(trials) if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert sorted(t.params[PARAM] for t in finished) == sorted(KEYS)              # each point evaluated once
+    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+    assert result.complete and {row.state for row in result.rows} <= {"complete", "pruned"}
+    assert any(line.startswith("[worker 1] done") for line in lines)
+    assert any(line.startswith("[worker 2] done") for line in lines)
+    assert len({t.user_attrs["worker"] for t in trials}) == 2, [t.user_attrs["worker"] for t in trials]
+    record = json.loads((tmp_path / "search.json").read_text())
+    assert record["storage"] == f"postgresql://searcher:***@127.0.0.1:{postgres.port}/postgres"
+    printed = capfd.readouterr()
+    for text in (*lines, printed.out, printed.err, (tmp_path / "search.json").read_text()):
+        assert PASSWORD not in text
+
+
+def _study_when_ready(url: str, deadline: float, process: subprocess.Popen):
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.stderr.read()
+        try:
+            return optuna.load_study(study_name="resnet18-coefficients", storage=url)
+        except (KeyError, Exception):   # no file, no tables or no study yet
+            time.sleep(0.5)
+    pytest.fail("the worker never created its study")
+
+
+def test_a_worker_killed_mid_trial_leaves_a_trial_the_resumed_search_retries(tmp_path):
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "timm_compound", "search", "resnet18", *TINY_CLI, "--heartbeat", "1",
+               "--pruner", "none", "--out", str(out), "--quiet"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    worker = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    try:
+        study = _study_when_ready(f"sqlite:///{out / 'study.db'}", deadline, worker)
+        while time.monotonic() < deadline:   # a trial that has trained one epoch of two: mid-trial
+            assert worker.poll() is None, worker.stderr.read()
+            running = [t for t in study.get_trials() if t.state == TrialState.RUNNING and t.intermediate_values]
+            if running:
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("no trial reported an epoch in time")
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    before = {t.number: t for t in study.get_trials()}
+    killed = running[0]
+    assert before[killed.number].state == TrialState.RUNNING   # nothing marked it: the worker simply vanished
+
+    with one_thread():
+        result = search("resnet18", out=out, heartbeat=1, pruner="none", **TINY)
+    trials = study.get_trials()
+    assert trials[killed.number].state == TrialState.FAIL
+    retries = [t for t in trials if t.system_attrs.get("failed_trial") == killed.number]
+    assert len(retries) == 1 and retries[0].state == TrialState.COMPLETE
+    assert retries[0].params[PARAM] == killed.params[PARAM]
+    complete = [t for t in _trained(trials) if t.state == TrialState.COMPLETE]
+    assert sorted(t.params[PARAM] for t in complete) == sorted(KEYS)               # none lost, none repeated
+    for number, trial in before.items():                                         # finished before the kill: kept
+        if trial.state == TrialState.COMPLETE:
+            assert trials[number].state == TrialState.COMPLETE and trials[number].value == trial.value
+    assert result.complete and all(row.state == "complete" for row in result.rows)
+    assert result.epochs_spent == 2 * len(KEYS) + len(killed.intermediate_values)  # the killed trial's epoch counts

@@ -1,0 +1,207 @@
+"""`search()`: the paper's grid search for alpha, beta, gamma, as an Optuna study of proxy trainings.
+
+Everything is checked, planned and measured before the study is opened; the study is created with
+its settings or, when it exists, resumed only if it was created with the same ones. Then 1 worker
+(this process) or N spawned ones run trials until every candidate is done, and the results are
+read back from the study, so a search finished by workers on other machines reports the same.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+from timm_compound.errors import CompoundError, UnknownModelError
+from timm_compound.search import grid as grid_module
+from timm_compound.search.candidates import CandidateTable, plan_candidates, rule_of
+from timm_compound.search.grid import Grid, search_points
+from timm_compound.search.objective import Recipe
+from timm_compound.search.plots import write_plots
+from timm_compound.search.results import SearchResult, collect, write_files
+from timm_compound.search.storage import DEFAULT_HEARTBEAT, default_url, redact, scrub
+from timm_compound.search.workers import PRUNERS, SAMPLERS, Job, QuietOptuna, complete, connect, run, run_many
+
+SETTINGS_VERSION = 1
+# train() arguments a search sets itself, per trial or for the whole search
+_OWN = {"model", "data", "epochs", "resolution", "out", "resume", "on_epoch", "progress", "console", "workers"}
+_WHERE = {"device", "workers", "data_dir", "download"}   # where a trial runs, not what it trains: workers may differ
+
+
+def search(
+    base: str,
+    data: str = "builtin:digits",
+    *,
+    phi: float = 1.0,
+    flops_factor: float = grid_module.DEFAULT_FLOPS_FACTOR,
+    tolerance: float = grid_module.DEFAULT_TOLERANCE,
+    step: float = grid_module.DEFAULT_STEP,
+    bounds: Any = None,
+    epochs: int = 5,
+    sampler: str = "grid",
+    pruner: str = "successive_halving",
+    trials: int | None = None,
+    match_cost: bool = False,
+    resolution: int | None = None,
+    storage: str | None = None,
+    study: str | None = None,
+    workers: int = 1,
+    out: str | Path | None = None,
+    heartbeat: int = DEFAULT_HEARTBEAT,
+    say: Callable[[str], None] | None = None,
+    loader_workers: int | None = None,
+    **train_kwargs: Any,
+) -> SearchResult:
+    """Search alpha, beta, gamma for `base` on `data` by proxy trainings; resumable, spread over workers.
+
+    Candidates: every point of the `step` grid from 1 to `bounds` (alpha, beta, gamma upper bounds;
+    default (1.4, 1.3, 1.3)) with alpha*beta^2*gamma^2 within `tolerance` of `flops_factor`, plus the
+    depth-only, width-only and resolution-only references; each planned at `phi` and measured after
+    rounding (`match_cost`: each fitted to the nominal cost). Each trial trains its candidate for
+    `epochs` (same seed, data, schedule: `train_kwargs` such as batch_size, lr, train_samples,
+    val_samples, seed go to `timm_compound.train`; `loader_workers` is its `workers`) at `resolution`
+    times the candidate's resolution multiplier (default: the rule's own sizes).
+
+    `sampler`: "grid" (every candidate; Optuna's GridSampler) or "tpe" (`trials` of them, default half).
+    `pruner`: "successive_halving", "hyperband" or "none". `storage`: an SQLAlchemy URL (default an
+    SQLite file in `out`); `study`: its name (default "<base>-coefficients"); `workers`: local worker
+    processes. `out` receives trials.csv, search.json, plane.png and gmacs.png (and study.db).
+    Returns the rows best first; `.best` and `.coefficients` are the winner.
+    """
+    say = say or (lambda line: None)
+    grid = Grid.checked(step=step, bounds=bounds, flops_factor=flops_factor, tolerance=tolerance)
+    _check_choices(sampler, pruner, workers, epochs, phi)
+    if storage is None and out is None:
+        raise CompoundError("give out (the output folder, which holds the default SQLite storage) or storage")
+    _check_base(base)
+    train_kwargs = _train_kwargs(train_kwargs, loader_workers)
+    _check_data(data, train_kwargs)
+    points = search_points(grid)
+    if sampler == "grid" and trials is not None:
+        raise CompoundError("trials sets the TPE sampler's budget; the grid sampler trains every candidate")
+    budget = _budget(trials, len(points)) if sampler == "tpe" else None
+
+    table = plan_candidates(base, points, phi=float(phi), resolution=resolution, match_cost=match_cost)
+    settings = _settings(base, data, phi, grid, table, epochs, match_cost, sampler, pruner, budget, train_kwargs)
+    out_dir = Path(out) if out is not None else None
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    url = storage or default_url(out_dir)
+    name = study or f"{base}-coefficients"
+    job = Job(url=url, study_name=name, settings=settings, table=table, recipe=Recipe(data, epochs, train_kwargs),
+              sampler=sampler, pruner=pruner, budget=budget, seed=train_kwargs.get("seed", 0), epochs=epochs,
+              heartbeat=heartbeat, threads=max(1, (os.cpu_count() or 1) // workers))
+    quiet = QuietOptuna()
+    try:
+        optuna_study = connect(job)   # created, or checked against its settings, before any worker starts
+        say(f"study {name!r} in {redact(url)}: {len(points)} candidates, {len(optuna_study.trials)} trial(s) so far")
+        if workers == 1:
+            run(job, say, optuna_study)
+        else:
+            run_many(job, workers, say)
+        return _result(job, optuna_study, table, out_dir, base, data, phi)
+    except CompoundError as error:
+        raise CompoundError(scrub(str(error), url)) from None
+    finally:
+        quiet.restore()
+
+
+def candidates(base: str, *, phi: float = 1.0, flops_factor: float = grid_module.DEFAULT_FLOPS_FACTOR,
+               tolerance: float = grid_module.DEFAULT_TOLERANCE, step: float = grid_module.DEFAULT_STEP,
+               bounds: Any = None, match_cost: bool = False, resolution: int | None = None,
+               progress: Callable[[int], None] | None = None) -> CandidateTable:
+    """The candidates a search would train, planned and measured (no training, no study)."""
+    grid = Grid.checked(step=step, bounds=bounds, flops_factor=flops_factor, tolerance=tolerance)
+    _check_choices("grid", "none", 1, 1, phi)
+    _check_base(base)
+    return plan_candidates(base, search_points(grid), phi=float(phi), resolution=resolution, match_cost=match_cost,
+                           progress=progress)
+
+
+def _check_choices(sampler: str, pruner: str, workers: Any, epochs: Any, phi: Any) -> None:
+    if sampler not in SAMPLERS:
+        raise CompoundError(f"sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
+    if pruner not in PRUNERS:
+        raise CompoundError(f"pruner must be one of {', '.join(PRUNERS)}, got {pruner!r}")
+    for name, value in (("workers", workers), ("epochs", epochs)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise CompoundError(f"{name} must be a whole number >= 1, got {value!r}")
+    if isinstance(phi, bool) or not isinstance(phi, (int, float)) or not math.isfinite(phi) or phi <= 0:
+        raise CompoundError(f"phi must be a number > 0 (the search scales up from the base), got {phi!r}")
+
+
+def _check_base(base: str) -> None:
+    """A base a rule covers (not a registered variant, not an unknown name)."""
+    if not isinstance(base, str):
+        raise CompoundError(f"base must be a model name, got {base!r}")
+    try:
+        rule_of(base)
+    except UnknownModelError as error:
+        raise UnknownModelError(f"search scales a base a rule covers: {error}") from None
+
+
+def _train_kwargs(given: dict[str, Any], loader_workers: int | None) -> dict[str, Any]:
+    from timm_compound.train.api import train
+
+    allowed = set(inspect.signature(train).parameters) - _OWN
+    unknown = sorted(set(given) - allowed)
+    if unknown:
+        raise CompoundError(f"search() got unknown training argument(s) {', '.join(unknown)}; it passes on "
+                            f"{', '.join(sorted(allowed))} (and loader_workers as train's workers)")
+    kwargs = dict(given)
+    if loader_workers is not None:
+        kwargs["workers"] = loader_workers
+    return kwargs
+
+
+def _recipe(train_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Every training argument a trial's result depends on, defaults filled in (so leaving one out and
+    giving its default are the same search); where the trainer runs (device, loader processes) is not one."""
+    from timm_compound.train.api import train
+
+    defaults = {name: p.default for name, p in inspect.signature(train).parameters.items()
+                if name not in _OWN and name not in _WHERE}
+    recipe = {**defaults, **{k: v for k, v in train_kwargs.items() if k not in _WHERE}}
+    return {key: str(value) if isinstance(value, Path) else value for key, value in sorted(recipe.items())}
+
+
+def _check_data(data: str, train_kwargs: dict[str, Any]) -> None:
+    """Open the data once here: a bad dataset is an error before the study exists, not in every trial."""
+    from timm_compound.train.data import load_data
+
+    load_data(data, data_dir=train_kwargs.get("data_dir"), download=train_kwargs.get("download", False),
+              train_samples=train_kwargs.get("train_samples"), val_samples=train_kwargs.get("val_samples"),
+              num_classes=train_kwargs.get("num_classes"))
+
+
+def _budget(trials: Any, count: int) -> int:
+    if trials is None:
+        return max(1, math.ceil(count / 2))
+    if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
+        raise CompoundError(f"trials must be a whole number >= 1, got {trials!r}")
+    return min(trials, count)
+
+
+def _settings(base, data, phi, grid: Grid, table: CandidateTable, epochs, match_cost, sampler, pruner, budget,
+              train_kwargs) -> dict[str, Any]:
+    """What makes two searches the same search: a study is resumed only with exactly these."""
+    return {
+        "version": SETTINGS_VERSION, "base": base, "rule_file": table.rule_file, "data": data, "phi": float(phi),
+        "grid": grid.to_dict(), "candidates": table.keys, "match_cost": bool(match_cost),
+        "train_resolution": table.train_resolution, "epochs": epochs, "sampler": sampler, "pruner": pruner,
+        "budget": budget, "train": _recipe(train_kwargs),
+    }
+
+
+def _result(job: Job, study, table: CandidateTable, out: Path | None, base: str, data: str, phi: float) -> SearchResult:
+    rows, ledger, spent = collect(study, table, job.max_attempts)
+    result = SearchResult(base=base, data=data, phi=float(phi), study_name=job.study_name, storage=redact(job.url),
+                          rows=rows, complete=complete(job, ledger), epochs_spent=spent, trials=len(ledger.trials),
+                          settings=job.settings, table=table)
+    if out is not None:
+        result.files = {**write_files(result, out), **write_plots(result, out)}
+        if job.url == default_url(out):
+            result.files["study"] = out / "study.db"
+    return result
