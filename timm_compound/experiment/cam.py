@@ -1,0 +1,207 @@
+"""Class activation maps (Grad-CAM, from the `grad-cam` package, pytorch_grad_cam) on a model's last
+stage: where in the image the evidence for a class comes from (the EfficientNet paper's Figure 7).
+
+The layer is the stage the model's rule names in `stage_modules` (the last one unless `stage` says
+otherwise); a timm model no rule covers uses timm's own `feature_info`. Images go through the
+model's evaluation transform at its resolution, and each map is drawn over exactly the pixels the
+model saw (denormalised), so a centre crop shows as one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from timm_compound.errors import CompoundError, UnknownModelError
+from timm_compound.scaling.stages import as_spec, stage_blocks, stage_modules
+from timm_compound.train.loaders import make_transforms
+
+DPI = 150
+
+
+def target_layer(model: nn.Module, stage: int = -1) -> tuple[str, nn.Module]:
+    """(description, module) of the stage the maps are computed on."""
+    scaled = getattr(model, "compound_plan", None)
+    where = getattr(getattr(scaled, "rule", None), "stage_modules", None)
+    try:
+        if where is not None:
+            if as_spec(where).split_at:
+                path, module = stage_blocks(model, where)[stage][-1]   # a stage that is a run of modules: its last
+                return f"{path} (last block of stage {stage})", module
+            stages = stage_modules(model, where)
+            return f"stage {stage % len(stages)} of {len(stages)} (rule stage_modules)", stages[stage]
+        info = getattr(model, "feature_info", None)
+        if info:
+            name = info[stage]["module"] if isinstance(info, list) else info.module_name()[stage]
+            return f"{name} (timm feature_info)", model.get_submodule(name)
+    except IndexError:
+        raise CompoundError(f"stage {stage} does not exist in {type(model).__name__}") from None
+    raise CompoundError(f"cannot tell the stages of {type(model).__name__}: no rule stage_modules and no timm feature_info")
+
+
+def read_images(paths: list[str | Path]):
+    """PIL images (RGB), a CompoundError naming the first file that cannot be read."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not paths:
+        raise CompoundError("give at least one image")
+    images = []
+    for path in paths:
+        try:
+            with Image.open(path) as opened:
+                images.append(opened.convert("RGB"))
+        except FileNotFoundError:
+            raise CompoundError(f"{path}: no such image file") from None
+        except (UnidentifiedImageError, OSError, ValueError) as error:
+            raise CompoundError(f"{path}: cannot be read as an image ({error})") from None
+    return images
+
+
+@dataclass
+class Maps:
+    """Grad-CAM of a batch: overlays (N, H, W, 3 in [0, 1]), the class each map explains, and predictions."""
+
+    overlays: np.ndarray
+    inputs: np.ndarray
+    targets: list[int]
+    predicted: list[int]
+    probability: list[float]   # of the predicted class
+
+
+def compute(model: nn.Module, images: list, *, resolution: int, targets: list[int] | None = None,
+            crop_pct: float | None = None, stage: int = -1) -> Maps:
+    """Grad-CAM of `images` (PIL) for `targets` (default: the predicted classes) on the model's stage."""
+    import timm.data
+    from pytorch_grad_cam import GradCAM
+    from pytorch_grad_cam.utils.image import show_cam_on_image
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    model = model.eval()
+    config = timm.data.resolve_model_data_config(model)
+    _, transform = make_transforms(config, resolution, resolution, augment=False, crop_pct=crop_pct)
+    batch = torch.stack([transform(image.convert("RGB")) for image in images])
+    _, layer = target_layer(model, stage)
+    wanted = None if targets is None else [ClassifierOutputTarget(int(t)) for t in targets]
+    try:
+        with torch.enable_grad(), GradCAM(model=model, target_layers=[layer]) as cam:
+            grey = cam(input_tensor=batch, targets=wanted)
+            logits = cam.outputs.detach()
+    except (RuntimeError, ValueError, IndexError) as error:
+        raise CompoundError(f"Grad-CAM failed on {type(model).__name__}'s layer: {error}") from None
+    probabilities = logits.softmax(-1)
+    predicted = probabilities.argmax(-1)
+    mean = torch.tensor(config["mean"]).view(1, 3, 1, 1)
+    std = torch.tensor(config["std"]).view(1, 3, 1, 1)
+    shown = (batch * std + mean).clamp(0, 1).permute(0, 2, 3, 1).numpy().astype(np.float32)
+    overlays = np.stack([show_cam_on_image(image, mask, use_rgb=True) for image, mask in zip(shown, grey)]) / 255.0
+    return Maps(overlays, shown, [int(t) for t in (targets if targets is not None else predicted.tolist())],
+                predicted.tolist(), [float(probabilities[i, p]) for i, p in enumerate(predicted.tolist())])
+
+
+@dataclass
+class GridRow:
+    label: str
+    maps: Maps
+
+
+def grid(rows: list[GridRow], path: Path, *, column_titles: list[str], class_names: list[str] | None, title: str) -> Path:
+    """One row per model (its maps over each image), the inputs as the first row."""
+    from matplotlib.figure import Figure
+
+    count = len(column_titles)
+    figure = Figure(figsize=(1.6 * count + 1.8, 1.6 * (len(rows) + 1) + 0.6), layout="constrained")
+    axes = figure.subplots(len(rows) + 1, count, squeeze=False)
+    name = (lambda k: class_names[k]) if class_names else str
+    for column in range(count):
+        axis = axes[0][column]
+        axis.imshow(rows[0].maps.inputs[column])
+        axis.set_title(column_titles[column], fontsize=9)
+    axes[0][0].set_ylabel("input", fontsize=9)
+    for index, row in enumerate(rows, 1):
+        for column in range(count):
+            axis = axes[index][column]
+            axis.imshow(row.maps.overlays[column])
+            right = row.maps.predicted[column] == row.maps.targets[column]
+            axis.set_title(f"pred {name(row.maps.predicted[column])} {100 * row.maps.probability[column]:.0f}%",
+                           fontsize=8, color="darkgreen" if right else "firebrick")
+        axes[index][0].set_ylabel(row.label, fontsize=9)
+    for axis in axes.flat:
+        axis.set_xticks([])
+        axis.set_yticks([])
+    figure.suptitle(title, fontsize=11)
+    figure.savefig(str(path), dpi=DPI)
+    return path
+
+
+def _timm_only(model: Any, weights: str | Path) -> Any:
+    """A timm name no rule covers, built with the class count of its weights' classifier (checked by
+    load_trained); anything else unchanged (load_trained builds registered names, bases and plans)."""
+    if not isinstance(model, str):
+        return model
+    import timm
+
+    from timm_compound.scaling.catalog import lookup
+    from timm_compound.scaling.weights import safetensors_shapes
+
+    try:
+        lookup(model)
+        return model
+    except UnknownModelError:
+        if not timm.is_model(model):
+            raise CompoundError(f"{model!r} is not a timm model or a registered variant") from None
+    with torch.device("meta"):
+        classifier = timm.create_model(model).pretrained_cfg.get("classifier")
+    shapes = safetensors_shapes(Path(weights), str(weights))
+    if not isinstance(classifier, str) or f"{classifier}.weight" not in shapes:
+        raise CompoundError(f"{weights}: no {classifier}.weight tensor to tell {model}'s class count from")
+    return timm.create_model(model, num_classes=shapes[f"{classifier}.weight"][0])
+
+
+def class_activation_maps(model: Any, weights: str | Path, images: list[str | Path], out: str | Path, *,
+                          resolution: int | None = None, target: int | None = None, stage: int = -1) -> list[Path]:
+    """Grad-CAM of a trained model on your own images: `out/<image>.cam.png` per image (the image and its
+    map side by side, titled with the class explained and the prediction). `model` is a registered name,
+    a base or a ScalePlan (as for `evaluate`), `weights` its .safetensors; `target` a class index
+    (default: each image's predicted class)."""
+    from matplotlib.figure import Figure
+
+    from timm_compound.train.models import load_trained
+    from timm_compound.train.setup import resolve_resolutions
+
+    pictures = read_images(list(images))
+    chosen = load_trained(_timm_only(model, weights), weights, resolution=resolution)
+    pixels, _ = resolve_resolutions(chosen, resolution, None)
+    classes = chosen.model.num_classes
+    if target is not None and (isinstance(target, bool) or not isinstance(target, int) or not 0 <= target < classes):
+        raise CompoundError(f"target must be a class index in 0..{classes - 1}, got {target!r}")
+    folder = Path(out)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise CompoundError(f"cannot write {folder}: {error.strerror or error}") from None
+    where, _ = target_layer(chosen.model, stage)
+    maps = compute(chosen.model, pictures, resolution=pixels, targets=None if target is None else [target] * len(pictures),
+                   stage=stage)
+    written = []
+    for index, path in enumerate(images):
+        figure = Figure(figsize=(6.4, 3.6), layout="constrained")
+        left, right = figure.subplots(1, 2)
+        left.imshow(maps.inputs[index])
+        left.set_title(f"input ({pixels} px)", fontsize=10)
+        right.imshow(maps.overlays[index])
+        right.set_title(f"Grad-CAM of class {maps.targets[index]}", fontsize=10)
+        for axis in (left, right):
+            axis.set_xticks([])
+            axis.set_yticks([])
+        figure.suptitle(f"{chosen.spec}: predicted {maps.predicted[index]} ({100 * maps.probability[index]:.1f}%); "
+                        f"{where}", fontsize=9)
+        stem = Path(path).stem
+        file = folder / (f"{stem}.cam.png" if [Path(p).stem for p in images].count(stem) == 1 else f"{stem}-{index}.cam.png")
+        figure.savefig(str(file), dpi=DPI)
+        written.append(file)
+    return written
