@@ -3,12 +3,15 @@
 - `variants`: list, show          - `demo`: demo
 - `hub`: publish                  - `cost`: table, fit
 - `rules`: rules validate, schema, new, check
+- `train`: train, eval            - `search`: search
+- `inherit`: inherit
+- `experiment`: experiment, cam
 """
 
 from timm_compound.cli.app import app
 
 # importing a command module attaches its commands to `app`, in the order --help lists them
-from timm_compound.cli import variants, demo, hub, cost, rules  # isort: skip  # noqa: F401, I001
+from timm_compound.cli import variants, demo, hub, cost, rules, train, inherit, search, experiment  # isort: skip  # noqa: F401, I001
 
 
 def main() -> None:

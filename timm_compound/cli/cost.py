@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.progress import Progress
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from timm_compound.cli.app import (
@@ -35,12 +35,14 @@ def table(
 ) -> None:
     """Measure a family over phi: params, GMACs, ratio to phi=0 beside the ideal, activations."""
     from timm_compound.cli.display import family_view
-    from timm_compound.cost.plot import plot_table
+    from timm_compound.cost.plot import check_plot_path, plot_table
     from timm_compound.cost.table import family_table
 
     try:
         if fmt not in ("table", "csv", "json"):
             raise CompoundError(f"--format must be table, csv or json, got {fmt!r}")
+        if plot is not None:
+            check_plot_path(plot)
         phis = parse_phis(phi)
         with Progress(console=errors, transient=True) as progress:
             task = progress.add_task(f"measuring {base}", total=len(phis))
@@ -61,8 +63,12 @@ def table(
     else:
         console.print(family_view(base, rows, train_memory))
     if plot is not None:
-        plot_table(rows, plot, title=base)
+        try:
+            plot_table(rows, plot, title=base)
+        except (CompoundError, OSError) as error:
+            raise fail(error) from None
         errors.print(f"wrote {plot}")
+
 
 @app.command()
 def fit(
@@ -80,12 +86,19 @@ def fit(
     """Find the largest phi whose realised model meets every budget."""
     from timm_compound.cli.display import plan_table
     from timm_compound.cost.fit import fit as run_fit
+    from timm_compound.hub.publish import check_output_dir
 
     try:
-        result = run_fit(
-            base, max_gmacs=max_gmacs, max_params=max_params, max_train_memory=max_train_memory,
-            batch_size=batch_size, coefficients=parse_coefficients(coefficients),
-        )
+        if to_dir is not None:
+            check_output_dir(to_dir)
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                      console=errors, transient=True) as progress:
+            task = progress.add_task(f"fitting {base}")
+            result = run_fit(
+                base, max_gmacs=max_gmacs, max_params=max_params, max_train_memory=max_train_memory,
+                batch_size=batch_size, coefficients=parse_coefficients(coefficients),
+                progress=lambda n: progress.update(task, description=f"fitting {base}: {n} plans measured"),
+            )
     except CompoundError as error:
         raise fail(error) from None
     if as_json:
@@ -99,7 +112,7 @@ def fit(
         )
         summary = Table(title="achieved vs target")
         for column in ("budget", "target", "achieved", "ratio"):
-            summary.add_column(column, justify="right" if column != "budget" else "left")
+            summary.add_column(column, justify="right" if column != "budget" else "left", overflow="fold")
         for budget in result.budgets:
             summary.add_row(budget.name, f"{budget.target:g} {budget.unit}", f"{budget.achieved:.4f} {budget.unit}",
                             f"{budget.ratio:.4f}")
