@@ -76,6 +76,7 @@ def _measure(base, rule, source, depths, widths, stem, head, derived, w) -> tupl
     if not stages or not all(stages):
         raise RuleError(source, "stage_modules", f"names no blocks in the built {base} (found {[len(s) for s in stages]})")
 
+    _skip_norms(model)
     found: dict[int, int | None] = {}
     hooks = [
         blocks[-1][1].register_forward_hook(lambda _m, _i, out, index=index: found.__setitem__(index, _channels(out)))
@@ -94,6 +95,18 @@ def _measure(base, rule, source, depths, widths, stem, head, derived, w) -> tupl
     if any(found.get(index) is None for index in range(len(stages))):
         raise RuleError(source, "stage_modules", f"the last block of a stage of {base} gave no feature map")
     return [len(blocks) for blocks in stages], [found[index] for index in range(len(stages))]
+
+
+def _skip_norms(model: torch.nn.Module) -> None:
+    """Batch norms keep a tensor's shape, and on the meta device torch runs them through slow
+    decompositions (most of a read-back's time): the throwaway model skips them."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.forward = _same_shape
+
+
+def _same_shape(x: torch.Tensor) -> torch.Tensor:
+    return x
 
 
 def _input_size(rule: Rule, base: str) -> int:
