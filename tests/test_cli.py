@@ -121,3 +121,11 @@ def test_rules_validate_checks_constructor_arguments(tmp_path):
     result = runner.invoke(app, ["rules", "validate", str(bad)], env={"COLUMNS": "200"})
     assert result.exit_code == 1
     assert f"{bad}: width.arg: ConvNeXt has no constructor argument 'widths'" in result.output
+
+
+def test_the_cli_default_data_is_the_training_default():
+    """The CLI spells the default out so --help needs no torch; it must stay the library's."""
+    from timm_compound.cli.app import DEFAULT_DATA
+    from timm_compound.train.data import DEFAULT_DATA as LIBRARY_DEFAULT
+
+    assert DEFAULT_DATA == LIBRARY_DEFAULT == "builtin:digits"

@@ -24,6 +24,8 @@ app = typer.Typer(help="EfficientNet-style compound scaling for timm models.", n
 rules_app = typer.Typer(help="Work with rule files.", no_args_is_help=True)
 app.add_typer(rules_app, name="rules")
 
+DEFAULT_DATA = "builtin:digits"   # timm_compound.train.data.DEFAULT_DATA (not imported: --help stays light)
+
 console = Console()
 errors = Console(stderr=True)
 
@@ -93,12 +95,31 @@ def parse_phis(text: str) -> list[float]:
     return phis
 
 
-def parse_coefficients(text: str | None) -> tuple[float, float, float] | None:
-    """'1.2,1.1,1.15' -> (1.2, 1.1, 1.15)."""
+def parse_alpha_beta_gamma(text: str | None, option: str, meaning: str, example: str) -> tuple[float, float, float] | None:
+    """'1.2,1.1,1.15' -> (1.2, 1.1, 1.15); `option`, `meaning` and `example` word the error."""
     if text is None:
         return None
     try:
         alpha, beta, gamma = (float(part) for part in text.split(","))
     except ValueError:
-        raise CompoundError(f"--coefficients must be alpha,beta,gamma, got {text!r}") from None
+        raise CompoundError(f"{option} must be {meaning} such as {example}, got {text!r}") from None
     return alpha, beta, gamma
+
+
+def parse_coefficients(text: str | None) -> tuple[float, float, float] | None:
+    """--coefficients '1.2,1.1,1.15' -> (alpha, beta, gamma)."""
+    return parse_alpha_beta_gamma(text, "--coefficients", "alpha,beta,gamma", "1.2,1.1,1.15")
+
+
+def plan_or_name(name: str, phi: float | None):
+    """NAME alone goes to the library as is (a registered variant or a timm name); a base with --phi
+    becomes its plan. A registered variant with --phi is an error: its phi is part of its name."""
+    if phi is None:
+        return name
+    from timm_compound.scaling.catalog import lookup
+    from timm_compound.scaling.plan import plan
+
+    base, registered_phi = lookup(name)
+    if registered_phi is not None:
+        raise CompoundError(f"{name} is registered at phi={registered_phi}; give its base to choose --phi")
+    return plan(base, phi)

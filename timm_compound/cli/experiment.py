@@ -8,22 +8,10 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from timm_compound.cli.app import app, console, fail
+from timm_compound.cli.app import DEFAULT_DATA, app, console, fail, parse_coefficients
 from timm_compound.errors import CompoundError
 
-DEFAULT_DATA = "builtin:digits"   # timm_compound.train.data.DEFAULT_DATA (not imported: --help stays light)
 STRATEGIES = "depth,width,resolution,compound"   # timm_compound.experiment.inputs.STRATEGIES
-
-
-def parse_coefficients(text: str | None) -> tuple[float, float, float] | None:
-    """'1.2,1.1,1.15' -> (alpha, beta, gamma) for the compound strategy."""
-    if text is None:
-        return None
-    try:
-        alpha, beta, gamma = (float(part) for part in text.split(","))
-    except ValueError:
-        raise CompoundError(f"--coefficients must be alpha,beta,gamma such as 1.2,1.1,1.15, got {text!r}") from None
-    return alpha, beta, gamma
 
 
 @app.command("experiment")

@@ -7,20 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from timm_compound.cli.app import app, console, fail
+from timm_compound.cli.app import app, console, fail, plan_or_name
 from timm_compound.errors import CompoundError
-
-
-def _target(name: str, phi: float | None):
-    if phi is None:
-        return name
-    from timm_compound.scaling.catalog import lookup
-    from timm_compound.scaling.plan import plan
-
-    base, registered_phi = lookup(name)
-    if registered_phi is not None:
-        raise CompoundError(f"{name} is registered at phi={registered_phi}; give its base to choose --phi")
-    return plan(base, phi)
 
 
 def _source(text: str):
@@ -58,7 +46,7 @@ def inherit_command(
 
     try:
         base, described = _source(source)
-        model = inherit(base, _target(name, phi), noise=noise, seed=seed, name=name if phi is None else None)
+        model = inherit(base, plan_or_name(name, phi), noise=noise, seed=seed, name=name if phi is None else None)
         folder = save_to_dir(model, out)
     except CompoundError as error:
         raise fail(error) from None

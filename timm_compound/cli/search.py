@@ -10,21 +10,13 @@ from rich import box
 from rich.progress import Progress
 from rich.table import Table
 
-from timm_compound.cli.app import app, console, errors, fail
+from timm_compound.cli.app import DEFAULT_DATA, app, console, errors, fail, parse_alpha_beta_gamma
 from timm_compound.errors import CompoundError
-
-DEFAULT_DATA = "builtin:digits"   # timm_compound.train.data.DEFAULT_DATA (not imported: --help stays light)
 
 
 def parse_bounds(text: str | None) -> tuple[float, float, float] | None:
     """'1.4,1.3,1.3' -> upper bounds for alpha, beta, gamma."""
-    if text is None:
-        return None
-    try:
-        alpha, beta, gamma = (float(part) for part in text.split(","))
-    except ValueError:
-        raise CompoundError(f"--bounds must be alpha,beta,gamma upper bounds such as 1.4,1.3,1.3, got {text!r}") from None
-    return alpha, beta, gamma
+    return parse_alpha_beta_gamma(text, "--bounds", "alpha,beta,gamma upper bounds", "1.4,1.3,1.3")
 
 
 def _fmt(value: float | None, spec: str = ".2f") -> str:

@@ -14,10 +14,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from timm_compound.cli.app import app, console, fail
+from timm_compound.cli.app import DEFAULT_DATA, app, console, fail, plan_or_name
 from timm_compound.errors import CompoundError
-
-DEFAULT_DATA = "builtin:digits"   # timm_compound.train.data.DEFAULT_DATA (not imported: --help stays light)
 
 
 def parse_train_resolution(text: str | None) -> int | float | None:
@@ -28,18 +26,6 @@ def parse_train_resolution(text: str | None) -> int | float | None:
         return float(text) if any(c in text for c in ".eE") else int(text)
     except ValueError:
         raise CompoundError(f"--train-resolution must be pixels (160) or a fraction (0.5), got {text!r}") from None
-
-
-def _model_spec(name: str, phi: float | None):
-    if phi is None:
-        return name
-    from timm_compound.scaling.catalog import lookup
-    from timm_compound.scaling.plan import plan
-
-    base, registered_phi = lookup(name)
-    if registered_phi is not None:
-        raise CompoundError(f"{name} is registered at phi={registered_phi}; give its base to choose --phi")
-    return plan(base, phi)
 
 
 @app.command("train")
@@ -79,7 +65,7 @@ def train_command(
 
     primary = os.environ.get("RANK", "0") == "0"
     try:
-        spec = _model_spec(name, phi)
+        spec = plan_or_name(name, phi)
         if out is None and resume is None:
             out = Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
         result = train(
