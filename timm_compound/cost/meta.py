@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import copy
-from contextlib import contextmanager
 from typing import Any
 
 import torch
 import torch.nn as nn
-from torch.overrides import TorchFunctionMode
 
 from timm_compound.scaling.build import build
+from timm_compound.scaling.meta_device import fast_meta  # noqa: F401  (re-exported for cost and experiment)
 from timm_compound.scaling.plan import ScalePlan
 
 
@@ -45,34 +44,3 @@ def sizes(model: nn.Module) -> tuple[int, int]:
     return params, weight_bytes
 
 
-class _SkipInit(TorchFunctionMode):
-    """Skips in-place weight initialisation on meta tensors: it has no values to set and
-    costs most of a meta build's time (torch runs meta random ops through Python refs)."""
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        if func in _INIT_METHODS:
-            tensor = args[0] if args else kwargs.get("tensor")
-            if isinstance(tensor, torch.Tensor) and tensor.device.type == "meta":
-                return tensor
-        return func(*args, **kwargs)
-
-
-_INIT_METHODS = {
-    getattr(torch.Tensor, name) for name in (
-        "normal_", "uniform_", "fill_", "zero_", "erfinv_", "mul_", "add_", "clamp_", "copy_", "exponential_",
-        "log_normal_", "cauchy_", "geometric_", "random_", "bernoulli_", "sub_", "div_",
-    )
-} | {   # torch.nn.init's own functions dispatch as a whole (a mode does not see the calls inside them)
-    getattr(torch.nn.init, name) for name in (
-        "uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_", "eye_", "dirac_", "xavier_uniform_",
-        "xavier_normal_", "kaiming_uniform_", "kaiming_normal_", "orthogonal_", "sparse_",
-    ) if hasattr(torch.nn.init, name)
-}
-
-
-@contextmanager
-def fast_meta():
-    """Build on meta without running weight initialisation (shapes and counts are unchanged)."""
-    with torch.device("meta"), _SkipInit():
-        yield

@@ -2,9 +2,9 @@
 
 A `multiplier` or `fields` rule scales a few numbers (GhostNet's `width`, RegNet's `depth`, `w0`,
 `wa`); how many blocks and channels each stage gets is the constructor's business. The plan learns
-it by building the model on the meta device (no weights allocated) and counting: blocks per stage
-through the rule's `stage_modules`, and each stage's width as the channels its last block outputs
-in one meta forward pass. Results are cached per (base, rule, arguments).
+it by building the model on the meta device (no weights allocated or initialised) and counting:
+blocks per stage through the rule's `stage_modules`, and each stage's width as the channels its last
+block outputs in one meta forward pass (shape-preserving layers skipped, ``meta_device.shapes_only``). Results are cached per (base, rule, arguments).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import torch
 
 from timm_compound.errors import CompoundError, RuleError
 from timm_compound.scaling import structure, timm_adapter
+from timm_compound.scaling.meta_device import fast_meta, shapes_only
 from timm_compound.scaling.schema import Rule
 from timm_compound.scaling.stages import stage_blocks
 
@@ -62,7 +63,7 @@ def _measure(base, rule, source, depths, widths, stem, head, derived, w) -> tupl
         return call
 
     try:
-        with torch.device("meta"):
+        with fast_meta():
             model = timm_adapter.build(base, rewrite).eval()
     except CompoundError:
         raise
@@ -76,7 +77,7 @@ def _measure(base, rule, source, depths, widths, stem, head, derived, w) -> tupl
     if not stages or not all(stages):
         raise RuleError(source, "stage_modules", f"names no blocks in the built {base} (found {[len(s) for s in stages]})")
 
-    _skip_norms(model)
+    shapes_only(model)
     found: dict[int, int | None] = {}
     hooks = [
         blocks[-1][1].register_forward_hook(lambda _m, _i, out, index=index: found.__setitem__(index, _channels(out)))
@@ -95,18 +96,6 @@ def _measure(base, rule, source, depths, widths, stem, head, derived, w) -> tupl
     if any(found.get(index) is None for index in range(len(stages))):
         raise RuleError(source, "stage_modules", f"the last block of a stage of {base} gave no feature map")
     return [len(blocks) for blocks in stages], [found[index] for index in range(len(stages))]
-
-
-def _skip_norms(model: torch.nn.Module) -> None:
-    """Batch norms keep a tensor's shape, and on the meta device torch runs them through slow
-    decompositions (most of a read-back's time): the throwaway model skips them."""
-    for module in model.modules():
-        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-            module.forward = _same_shape
-
-
-def _same_shape(x: torch.Tensor) -> torch.Tensor:
-    return x
 
 
 def _input_size(rule: Rule, base: str) -> int:
