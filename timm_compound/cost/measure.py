@@ -23,7 +23,7 @@ import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from timm_compound.cost import model as cost_model
-from timm_compound.cost import module_match
+from timm_compound.cost import module_match, stage_reader
 from timm_compound.cost.complexity import Complexity, check_sizes, resolve_target
 from timm_compound.cost.counter import COUNTED_OPS, ShapeCounter
 from timm_compound.cost.memory import train_step_memory
@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 class NoTrainingStep(CompoundError):
     """The model cannot take a training step at this batch and input size (batch norm over one value)."""
 METHODS = ("auto", "model", "meta")
+
+stage_reader.install()   # derived layouts' read-backs build skeletons of memoised blocks
 
 
 def exact_counts(model: nn.Module, batch_size: int, resolution: int) -> tuple[int, int]:

@@ -30,7 +30,7 @@ from timm_compound.cost.keys import Unkeyable, freeze
 from timm_compound.cost.memory import nbytes, peak, static_bytes, trace_units, train_step_memory
 from timm_compound.cost.meta import fast_meta, in_chans, meta_build, sizes
 from timm_compound.scaling.build import build, pretrained_cfg
-from timm_compound.scaling import structure
+from timm_compound.scaling import readback, structure
 from timm_compound.scaling.plan import ScalePlan
 from timm_compound.scaling.stages import stage_blocks
 
@@ -100,8 +100,8 @@ def full_counts(model: nn.Module, batch_size: int, resolution: int) -> tuple[int
     return counter.macs, counter.elements
 
 
-def _block_classes(model: nn.Module, scaled: ScalePlan) -> list[type]:
-    where = scaled.rule.stage_modules
+def block_classes(model: nn.Module, where) -> list[type]:
+    """The family's block classes: those of the children of the rule's `stage_modules`."""
     if where is None:
         return []
     found = {type(block) for stage in stage_blocks(model, where) for _, block in stage}
@@ -166,7 +166,7 @@ def _prove(scaled: ScalePlan, resolution: int) -> _Family:
     """Find the family's block classes and check the skeleton counts what a full build counts."""
     for candidate in (scaled, _deeper(scaled)):
         model = meta_build(candidate)
-        classes = _block_classes(model, candidate)
+        classes = block_classes(model, candidate.rule.stage_modules)
         if not classes:
             return _Family([], False, f"rule {scaled.rule_file} names no stage_modules with block classes")
         skeleton = _skeleton(candidate, classes)
@@ -260,3 +260,4 @@ def clear() -> None:
         _counts.clear()
         blocks.clear()
         clear_shapes()
+        readback.clear()

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import json
 import traceback
-from typing import Any
+from typing import Any, Callable
 
 import torch
+import torch.nn as nn
 
 from timm_compound.errors import CompoundError, RuleError
 from timm_compound.scaling import structure, timm_adapter
@@ -23,6 +24,11 @@ from timm_compound.scaling.stages import stage_blocks
 
 _cache: dict[tuple[str, str, str], tuple[list[int], list[int]]] = {}
 _CACHE_SIZE = 512
+
+
+def clear() -> None:
+    """Forget every read-back (for benchmarks measuring a cold start)."""
+    _cache.clear()
 
 
 def _channels(output: Any) -> int | None:
@@ -54,7 +60,21 @@ def realised_stages(
     return list(found_depths), list(found_widths)
 
 
-def _measure(base, rule, source, depths, widths, stem, head, derived, w) -> tuple[list[int], list[int]]:
+Stages = tuple[list[int], list[int]]
+# (base, rule, construct, read) -> stages, or None to leave it to a full build; see `use_fast_reader`
+_fast_reader: Callable[[str, Rule, Callable[[], nn.Module], Callable[[nn.Module], Stages]], Stages | None] | None = None
+
+
+def use_fast_reader(reader) -> None:
+    """Let a faster reader try first: the cost model (a layer above) runs the same constructor with
+    the family's blocks memoised (``timm_compound.cost.stage_reader``). It gets `construct()` (the
+    meta build; raises RuleError) and `read(model)` (stages of a model; raises RuleError) and returns
+    None whenever it cannot vouch for its answer, so the full build below decides."""
+    global _fast_reader
+    _fast_reader = reader
+
+
+def _measure(base, rule, source, depths, widths, stem, head, derived, w) -> Stages:
     shown = ", ".join(f"{path}={value!r}" for path, value in (derived or {}).items()) or "its own arguments"
 
     def rewrite(call: timm_adapter.BuildCall) -> timm_adapter.BuildCall:
@@ -62,14 +82,28 @@ def _measure(base, rule, source, depths, widths, stem, head, derived, w) -> tupl
             structure.write(rule, call, depths, widths, stem, head, derived, w)
         return call
 
-    try:
-        with fast_meta():
-            model = timm_adapter.build(base, rewrite).eval()
-    except CompoundError:
-        raise
-    except Exception as error:  # noqa: BLE001 - the constructor's own checks, whatever they raise
-        raise RuleError(source, structure.derived_fields(rule),
-                        f"timm's {base} rejected {shown}: {_describe(error)}") from None
+    def construct() -> nn.Module:
+        try:
+            with fast_meta():
+                return timm_adapter.build(base, rewrite).eval()
+        except CompoundError:
+            raise
+        except Exception as error:  # noqa: BLE001 - the constructor's own checks, whatever they raise
+            raise RuleError(source, structure.derived_fields(rule),
+                            f"timm's {base} rejected {shown}: {_describe(error)}") from None
+
+    def read(model: nn.Module) -> Stages:
+        return _read(model, base, rule, source)
+
+    if _fast_reader is not None:
+        found = _fast_reader(base, rule, construct, read)
+        if found is not None:
+            return found
+    return read(construct())
+
+
+def _read(model: nn.Module, base: str, rule: Rule, source: str) -> Stages:
+    """Blocks per stage, and each stage's output channels from one forward pass (shapes only)."""
     try:
         stages = stage_blocks(model, rule.stage_modules)
     except (AttributeError, CompoundError) as error:
