@@ -4,7 +4,7 @@ import pytest
 
 from timm_compound.cost.fit import fit
 from timm_compound.cost.measure import measure
-from timm_compound.errors import CompoundError, UnknownModelError
+from timm_compound.errors import CompoundError, RuleError, UnknownModelError
 from timm_compound.scaling.plan import plan
 
 RESNET18_GMACS = 1.814073344      # measure("resnet18").gmacs
@@ -112,3 +112,12 @@ def test_a_params_budget_when_params_cannot_grow():
     """Resolution-only coefficients: parameters never change with phi, so no phi is 'the largest'."""
     with pytest.raises(CompoundError, match="does not grow with phi under these coefficients"):
         fit("resnet18", max_params=50, coefficients=(1.0, 1.0, 2**0.5))
+
+
+def test_a_base_whose_constructor_rejects_the_smallest_plan_still_fits():
+    # RegNet asserts four stages: the floor plan (phi = -200) has too few blocks for them, so it is skipped
+    with pytest.raises(RuleError, match="per_stage_args"):
+        plan("regnetx_016", -200.0, allow_oversize=True)
+    target = 2 * measure("regnetx_016").gmacs
+    result = fit("regnetx_016", max_gmacs=target)
+    assert 0.95 <= result.budgets[0].ratio <= 1.0 and result.plan.phi > 0

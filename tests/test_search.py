@@ -301,3 +301,32 @@ def test_cli_lists_candidates_and_fails_without_a_traceback(tmp_path):
     result = runner.invoke(app, ["search", "resnet18", *TINY_CLI, "--storage", "postgresql://me:pw-xyz@127.0.0.1:1/db",
                                  "--out", str(tmp_path / "pg")])
     assert result.exit_code == 1 and "postgresql://me:***@127.0.0.1:1/db" in result.output and "pw-xyz" not in result.output
+
+
+def _racing_storage(monkeypatch, message: str):
+    """RDBStorage whose first construction fails as a worker that lost the race to create the tables does."""
+    import sqlalchemy.exc
+
+    real, calls = optuna.storages.RDBStorage, []
+
+    def storage(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise sqlalchemy.exc.OperationalError("CREATE TABLE trial_system_attributes", {}, Exception(message))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", storage)
+    return calls
+
+
+def test_a_worker_that_loses_the_race_to_create_the_tables_opens_the_storage(tmp_path, monkeypatch):
+    calls = _racing_storage(monkeypatch, "table trial_system_attributes already exists")
+    storage = open_storage(f"sqlite:///{tmp_path / 'study.db'}")
+    assert len(calls) == 2 and storage.get_all_studies() == []
+
+
+def test_other_database_errors_are_not_retried(tmp_path, monkeypatch):
+    calls = _racing_storage(monkeypatch, "disk I/O error")
+    with pytest.raises(CompoundError, match="cannot reach storage sqlite:///.*disk I/O error"):
+        open_storage(f"sqlite:///{tmp_path / 'study.db'}")
+    assert len(calls) == 1

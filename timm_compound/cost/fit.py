@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from timm_compound.cost.complexity import Complexity
 from timm_compound.cost.measure import NoTrainingStep, measure
-from timm_compound.errors import CompoundError, UnknownModelError
+from timm_compound.errors import CompoundError, RuleError, UnknownModelError
 from timm_compound.scaling import limits as size_limits
 from timm_compound.scaling.plan import ScalePlan
 from timm_compound.scaling.plan import plan as make_plan
@@ -193,11 +193,15 @@ def fit(
             ok = costs.fits(costs.plan(phi), limits)
         except NoTrainingStep:   # too small to train at this batch size (e.g. batch norm over 1x1 maps at batch 1)
             ok = False
+        except RuleError:
+            if phi >= 0:
+                raise
+            ok = False   # the constructor rejects so small a model (RegNet needs enough blocks for four stages)
         trace.append((phi, ok))
         return ok
 
-    floor = costs.plan(PHI_MIN)
-    if not feasible(PHI_MIN) and _trainable(costs, floor):
+    floor = _plan_or_none(costs, PHI_MIN)
+    if floor is not None and not feasible(PHI_MIN) and _trainable(costs, floor):
         raise CompoundError(
             f"no {base} fits: the smallest valid model (depths {floor.depths}, widths "
             f"{floor.widths}, {floor.resolution} px) costs {_describe(costs(floor), limits)}; "
@@ -257,6 +261,14 @@ def _bracket(feasible, base: str, limits: dict[str, float], costs: _Costs) -> tu
                                 f"{costs.batch_size} is under the budget; try a larger batch or budget")
         hi, step = hi - step, step * 2
     return max(PHI_MIN, hi - step), hi
+
+
+def _plan_or_none(costs: _Costs, phi: float) -> ScalePlan | None:
+    """The plan at `phi`, or None where the base's constructor rejects it (derived layouts build to plan)."""
+    try:
+        return costs.plan(phi)
+    except RuleError:
+        return None
 
 
 def _trainable(costs: _Costs, scaled: ScalePlan) -> bool:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import re
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ DEFAULT_HEARTBEAT = 60     # seconds between heartbeats; a trial is stale after 
 MAX_RETRY = 2              # a candidate whose worker died is tried at most 1 + MAX_RETRY times
 SQLITE_LOCK_TIMEOUT = 60   # seconds an SQLite writer waits for another process's lock
 CONNECT_TIMEOUT = 10       # seconds to reach a database server before giving up
+SCHEMA_ATTEMPTS = 5        # tries to open a storage whose tables another worker is creating at that moment
 
 _PASSWORD = re.compile(r"^(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^:/@\s]*:)(?P<password>[^@\s]*)(?P<tail>@.*)$", re.S)
 
@@ -96,11 +98,23 @@ def open_storage(url: str, *, heartbeat: int = DEFAULT_HEARTBEAT, max_retry: int
     retry_class = optuna.storages.RetryHeartbeatStaleTrialCallback if renamed else optuna.storages.RetryFailedTrialCallback
     callback = "heartbeat_stale_trial_callback" if renamed else "failed_trial_callback"
     shown = redact(url)
-    try:
+
+    def connect():
         with warnings.catch_warnings():   # heartbeats and retries are "experimental" since optuna 2.9
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return optuna.storages.RDBStorage(with_driver(url), engine_kwargs=_engine_kwargs(url), heartbeat_interval=heartbeat,
                                               grace_period=2 * heartbeat, **{callback: retry_class(max_retry=max_retry)})
+
+    try:
+        for attempt in range(SCHEMA_ATTEMPTS):
+            try:
+                return connect()
+            except sqlalchemy.exc.SQLAlchemyError as error:
+                # workers started together on a new database race to create its tables: the loser's
+                # CREATE TABLE fails with "already exists", and the tables it wanted are there now
+                if "already exists" not in str(error) or attempt == SCHEMA_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
     except ImportError as error:   # the dialect's driver (psycopg, pymysql, ...) is not installed
         cause = error.__cause__ if isinstance(error.__cause__, ImportError) else error
         name = getattr(cause, "name", None)
