@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import json
 import math
 import os
@@ -309,6 +310,7 @@ def _racing_storage(monkeypatch, message: str):
 
     real, calls = optuna.storages.RDBStorage, []
 
+    @functools.wraps(real)   # keeps RDBStorage's signature, which open_storage reads
     def storage(*args, **kwargs):
         calls.append(1)
         if len(calls) == 1:
