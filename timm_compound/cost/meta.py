@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 
 from timm_compound.scaling.build import build
-from timm_compound.scaling.meta_device import fast_meta  # noqa: F401  (re-exported for cost and experiment)
+from timm_compound.scaling.meta_device import fast_meta
 from timm_compound.scaling.plan import ScalePlan
 
 

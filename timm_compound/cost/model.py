@@ -28,10 +28,12 @@ from timm_compound.cost.counter import ShapeCounter
 from timm_compound.cost.counter import clear as clear_shapes
 from timm_compound.cost.keys import Unkeyable, freeze
 from timm_compound.cost.memory import nbytes, peak, static_bytes, trace_units, train_step_memory
-from timm_compound.cost.meta import fast_meta, in_chans, meta_build, sizes
+from timm_compound.cost.meta import in_chans, meta_build, sizes
 from timm_compound.scaling.build import build, pretrained_cfg
 from timm_compound.scaling import readback, structure
+from timm_compound.scaling.meta_device import fast_meta
 from timm_compound.scaling.plan import ScalePlan
+from timm_compound.scaling.schema import Rule
 from timm_compound.scaling.stages import stage_blocks
 
 MAX_SKELETONS = 512
@@ -66,8 +68,8 @@ _rule_ids: dict[int, tuple] = {}
 _fixed_input_size: dict[str, bool] = {}
 
 
-def _rule_id(scaled: ScalePlan) -> str:
-    rule = scaled.rule
+def rule_id(rule: Rule) -> str:
+    """The rule's JSON, memoised by identity (a plan's rule is one shared object)."""
     entry = _rule_ids.get(id(rule))
     if entry is None or entry[0] is not rule:
         entry = _rule_ids[id(rule)] = (rule, rule.model_dump_json())
@@ -86,7 +88,7 @@ def structure_key(scaled: ScalePlan) -> tuple:
     if fixed is None:
         fixed = _fixed_input_size[scaled.base] = bool(pretrained_cfg(scaled).get("fixed_input_size", False))
     return (
-        scaled.base, _rule_id(scaled), tuple(scaled.depths), tuple(scaled.widths), scaled.stem, scaled.head, args,
+        scaled.base, rule_id(scaled.rule), tuple(scaled.depths), tuple(scaled.widths), scaled.stem, scaled.head, args,
         scaled.resolution if fixed else None,
     )
 
@@ -178,7 +180,7 @@ def _prove(scaled: ScalePlan, resolution: int) -> _Family:
 
 
 def family_key(scaled: ScalePlan) -> tuple:
-    return (scaled.base, _rule_id(scaled))
+    return (scaled.base, rule_id(scaled.rule))
 
 
 def _family(scaled: ScalePlan, resolution: int) -> _Family:

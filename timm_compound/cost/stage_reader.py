@@ -26,7 +26,7 @@ _classes: dict[tuple[str, str], list[type]] = {}
 
 def read(base: str, rule: Rule, construct: Callable[[], nn.Module],
          read_stages: Callable[[nn.Module], readback.Stages]) -> readback.Stages | None:
-    key = (base, rule.model_dump_json())
+    key = (base, cost_model.rule_id(rule))
     with cost_model._lock:
         classes = _classes.get(key)
         if classes is None:   # the base's first read-back: a full build, which also names the block classes

@@ -12,10 +12,10 @@ from __future__ import annotations
 import torch.nn as nn
 
 from timm_compound.cost.measure import measure
-from timm_compound.cost.meta import fast_meta
 from timm_compound.errors import CompoundError, UnknownModelError
 from timm_compound.experiment.results import REFERENCE, Variant
 from timm_compound.scaling.catalog import lookup
+from timm_compound.scaling.meta_device import fast_meta
 from timm_compound.scaling.plan import plan as make_plan
 
 

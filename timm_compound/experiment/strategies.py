@@ -28,11 +28,11 @@ from dataclasses import dataclass
 
 from timm_compound.cost.complexity import Complexity
 from timm_compound.cost.measure import measure
-from timm_compound.cost.meta import fast_meta
 from timm_compound.errors import CompoundError, UnknownModelError
 from timm_compound.experiment.results import BASE, Variant
 from timm_compound.hub.load import build
 from timm_compound.scaling import limits, rounding
+from timm_compound.scaling.meta_device import fast_meta
 from timm_compound.scaling.plan import ScalePlan, base_resolution
 from timm_compound.scaling.plan import plan as make_plan
 from timm_compound.scaling.rulebook import active_rules

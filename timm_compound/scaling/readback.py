@@ -4,7 +4,8 @@ A `multiplier` or `fields` rule scales a few numbers (GhostNet's `width`, RegNet
 `wa`); how many blocks and channels each stage gets is the constructor's business. The plan learns
 it by building the model on the meta device (no weights allocated or initialised) and counting:
 blocks per stage through the rule's `stage_modules`, and each stage's width as the channels its last
-block outputs in one meta forward pass (shape-preserving layers skipped, ``meta_device.shapes_only``). Results are cached per (base, rule, arguments).
+block outputs in one meta forward pass (shape-preserving layers skipped, ``meta_device.shapes_only``).
+Results are cached per (base, rule, arguments).
 """
 
 from __future__ import annotations
