@@ -121,3 +121,28 @@ def test_a_base_whose_constructor_rejects_the_smallest_plan_still_fits():
     target = 2 * measure("regnetx_016").gmacs
     result = fit("regnetx_016", max_gmacs=target)
     assert 0.95 <= result.budgets[0].ratio <= 1.0 and result.plan.phi > 0
+
+
+@pytest.mark.parametrize("limits", [
+    {"max_gmacs": RESNET18_GMACS * 1e9},          # no room: the base's own resolution
+    {"max_gmacs": RESNET18_GMACS * 1.1e9},        # the guess (232 px) is one step too many: 224 px
+    {"max_gmacs": RESNET18_GMACS * 1.7e9},        # the guess (288 px) is right
+    {"max_gmacs": RESNET18_GMACS * 9e9},          # many steps up
+    {"max_train_memory": 200 * 2**20},            # weights, grads and momentum do not grow with pixels
+])
+def test_the_resolution_fill_finds_the_last_step_that_fits(limits):
+    """The fill's first probe is a guess (cost growing with pixels squared); the answer must be the
+    one a step-by-step scan finds, and a MACs budget must take few measurements."""
+    from timm_compound.cost.fit import _Costs, _largest_resolution
+
+    memory = "max_train_memory" in limits
+    costs = _Costs("resnet18", None, 2 if memory else 1, memory)
+    own = costs.plan(0.0)
+    found = _largest_resolution(costs, 0.0, own, limits)
+    probes = len(costs.cache)
+    step, pixels = own.rule.resolution.divisor, own.resolution
+    while costs.fits(costs.plan(0.0, resolution=pixels + step), limits):
+        pixels += step
+    assert costs.fits(own, limits) and found.resolution == pixels
+    if not memory:
+        assert probes <= 3, probes

@@ -333,7 +333,9 @@ def _fill(costs: _Costs, phi_max: float, limits: dict[str, float]) -> ScalePlan:
 def _largest_resolution(costs: _Costs, phi: float, own: ScalePlan, limits: dict[str, float]) -> ScalePlan:
     """The largest resolution, in the rule's steps up from `own`'s and under its cap, at which the plan
     still fits. For a fixed structure cost never falls as pixels grow (every feature map is a
-    non-decreasing function of the input size), so a galloping search finds that edge in log steps."""
+    non-decreasing function of the input size), so the edge is found by probing: first where cost
+    growing with pixels squared would put it (usually right: then two measurements decide), then
+    galloping and bisecting from what that probe showed. Every answer is a measured one."""
     step, cap = own.rule.resolution.divisor, own.rule.resolution.max
 
     def at(steps: int) -> ScalePlan | None:
@@ -343,13 +345,30 @@ def _largest_resolution(costs: _Costs, phi: float, own: ScalePlan, limits: dict[
         candidate = costs.plan(phi, resolution=pixels)
         return candidate if costs.fits(candidate, limits) else None
 
-    good, bad = 0, 1
-    while at(bad) is not None:
-        good, bad = bad, bad * 2
+    good, bad = 0, None   # steps known to fit; steps known not to (None: not yet)
+    guess = _predicted_steps(costs(own), limits, own.resolution, step)
+    if guess > 0:
+        if at(guess) is not None:
+            good = guess
+        else:
+            bad = guess
+    if bad is None:
+        width = 1
+        while at(good + width) is not None:
+            good, width = good + width, width * 2
+        bad = good + width
     while bad - good > 1:
         mid = (good + bad) // 2
         good, bad = (mid, bad) if at(mid) is not None else (good, mid)
     return own if good == 0 else at(good)
+
+
+def _predicted_steps(cost: Complexity, limits: dict[str, float], pixels: int, step: int) -> int:
+    """Resolution steps up from `pixels` that a cost growing with pixels squared would allow (a guess)."""
+    rooms = [limit / getattr(cost, BUDGETS[name][0]) for name, limit in limits.items()
+             if name != "max_params" and getattr(cost, BUDGETS[name][0])]
+    room = min(rooms, default=1.0)
+    return max(0, int((pixels * math.sqrt(max(room, 1.0)) - pixels) // step))
 
 
 WIDTH_FILL_BELOW = 0.95   # a params budget met by less than this gets its remainder spent on width

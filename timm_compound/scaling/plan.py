@@ -165,9 +165,7 @@ def plan(
         if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 1:
             raise CompoundError(f"resolution must be a positive int, got {resolution!r}")
 
-    call = timm_adapter.capture(base)
-    _check_schedules(rule, call, source)
-    base_structure = structure.read(rule, call, source)
+    call, base_structure = _base_reading(rule, base, source)
     depths = _scale_depths(rule, base_structure, mult.depth) if base_structure.depths else []
     widths = _scale_widths(rule, base_structure, mult.width) if base_structure.widths else []
     stem = _scale_part(rule, rule.stem, base_structure.stem, mult.width)
@@ -215,6 +213,24 @@ def plan(
         rule=rule,
         structure_args=derived,
     )
+
+
+_MAX_BASE_READINGS = 256
+_base_readings: dict[tuple, tuple] = {}
+
+
+def _base_reading(rule: Rule, base: str, source: str) -> tuple[timm_adapter.BuildCall, structure.BaseStructure]:
+    """The base's build call and its structure as `rule` reads it, once per (base, rule): capturing
+    runs timm's entrypoint (milliseconds), and a fit plans hundreds of phis. Both are only read."""
+    key = (base, timm_adapter.entrypoint(base), id(rule), source)
+    hit = _base_readings.get(key)
+    if hit is None or hit[0] is not rule:
+        call = timm_adapter.capture(base)
+        _check_schedules(rule, call, source)
+        if len(_base_readings) >= _MAX_BASE_READINGS:
+            _base_readings.pop(next(iter(_base_readings)))
+        hit = _base_readings[key] = (rule, call, structure.read(rule, call, source))
+    return hit[1], hit[2]
 
 
 def _describe(base: str, phi: float | None, mult: Multipliers) -> str:
