@@ -18,6 +18,7 @@ from timm_compound.cost.complexity import Complexity
 from timm_compound.cost.measure import NoTrainingStep, measure
 from timm_compound.errors import CompoundError, RuleError, UnknownModelError
 from timm_compound.scaling import limits as size_limits
+from timm_compound.scaling.meta_device import gc_paused
 from timm_compound.scaling.plan import ScalePlan
 from timm_compound.scaling.plan import plan as make_plan
 from timm_compound.scaling.rulebook import active_rules
@@ -184,7 +185,12 @@ def fit(
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise CompoundError(f"batch_size must be a positive int, got {batch_size!r}")
     limits = {name: value * BUDGETS[name][1] for name, value in targets.items()}
+    with gc_paused():
+        return _fit(base, targets, limits, batch_size, coefficients, fill_resolution, fill_width, progress)
 
+
+def _fit(base: str, targets: dict[str, float], limits: dict[str, float], batch_size: int, coefficients: Any,
+         fill_resolution: bool, fill_width: bool, progress: Callable[[int], None] | None) -> FitResult:
     costs = _Costs(base, coefficients, batch_size, "max_train_memory" in targets, progress)
     trace: list[tuple[float, bool]] = []
 

@@ -29,6 +29,7 @@ from timm_compound.cost.counter import COUNTED_OPS, ShapeCounter
 from timm_compound.cost.memory import train_step_memory
 from timm_compound.cost.meta import in_chans, meta_build, meta_copy, on_meta, sizes
 from timm_compound.errors import CompoundError
+from timm_compound.scaling.meta_device import gc_paused
 from timm_compound.scaling.plan import ScalePlan
 
 log = logging.getLogger(__name__)
@@ -104,6 +105,11 @@ def measure(
     """
     if method not in METHODS:
         raise CompoundError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    with gc_paused():
+        return _measure(target, resolution, batch_size, train_memory, method)
+
+
+def _measure(target, resolution: int | None, batch_size: int, train_memory: bool, method: str) -> Complexity:
     scaled, given, resolution = resolve_target(target, resolution)
     check_sizes(resolution, batch_size)
     if method != "meta":

@@ -4,7 +4,6 @@ extra blocks out in proportion from the last type backwards, as timm's own depth
 
 from __future__ import annotations
 
-import copy
 from itertools import groupby
 from typing import Any
 
@@ -62,12 +61,13 @@ class BlockArgs(Layout):
         for stage, depth in zip(stages(value, policy.arg, Where("", "depth")), depths, strict=True):
             found = runs(stage)
             counts = distribute([count for _, count in found], depth)
-            scaled.append([copy.deepcopy(block) for (block, _), n in zip(found, counts) for _ in range(n)])
+            scaled.append([dict(block) for (block, _), n in zip(found, counts) for _ in range(n)])
         return scaled
 
     def write_widths(self, value: Any, policy, widths: list[int], base_widths: list[int],
                      w: float | None = None) -> Any:
-        scaled = [[copy.deepcopy(b) for b in stage] for stage in stages(value, policy.arg, Where("", "width"))]
+        # a dict per block (the constructor pops and sets keys in place); the values are only read
+        scaled = [[dict(b) for b in stage] for stage in stages(value, policy.arg, Where("", "width"))]
         for stage, width in zip(scaled, widths, strict=True):
             for block in stage:
                 block["out_chs"] = width
