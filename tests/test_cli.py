@@ -2,10 +2,12 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from timm_compound.cli import app
@@ -94,10 +96,21 @@ def test_default_demo_runs_every_step(capsys):
     assert "reloaded with local-dir: at input [3, 256, 256]: identical outputs" in " ".join(out.split())
 
 
-def test_bad_rules_path_is_one_error_line_from_the_console_script(tmp_path):
-    script = Path(sys.executable).parent / "timm-compound"
+@pytest.mark.parametrize("entry", [[str(Path(sys.executable).parent / "timm-compound")],
+                                   ["-m", "timm_compound"]], ids=["script", "python -m"])
+@pytest.mark.parametrize("args", [["--help"], ["rules", "schema"]])
+def test_help_and_schema_do_not_import_torch(entry, args):
+    result = subprocess.run([sys.executable, "-X", "importtime", *entry, *args], capture_output=True, text=True,
+                            check=True)
+    imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
+    assert "timm_compound" in imported and not {m for m in imported if re.match(r"(torch|timm)(\.|$)", m)}
+
+
+@pytest.mark.parametrize("entry", [[str(Path(sys.executable).parent / "timm-compound")],
+                                   [sys.executable, "-m", "timm_compound"]], ids=["script", "python -m"])
+def test_bad_rules_path_is_one_error_line_from_the_console_script(tmp_path, entry):
     env = dict(os.environ, TIMM_COMPOUND_RULES_PATH=str(tmp_path / "missing"))
-    result = subprocess.run([str(script), "list"], capture_output=True, text=True, env=env)
+    result = subprocess.run([*entry, "list"], capture_output=True, text=True, env=env)
     assert result.returncode == 1
     assert result.stderr.strip() == f"error: {tmp_path / 'missing'}: no such file or folder (loaded from TIMM_COMPOUND_RULES_PATH)"
 

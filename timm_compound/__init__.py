@@ -20,7 +20,8 @@ import sys
 # The `timm-compound` console script sets timm_compound_cli.CLI_RUN before importing the package:
 # `--help`, `rules validate` and `rules schema` must not pay for torch and timm. Its commands call
 # timm_compound.registry.startup.ensure_registered() when they need registered names or user rules.
-if getattr(sys.modules.get("timm_compound_cli"), "CLI_RUN", False):
+# `python -m timm_compound` is the same run: Python imports this package while argv[0] is still "-m".
+if getattr(sys.modules.get("timm_compound_cli"), "CLI_RUN", False) or sys.argv[:1] == ["-m"]:
     from timm_compound.version import __version__
 else:
     from timm_compound.cost.fit import FitResult, fit

@@ -1,3 +1,5 @@
-from timm_compound.cli import main
+"""`python -m timm_compound`: the `timm-compound` console script (one-line errors, `--debug`)."""
+
+from timm_compound_cli import main
 
 main()
