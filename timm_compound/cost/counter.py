@@ -99,12 +99,22 @@ def _elementwise(x, *_):
     return (tuple(x.shape), tuple(strides), x.dtype)
 
 
+def _cat(tensors, dim=0):
+    """Concatenation (DenseNet's every layer): contiguous inputs give a contiguous output."""
+    first = tensors[0]
+    dim = dim % first.dim()
+    shape = list(first.shape)
+    shape[dim] = sum(t.shape[dim] for t in tensors)
+    return (tuple(shape), _contiguous(tuple(shape)), first.dtype)
+
+
 # Output shapes of ops whose meta kernels are Python decompositions costing 1-18 ms a call.
 # Each rule is checked against the real kernel once per input layout and dropped if they differ.
 _RULES = {
     _aten.native_batch_norm.default: _batch_norm,
     _aten._native_batch_norm_legit_no_training.default: _batch_norm,
     _aten.native_layer_norm.default: _layer_norm,
+    _aten.cat.default: _cat,
     **{getattr(_aten, name).default: _elementwise for name in (
         "relu", "silu", "sigmoid", "hardswish", "hardsigmoid", "gelu", "mish", "tanh", "elu", "leaky_relu", "hardtanh",
     )},
@@ -121,6 +131,19 @@ _FACTORIES = {_aten.empty_strided.default, _aten.empty.memory_format}   # cheape
 
 def _layout(x: torch.Tensor) -> tuple:
     return (x.dim(), x.dtype, tuple(sorted(range(x.dim()), key=lambda d: (-x.stride(d), d))))
+
+
+def _rule_layout(func, args) -> tuple | None:
+    """What a shape rule's trust is checked per: the inputs' layouts and the other arguments' kinds
+    (a list of tensors, as concatenation takes, by each one's layout and the dimension)."""
+    first = args[0] if args else None
+    if isinstance(first, torch.Tensor):
+        return (func, _layout(first), tuple(a if isinstance(a, bool) else a is None for a in args))
+    if isinstance(first, (list, tuple)) and first and all(isinstance(t, torch.Tensor) for t in first):
+        rest = args[1:]
+        if all(isinstance(a, int) for a in rest):
+            return (func, tuple(_layout(t) for t in first), rest)
+    return None
 
 
 class ShapeCounter(TorchDispatchMode):
@@ -173,14 +196,17 @@ class ShapeCounter(TorchDispatchMode):
         if func in _FACTORIES:
             return func(*args, **kwargs)
         rule = _RULES.get(func)
-        if rule is not None and not kwargs and isinstance(args[0], torch.Tensor):
-            layout = (func, _layout(args[0]), tuple(a if isinstance(a, bool) else a is None for a in args))
+        layout = _rule_layout(func, args) if rule is not None and not kwargs else None
+        if layout is not None:
             trusted = _checked.get(layout)
             if trusted:
                 return replay(rule(*args))
             if trusted is None:
                 out = func(*args)
-                _checked[layout] = spec_of(out) == rule(*args)
+                try:
+                    _checked[layout] = spec_of(out) == rule(*args)
+                except Exception:   # noqa: BLE001  (a rule that cannot read these inputs is not trusted)
+                    _checked[layout] = False
                 return out
         if not _is_functional(func):
             return func(*args, **kwargs)
