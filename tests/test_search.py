@@ -82,6 +82,13 @@ def test_candidates_are_measured_after_rounding():
     assert table.keys == ["1.2/1.1/1.15", "2/1/1", "1/1.4142/1", "1/1/1.4142"]
 
 
+def test_a_proxy_resolution_below_the_rules_floor_is_refused():
+    """At 16 px every resnet18 candidate would round up to 32 px: gamma would be dead, ratios 3-6x."""
+    with pytest.raises(CompoundError, match=r"resolution 16 px is below resnet.yaml's resolution.min \(32 px\)"):
+        candidates("resnet18", bounds=(1.2, 1.1, 1.15), resolution=16)
+    assert candidates("resnet18", bounds=(1.2, 1.1, 1.15), resolution=32)["1/1/1.4142"].train_resolution == 48
+
+
 def test_a_factor_outside_the_rules_constraint_is_planned_by_explicit_multipliers():
     table = candidates("resnet18", flops_factor=3.0, step=0.1, bounds=(1.2, 1.2, 1.3), tolerance=0.05)
     depth = table["3/1/1"]   # resnet's rule asks for 2 +- 5%: plan(phi, coefficients) would refuse it

@@ -119,7 +119,7 @@ def plan_candidates(base: str, points: list[Point], *, phi: float, resolution: i
                 f"(alpha*beta^2*gamma^2 = {rule.constraint.flops_factor:g} +- {rule.constraint.tolerance:.0%}); "
                 f"{', '.join(outside)} lie outside it: search at the rule's flops_factor and tolerance, or without match_cost")
     base_plan = plan(base, 0)
-    train_resolution = base_plan.resolution if resolution is None else _pixels(resolution)
+    train_resolution = base_plan.resolution if resolution is None else _pixels(resolution, rule, rule_file)
     base_native = measure(base_plan)
     base_trained = measure(base_plan, resolution=train_resolution)
     table = CandidateTable(base, phi, rule_file, base_plan.resolution, train_resolution, base_trained.macs, base_native.macs)
@@ -144,9 +144,14 @@ def plan_candidates(base: str, points: list[Point], *, phi: float, resolution: i
     return table
 
 
-def _pixels(resolution: Any) -> int:
+def _pixels(resolution: Any, rule: Rule, rule_file: str) -> int:
     if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 1:
         raise CompoundError(f"resolution (the base's trained input size) must be a positive int, got {resolution!r}")
+    floor = rule.resolution.min
+    if resolution < floor:   # candidates are rounded up to the floor: gamma would change nothing, ratios inflate
+        raise CompoundError(f"resolution {resolution} px is below {rule_file}'s resolution.min ({floor} px): every "
+                            f"candidate would train at {floor} px or more, so gamma would change nothing and each "
+                            f"candidate's cost would be compared with the base at {resolution} px; use at least {floor}")
     return resolution
 
 
