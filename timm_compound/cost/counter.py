@@ -108,6 +108,16 @@ def _cat(tensors, dim=0):
     return (tuple(shape), _contiguous(tuple(shape)), first.dtype)
 
 
+def _mean(x, dims, keepdim=False, dtype=None):
+    """A mean over `dims` (squeeze-and-excitation's pooling): a contiguous output."""
+    reduced = {d % x.dim() for d in dims} if dims else set(range(x.dim()))
+    if keepdim:
+        shape = tuple(1 if i in reduced else size for i, size in enumerate(x.shape))
+    else:
+        shape = tuple(size for i, size in enumerate(x.shape) if i not in reduced)
+    return (shape, _contiguous(shape), dtype or x.dtype)
+
+
 # Output shapes of ops whose meta kernels are Python decompositions costing 1-18 ms a call.
 # Each rule is checked against the real kernel once per input layout and dropped if they differ.
 _RULES = {
@@ -115,6 +125,7 @@ _RULES = {
     _aten._native_batch_norm_legit_no_training.default: _batch_norm,
     _aten.native_layer_norm.default: _layer_norm,
     _aten.cat.default: _cat,
+    _aten.mean.dim: _mean,
     **{getattr(_aten, name).default: _elementwise for name in (
         "relu", "silu", "sigmoid", "hardswish", "hardsigmoid", "gelu", "mish", "tanh", "elu", "leaky_relu", "hardtanh",
     )},
@@ -133,12 +144,21 @@ def _layout(x: torch.Tensor) -> tuple:
     return (x.dim(), x.dtype, tuple(sorted(range(x.dim()), key=lambda d: (-x.stride(d), d))))
 
 
+def _kind(arg):
+    """An argument as a rule's trust is keyed: flags and dimension lists by value, others by None-ness."""
+    if isinstance(arg, bool):
+        return arg
+    if isinstance(arg, (list, tuple)) and all(isinstance(a, int) for a in arg):
+        return ("ints", tuple(arg))
+    return arg is None
+
+
 def _rule_layout(func, args) -> tuple | None:
     """What a shape rule's trust is checked per: the inputs' layouts and the other arguments' kinds
     (a list of tensors, as concatenation takes, by each one's layout and the dimension)."""
     first = args[0] if args else None
     if isinstance(first, torch.Tensor):
-        return (func, _layout(first), tuple(a if isinstance(a, bool) else a is None for a in args))
+        return (func, _layout(first), tuple(_kind(a) for a in args))
     if isinstance(first, (list, tuple)) and first and all(isinstance(t, torch.Tensor) for t in first):
         rest = args[1:]
         if all(isinstance(a, int) for a in rest):
