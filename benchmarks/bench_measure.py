@@ -18,6 +18,7 @@ Times are process CPU seconds (the machine is shared: wall clock would count oth
 from __future__ import annotations
 
 import argparse
+import gc
 import statistics
 import time
 
@@ -58,8 +59,10 @@ def measure_all(fvcore_max_phi: int) -> None:
     variants = list(registered().values())
     cost_model.clear()
     stage_reader.clear()
+    gc.collect()   # each pass starts without the garbage of what came before it
     cold = {name: timed(measure, name) for name in variants_names(variants)}
     cost_model.clear()
+    gc.collect()
     for base in sorted({v.base for v in variants}):   # prove each family (not timed), then count every plan anew
         measure(base)
     warm = {name: timed(measure, name) for name in variants_names(variants)}

@@ -8,7 +8,8 @@ epochs 1, 3 and 9), at the same time in two processes (one per core, `--threads`
 each), so both see the same machine load. Printed per candidate and in total: training epochs
 spent (goal: successive halving at most a third of the grid's), the winner of each, and where
 successive halving's winner ranks in the exhaustive results (goal: the same winner, or within the
-exhaustive top 2). Trainings are deterministic (same seed, same data order), so a pruned trial's
+exhaustive top 2). Ranks count distinct models: candidates that round to the same model (twins)
+are one training with one result, so they share a place. Trainings are deterministic (same seed, same data order), so a pruned trial's
 curve must be the first epochs of the same candidate's exhaustive curve: that is checked too.
 
 The defaults (resnet18, step 0.1 within alpha <= 1.3, beta <= 1.2, gamma <= 1.2: 6 grid points and
@@ -101,8 +102,14 @@ def main() -> None:
 
     same_prefix = [key for key, values in sh_curves.items() if values == grid_curves.get(key, [])[:len(values)]]
     winner, sh_winner = grid.best, halving.best
-    above = sum(1 for row in grid.rows if row.top1 is not None and row.top1 > sh_rows[sh_winner.key].top1 + 1e-9)
     position = next(i for i, row in enumerate(grid.rows, 1) if row.key == sh_winner.key)
+    # candidates that round to the same model are one model, one training, one result: rank models
+    models = {}
+    for row in grid.rows:
+        models.setdefault(grid.table[row.key].model_key, row)
+    sh_model = grid.table[sh_winner.key].model_key
+    above = sum(1 for model, row in models.items()
+                if model != sh_model and row.top1 is not None and row.top1 > sh_rows[sh_winner.key].top1 + 1e-9)
     print(f"\n{'':<22}{'exhaustive grid':>18}{'succ. halving':>18}{'SH / grid':>11}")
     print(f"{'training epochs':<22}{grid.epochs_spent:>18}{halving.epochs_spent:>18}"
           f"{halving.epochs_spent / grid.epochs_spent:>11.3f}")
@@ -110,10 +117,11 @@ def main() -> None:
     print(f"{'process CPU seconds':<22}{grid_cpu:>18.1f}{sh_cpu:>18.1f}{sh_cpu / grid_cpu:>11.3f}")
     print(f"{'winner':<22}{winner.key:>18}{sh_winner.key:>18}")
     print(f"{'winner top-1 %':<22}{winner.top1:>18.2f}{sh_winner.top1:>18.2f}")
-    verdict = ("the same winner" if sh_winner.key == winner.key else
+    verdict = ("the same winner" if grid.table[winner.key].model_key == sh_model else
                "within the exhaustive top 2" if above < 2 else "NOT within the exhaustive top 2")
-    print(f"successive halving's winner {sh_winner.key}: position {position} of {len(grid.rows)} in the exhaustive "
-          f"results, {above} candidate(s) strictly better -> {verdict}")
+    print(f"successive halving's winner {sh_winner.key}: position {position} of {len(grid.rows)} candidates in the "
+          f"exhaustive results; {len(models)} distinct models (twins round to one), {above} of them strictly better "
+          f"-> {verdict}")
     print(f"epochs: successive halving spent {halving.epochs_spent / grid.epochs_spent:.1%} of the grid's "
           f"({'at most' if 3 * halving.epochs_spent <= grid.epochs_spent else 'MORE than'} a third)")
     print(f"load average (1 min) before / after: {load_before[0]:.1f} / {os.getloadavg()[0]:.1f} "

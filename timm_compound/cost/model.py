@@ -107,8 +107,10 @@ def block_classes(model: nn.Module, where) -> list[type]:
     if where is None:
         return []
     found = {type(block) for stage in stage_blocks(model, where) for _, block in stage}
-    # torch's own layers and containers are shared by every model; only the family's blocks are stubbed
-    return sorted((cls for cls in found if not cls.__module__.startswith("torch.")), key=lambda c: c.__qualname__)
+    # torch's own layers and containers are shared by every model: a family's own blocks are stubbed,
+    # torch's layers only where the stages hold nothing else (VGG's features: Conv2d between pools)
+    own = [cls for cls in found if not cls.__module__.startswith("torch.")]
+    return sorted(own or found, key=lambda c: c.__qualname__)
 
 
 def _skeleton(scaled: ScalePlan, classes: list[type]) -> Skeleton:
