@@ -1,4 +1,4 @@
-"""By hand: `python benchmarks/bench_measure.py [--fvcore-max-phi 3] [--bases a,b] [--factors 1,2,4]`.
+"""By hand: `python benchmarks/bench_measure.py [--fvcore-max-phi 3] [--bases a,b] [--factors 1,2,4] [--skip-measure | --skip-fit]`.
 
 Side by side in one run, over every registered variant at its own resolution:
 
@@ -147,10 +147,12 @@ def main() -> None:
     parser.add_argument("--bases", default=",".join(sorted(shipped_rules().rules)))
     parser.add_argument("--factors", default="1,1.5,2,3,4,6,8,12,16,24,32,48,64")
     parser.add_argument("--skip-measure", action="store_true")
+    parser.add_argument("--skip-fit", action="store_true")
     args = parser.parse_args()
     if not args.skip_measure:
         measure_all(args.fvcore_max_phi)
-    fit_sweep(args.bases.split(","), [float(f) for f in args.factors.split(",")])
+    if not args.skip_fit:
+        fit_sweep(args.bases.split(","), [float(f) for f in args.factors.split(",")])
 
 
 if __name__ == "__main__":
