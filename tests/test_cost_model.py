@@ -189,3 +189,20 @@ def test_clear_forgets_and_the_next_count_is_the_same():
     cost_model.clear()
     assert not blocks._templates
     assert measure(scaled) == before
+
+
+def test_measure_and_fit_leave_the_garbage_collector_as_they_found_it():
+    import gc
+
+    from timm_compound.cost.fit import fit
+
+    assert gc.isenabled()
+    measure(plan("resnet18", 0.5))
+    fit("resnet18", max_gmacs=2.0)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        measure(plan("resnet18", 0.7))
+        assert not gc.isenabled()   # a caller that holds it keeps holding it
+    finally:
+        gc.enable()

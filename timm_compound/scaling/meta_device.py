@@ -19,7 +19,8 @@ from torch.utils._device import DeviceContext, _device_constructors
 class _MetaSkipInit(DeviceContext):
     """``torch.device("meta")`` that also skips in-place weight initialisation on meta tensors: it
     has no values to set and costs most of a meta build's time (torch runs meta random ops through
-    Python refs). One mode, not the device's plus another: every torch call in a build passes it."""
+    Python refs). One mode, not the device's plus another: every torch call in a build passes it.
+    (``torch.utils._device`` is private; its DeviceContext is what ``with torch.device(...)`` enters.)"""
 
     def __init__(self) -> None:
         super().__init__("meta")
