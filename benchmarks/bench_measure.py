@@ -28,7 +28,6 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import timm_compound  # noqa: F401  (registers the variants)
 from timm_compound.cost import model as cost_model
-from timm_compound.cost import stage_reader
 from timm_compound.cost.counter import COUNTED_OPS
 from timm_compound.cost.fit import fit
 from timm_compound.cost.measure import measure
@@ -57,8 +56,7 @@ def flop_counter_on_meta(name: str) -> int:
 
 def measure_all(fvcore_max_phi: int) -> None:
     variants = list(registered().values())
-    cost_model.clear()
-    stage_reader.clear()
+    cost_model.clear()   # the stage reader's learned block classes too
     gc.collect()   # each pass starts without the garbage of what came before it
     cold = {name: timed(measure, name) for name in variants_names(variants)}
     cost_model.clear()

@@ -45,3 +45,15 @@ def test_a_plan_the_constructor_rejects_still_names_the_rule_field():
     _stages("regnety_008", {"phi": 0.0})
     with pytest.raises(tc.RuleError, match="model_cfg"):
         plan("regnety_008", d=1.0, w=0.01, r=1.0)   # w0 below RegNet's minimum: timm's own assert
+
+
+def test_the_cost_models_clear_forgets_the_learned_block_classes():
+    from timm_compound.cost import model as cost_model
+
+    _stages("ghostnet_100", {"phi": 0.5})
+    assert stage_reader._classes
+    cost_model.clear()
+    assert not stage_reader._classes
+    readback.clear()
+    depths, widths = _stages("ghostnet_100", {"phi": 0.5})   # a full build again, which names them anew
+    assert stage_reader._classes and len(depths) == len(widths) > 0

@@ -256,9 +256,20 @@ def _prove_memory(scaled: ScalePlan, family: _Family, batch_size: int = 2, resol
     return True
 
 
+_clear_hooks: list = []
+
+
+def on_clear(hook) -> None:
+    """Have `clear()` call `hook()` too: for what modules built on this one memoise (stage_reader)."""
+    if hook not in _clear_hooks:
+        _clear_hooks.append(hook)
+
+
 def clear() -> None:
     """Forget every memoised family, skeleton, block and count (for benchmarks measuring a cold start)."""
     with _lock:
+        for hook in _clear_hooks:
+            hook()
         _families.clear()
         _skeletons.clear()
         _counts.clear()

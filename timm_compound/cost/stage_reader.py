@@ -51,6 +51,7 @@ def read(base: str, rule: Rule, construct: Callable[[], nn.Module],
 
 def install() -> None:
     readback.use_fast_reader(read)
+    cost_model.on_clear(clear)
 
 
 def clear() -> None:
