@@ -19,6 +19,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn as nn
@@ -256,10 +257,10 @@ def _prove_memory(scaled: ScalePlan, family: _Family, batch_size: int = 2, resol
     return True
 
 
-_clear_hooks: list = []
+_clear_hooks: list[Callable[[], None]] = []
 
 
-def on_clear(hook) -> None:
+def on_clear(hook: Callable[[], None]) -> None:
     """Have `clear()` call `hook()` too: for what modules built on this one memoise (stage_reader)."""
     if hook not in _clear_hooks:
         _clear_hooks.append(hook)
