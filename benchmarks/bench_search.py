@@ -3,14 +3,16 @@
 Successive halving against the exhaustive grid, side by side in one run: the same coefficient
 search (`timm_compound.search`: same base, candidates, data, seed and schedule) run twice on the
 built-in digits, once with `pruner="none"` (every candidate trained for every epoch) and once with
-`pruner="successive_halving"` (Optuna's SuccessiveHalvingPruner, reduction factor 3, rungs after
-epochs 1, 3 and 9), at the same time in two processes (one per core, `--threads` torch threads
+`pruner="successive_halving"` (synchronous: every candidate to epoch 1, the best third of the
+models on to 3 from their checkpoints, the best third of those to 9; `--pruner asha` compares
+Optuna's asynchronous SuccessiveHalvingPruner instead), at the same time in two processes (one per core, `--threads` torch threads
 each), so both see the same machine load. Printed per candidate and in total: training epochs
 spent (goal: successive halving at most a third of the grid's), the winner of each, and where
 successive halving's winner ranks in the exhaustive results (goal: the same winner, or within the
 exhaustive top 2). Ranks count distinct models: candidates that round to the same model (twins)
 are one training with one result, so they share a place. Trainings are deterministic (same seed, same data order), so a pruned trial's
-curve must be the first epochs of the same candidate's exhaustive curve: that is checked too.
+curve (its rungs' epochs together, resumed from checkpoints) must be the first epochs of the same
+candidate's exhaustive curve: that is checked too.
 
 The defaults (resnet18, step 0.1 within alpha <= 1.3, beta <= 1.2, gamma <= 1.2: 6 grid points and
 the 3 single-dimension references; 9 epochs of 64 training images at a 32 px proxy resolution,
@@ -35,6 +37,7 @@ import optuna
 import torch
 
 from timm_compound.search.api import search
+from timm_compound.search.rungs import rung_study_name
 from timm_compound.search.storage import default_url
 from timm_compound.search.study import DUPLICATE, PARAM, SAME_MODEL
 
@@ -52,16 +55,25 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--lr", type=float, default=0.05)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch threads per search process")
+    parser.add_argument("--pruner", default="successive_halving", help="the pruner compared with the grid (asha: Optuna's)")
     parser.add_argument("--out", type=Path, default=None, help="keep both searches' folders here (default: a temp dir)")
     return parser.parse_args()
 
 
 def curves(out: Path, study: str) -> dict[str, list[float]]:
-    """Each trained candidate's validation top-1 per epoch, from the study."""
-    loaded = optuna.load_study(study_name=study, storage=default_url(out))
-    return {t.params[PARAM]: [t.intermediate_values[e] for e in sorted(t.intermediate_values)]
-            for t in loaded.get_trials(deepcopy=False)
-            if PARAM in t.params and DUPLICATE not in t.user_attrs and SAME_MODEL not in t.user_attrs}
+    """Each trained candidate's validation top-1 per epoch, from the study and its later rungs' studies
+    (a candidate's rung trials report the epochs each trained, so together they are its whole curve)."""
+    storage = optuna.storages.RDBStorage(default_url(out))
+    names = {summary.study_name for summary in storage.get_all_studies()}
+    values: dict[str, dict[int, float]] = {}
+    for rung in range(len(names)):
+        name = rung_study_name(study, rung)
+        if name not in names:
+            break
+        for t in optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False):
+            if PARAM in t.params and DUPLICATE not in t.user_attrs and SAME_MODEL not in t.user_attrs:
+                values.setdefault(t.params[PARAM], {}).update(t.intermediate_values)
+    return {key: [by_epoch[e] for e in sorted(by_epoch)] for key, by_epoch in values.items()}
 
 
 def run_search(args, root: Path, pruner: str):
@@ -84,7 +96,7 @@ def main() -> None:
         root = args.out or Path(temp)
         with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
             exhaustive = pool.submit(run_search, args, root, "none")
-            halving_run = pool.submit(run_search, args, root, "successive_halving")
+            halving_run = pool.submit(run_search, args, root, args.pruner)
             grid, grid_wall, grid_cpu, grid_curves = exhaustive.result()
             halving, sh_wall, sh_cpu, sh_curves = halving_run.result()
 

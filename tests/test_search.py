@@ -24,7 +24,9 @@ from timm_compound.search.grid import PAPER, Grid, grid_points, search_points
 from timm_compound.search.storage import open_storage, redact, scrub
 from timm_compound.search.study import DUPLICATE, PARAM, SETTINGS_ATTR, check_settings, duplicate_of
 from timm_compound.search.workers import make_sampler
+from timm_compound.search.rungs import promoted, rung_epochs
 from timm_compound.search.write_rule import write_rule
+from timm_compound.train.api import train
 
 runner = CliRunner()
 # 1 grid point (1.1, 1.1, 1.2) and the three references; 32 training images, 2 epochs at 32 px
@@ -138,25 +140,75 @@ def _trials(out):
     return optuna.load_study(study_name="resnet18-coefficients", storage=storage).get_trials()
 
 
+def _rung_trials(out, rung: int):
+    name = "resnet18-coefficients" + ("" if rung == 0 else f":rung-{rung}")
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{out / 'study.db'}").get_trials()
+
+
 def test_the_search_trains_every_candidate_once_and_reports_it(searched):
+    """Successive halving over 2 epochs: every candidate trains epoch 1 (rung 0); the best ceil(4/3) = 2
+    continue to epoch 2 in the rung-1 study; each rung trial reports only the epochs it trained."""
     out, _, output = searched
-    trials = _trials(out)
+    trials, rung1 = _trials(out), _rung_trials(out, 1)
     assert sorted(t.params[PARAM] for t in trials) == sorted(KEYS)          # one trial each, nothing repeated
-    assert all(t.state.name in ("COMPLETE", "PRUNED") for t in trials)
+    assert all(t.state.name == "COMPLETE" and list(t.intermediate_values) == [1] for t in trials)
+    assert len(rung1) == 2 and all(t.state.name == "COMPLETE" and list(t.intermediate_values) == [2] for t in rung1)
     record = json.loads((out / "search.json").read_text())
-    assert record["complete"] and record["trials"] == 4
-    assert record["epochs_spent"] == sum(len(t.intermediate_values) for t in trials)
-    complete = [t for t in trials if t.state.name == "COMPLETE"]
-    best = max(complete, key=lambda t: t.value)
+    assert record["complete"] and record["trials"] == 6 and record["epochs_spent"] == 4 + 2
+    best = max(rung1, key=lambda t: t.value)
     assert record["best"]["key"] == best.params[PARAM] and record["best"]["top1"] == best.value
     assert f"best: alpha={record['best']['alpha']:g}" in output and "trial 0 " in output
+    assert "rung 1: 2 candidate(s) continue to epoch 2" in output
     rows = list(csv.DictReader(open(out / "trials.csv")))
     assert {row["key"] for row in rows} == KEYS
     assert set(rows[0]) >= {"alpha", "beta", "gamma", "nominal", "gmacs", "ratio", "params", "epochs_run", "state", "top1"}
     by_key = {row["key"]: row for row in rows}
     assert by_key["1/1/1.4142"]["train_resolution"] == "48" and by_key["2/1/1"]["depths"] == "4 4 4 4"
+    continued = {t.params[PARAM] for t in rung1}
+    assert {k: (r["state"], r["epochs_run"], r["rung"]) for k, r in by_key.items()} == \
+        {k: ("complete", "2", "1") if k in continued else ("pruned", "1", "0") for k in KEYS}
     for name in ("plane.png", "gmacs.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_successive_halving_continues_the_best_third_from_checkpoints(searched):
+    """The 2 best of rung 0 (top-1, then validation loss) continue from their checkpoints, and resuming
+    changes nothing: epoch 2 equals an uninterrupted 2-epoch training. Only their run folders are kept."""
+    out, _, _ = searched
+    rung0 = sorted(_trials(out), key=lambda t: (-t.value, t.user_attrs["eval_loss"]))
+    rung1 = {t.params[PARAM]: t for t in _rung_trials(out, 1)}
+    assert set(rung1) == {t.params[PARAM] for t in rung0[:2]}
+    runs = out / "runs" / "resnet18-coefficients"
+    assert sorted(p.name for p in runs.iterdir()) == sorted(k.replace("/", "_") for k in rung1)
+    key = rung0[0].params[PARAM]
+    table = candidates("resnet18", step=0.1, bounds=(1.1, 1.1, 1.2), resolution=32)
+    with one_thread():
+        straight = train(table[key].plan, epochs=2, resolution=table[key].train_resolution, progress=False, seed=0,
+                         **{k: TINY[k] for k in ("train_samples", "val_samples", "batch_size")})
+    assert straight.history[0].top1 == rung0[0].value and straight.history[0].eval_loss == rung0[0].user_attrs["eval_loss"]
+    assert straight.history[1].top1 == rung1[key].value
+    assert straight.history[1].eval_loss == pytest.approx(rung1[key].user_attrs["eval_loss"], rel=1e-6)
+    assert json.loads((runs / key.replace("/", "_") / "run.json").read_text())["epochs_completed"] == 2
+
+
+def test_rung_epochs_and_promotion():
+    assert [rung_epochs(e) for e in (1, 2, 3, 5, 9, 10)] == [[1], [1, 2], [1, 3], [1, 3, 5], [1, 3, 9], [1, 3, 9, 10]]
+    table = candidates("resnet18", step=0.1, bounds=(1.1, 1.1, 1.2), resolution=32)   # 4 candidates
+    study = optuna.create_study(direction="maximize")
+    dist = optuna.distributions.CategoricalDistribution(table.keys)
+
+    def add(key, value, loss, **attrs):
+        study.add_trial(optuna.trial.create_trial(params={PARAM: key}, distributions={PARAM: dist}, value=value,
+                                                  user_attrs={"eval_loss": loss, **attrs}))
+
+    a, b, c, d = table.keys
+    add(a, 50.0, 1.0)
+    add(b, 60.0, 2.0)
+    add(c, 60.0, 1.5)                      # ties b on top-1: lower validation loss first
+    add(d, 60.0, 0.1, same_model_as=1)     # took b's result: not a model of its own
+    assert promoted(study.trials, table) == [c]                        # ceil(3 trained / 3) = 1
+    add(d, 55.0, 3.0)
+    assert promoted(study.trials, table) == [b, c]                     # ceil(4 / 3) = 2, in table order
 
 
 def test_running_the_same_search_again_resumes_it_and_trains_nothing(searched):

@@ -50,6 +50,9 @@ def test_two_workers_on_postgresql_evaluate_every_grid_point_exactly_once(postgr
     assert any(line.startswith("[worker 1] done") for line in lines)
     assert any(line.startswith("[worker 2] done") for line in lines)
     assert len({t.user_attrs["worker"] for t in trials}) == 2, [t.user_attrs["worker"] for t in trials]
+    rung1 = optuna.load_study(study_name="distributed:rung-1", storage=with_driver(postgres.url)).trials
+    continued = [t for t in _trained(rung1) if t.state == TrialState.COMPLETE]   # both workers computed the same 2
+    assert sorted(t.params[PARAM] for t in continued) == sorted(r.key for r in result.rows if r.rung == 1) and len(continued) == 2
     record = json.loads((tmp_path / "search.json").read_text())
     assert record["storage"] == f"postgresql://searcher:***@127.0.0.1:{postgres.port}/postgres"
     printed = capfd.readouterr()
@@ -57,11 +60,11 @@ def test_two_workers_on_postgresql_evaluate_every_grid_point_exactly_once(postgr
         assert PASSWORD not in text
 
 
-def _study_when_ready(url: str, deadline: float, process: subprocess.Popen):
+def _study_when_ready(url: str, deadline: float, process: subprocess.Popen, name: str = "resnet18-coefficients"):
     while time.monotonic() < deadline:
         assert process.poll() is None, process.stderr.read()
         try:
-            return optuna.load_study(study_name="resnet18-coefficients", storage=url)
+            return optuna.load_study(study_name=name, storage=url)
         except (KeyError, Exception):   # no file, no tables or no study yet
             time.sleep(0.5)
     pytest.fail("the worker never created its study")
@@ -107,3 +110,39 @@ def test_a_worker_killed_mid_trial_leaves_a_trial_the_resumed_search_retries(tmp
             assert trials[number].state == TrialState.COMPLETE and trials[number].value == trial.value
     assert result.complete and all(row.state == "complete" for row in result.rows)
     assert result.epochs_spent == 2 * len(KEYS) + len(killed.intermediate_values)  # the killed trial's epoch counts
+
+
+def test_a_worker_killed_in_a_later_rung_is_retried_from_its_checkpoint(tmp_path):
+    """Successive halving: kill the worker while a rung-1 trial runs; the resumed search retries that
+    candidate from its epoch-1 checkpoint (its retry trains epoch 2 only, or nothing if epoch 2 was saved)."""
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "timm_compound", "search", "resnet18", *TINY_CLI, "--heartbeat", "1",
+               "--out", str(out), "--quiet"]
+    worker = subprocess.Popen(command, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    try:
+        rung1 = _study_when_ready(f"sqlite:///{out / 'study.db'}", deadline, worker, "resnet18-coefficients:rung-1")
+        while time.monotonic() < deadline:
+            assert worker.poll() is None, worker.stderr.read()
+            running = [t for t in rung1.get_trials() if t.state == TrialState.RUNNING]
+            if running:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("no rung-1 trial started in time")
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    killed = running[0]
+    with one_thread():
+        result = search("resnet18", out=out, heartbeat=1, **TINY)
+    trials = rung1.get_trials()
+    assert trials[killed.number].state == TrialState.FAIL
+    retry = next(t for t in trials if t.system_attrs.get("failed_trial") == killed.number)
+    assert retry.state == TrialState.COMPLETE and retry.params[PARAM] == killed.params[PARAM]
+    assert retry.user_attrs["reached"] == 2 and set(retry.intermediate_values) <= {2}   # never epoch 1 again
+    assert result.complete and sorted(r.key for r in result.rows if r.rung == 1) == \
+        sorted(t.params[PARAM] for t in _trained(trials) if t.state == TrialState.COMPLETE)

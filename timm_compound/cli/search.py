@@ -78,7 +78,7 @@ def search_command(
     bounds: Annotated[Optional[str], typer.Option(help="Upper bounds alpha,beta,gamma (default: 1.4,1.3,1.3).")] = None,
     sampler: Annotated[str, typer.Option(help="grid (every candidate) or tpe (--trials of them).")] = "grid",
     trials: Annotated[Optional[int], typer.Option(help="TPE: candidates to train (default: half).")] = None,
-    pruner: Annotated[str, typer.Option(help="successive_halving, hyperband or none.")] = "successive_halving",
+    pruner: Annotated[str, typer.Option(help="successive_halving (every candidate to epoch 1, the best third on to 3, 9, ...), asha (Optuna's asynchronous one), hyperband or none.")] = "successive_halving",
     match_cost: Annotated[bool, typer.Option("--match-cost", help="Fit every candidate to the same realised GMACs.")] = False,
     resolution: Annotated[Optional[int], typer.Option(help="Train the base at this many pixels, each candidate at it times its r (default: the rule's).")] = None,
     storage: Annotated[Optional[str], typer.Option(envvar="TIMM_COMPOUND_STORAGE", show_envvar=True,

@@ -21,10 +21,11 @@ from timm_compound.search.grid import Grid, search_points
 from timm_compound.search.objective import Recipe
 from timm_compound.search.plots import write_plots
 from timm_compound.search.results import SearchResult, collect, write_files
-from timm_compound.search.storage import DEFAULT_HEARTBEAT, default_url, redact, scrub
-from timm_compound.search.workers import PRUNERS, SAMPLERS, Job, QuietOptuna, complete, connect, run, run_many
+from timm_compound.search.storage import DEFAULT_HEARTBEAT, default_url, open_storage, redact, scrub
+from timm_compound.search.rungs import rung_study_name
+from timm_compound.search.workers import PRUNERS, SAMPLERS, Job, QuietOptuna, complete, connect, run_many, run_search
 
-SETTINGS_VERSION = 1
+SETTINGS_VERSION = 2   # 2: successive_halving is synchronous (rung studies); Optuna's pruner is "asha"
 # train() arguments a search sets itself, per trial or for the whole search
 _OWN = {"model", "data", "epochs", "resolution", "out", "resume", "on_epoch", "progress", "console", "workers"}
 _WHERE = {"device", "workers", "data_dir", "download"}   # where a trial runs, not what it trains: workers may differ
@@ -65,9 +66,12 @@ def search(
     times the candidate's resolution multiplier (default: the rule's own sizes).
 
     `sampler`: "grid" (every candidate; Optuna's GridSampler) or "tpe" (`trials` of them, default half).
-    `pruner`: "successive_halving", "hyperband" or "none". `storage`: an SQLAlchemy URL (default an
-    SQLite file in `out`); `study`: its name (default "<base>-coefficients"); `workers`: local worker
-    processes. `out` receives trials.csv, search.json, plane.png and gmacs.png (and study.db).
+    `pruner`: "successive_halving" (synchronous: every candidate to epoch 1, the best third of the
+    models on from their checkpoints to 3, then 9, ... `epochs`; see `search.rungs`), "asha" (Optuna's
+    asynchronous SuccessiveHalvingPruner), "hyperband" or "none". `storage`: an SQLAlchemy URL
+    (default an SQLite file in `out`); `study`: its name (default "<base>-coefficients"); `workers`:
+    local worker processes. `out` receives trials.csv, search.json, plane.png and gmacs.png (and
+    study.db; under successive halving runs/<study>/<candidate>/, the finalists' training runs).
     Returns the rows best first; `.best` and `.coefficients` are the winner.
     """
     say = say or (lambda line: None)
@@ -90,7 +94,8 @@ def search(
         out_dir.mkdir(parents=True, exist_ok=True)
     url = storage or default_url(out_dir)
     name = study or f"{base}-coefficients"
-    job = Job(url=url, study_name=name, settings=settings, table=table, recipe=Recipe(data, epochs, train_kwargs),
+    recipe = Recipe(data, epochs, train_kwargs, runs=_runs(out_dir, name) if pruner == "successive_halving" else None)
+    job = Job(url=url, study_name=name, settings=settings, table=table, recipe=recipe,
               sampler=sampler, pruner=pruner, budget=budget, seed=train_kwargs.get("seed", 0), epochs=epochs,
               heartbeat=heartbeat, threads=max(1, (os.cpu_count() or 1) // workers))
     quiet = QuietOptuna()
@@ -98,7 +103,7 @@ def search(
         optuna_study = connect(job)   # created, or checked against its settings, before any worker starts
         say(f"study {name!r} in {redact(url)}: {len(points)} candidates, {len(optuna_study.trials)} trial(s) so far")
         if workers == 1:
-            run(job, say, optuna_study)
+            run_search(job, say, optuna_study)
         else:
             run_many(job, workers, say)
         return _result(job, optuna_study, table, out_dir, base, data, phi)
@@ -195,10 +200,40 @@ def _settings(base, data, phi, grid: Grid, table: CandidateTable, epochs, match_
     }
 
 
+def _runs(out: Path | None, study_name: str) -> str:
+    """Where successive halving keeps each candidate's checkpoint: out/runs/<study>/ (a temporary folder
+    of this process without out: then only this process's later rungs continue from it)."""
+    import re
+    import tempfile
+
+    if out is None:
+        return tempfile.mkdtemp(prefix="timm-compound-search-")
+    return str(out.resolve() / "runs" / re.sub(r"[^0-9A-Za-z._-]", "_", study_name))
+
+
+def _rung_studies(job: Job, study) -> list[Any]:
+    """The search's study, then each later rung's study that has been created so far."""
+    import optuna
+
+    studies = [study]
+    if len(job.rungs) > 1:
+        storage = open_storage(job.url, heartbeat=job.heartbeat)
+        for index in range(1, len(job.rungs)):
+            try:
+                studies.append(optuna.load_study(study_name=rung_study_name(job.study_name, index), storage=storage))
+            except KeyError:   # not created yet: the rung before it is still running
+                break
+    return studies
+
+
 def _result(job: Job, study, table: CandidateTable, out: Path | None, base: str, data: str, phi: float) -> SearchResult:
-    rows, ledger, spent = collect(study, table, job.max_attempts)
+    studies = _rung_studies(job, study)
+    rows, ledger, spent = collect(studies, table, job.max_attempts, rungs=len(job.rungs))
+    last = job.rung(len(studies) - 1, ledger.keys) if len(job.rungs) > 1 else job
+    finished = len(studies) == len(job.rungs) and complete(last, ledger)
     result = SearchResult(base=base, data=data, phi=float(phi), study_name=job.study_name, storage=redact(job.url),
-                          rows=rows, complete=complete(job, ledger), epochs_spent=spent, trials=len(ledger.trials),
+                          rows=rows, complete=finished, epochs_spent=spent,
+                          trials=sum(len(s.get_trials(deepcopy=False)) for s in studies),
                           settings=job.settings, table=table)
     if out is not None:
         result.files = {**write_files(result, out), **write_plots(result, out)}

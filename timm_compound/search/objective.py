@@ -4,17 +4,20 @@ Every trial trains with the same seed, data and schedule; it reports validation 
 epoch (`trial.report`) so the pruner can stop a weak candidate early (`trial.should_prune`), and
 returns the last epoch's top-1. A trial whose candidate another trial holds does not train (see
 `study.duplicate_of`); one whose candidate rounds to the same model as a finished trial takes its
-result (same model, seed, data and schedule: the same training).
+result (same model, seed, data and schedule: the same training). Under successive halving a trial
+trains one rung: from the candidate's checkpoint (if this worker has it) to the rung's epoch.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from timm_compound.search.candidates import CandidateTable
+from timm_compound.search.rungs import EVAL_LOSS, REACHED, run_folder
 from timm_compound.search.study import DUPLICATE, PARAM, SAME_MODEL, duplicate_of, trained_twin
 
 
@@ -25,6 +28,8 @@ class Recipe:
     data: str
     epochs: int
     train_kwargs: dict[str, Any] = field(default_factory=dict)
+    stop_after: int | None = None   # successive halving: the rung's epoch (the schedule stays `epochs` long)
+    runs: str | None = None         # successive halving: where each candidate's run folder (checkpoint) lives
 
 
 class Objective:
@@ -68,17 +73,42 @@ class Objective:
 
         candidate = self.table[key]
         trial.set_user_attr("plan", candidate.attrs())   # one write: each is a commit (25 ms on SQLite)
+        stop = self.recipe.stop_after
+        folder = None if self.recipe.runs is None else run_folder(self.recipe.runs, key)
+        saved = _saved_epoch(folder, stop)
+        if saved is not None:   # a worker died after saving the rung's last epoch, before the trial ended
+            return self._reached(trial, key, saved, trained=False)
 
         def report(epoch: int, metrics) -> bool:
             trial.report(metrics.top1, epoch)
+            if stop is not None and epoch >= stop:
+                return True
             if trial.should_prune():
                 self.say(f"trial {trial.number} {key}: pruned after epoch {epoch} (top-1 {metrics.top1:.2f}%)")
                 raise optuna.TrialPruned(f"pruned after epoch {epoch}")
             return False
 
         result = train(candidate.plan, self.recipe.data, epochs=self.recipe.epochs, resolution=candidate.train_resolution,
-                       progress=False, on_epoch=report, **self.recipe.train_kwargs)
+                       progress=False, on_epoch=report, out=folder, resume=True if folder is not None else None,
+                       **self.recipe.train_kwargs)
         trial.set_user_attr("seconds", result.seconds)
-        self.say(f"trial {trial.number} {key}: top-1 {result.top1:.2f}% after {len(result.history)} epoch(s), "
+        return self._reached(trial, key, result.history[-1], trained=True)
+
+    def _reached(self, trial, key: str, metrics, *, trained: bool) -> float:
+        candidate = self.table[key]
+        trial.set_user_attr(REACHED, metrics.epoch)
+        trial.set_user_attr(EVAL_LOSS, metrics.eval_loss)
+        how = "" if trained else " (saved by an earlier attempt)"
+        self.say(f"trial {trial.number} {key}: top-1 {metrics.top1:.2f}% after epoch {metrics.epoch}{how}, "
                  f"{candidate.macs / 1e9:.3f} GMACs at {candidate.train_resolution} px ({candidate.ratio:.2f}x)")
-        return result.top1
+        return metrics.top1
+
+
+def _saved_epoch(folder: Path | None, stop: int | None):
+    """The metrics of epoch `stop` when `folder` already holds that many epochs (else None)."""
+    from timm_compound.train.run import METRICS, read_metrics
+
+    if folder is None or stop is None or not (folder / METRICS).is_file():
+        return None
+    history = read_metrics(folder)
+    return history[stop - 1] if len(history) >= stop else None

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from timm_compound.search.candidates import CandidateTable
-from timm_compound.search.study import DUPLICATE, SAME_MODEL, Ledger, key_of
+from timm_compound.search.rungs import REACHED
+from timm_compound.search.study import DUPLICATE, SAME_MODEL, SETTINGS_ATTR, Ledger, key_of
 
 CSV_FILE, JSON_FILE = "trials.csv", "search.json"
 
@@ -21,7 +22,7 @@ CSV_FILE, JSON_FILE = "trials.csv", "search.json"
 @dataclass(frozen=True)
 class Row:
     """One candidate: its plan's numbers and its trial's outcome (`state`: complete, pruned, running,
-    waiting, failed, lost or not started). `top1` is the last reported validation top-1 (percent);
+    waiting, failed, lost or not started). `top1` is the validation top-1 (percent) after `epochs_run`;
     `shared_with` names the candidate whose training it took (both round to the same model)."""
 
     key: str
@@ -47,6 +48,7 @@ class Row:
     trial: int | None
     attempts: int
     shared_with: str | None = None
+    rung: int = 0                 # successive halving: the highest rung the candidate trained in
 
     @property
     def coefficients(self) -> tuple[float, float, float]:
@@ -98,32 +100,54 @@ class SearchResult:
         }
 
 
-def collect(study, table: CandidateTable, max_attempts: int) -> tuple[list[Row], Ledger, int]:
-    """(rows best first, the ledger, epochs spent) from the study's trials."""
-    ledger = Ledger.of(study, table.keys, max_attempts)
-    by_number = {trial.number: trial for trial in ledger.trials}
+def collect(studies: list[Any], table: CandidateTable, max_attempts: int, rungs: int = 1) -> tuple[list[Row], Ledger, int]:
+    """(rows best first, the last study's ledger, epochs spent) from the studies' trials.
+
+    `studies`: the search's study, or under successive halving each rung's study that exists so far
+    (`rungs` of them in all). A candidate's row shows its highest rung: "pruned" when it did not
+    continue after it, "waiting" when its rung is done but the next has not started.
+    """
+    ledgers = [Ledger.of(study, (study.user_attrs.get(SETTINGS_ATTR) or {}).get("candidates", table.keys), max_attempts)
+               for study in studies]
+    outcomes = {key: _outcome(key, ledgers, rungs) for key in table.keys}
     rows = []
     for index, key in enumerate(table.keys):
         candidate = table[key]
-        trial = ledger.done.get(key)
+        rung, ledger, trial, state = outcomes[key]
         shared = None
         source = trial
         if trial is not None and SAME_MODEL in trial.user_attrs:
-            source = by_number.get(trial.user_attrs[SAME_MODEL], trial)
-            shared = key_of(source)
+            twin = {t.number: t for t in ledger.trials}.get(trial.user_attrs[SAME_MODEL], trial)
+            shared = key_of(twin)
+            if shared in outcomes and outcomes[shared][0] > rung:   # the twin went on: so did this model
+                rung, _, source, state = outcomes[shared]
+            else:
+                source = twin
         rows.append((index, Row(
             key=key, kind=candidate.point.kind, alpha=candidate.point.alpha, beta=candidate.point.beta,
             gamma=candidate.point.gamma, nominal=candidate.nominal, planned_by=candidate.planned_by, phi=candidate.phi,
             depths=list(candidate.plan.depths), widths=list(candidate.plan.widths), resolution=candidate.plan.resolution,
             gmacs_native=candidate.macs_native / 1e9, ratio_native=candidate.ratio_native,
             train_resolution=candidate.train_resolution, gmacs=candidate.macs / 1e9, ratio=candidate.ratio,
-            params=candidate.params, state=_state(key, trial, ledger), epochs_run=_epochs(source) if shared is None else 0,
+            params=candidate.params, state=state, epochs_run=_reached(source) if shared is None else 0,
             top1=_top1(source), trial=None if trial is None else trial.number,
             attempts=sum(1 for t in ledger.trials if key_of(t) == key and DUPLICATE not in t.user_attrs),
-            shared_with=shared,
+            shared_with=shared, rung=rung,
         )))
-    spent = sum(_epochs(t) for t in ledger.trials if DUPLICATE not in t.user_attrs and SAME_MODEL not in t.user_attrs)
-    return [row for _, row in sorted(rows, key=_rank)], ledger, spent
+    spent = sum(_epochs(t) for ledger in ledgers for t in ledger.trials
+                if DUPLICATE not in t.user_attrs and SAME_MODEL not in t.user_attrs)
+    return [row for _, row in sorted(rows, key=_rank)], ledgers[-1], spent
+
+
+def _outcome(key: str, ledgers: list[Ledger], rungs: int) -> tuple[int, Ledger, Any, str]:
+    """(rung, its ledger, the trial, state) of a candidate at the highest rung it entered."""
+    rung = max(index for index, ledger in enumerate(ledgers) if index == 0 or key in ledger.keys)
+    ledger = ledgers[rung]
+    trial = ledger.done.get(key)
+    state = _state(key, trial, ledger)
+    if trial is not None and rung + 1 < rungs and state == "complete":
+        state = "pruned" if rung + 1 < len(ledgers) else "waiting"   # stopped at this rung, or the next is not open
+    return rung, ledger, trial, state
 
 
 def _state(key: str, trial, ledger: Ledger) -> str:
@@ -139,7 +163,16 @@ def _state(key: str, trial, ledger: Ledger) -> str:
 
 
 def _epochs(trial) -> int:
+    """Epochs a trial trained: one reported value each (a rung trial reports only the epochs it trained)."""
     return 0 if trial is None else len(trial.intermediate_values)
+
+
+def _reached(trial) -> int:
+    """The epoch a trial's candidate was trained to (a rung trial continues from earlier rungs' epochs)."""
+    if trial is None:
+        return 0
+    steps = list(trial.intermediate_values)
+    return int(trial.user_attrs.get(REACHED, max(steps) if steps else 0))
 
 
 def _top1(trial) -> float | None:

@@ -9,6 +9,9 @@ and stale-trial retry all work as Optuna means them to) and between trials reads
 - when everything left is running elsewhere it waits and looks again: if that worker dies, its
   trial goes stale, is failed by the next look and comes back as a retry this worker picks up.
 
+Under successive halving (`rungs`) a worker runs this loop once per rung, each rung its own study,
+and computes which candidates continue from the finished rung, as every other worker does.
+
 Workers on other machines run the same command against the same `--storage` and `--study`.
 """
 
@@ -20,18 +23,18 @@ import random
 import time
 import traceback
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 from timm_compound.errors import CompoundError
 from timm_compound.search.candidates import CandidateTable
 from timm_compound.search.objective import Objective, Recipe
+from timm_compound.search.rungs import REDUCTION_FACTOR, forget, promoted, rung_epochs, rung_study_name
 from timm_compound.search.storage import MAX_RETRY, open_storage, redact, scrub
 from timm_compound.search.study import PARAM, Ledger, open_study
 
 SAMPLERS = ("grid", "tpe")
-PRUNERS = ("successive_halving", "hyperband", "none")
-REDUCTION_FACTOR = 3
+PRUNERS = ("successive_halving", "asha", "hyperband", "none")
 # trials that raise one of these are recorded as failed and queued again (1 + MAX_RETRY attempts);
 # anything else (a CompoundError: bad input every trial would meet) stops the search
 RETRIED_ERRORS = (RuntimeError, MemoryError, FloatingPointError)
@@ -58,6 +61,22 @@ class Job:
     def max_attempts(self) -> int:
         return 1 + MAX_RETRY
 
+    @property
+    def rungs(self) -> list[int]:
+        """The epoch each rung trains to: successive halving's rungs, else one rung of `epochs`."""
+        return rung_epochs(self.epochs) if self.pruner == "successive_halving" else [self.epochs]
+
+    def rung(self, index: int, keys: list[str]) -> Job:
+        """The job of one successive-halving rung: its own study of `keys`, each trained to the rung's epoch.
+        Rung 0 keeps the search's study, settings and sampler; later rungs grid over the continuing keys."""
+        recipe = replace(self.recipe, stop_after=self.rungs[index])
+        if index == 0:
+            return replace(self, recipe=recipe)
+        table = replace(self.table, candidates={key: self.table[key] for key in keys})
+        settings = {**self.settings, "rung": index, "rung_epochs": self.rungs[index], "candidates": keys}
+        return replace(self, study_name=rung_study_name(self.study_name, index), settings=settings, table=table,
+                       recipe=recipe, sampler="grid", budget=None)
+
 
 def make_sampler(name: str, keys: list[str], seed: int):
     import optuna
@@ -71,11 +90,11 @@ def make_sampler(name: str, keys: list[str], seed: int):
 def make_pruner(name: str, epochs: int):
     import optuna
 
-    if name == "successive_halving":
+    if name == "asha":
         return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=REDUCTION_FACTOR)
     if name == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs, reduction_factor=REDUCTION_FACTOR)
-    return optuna.pruners.NopPruner()
+    return optuna.pruners.NopPruner()   # "none", and "successive_halving", whose rungs stop trials themselves
 
 
 def connect(job: Job):
@@ -84,6 +103,25 @@ def connect(job: Job):
     sampler = make_sampler(job.sampler, job.table.keys, job.seed)
     return open_study(storage, job.study_name, job.settings, sampler=sampler,
                       pruner=make_pruner(job.pruner, job.epochs), shown_url=redact(job.url))
+
+
+def run_search(job: Job, say: Callable[[str], None], study=None) -> int:
+    """Run the whole search (every rung under successive halving); the number of trials this worker ran."""
+    if job.pruner != "successive_halving":
+        return run(job, say, study)
+    keys, ran = job.table.keys, 0
+    for index, epoch in enumerate(job.rungs):
+        rung = job.rung(index, keys)
+        if index:
+            say(f"rung {index}: {len(keys)} candidate(s) continue to epoch {epoch}: {', '.join(keys)}")
+        rung_study = study if index == 0 and study is not None else connect(rung)
+        ran += run(rung, say, rung_study)
+        if index + 1 < len(job.rungs):
+            keys = promoted(rung_study.get_trials(deepcopy=False), rung.table)
+            forget(job.recipe.runs, [key for key in rung.table.keys if key not in keys])
+            if not keys:
+                break   # every candidate of this rung failed: nothing continues (the result says incomplete)
+    return ran
 
 
 def run(job: Job, say: Callable[[str], None], study=None, poll: float | None = None) -> int:
@@ -174,7 +212,7 @@ def _worker_main(job: Job, index: int, messages) -> None:
     QuietOptuna()
     name = f"search-worker-{index}"
     try:
-        ran = run(job, lambda line: messages.put(("line", f"[worker {index}] {line}")))
+        ran = run_search(job, lambda line: messages.put(("line", f"[worker {index}] {line}")))
         messages.put(("line", f"[worker {index}] done: {ran} trial(s) run (pid {os.getpid()})"))
     except CompoundError as error:
         messages.put(("error", f"{name}: {scrub(str(error), job.url)}"))
