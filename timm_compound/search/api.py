@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 import math
 import os
+import shutil
 from pathlib import Path
 from typing import Any, Callable
 
@@ -111,6 +112,8 @@ def search(
         raise CompoundError(scrub(str(error), url)) from None
     finally:
         quiet.restore()
+        if out_dir is None and recipe.runs is not None:   # this process's temporary checkpoints
+            shutil.rmtree(recipe.runs, ignore_errors=True)
 
 
 def candidates(base: str, *, phi: float = 1.0, flops_factor: float = grid_module.DEFAULT_FLOPS_FACTOR,
@@ -201,8 +204,8 @@ def _settings(base, data, phi, grid: Grid, table: CandidateTable, epochs, match_
 
 
 def _runs(out: Path | None, study_name: str) -> str:
-    """Where successive halving keeps each candidate's checkpoint: out/runs/<study>/ (a temporary folder
-    of this process without out: then only this process's later rungs continue from it)."""
+    """Where successive halving keeps each candidate's checkpoint: out/runs/<study>/ (without out, a
+    temporary folder of this process, deleted at the end: its local workers continue from it)."""
     import re
     import tempfile
 
