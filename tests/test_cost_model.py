@@ -41,8 +41,10 @@ def test_cost_model_counts_what_the_exact_meta_path_counts(base):
         _counts(measure(scaled, resolution=136, batch_size=3, method="meta"))
 
 
-@pytest.mark.parametrize("base", ["resnet50", "efficientnet_b0", "convnext_atto", "densenet121", "mobilenetv3_large_100"])
+@pytest.mark.parametrize("base", ["resnet50", "efficientnet_b0", "convnext_atto", "densenet121", "mobilenetv3_large_100",
+                                  "vgg11_bn"])
 def test_training_memory_composed_from_blocks_equals_the_whole_models_timeline(base):
+    """VGG too: a replayed layer's output is a non-leaf, so ConvMlp's in-place ReLU after fc1 accepts it."""
     for scaled in (plan(base, 1), plan(base, d=1.5, w=0.9, r=1.0)):
         composed = measure(scaled, resolution=96, batch_size=4, train_memory=True)
         assert composed.method == "model"

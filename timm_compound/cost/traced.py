@@ -72,10 +72,27 @@ def _profile(template: nn.Module, args, kwargs) -> tuple[Profile, object]:
 
 
 def _replayed(profile: Profile):
-    out = replay(profile.outputs)
-    for tensor, requires_grad in zip(_tensors(out), profile.requires_grad):
-        tensor.requires_grad_(requires_grad)
-    return out
+    """The block's output again, without running it. An output that requires grad is made a non-leaf
+    (`leaf * 1`: saves nothing for backward, so the timeline is unchanged), as the block's own output
+    is: a leaf would refuse the next block's in-place op (VGG's ConvMlp: ReLU(inplace) after fc1)."""
+    flags = iter(profile.requires_grad)
+
+    def produced(tensor: torch.Tensor) -> torch.Tensor:
+        return tensor.requires_grad_() * 1 if next(flags) else tensor
+
+    return _map_tensors(replay(profile.outputs), produced)
+
+
+def _map_tensors(value, fn):
+    """`value` with each tensor replaced by fn(tensor), in `_tensors` order."""
+    if isinstance(value, torch.Tensor):
+        return fn(value)
+    if isinstance(value, (tuple, list)):
+        items = [_map_tensors(item, fn) for item in value]
+        return type(value)(*items) if hasattr(value, "_fields") else type(value)(items)   # namedtuples too
+    if isinstance(value, dict):
+        return {key: _map_tensors(item, fn) for key, item in value.items()}
+    return value
 
 
 def forward(template: nn.Module, key: tuple, training: bool, tracer: UnitTracer, args, kwargs):
