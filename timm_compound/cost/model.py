@@ -33,7 +33,7 @@ from timm_compound.cost.meta import in_chans, meta_build, sizes
 from timm_compound.scaling.build import build, pretrained_cfg
 from timm_compound.scaling import readback, structure
 from timm_compound.scaling.meta_device import fast_meta
-from timm_compound.scaling.plan import ScalePlan
+from timm_compound.scaling.plan import ScalePlan, clear_base_readings
 from timm_compound.scaling.schema import Rule
 from timm_compound.scaling.stages import stage_blocks
 
@@ -267,7 +267,7 @@ def on_clear(hook: Callable[[], None]) -> None:
 
 
 def clear() -> None:
-    """Forget every memoised family, skeleton, block and count (for benchmarks measuring a cold start)."""
+    """Forget every memoised family, skeleton, block, count and base reading (a cold start, for benchmarks)."""
     with _lock:
         for hook in _clear_hooks:
             hook()
@@ -277,3 +277,4 @@ def clear() -> None:
         blocks.clear()
         clear_shapes()
         readback.clear()
+        clear_base_readings()

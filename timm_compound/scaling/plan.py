@@ -233,6 +233,11 @@ def _base_reading(rule: Rule, base: str, source: str) -> tuple[timm_adapter.Buil
     return hit[1], hit[2]
 
 
+def clear_base_readings() -> None:
+    """Forget every base's captured build call and structure (a cold start, for benchmarks)."""
+    _base_readings.clear()
+
+
 def _describe(base: str, phi: float | None, mult: Multipliers) -> str:
     if phi is not None:
         return f"{base} at phi={phi:g}"
