@@ -23,7 +23,7 @@ from timm_compound.search.api import candidates, search
 from timm_compound.search.grid import PAPER, Grid, grid_points, search_points
 from timm_compound.search.storage import open_storage, redact, scrub
 from timm_compound.search.study import DUPLICATE, PARAM, SETTINGS_ATTR, check_settings, duplicate_of
-from timm_compound.search.workers import make_sampler
+from timm_compound.search.workers import make_pruner, make_sampler
 from timm_compound.search.rungs import promoted, rung_epochs
 from timm_compound.search.write_rule import write_rule
 from timm_compound.train.api import train
@@ -193,6 +193,9 @@ def test_successive_halving_continues_the_best_third_from_checkpoints(searched):
 
 def test_rung_epochs_and_promotion():
     assert [rung_epochs(e) for e in (1, 2, 3, 5, 9, 10)] == [[1], [1, 2], [1, 3], [1, 3, 5], [1, 3, 9], [1, 3, 9, 10]]
+    # successive halving's rungs stop trials themselves; asha is Optuna's asynchronous pruner
+    assert isinstance(make_pruner("successive_halving", 9), optuna.pruners.NopPruner)
+    assert isinstance(make_pruner("asha", 9), optuna.pruners.SuccessiveHalvingPruner)
     table = candidates("resnet18", step=0.1, bounds=(1.1, 1.1, 1.2), resolution=32)   # 4 candidates
     study = optuna.create_study(direction="maximize")
     dist = optuna.distributions.CategoricalDistribution(table.keys)
