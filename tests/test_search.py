@@ -259,6 +259,16 @@ def test_tpe_with_hyperband_trains_its_budget_of_distinct_candidates(tmp_path):
     assert result.settings["sampler"] == "tpe" and result.settings["pruner"] == "hyperband" and result.settings["budget"] == 1
 
 
+def test_tpe_picks_the_first_rung_and_successive_halving_continues_the_best(tmp_path):
+    """TPE proposes `trials` candidates for rung 0; the best ceil(2/3) = 1 of them continues to epoch 2."""
+    with one_thread():
+        result = search("resnet18", out=tmp_path, sampler="tpe", trials=2, heartbeat=2, **TINY)
+    assert result.complete and result.epochs_spent == 2 + 1 and result.trials == 3
+    assert sorted((row.state, row.epochs_run) for row in result.rows) == \
+        [("complete", 2), ("not started", 0), ("not started", 0), ("pruned", 1)]
+    assert result.best.rung == 1 and (tmp_path / "runs" / "resnet18-coefficients").is_dir()
+
+
 def test_the_written_rule_replaces_the_shipped_one_through_the_rules_path(searched):
     out, rules, output = searched
     best = json.loads((out / "search.json").read_text())["best"]
