@@ -22,8 +22,8 @@ from timm_compound.search.grid import Grid, search_points
 from timm_compound.search.objective import Recipe
 from timm_compound.search.plots import write_plots
 from timm_compound.search.results import SearchResult, collect, write_files
-from timm_compound.search.storage import DEFAULT_HEARTBEAT, default_url, open_storage, redact, scrub
 from timm_compound.search.rungs import rung_study_name
+from timm_compound.search.storage import DEFAULT_HEARTBEAT, default_url, open_storage, redact, scrub
 from timm_compound.search.workers import PRUNERS, SAMPLERS, Job, QuietOptuna, complete, connect, run_many, run_search
 
 SETTINGS_VERSION = 2   # 2: successive_halving is synchronous (rung studies); Optuna's pruner is "asha"
