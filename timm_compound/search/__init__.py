@@ -4,6 +4,7 @@
 - ``candidates``: each point planned at phi and measured after rounding (or fitted to equal cost)
 - ``storage`` / ``study``: Optuna RDB storage (SQLite default, any SQLAlchemy URL) and the study's settings
 - ``objective`` / ``workers``: a trial is a proxy training; workers run trials until the study is complete
+- ``rungs``: synchronous successive halving, one study per rung, checkpoints continued
 - ``results`` / ``plots``: the table, the best coefficients, CSV, JSON and PNG files
 - ``write_rule``: the found coefficients as a user rule replacing the shipped one
 - ``api``: ``search()``, the entry point
