@@ -320,6 +320,27 @@ def test_grid_sampler_repeats_a_running_point_and_the_later_trial_defers():
     assert duplicate_of(trials[running.number], held, trials) is None   # the earlier trial keeps its point
 
 
+def test_a_candidate_whose_trial_raises_twice_is_queued_again_until_it_trains(tmp_path, monkeypatch):
+    """Two trials in a row raise (a full disk did this): the candidate is queued again each time and the
+    search completes; Optuna's GridSampler alone ended it with KeyError('grid_id') (queued trials have no grid id)."""
+    from timm_compound.train import api as train_api
+
+    real, calls = train_api.train, []
+
+    @functools.wraps(real)
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        if len(calls) in (3, 4):
+            raise RuntimeError("No space left on device (simulated)")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train_api, "train", flaky)
+    with one_thread():
+        result = search("resnet18", out=tmp_path, pruner="none", heartbeat=2, **{**TINY, "epochs": 1})
+    assert result.complete and len(calls) == 6
+    assert sorted(row.attempts for row in result.rows) == [1, 1, 1, 3] and {row.state for row in result.rows} == {"complete"}
+
+
 # --- bad input ----------------------------------------------------------------------------------
 
 def test_zero_workers_a_base_without_a_rule_and_a_variant_are_errors(tmp_path):

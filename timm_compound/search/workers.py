@@ -17,6 +17,7 @@ Workers on other machines run the same command against the same `--storage` and 
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 import random
@@ -83,8 +84,27 @@ def make_sampler(name: str, keys: list[str], seed: int):
 
     if name == "grid":
         # every worker shuffles the grid with the same seed, so grid ids mean the same point everywhere
-        return optuna.samplers.GridSampler({PARAM: keys}, seed=seed)
+        return _grid_sampler()({PARAM: keys}, seed=seed)
     return optuna.samplers.TPESampler(seed=seed)
+
+
+@functools.cache
+def _grid_sampler():
+    """GridSampler, except that a queued trial (a candidate queued again after its trial raised) may end.
+
+    Optuna's GridSampler gives a queued trial no grid id, and its after_trial reads one when a single
+    grid point is left unvisited: a KeyError('grid_id') that ended the search (seen when a full disk
+    failed two trials in a row). Such a trial has nothing to tell the grid; the worker loop, not
+    `study.stop()`, decides when a search is done, so it is skipped.
+    """
+    import optuna
+
+    class QueuedTrialSafeGridSampler(optuna.samplers.GridSampler):
+        def after_trial(self, study, trial, state, values) -> None:
+            if "grid_id" in trial.system_attrs:
+                super().after_trial(study, trial, state, values)
+
+    return QueuedTrialSafeGridSampler
 
 
 def make_pruner(name: str, epochs: int):
