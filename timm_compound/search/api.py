@@ -22,7 +22,7 @@ from timm_compound.search.grid import Grid, search_points
 from timm_compound.search.objective import Recipe
 from timm_compound.search.plots import write_plots
 from timm_compound.search.results import SearchResult, collect, write_files
-from timm_compound.search.rungs import rung_study_name
+from timm_compound.search.rungs import rung_study_name, runs_folder
 from timm_compound.search.storage import DEFAULT_HEARTBEAT, default_url, open_storage, redact, scrub
 from timm_compound.search.workers import PRUNERS, SAMPLERS, Job, QuietOptuna, complete, connect, run_many, run_search
 
@@ -95,7 +95,8 @@ def search(
         out_dir.mkdir(parents=True, exist_ok=True)
     url = storage or default_url(out_dir)
     name = study or f"{base}-coefficients"
-    recipe = Recipe(data, epochs, train_kwargs, runs=_runs(out_dir, name) if pruner == "successive_halving" else None)
+    runs = runs_folder(out_dir, name) if pruner == "successive_halving" else None
+    recipe = Recipe(data, epochs, train_kwargs, runs=runs)
     job = Job(url=url, study_name=name, settings=settings, table=table, recipe=recipe,
               sampler=sampler, pruner=pruner, budget=budget, seed=train_kwargs.get("seed", 0), epochs=epochs,
               heartbeat=heartbeat, threads=max(1, (os.cpu_count() or 1) // workers))
@@ -201,17 +202,6 @@ def _settings(base, data, phi, grid: Grid, table: CandidateTable, epochs, match_
         "train_resolution": table.train_resolution, "epochs": epochs, "sampler": sampler, "pruner": pruner,
         "budget": budget, "train": _recipe(train_kwargs),
     }
-
-
-def _runs(out: Path | None, study_name: str) -> str:
-    """Where successive halving keeps each candidate's checkpoint: out/runs/<study>/ (without out, a
-    temporary folder of this process, deleted at the end: its local workers continue from it)."""
-    import re
-    import tempfile
-
-    if out is None:
-        return tempfile.mkdtemp(prefix="timm-compound-search-")
-    return str(out.resolve() / "runs" / re.sub(r"[^0-9A-Za-z._-]", "_", study_name))
 
 
 def _rung_studies(job: Job, study) -> list[Any]:

@@ -110,6 +110,7 @@ def collect(studies: list[Any], table: CandidateTable, max_attempts: int, rungs:
     ledgers = [Ledger.of(study, (study.user_attrs.get(SETTINGS_ATTR) or {}).get("candidates", table.keys), max_attempts)
                for study in studies]
     outcomes = {key: _outcome(key, ledgers, rungs) for key in table.keys}
+    by_number = [{trial.number: trial for trial in ledger.trials} for ledger in ledgers]
     rows = []
     for index, key in enumerate(table.keys):
         candidate = table[key]
@@ -117,7 +118,7 @@ def collect(studies: list[Any], table: CandidateTable, max_attempts: int, rungs:
         shared = None
         source = trial
         if trial is not None and SAME_MODEL in trial.user_attrs:
-            twin = {t.number: t for t in ledger.trials}.get(trial.user_attrs[SAME_MODEL], trial)
+            twin = by_number[rung].get(trial.user_attrs[SAME_MODEL], trial)
             shared = key_of(twin)
             if shared in outcomes and outcomes[shared][0] > rung:   # the twin went on: so did this model
                 rung, _, source, state = outcomes[shared]

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 import re
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -47,9 +48,21 @@ def rung_study_name(study_name: str, rung: int) -> str:
     return study_name if rung == 0 else f"{study_name}:rung-{rung}"
 
 
+def runs_folder(out: Path | None, study_name: str) -> str:
+    """Where the checkpoints live: out/runs/<study>/ (without out, a temporary folder of this process,
+    which `search` deletes at the end: its local workers continue from it)."""
+    if out is None:
+        return tempfile.mkdtemp(prefix="timm-compound-search-")
+    return str(out.resolve() / "runs" / _file_name(study_name))
+
+
 def run_folder(runs: str | Path, key: str) -> Path:
     """The training run folder of a candidate: its key with '/' spelt '_' ('1.2_1.1_1.15')."""
-    return Path(runs) / re.sub(r"[^0-9A-Za-z.]", "_", key)
+    return Path(runs) / _file_name(key)
+
+
+def _file_name(text: str) -> str:
+    return re.sub(r"[^0-9A-Za-z._-]", "_", text)
 
 
 def promoted(trials: list[Any], table: CandidateTable, eta: int = REDUCTION_FACTOR) -> list[str]:
