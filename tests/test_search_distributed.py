@@ -70,30 +70,40 @@ def _study_when_ready(url: str, deadline: float, process: subprocess.Popen, name
     pytest.fail("the worker never created its study")
 
 
-def test_a_worker_killed_mid_trial_leaves_a_trial_the_resumed_search_retries(tmp_path):
-    out = tmp_path / "out"
-    command = [sys.executable, "-m", "timm_compound", "search", "resnet18", *TINY_CLI, "--heartbeat", "1",
-               "--pruner", "none", "--out", str(out), "--quiet"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    worker = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+def _kill_worker_when(out, study_name: str, running, *args: str):
+    """Start `timm-compound search` (TINY) in a child, wait until `running(trials)` of study `study_name`
+    names a trial, SIGKILL the child then; returns (the study, that trial)."""
+    command = [sys.executable, "-m", "timm_compound", "search", "resnet18", *TINY_CLI, "--heartbeat", "1", *args,
+               "--out", str(out), "--quiet"]
+    worker = subprocess.Popen(command, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
     try:
-        study = _study_when_ready(f"sqlite:///{out / 'study.db'}", deadline, worker)
-        while time.monotonic() < deadline:   # a trial that has trained one epoch of two: mid-trial
+        study = _study_when_ready(f"sqlite:///{out / 'study.db'}", deadline, worker, study_name)
+        while time.monotonic() < deadline:
             assert worker.poll() is None, worker.stderr.read()
-            running = [t for t in study.get_trials() if t.state == TrialState.RUNNING and t.intermediate_values]
-            if running:
+            found = running(study.get_trials())
+            if found:
                 break
-            time.sleep(0.2)
+            time.sleep(0.1)
         else:
-            pytest.fail("no trial reported an epoch in time")
+            pytest.fail(f"no trial of {study_name} was running in time")
         worker.send_signal(signal.SIGKILL)
         worker.wait()
     finally:
         if worker.poll() is None:
             worker.kill()
+    return study, found[0]
+
+
+def test_a_worker_killed_mid_trial_leaves_a_trial_the_resumed_search_retries(tmp_path):
+    out = tmp_path / "out"
+    # a trial that has trained one epoch of two: mid-trial
+    study, killed = _kill_worker_when(
+        out, "resnet18-coefficients",
+        lambda trials: [t for t in trials if t.state == TrialState.RUNNING and t.intermediate_values],
+        "--pruner", "none")
     before = {t.number: t for t in study.get_trials()}
-    killed = running[0]
     assert before[killed.number].state == TrialState.RUNNING   # nothing marked it: the worker simply vanished
 
     with one_thread():
@@ -116,27 +126,9 @@ def test_a_worker_killed_in_a_later_rung_is_retried_from_its_checkpoint(tmp_path
     """Successive halving: kill the worker while a rung-1 trial runs; the resumed search retries that
     candidate from its epoch-1 checkpoint (its retry trains epoch 2 only, or nothing if epoch 2 was saved)."""
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "timm_compound", "search", "resnet18", *TINY_CLI, "--heartbeat", "1",
-               "--out", str(out), "--quiet"]
-    worker = subprocess.Popen(command, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 300
-    try:
-        rung1 = _study_when_ready(f"sqlite:///{out / 'study.db'}", deadline, worker, "resnet18-coefficients:rung-1")
-        while time.monotonic() < deadline:
-            assert worker.poll() is None, worker.stderr.read()
-            running = [t for t in rung1.get_trials() if t.state == TrialState.RUNNING]
-            if running:
-                break
-            time.sleep(0.1)
-        else:
-            pytest.fail("no rung-1 trial started in time")
-        worker.send_signal(signal.SIGKILL)
-        worker.wait()
-    finally:
-        if worker.poll() is None:
-            worker.kill()
-    killed = running[0]
+    # a running trial that has chosen its candidate and is training it (a trial just created has no params yet)
+    rung1, killed = _kill_worker_when(out, "resnet18-coefficients:rung-1", lambda trials: [
+        t for t in trials if t.state == TrialState.RUNNING and PARAM in t.params and "plan" in t.user_attrs])
     with one_thread():
         result = search("resnet18", out=out, heartbeat=1, **TINY)
     trials = rung1.get_trials()
