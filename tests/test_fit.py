@@ -146,3 +146,17 @@ def test_the_resolution_fill_finds_the_last_step_that_fits(limits):
     assert costs.fits(own, limits) and found.resolution == pixels
     if not memory:
         assert probes <= 3, probes
+
+
+def test_the_resolution_fill_stops_at_the_largest_phi_within_1_percent(monkeypatch):
+    """At 4x, resnet18's phi_max at its own resolution lands within 1% of the budget: that plan is kept
+    (strict compound scaling); searching the whole window would trade 0.28 phi for 0.2% more of the
+    budget with a larger input, at 2.5x the measurements."""
+    from timm_compound.cost import fit as fit_module
+
+    kept = fit("resnet18", max_gmacs=RESNET18_GMACS * 4)
+    monkeypatch.setattr(fit_module, "CLOSE_ENOUGH", 2.0)   # never close enough: the closest in the window wins
+    closest = fit("resnet18", max_gmacs=RESNET18_GMACS * 4)
+    assert kept.phi == kept.phi_max == closest.phi_max and closest.phi < kept.phi - 0.25
+    assert 0.99 <= kept.budgets[0].ratio < closest.budgets[0].ratio <= 1.0
+    assert kept.fill == "none" and closest.fill == "resolution" and kept.evaluations < closest.evaluations

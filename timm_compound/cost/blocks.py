@@ -38,6 +38,14 @@ class Template:
     weight_bytes: int
     trainable_bytes: int
     buffer_bytes: int
+    mode: bool | None = None   # the train/eval flag last set on the whole module (None: not by a stub yet)
+
+    def set_mode(self, training: bool) -> nn.Module:
+        """The module with every submodule in this mode; walks the tree only when the mode changes."""
+        if self.mode is not training or self.module.training is not training:
+            self.module.train(training)
+            self.mode = training
+        return self.module
 
 
 @dataclass
@@ -68,13 +76,13 @@ class _Stub(nn.Module):
     stub_key = staticmethod(lambda module: ("stub", module.__dict__["_stub_key"]))
 
     def forward(self, *args, **kwargs):
-        key, module = self.__dict__["_stub_key"], self.__dict__["_stub_template"].module
+        key, template = self.__dict__["_stub_key"], self.__dict__["_stub_template"]
         if _state.tracer is not None:
-            return traced.forward(module, key, self.training, _state.tracer, args, kwargs)
+            return traced.forward(template.set_mode(self.training), key, self.training, _state.tracer, args, kwargs)
         if _state.counter is None:
-            return module.train(self.training)(*args, **kwargs)
+            return template.set_mode(self.training)(*args, **kwargs)
         return replay.counted(key, self.training, _state.counter, args, kwargs,
-                              lambda: module.train(self.training)(*args, **kwargs))
+                              lambda: template.set_mode(self.training)(*args, **kwargs))
 
     def __getattr__(self, name: str):
         try:

@@ -305,15 +305,18 @@ def _neighbours(feasible, lo: float) -> float:
 
 
 FILL_WINDOW = 0.5   # how far below phi_max to look for a structure that a resolution change fits better
+CLOSE_ENOUGH = 0.99   # a filled plan this close to the budget ends the search for a better one lower down
 
 
 def _fill(costs: _Costs, phi_max: float, limits: dict[str, float]) -> ScalePlan:
     """Spend what the budget leaves on resolution, in the rule's pixel steps.
 
     Pixels change MACs in coarse steps (224 -> 232 px adds 15% on a ResNet, as the
-    stride-32 feature map grows from 7 to 8), so each distinct structure within
-    FILL_WINDOW below phi_max gets its largest fitting resolution at or above its
-    own, and the plan that comes closest to the budget wins (ties: the larger phi).
+    stride-32 feature map grows from 7 to 8), so each distinct structure from phi_max down
+    (to FILL_WINDOW below it) gets its largest fitting resolution at or above its own. The
+    first plan within 1% of the budget (CLOSE_ENOUGH) wins: the largest phi that gets there,
+    so the least departure from compound scaling and the fewest measurements. If none gets
+    there, the closest in the window wins (ties: the larger phi).
     """
     def closeness(cost: Complexity) -> float:
         return max(getattr(cost, BUDGETS[name][0]) / limit for name, limit in limits.items())
@@ -323,6 +326,8 @@ def _fill(costs: _Costs, phi_max: float, limits: dict[str, float]) -> ScalePlan:
     seen = set()
     steps = round(FILL_WINDOW / SCAN_STEP)
     for k in range(steps + 1):
+        if best_score >= CLOSE_ENOUGH:
+            break
         phi = phi_max - k * SCAN_STEP
         own = costs.plan(phi)
         structure = _structure(own)
