@@ -178,7 +178,7 @@ def _kind(arg):
 
 
 def _rule_layout(func, args) -> tuple | None:
-    """What a shape rule's trust is checked per: the inputs' layouts and the other arguments' kinds
+    """What a shape rule's trust is checked per: every argument's kind (`_kind`: tensors by layout)
     (a list of tensors, as concatenation takes, by each one's layout and the dimension)."""
     first = args[0] if args else None
     if isinstance(first, torch.Tensor):

@@ -96,14 +96,14 @@ def _map_tensors(value, fn):
 
 
 def forward(template: nn.Module, key: tuple, training: bool, tracer: UnitTracer, args, kwargs):
-    """Run (or replay) a block inside `tracer`'s timeline."""
+    """Run (or replay) a block inside `tracer`'s timeline; `template` is already in `training` mode
+    (the stub sets it: ``blocks.Template.set_mode``)."""
     try:
         run_key = (key, signature(args), signature(kwargs), training, torch.is_grad_enabled())
     except Unkeyable:
         run_key = None
     profile = _profiles.get(run_key) if run_key is not None else None
     if profile is None or profile.outputs is None:
-        template.train(training)
         profile, out = _profile(template, args, kwargs)
         if run_key is not None:
             _profiles[run_key] = profile
