@@ -160,3 +160,19 @@ def test_the_resolution_fill_stops_at_the_largest_phi_within_1_percent(monkeypat
     assert kept.phi == kept.phi_max == closest.phi_max and closest.phi < kept.phi - 0.25
     assert 0.99 <= kept.budgets[0].ratio < closest.budgets[0].ratio <= 1.0
     assert kept.fill == "none" and closest.fill == "resolution" and kept.evaluations < closest.evaluations
+
+
+def test_shapes_that_differ_only_in_schedules_are_searched_once(monkeypatch):
+    """EfficientNet's dropout is scheduled by phi, so every phi step is a new structure; the neighbour
+    scan and the resolution fill try each network shape (depths, widths, resolution) once instead.
+    Same fitted plan, measured exactly, with far fewer measurements than treating dropout as shape."""
+    from timm_compound.cost import fit as fit_module
+
+    budget = measure("efficientnet_b0").gmacs * 16
+    once = fit("efficientnet_b0", max_gmacs=budget)
+    monkeypatch.setattr(fit_module, "_shape", fit_module._structure)   # dropout counted as shape
+    every = fit("efficientnet_b0", max_gmacs=budget)
+    assert once.plan == every.plan and once.complexity == every.complexity
+    assert once.fill == "resolution" and 0.97 < once.budgets[0].ratio <= 1.0
+    assert once.evaluations < every.evaluations / 2
+    assert measure(once.plan, method="meta").macs == once.complexity.macs

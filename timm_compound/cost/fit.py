@@ -143,6 +143,14 @@ def _structure(scaled: ScalePlan) -> tuple:
             tuple(sorted(scaled.constructor_args.items())))
 
 
+def _shape(scaled: ScalePlan) -> tuple:
+    """The network's shape: `_structure` less the rule's `schedules` (EfficientNet's dropout moves with
+    every phi step, so nearly every phi is a distinct structure yet most share depths and widths)."""
+    scheduled = scaled.rule.schedules
+    return (tuple(scaled.depths), tuple(scaled.widths), scaled.stem, scaled.head, extra_inputs(scaled),
+            tuple(sorted((k, v) for k, v in scaled.constructor_args.items() if k not in scheduled)))
+
+
 def _fits(cost: Complexity, limits: dict[str, float]) -> bool:
     return all(getattr(cost, BUDGETS[name][0]) <= limit for name, limit in limits.items())
 
@@ -215,7 +223,7 @@ def _fit(base: str, targets: dict[str, float], limits: dict[str, float], batch_s
         )
     lo, hi = _bracket(feasible, base, limits, costs)
     lo = _bisect(feasible, lo, hi)
-    lo = _neighbours(feasible, lo)
+    lo = _neighbours(feasible, lo, lambda phi: (_shape(plan := costs.plan(phi)), plan.resolution))
 
     chosen, fill = costs.plan(lo), "none"
     if fill_resolution and ("max_gmacs" in targets or "max_train_memory" in targets):
@@ -292,15 +300,24 @@ def _bisect(feasible, lo: float, hi: float) -> float:
     return lo
 
 
-def _neighbours(feasible, lo: float) -> float:
-    """Cost is a step function that need not be monotone: a later step may fit again."""
-    phi = lo
+def _neighbours(feasible, lo: float, shape_of: Callable[[float], tuple]) -> float:
+    """Cost is a step function that need not be monotone: a later step may fit again.
+
+    A candidate with the shape and resolution of one the scan found too costly is not measured
+    again (its schedules, e.g. dropout, are all that differ): it is taken not to fit. A verdict
+    that it fits is never borrowed, so a chosen phi is always one measured."""
+    phi, too_costly = lo, set()
     for k in range(1, round(NEIGHBOURS / SCAN_STEP) + 1):
         candidate = lo + k * SCAN_STEP
+        shape = shape_of(candidate)
+        if shape in too_costly:
+            continue
         if feasible(candidate):
             phi = candidate
+        else:
+            too_costly.add(shape)
     if phi != lo:   # a later step fits: bisect from there to its own edge
-        return _neighbours(feasible, _bisect(feasible, phi, phi + SCAN_STEP))
+        return _neighbours(feasible, _bisect(feasible, phi, phi + SCAN_STEP), shape_of)
     return lo
 
 
@@ -312,8 +329,9 @@ def _fill(costs: _Costs, phi_max: float, limits: dict[str, float]) -> ScalePlan:
     """Spend what the budget leaves on resolution, in the rule's pixel steps.
 
     Pixels change MACs in coarse steps (224 -> 232 px adds 15% on a ResNet, as the
-    stride-32 feature map grows from 7 to 8), so each distinct structure from phi_max down
-    (to FILL_WINDOW below it) gets its largest fitting resolution at or above its own. The
+    stride-32 feature map grows from 7 to 8), so each network shape (`_shape`) from phi_max down
+    (to FILL_WINDOW below it) gets its largest fitting resolution at or above its own, at the
+    largest phi that has that shape. The
     first plan within 1% of the budget (CLOSE_ENOUGH) wins: the largest phi that gets there,
     so the least departure from compound scaling and the fewest measurements. If none gets
     there, the closest in the window wins (ties: the larger phi).
@@ -330,10 +348,10 @@ def _fill(costs: _Costs, phi_max: float, limits: dict[str, float]) -> ScalePlan:
             break
         phi = phi_max - k * SCAN_STEP
         own = costs.plan(phi)
-        structure = _structure(own)
-        if structure in seen:
+        shape = _shape(own)
+        if shape in seen:   # the largest phi of each shape is tried (schedules alone do not change the network)
             continue
-        seen.add(structure)
+        seen.add(shape)
         if costs.fits(own, limits):
             fitted = _largest_resolution(costs, phi, own, limits)
             if closeness(costs(fitted)) > best_score:
