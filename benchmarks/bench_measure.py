@@ -5,6 +5,10 @@ Side by side in one run, over every registered variant at its own resolution:
 - the cost model (`measure`, method "model"): cold (every cache cleared first: each family
   proven, each block built and traced once) and warm (families proven, every variant's plan
   counted for the first time; a repeat would only read a cache);
+- two floors for a plan never counted before: the cost model *steady* (every block already
+  memoised and traced, each variant's skeleton rebuilt by timm's constructor and counted by
+  replay) and timm's constructors alone (every variant built on meta, initialisation skipped,
+  nothing counted);
 - the hand-written baseline: `torch.utils.flop_counter.FlopCounterMode` on
   `timm.create_model(name)` built on the meta device;
 - fvcore on a real model (`measure_reference`), up to --fvcore-max-phi (B7-size real models take
@@ -29,10 +33,13 @@ from torch.utils.flop_counter import FlopCounterMode
 import timm_compound  # noqa: F401  (registers the variants)
 from timm_compound.cost import model as cost_model
 from timm_compound.cost.counter import COUNTED_OPS
+from timm_compound.cost.complexity import resolve_target
 from timm_compound.cost.fit import fit
 from timm_compound.cost.measure import measure
 from timm_compound.cost.reference import measure_reference
+from timm_compound.scaling.build import build
 from timm_compound.scaling.catalog import registered
+from timm_compound.scaling.meta_device import fast_meta, gc_paused
 from timm_compound.scaling.rulebook import shipped_rules
 
 
@@ -64,6 +71,13 @@ def measure_all(fvcore_max_phi: int) -> None:
     for base in sorted({v.base for v in variants}):   # prove each family (not timed), then count every plan anew
         measure(base)
     warm = {name: timed(measure, name) for name in variants_names(variants)}
+    cost_model.forget_plans()
+    gc.collect()
+    steady = sum(timed(measure, name)[1] for name in variants_names(variants))
+    plans = {name: resolve_target(name, None)[0] for name in variants_names(variants)}
+    gc.collect()
+    with gc_paused():
+        constructors = sum(timed(bare_build, scaled)[1] for scaled in plans.values())
     print(f"{'variant':34} {'GMACs':>8} {'method':>6} {'cold ms':>8} {'warm ms':>8} {'FlopCounterMode ms':>18} "
           f"{'fvcore ms':>9}")
     totals = {"cold": 0.0, "warm": 0.0, "baseline": 0.0, "fvcore": 0.0, "warm_where_fvcore": 0.0}
@@ -89,9 +103,18 @@ def measure_all(fvcore_max_phi: int) -> None:
     print(f"  cost model cold {totals['cold']:.2f} s, warm {totals['warm']:.2f} s; "
           f"FlopCounterMode on meta {totals['baseline']:.2f} s "
           f"(baseline / warm {totals['baseline'] / totals['warm']:.1f}x, baseline / cold {totals['baseline'] / totals['cold']:.1f}x)")
+    print(f"  floors for plans never counted: the cost model steady (every block already memoised) {steady:.2f} s "
+          f"({totals['baseline'] / steady:.1f}x); timm's constructors alone, nothing counted, {constructors:.2f} s "
+          f"({totals['baseline'] / constructors:.1f}x)")
     if totals["fvcore"]:
         print(f"  fvcore on real models (phi <= {fvcore_max_phi}) {totals['fvcore']:.1f} s vs the cost model (warm) "
               f"{totals['warm_where_fvcore']:.2f} s on the same variants: {totals['fvcore'] / totals['warm_where_fvcore']:.0f}x")
+
+
+def bare_build(scaled) -> None:
+    """What any count of a new plan built by timm's own constructor must at least do: build it on meta."""
+    with fast_meta():
+        build(scaled)
 
 
 def variants_names(variants) -> list[str]:

@@ -176,3 +176,22 @@ def test_shapes_that_differ_only_in_schedules_are_searched_once(monkeypatch):
     assert once.fill == "resolution" and 0.97 < once.budgets[0].ratio <= 1.0
     assert once.evaluations < every.evaluations / 2
     assert measure(once.plan, method="meta").macs == once.complexity.macs
+
+
+def test_a_coarse_width_step_is_taken_with_less_depth(monkeypatch):
+    """densenet121's growth rate moves in steps of 4 channels (32 -> 36 is +25% params) and all four
+    blocks deepen together, so at 1.5x its params neither the next depth nor the next width fits at
+    phi_max (82% of the budget). The width fill takes the next growth step with the largest depth
+    multiplier that fits instead, and lands within 5%."""
+    from timm_compound.cost import fit as fit_module
+
+    target = measure("densenet121").mparams * 1.5
+    result = fit("densenet121", max_params=target)
+    at_phi_max = plan("densenet121", result.phi_max)
+    assert result.fill == "width" and 0.95 <= result.budgets[0].ratio <= 1.0
+    assert result.plan.widths[0] == at_phi_max.widths[0] + 4
+    assert all(d <= d_max for d, d_max in zip(result.plan.depths, at_phi_max.depths))
+    assert result.plan.multipliers.depth < at_phi_max.multipliers.depth
+    assert measure(result.plan, method="meta").params == result.complexity.params
+    monkeypatch.setattr(fit_module, "_shallower", lambda *args: None)   # widen at the fitted depths only
+    assert fit("densenet121", max_params=target).budgets[0].ratio < 0.85

@@ -337,7 +337,7 @@ def _fill(costs: _Costs, phi_max: float, limits: dict[str, float]) -> ScalePlan:
     there, the closest in the window wins (ties: the larger phi).
     """
     def closeness(cost: Complexity) -> float:
-        return max(getattr(cost, BUDGETS[name][0]) / limit for name, limit in limits.items())
+        return _closeness(cost, limits)
 
     best = costs.plan(phi_max)
     best_score = closeness(costs(best))
@@ -404,28 +404,53 @@ WIDTH_FILL_BELOW = 0.95   # a params budget met by less than this gets its remai
 
 
 def _fill_width(costs: _Costs, chosen: ScalePlan, limits: dict[str, float]) -> ScalePlan:
-    """Spend a params budget's remainder on width, keeping the fitted depths and resolution.
+    """Spend a params budget's remainder on width, keeping the fitted resolution.
 
     Resolution cannot buy parameters, and depth steps are coarse: ResNet-18's four stages have
     equal depths, so all gain a block at the same phi (at 8x its params the largest phi reaches
     84% of the budget). Widening by a factor on w (bisected; cost grows with w) fills the gap in
-    channel-divisor steps.
+    channel-divisor steps at the fitted depths. Where width steps are coarse too (DenseNet's growth
+    rate: 32 -> 36 channels is +25% params) and that still leaves the budget more than 5% short,
+    the next width step is taken with the largest depth multiplier under the fitted one that fits
+    (bisected); the closer of the two plans to the budget wins.
     """
     mult = chosen.multipliers
 
-    def widened(factor: float) -> ScalePlan:
-        explicit = make_plan(chosen.base, d=mult.depth, w=mult.width * factor, r=mult.resolution,
+    def scaled(depth: float, factor: float) -> ScalePlan:
+        explicit = make_plan(chosen.base, d=depth, w=mult.width * factor, r=mult.resolution,
                              resolution=chosen.resolution, coefficients=costs.coefficients, allow_oversize=True)
         # explicit multipliers carry no phi, so keep the fitted phi's scheduled args (dropout)
         return explicit.model_copy(update={"constructor_args": dict(chosen.constructor_args)})
 
     lo, hi = 1.0, 2.0
-    while costs.fits(widened(hi), limits):
+    while costs.fits(scaled(mult.depth, hi), limits):
         lo, hi = hi, hi * 2
     while hi / lo > 1 + TOLERANCE:
         mid = (lo * hi) ** 0.5
-        lo, hi = (mid, hi) if costs.fits(widened(mid), limits) else (lo, mid)
-    best = widened(lo)
-    if lo == 1.0 or best.widths == chosen.widths and best.stem == chosen.stem and best.head == chosen.head:
+        lo, hi = (mid, hi) if costs.fits(scaled(mult.depth, mid), limits) else (lo, mid)
+    best = chosen if lo == 1.0 else scaled(mult.depth, lo)
+    if _closeness(costs(best), limits) < WIDTH_FILL_BELOW:
+        shallower = _shallower(costs, lambda depth: scaled(depth, hi), mult.depth, limits)
+        if shallower is not None and _closeness(costs(shallower), limits) > _closeness(costs(best), limits):
+            best = shallower
+    if best.widths == chosen.widths and best.stem == chosen.stem and best.head == chosen.head:
         return chosen
     return best
+
+
+def _shallower(costs: _Costs, at_depth: Callable[[float], ScalePlan], depth: float,
+               limits: dict[str, float]) -> ScalePlan | None:
+    """The plan at the largest depth multiplier under `depth` that fits (bisected; cost grows with
+    depth), or None when not even half the depth fits."""
+    lo, hi = depth / 2, depth
+    if not costs.fits(at_depth(lo), limits):
+        return None
+    while hi / lo > 1 + TOLERANCE:
+        mid = (lo * hi) ** 0.5
+        lo, hi = (mid, hi) if costs.fits(at_depth(mid), limits) else (lo, mid)
+    return at_depth(lo)
+
+
+def _closeness(cost: Complexity, limits: dict[str, float]) -> float:
+    """How much of the tightest budget a cost uses."""
+    return max(getattr(cost, BUDGETS[name][0]) / limit for name, limit in limits.items())

@@ -266,6 +266,13 @@ def on_clear(hook: Callable[[], None]) -> None:
         _clear_hooks.append(hook)
 
 
+def forget_plans() -> None:
+    """Forget every skeleton and count but keep the families, blocks and traces (a benchmark's steady state)."""
+    with _lock:
+        _skeletons.clear()
+        _counts.clear()
+
+
 def clear() -> None:
     """Forget every memoised family, skeleton, block, count and base reading (a cold start, for benchmarks)."""
     with _lock:
