@@ -180,7 +180,8 @@ def fit(
     at `batch_size`. With `fill_resolution`, budget left over at that phi buys a
     larger input size in the rule's resolution steps (recorded as a resolution override).
     With `fill_width`, a params budget still more than 5% short (depth steps are coarse)
-    buys width at the fitted depths (the plan then has explicit d/w/r multipliers).
+    buys width at the fitted depths, or the next width step at less depth where that is closer
+    (the plan then has explicit d/w/r multipliers).
     `progress(n)` is called after each new measurement, with the number measured so far.
     """
     given = {name: _budget(name, value) for name, value in
