@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Collection
 
 from timm_compound.cost.complexity import Complexity
 from timm_compound.cost.measure import NoTrainingStep, measure
@@ -107,10 +107,15 @@ class _Costs:
         self.batch_size, self.train_memory = batch_size, train_memory
         self.progress = progress
         self.cache: dict[tuple, Complexity] = {}
+        self.plans: dict[tuple, ScalePlan] = {}   # the scan and the fills plan the same phi more than once
 
     def plan(self, phi: float, resolution: int | None = None) -> ScalePlan:
         # the size limits are checked by `fits`: a plan past them is one that does not fit
-        return make_plan(self.base, phi, resolution=resolution, coefficients=self.coefficients, allow_oversize=True)
+        key = (phi, resolution)
+        if key not in self.plans:
+            self.plans[key] = make_plan(self.base, phi, resolution=resolution, coefficients=self.coefficients,
+                                        allow_oversize=True)
+        return self.plans[key]
 
     @staticmethod
     def oversize(scaled: ScalePlan) -> str | None:
@@ -137,18 +142,17 @@ class _Costs:
         return cost
 
 
-def _structure(scaled: ScalePlan) -> tuple:
-    """Everything a plan's model depends on but its resolution (layouts' extra inputs and scheduled arguments included)."""
+def _structure(scaled: ScalePlan, leave_out: Collection[str] = frozenset()) -> tuple:
+    """Everything a plan's model depends on but its resolution (layouts' extra inputs and scheduled arguments
+    included), less the constructor arguments named in `leave_out`."""
     return (tuple(scaled.depths), tuple(scaled.widths), scaled.stem, scaled.head, extra_inputs(scaled),
-            tuple(sorted(scaled.constructor_args.items())))
+            tuple(sorted((k, v) for k, v in scaled.constructor_args.items() if k not in leave_out)))
 
 
 def _shape(scaled: ScalePlan) -> tuple:
     """The network's shape: `_structure` less the rule's `schedules` (EfficientNet's dropout moves with
     every phi step, so nearly every phi is a distinct structure yet most share depths and widths)."""
-    scheduled = scaled.rule.schedules
-    return (tuple(scaled.depths), tuple(scaled.widths), scaled.stem, scaled.head, extra_inputs(scaled),
-            tuple(sorted((k, v) for k, v in scaled.constructor_args.items() if k not in scheduled)))
+    return _structure(scaled, scaled.rule.schedules)
 
 
 def _fits(cost: Complexity, limits: dict[str, float]) -> bool:
@@ -337,11 +341,8 @@ def _fill(costs: _Costs, phi_max: float, limits: dict[str, float]) -> ScalePlan:
     so the least departure from compound scaling and the fewest measurements. If none gets
     there, the closest in the window wins (ties: the larger phi).
     """
-    def closeness(cost: Complexity) -> float:
-        return _closeness(cost, limits)
-
     best = costs.plan(phi_max)
-    best_score = closeness(costs(best))
+    best_score = _closeness(costs(best), limits)
     seen = set()
     steps = round(FILL_WINDOW / SCAN_STEP)
     for k in range(steps + 1):
@@ -355,8 +356,8 @@ def _fill(costs: _Costs, phi_max: float, limits: dict[str, float]) -> ScalePlan:
         seen.add(shape)
         if costs.fits(own, limits):
             fitted = _largest_resolution(costs, phi, own, limits)
-            if closeness(costs(fitted)) > best_score:
-                best, best_score = fitted, closeness(costs(fitted))
+            if _closeness(costs(fitted), limits) > best_score:
+                best, best_score = fitted, _closeness(costs(fitted), limits)
     return best
 
 
@@ -426,9 +427,7 @@ def _fill_width(costs: _Costs, chosen: ScalePlan, limits: dict[str, float]) -> S
     lo, hi = 1.0, 2.0
     while costs.fits(scaled(mult.depth, hi), limits):
         lo, hi = hi, hi * 2
-    while hi / lo > 1 + TOLERANCE:
-        mid = (lo * hi) ** 0.5
-        lo, hi = (mid, hi) if costs.fits(scaled(mult.depth, mid), limits) else (lo, mid)
+    lo, hi = _bisect_factor(lambda factor: costs.fits(scaled(mult.depth, factor), limits), lo, hi)
     best = chosen if lo == 1.0 else scaled(mult.depth, lo)
     if _closeness(costs(best), limits) < WIDTH_FILL_BELOW:
         shallower = _shallower(costs, lambda depth: scaled(depth, hi), mult.depth, limits)
@@ -443,13 +442,19 @@ def _shallower(costs: _Costs, at_depth: Callable[[float], ScalePlan], depth: flo
                limits: dict[str, float]) -> ScalePlan | None:
     """The plan at the largest depth multiplier under `depth` that fits (bisected; cost grows with
     depth), or None when not even half the depth fits."""
-    lo, hi = depth / 2, depth
-    if not costs.fits(at_depth(lo), limits):
+    if not costs.fits(at_depth(depth / 2), limits):
         return None
+    lo, _ = _bisect_factor(lambda d: costs.fits(at_depth(d), limits), depth / 2, depth)
+    return at_depth(lo)
+
+
+def _bisect_factor(fits: Callable[[float], bool], lo: float, hi: float) -> tuple[float, float]:
+    """(lo, hi) narrowed to a ratio of 1 + TOLERANCE, lo fitting and hi not (bisected geometrically:
+    multipliers act as ratios)."""
     while hi / lo > 1 + TOLERANCE:
         mid = (lo * hi) ** 0.5
-        lo, hi = (mid, hi) if costs.fits(at_depth(mid), limits) else (lo, mid)
-    return at_depth(lo)
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+    return lo, hi
 
 
 def _closeness(cost: Complexity, limits: dict[str, float]) -> float:
