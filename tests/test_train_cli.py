@@ -90,10 +90,13 @@ def test_publish_run_to_the_hub(cli_run, hub):
     (["publish", "--to-dir", "x"], "give a registered variant NAME, or --run RUN"),
     (["eval"], "give NAME --weights FILE, or --run RUN"),
     (["eval", "--run", "{run}", "--weights", "{run}/best.safetensors"], "give either --run or --weights"),
-    ([*TRAIN, "--resume", "{run}", "--lr", "0.5"], "cannot resume {run}: setting lr: run 0.0125, asked 0.5"),
+    (["train", "--resume", "{run}", "--lr", "0.5"],
+     "--resume takes every setting from {run}/run.json; --lr cannot be given with it (only a larger --epochs,"),
+    (["train", "--resume", "{run}", "--epochs", "0"], "resuming {run}: epochs: Input should be greater than or equal to 1"),
     ([*TRAIN, "--out", "{run}"], "run folder {run} is not empty; pass resume to continue it"),
-    ([*TRAIN, "--train-resolution", "half"], "--train-resolution must be pixels (160) or a fraction (0.5), got 'half'"),
-    (["train", "resnet18_cs_phi0", "--phi", "2"], "resnet18_cs_phi0 is registered at phi=0; give its base to choose --phi"),
+    ([*TRAIN, "--train-resolution", "half"], "--train-resolution: must be pixels (160) or a fraction (0.5), got 'half'"),
+    ([*TRAIN, "--grad-accum", "0"], "train options: --grad-accum: Input should be greater than or equal to 1 (got 0)"),
+    (["train", "resnet18_cs_phi0", "--phi", "2"], "resnet18_cs_phi0 is registered at phi=0; give its base (resnet18) to choose phi"),
     (["train", "no_such_model"], "'no_such_model' is neither a registered variant nor a base"),
 ])
 def test_cli_errors_exit_1_with_one_line(cli_run, args, message):

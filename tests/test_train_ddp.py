@@ -34,5 +34,6 @@ def test_torchrun_two_cpu_processes_train_each_sample_once_and_write_once(tmp_pa
     assert all(round(value * 101 / 100, 6).is_integer() for value in top1), top1
     # written once: one summary per epoch, one completion line, one set of files
     assert result.stdout.count("epoch 1/2: train loss") == 1 and result.stdout.count("epoch 2/2: train loss") == 1
-    assert result.stdout.count("completed: resnet18 on builtin:digits") == 1
-    assert sorted(p.name for p in run_dir.iterdir()) == ["best.safetensors", "curves.png", "last", "metrics.csv", "run.json"]
+    assert result.stdout.count("completed: resnet18 phi=-6 on builtin:digits") == 1
+    assert sorted(p.name for p in run_dir.iterdir()) == ["best.safetensors", "curves.png", "last", "metrics.csv",
+                                                         "run.json", "tensorboard"]

@@ -96,7 +96,8 @@ def test_a_class_count_that_contradicts_the_data_is_refused():
     (dict(train_resolution=16), "train_resolution 16 px is below the 32 px resnet18 d=0.5 w=0.25 r=1 accepts (rule resnet.yaml's resolution.min)"),
     (dict(train_resolution=0.25), "train_resolution 8 px is below the 32 px"),
     (dict(resolution=24), "resolution 24 px is below the 32 px"),
-    (dict(train_resolution="half"), "train_resolution must be pixels (int) or a fraction (float)"),
+    (dict(train_resolution="half"), "train_resolution: must be pixels (160) or a fraction (0.5), got 'half'"),
+    (dict(train_resolution=1.5), "train_resolution: as a fraction of the resolution must be in (0, 1], got 1.5"),
 ])
 def test_a_resolution_below_what_the_model_accepts_is_refused(kwargs, message):
     with pytest.raises(CompoundError) as caught:
@@ -105,16 +106,31 @@ def test_a_resolution_below_what_the_model_accepts_is_refused(kwargs, message):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(epochs=0), "epochs must be an integer >= 1, got 0"),
+    (dict(epochs=0), "epochs: Input should be greater than or equal to 1 (got 0)"),
     (dict(batch_size=2000), "batch_size 2000 x 1 process(es) is more than the 1438 training images"),
-    (dict(lr=float("nan")), "lr must be a finite number, got nan"),
-    (dict(lr=-1.0), "lr must be > 0, got -1.0"),
+    (dict(lr=float("nan")), "lr: Input should be a finite number (got nan)"),
+    (dict(lr=-1.0), "lr: Input should be greater than 0 (got -1.0)"),
     (dict(amp="fp16"), "amp='fp16' needs a CUDA device; use amp='bf16' on the CPU"),
-    (dict(amp="fp8"), "amp must be one of bf16, fp16 (or None), got 'fp8'"),
+    (dict(amp="fp8"), "amp: Input should be 'bf16' or 'fp16' (got 'fp8')"),
     (dict(device="cuda"), "device 'cuda' asked for, but torch sees no CUDA GPU"),
     (dict(opt="nosuchopt"), "optimizer 'nosuchopt'"),
     (dict(sched="nosuchsched"), "scheduler 'nosuchsched'"),
-    (dict(mixup=0.2, batch_size=15), "mixup needs an even batch_size, got 15"),
+    (dict(mixup=0.2, batch_size=15), "mixup and cutmix need an even batch_size, got 15"),
+    (dict(cutmix=1.0, batch_size=15), "mixup and cutmix need an even batch_size, got 15"),
+    (dict(grad_accum=0), "grad_accum: Input should be greater than or equal to 1 (got 0)"),
+    (dict(progressive="0.5:1.0", progressive_stages=5, epochs=3),
+     "progressive_stages 5 is more than the 3 epoch(s): every stage needs at least one epoch"),
+    (dict(progressive="1.0:0.5"), "progressive: needs 0 < START <= END <= 1"),
+    (dict(progressive="0.1:1.0", progressive_stages=2, epochs=2), "progressive 0.1:1 trains stage 1 at 8 px, below the 32 px"),
+    (dict(compile="fast"), "compile: Input should be 'default', 'reduce-overhead'"),
+    (dict(compile="default", compile_backend="nosuch"), "compile_backend 'nosuch' is not one torch.compile knows"),
+    (dict(clip_grad=0.0), "clip_grad: Input should be greater than 0 (got 0.0)"),
+    (dict(aa="rand-m9"), "aa and reprob are training augmentations, and builtin:digits trains without augmentation by default"),
+    (dict(augment=False, reprob=0.25), "aa and reprob are training augmentations: they cannot apply with augment off"),
+    (dict(augment=True, aa="bogus-m9"), "aa 'bogus-m9' is not an augmentation timm knows"),
+    (dict(log_wandb=True), "log_wandb needs Weights & Biases: pip install wandb"),
+    (dict(drop_rate=1.0), "drop_rate: Input should be less than 1 (got 1.0)"),
+    (dict(bogus=1), "bogus: not a training setting (the settings are: model, phi,"),
     (dict(train_samples=5000), "train_samples=5000 but builtin:digits has only 1438 images in that split"),
 ])
 def test_bad_settings_are_refused(kwargs, message):

@@ -19,12 +19,11 @@ import typer
 from rich.console import Console
 
 from timm_compound.errors import CompoundError
+from timm_compound.train.config import DEFAULT_DATA  # pydantic only, no torch: --help stays light
 
 app = typer.Typer(help="EfficientNet-style compound scaling for timm models.", no_args_is_help=True)
 rules_app = typer.Typer(help="Work with rule files.", no_args_is_help=True)
 app.add_typer(rules_app, name="rules")
-
-DEFAULT_DATA = "builtin:digits"   # timm_compound.train.data.DEFAULT_DATA (not imported: --help stays light)
 
 console = Console()
 errors = Console(stderr=True)

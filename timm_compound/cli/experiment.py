@@ -9,12 +9,15 @@ from typing import Annotated, Any, Optional
 import typer
 
 from timm_compound.cli.app import DEFAULT_DATA, app, console, fail, parse_coefficients
+from timm_compound.cli.config_options import config_options, given
 from timm_compound.errors import CompoundError
 
 STRATEGIES = "depth,width,resolution,compound"   # timm_compound.experiment.inputs.STRATEGIES
+OWN_SETTINGS = ("model", "phi", "data", "epochs", "resolution", "num_classes")   # ...inputs.OWN_SETTINGS
 
 
 @app.command("experiment")
+@config_options(exclude=OWN_SETTINGS)
 def experiment_command(
     base: Annotated[str, typer.Argument(help="A base covered by a rule (resnet18).")],
     data: Annotated[str, typer.Option(help="builtin:digits, an image folder, torch/<name> or hfds/<name>.")] = DEFAULT_DATA,
@@ -30,25 +33,8 @@ def experiment_command(
     include_base: Annotated[bool, typer.Option("--base/--no-base", help="Train the base itself as the 1x point.")] = True,
     cam_images: Annotated[int, typer.Option(help="Validation images in the class activation maps (0: none).")] = 4,
     cam_stage: Annotated[int, typer.Option(help="Stage the maps are computed on (-1: the last).")] = -1,
-    batch_size: Annotated[Optional[int], typer.Option(help="Images per step [default: 64].")] = None,
-    lr: Annotated[Optional[float], typer.Option(help="Learning rate [default: timm's 0.1 per 256 images].")] = None,
-    opt: Annotated[Optional[str], typer.Option(help="timm optimizer name [default: sgd].")] = None,
-    sched: Annotated[Optional[str], typer.Option(help="timm scheduler name [default: cosine].")] = None,
-    warmup_epochs: Annotated[Optional[int], typer.Option(help="Linear warmup epochs [default: 0].")] = None,
-    weight_decay: Annotated[Optional[float], typer.Option(help="Weight decay [default: 2e-5].")] = None,
-    smoothing: Annotated[Optional[float], typer.Option(help="Label smoothing [default: 0].")] = None,
-    mixup: Annotated[Optional[float], typer.Option(help="Mixup alpha [default: 0, off].")] = None,
-    ema: Annotated[bool, typer.Option("--ema", help="Keep, evaluate and save an EMA of the weights.")] = False,
-    amp: Annotated[Optional[str], typer.Option(help="Mixed precision: bf16 (CPU or CUDA) or fp16 (CUDA).")] = None,
-    augment: Annotated[Optional[bool], typer.Option("--augment/--no-augment", help="timm's training augmentation (default: on, off for builtin:digits).")] = None,
-    train_samples: Annotated[Optional[int], typer.Option(help="Train on a fixed subset of this many images.")] = None,
-    val_samples: Annotated[Optional[int], typer.Option(help="Evaluate on a fixed subset of this many images.")] = None,
-    seed: Annotated[int, typer.Option(help="Seed of every model's weights, data order and augmentation.")] = 0,
-    data_dir: Annotated[Optional[Path], typer.Option(help="Where torch/ and hfds/ datasets live.")] = None,
-    download: Annotated[bool, typer.Option("--download", help="Let torch/ datasets download (needs network).")] = False,
-    workers: Annotated[Optional[int], typer.Option(help="Data loader processes.")] = None,
-    device: Annotated[Optional[str], typer.Option(help="cpu, cuda or cuda:N [default: cuda when available].")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only the summary.")] = False,
+    **settings: Any,
 ) -> None:
     """Depth vs width vs resolution vs compound scaling of BASE at equal real GMACs, trained and reported.
 
@@ -66,20 +52,12 @@ def experiment_command(
     try:
         if out is None:
             raise CompoundError("give --out DIR, the experiment folder")
-        given: dict[str, Any] = dict(
-            batch_size=batch_size, lr=lr, opt=opt, sched=sched, warmup_epochs=warmup_epochs, weight_decay=weight_decay,
-            smoothing=smoothing, mixup=mixup, amp=amp, augment=augment, train_samples=train_samples,
-            val_samples=val_samples, data_dir=None if data_dir is None else str(data_dir), workers=workers, device=device)
-        train_arguments = {key: value for key, value in given.items() if value is not None}
-        if ema:
-            train_arguments["ema"] = True
-        if download:
-            train_arguments["download"] = True
+        train_arguments = given(settings)
         result = experiment(
             base, data, budgets=parse_budgets(budgets), strategies=strategies, references=tuple(reference or ()),
             epochs=epochs, out=out, resolution=resolution, coefficients=parse_coefficients(coefficients),
             tolerance=tolerance, include_base=include_base, cam_images=cam_images, cam_stage=cam_stage,
-            progress="quiet" if quiet else "auto", console=console, seed=seed, **train_arguments,
+            progress="quiet" if quiet else "auto", console=console, **train_arguments,
         )
     except CompoundError as error:
         raise fail(error) from None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from rich import box
@@ -11,6 +11,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from timm_compound.cli.app import DEFAULT_DATA, app, console, errors, fail, parse_alpha_beta_gamma
+from timm_compound.cli.config_options import config_options, given
 from timm_compound.errors import CompoundError
 
 
@@ -66,6 +67,7 @@ def results_view(result) -> Table:
 
 
 @app.command("search")
+@config_options(exclude=("model", "phi", "data", "epochs", "resolution", "workers"))
 def search_command(
     base: Annotated[str, typer.Argument(help="A base covered by a rule (resnet18).")],
     data: Annotated[str, typer.Option(help="builtin:digits, an image folder, torch/<name> or hfds/<name>.")] = DEFAULT_DATA,
@@ -86,20 +88,11 @@ def search_command(
     study: Annotated[Optional[str], typer.Option(help="Study name (default: BASE-coefficients).")] = None,
     workers: Annotated[int, typer.Option(help="Local worker processes.")] = 1,
     heartbeat: Annotated[int, typer.Option(help="Seconds between trial heartbeats; a trial silent for twice that is retried.")] = 60,
-    batch_size: Annotated[int, typer.Option(help="Images per step.")] = 64,
-    lr: Annotated[Optional[float], typer.Option(help="Learning rate (default: timm's 0.1 per 256 images).")] = None,
-    opt: Annotated[str, typer.Option(help="timm optimizer name.")] = "sgd",
-    sched: Annotated[str, typer.Option(help="timm scheduler name.")] = "cosine",
-    train_samples: Annotated[Optional[int], typer.Option(help="Train on a fixed subset of this many images.")] = None,
-    val_samples: Annotated[Optional[int], typer.Option(help="Evaluate on a fixed subset of this many images.")] = None,
-    seed: Annotated[int, typer.Option(help="Seed of every trial's weights and data order.")] = 0,
-    augment: Annotated[Optional[bool], typer.Option("--augment/--no-augment", help="timm's training augmentation.")] = None,
-    data_dir: Annotated[Optional[Path], typer.Option(help="Where torch/ and hfds/ datasets live.")] = None,
     loader_workers: Annotated[Optional[int], typer.Option(help="Data loader processes per trial.")] = None,
-    device: Annotated[Optional[str], typer.Option(help="cpu, cuda or cuda:N.")] = None,
     write_rule: Annotated[Optional[Path], typer.Option(help="Write the found coefficients as a user rule (replaces: the shipped family) into this folder; load it with TIMM_COMPOUND_RULES_PATH=DIR.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List the candidates, planned and measured, and stop.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No per-trial lines.")] = False,
+    **settings: Any,
 ) -> None:
     """Search alpha, beta, gamma for BASE: proxy trainings of every candidate in an Optuna study (resumable)."""
     from timm_compound.search.api import candidates, search
@@ -119,9 +112,8 @@ def search_command(
         say = (lambda line: None) if quiet else (lambda line: console.print(line, markup=False, highlight=False))
         result = search(
             base, data, epochs=epochs, sampler=sampler, trials=trials, pruner=pruner, storage=storage, study=study,
-            workers=workers, out=out, heartbeat=heartbeat, say=say, batch_size=batch_size, lr=lr, opt=opt, sched=sched,
-            train_samples=train_samples, val_samples=val_samples, seed=seed, augment=augment, data_dir=data_dir,
-            loader_workers=loader_workers, device=device, **grid,
+            workers=workers, out=out, heartbeat=heartbeat, say=say, loader_workers=loader_workers, **grid,
+            **given(settings),
         )
         console.print(results_view(result))
         best = result.best

@@ -10,80 +10,99 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
-from timm_compound.cli.app import DEFAULT_DATA, app, console, fail, plan_or_name
+from timm_compound.cli.app import DEFAULT_DATA, app, console, fail
+from timm_compound.cli.config_options import config_options, flag, given
 from timm_compound.errors import CompoundError
 
 
-def parse_train_resolution(text: str | None) -> int | float | None:
-    """'160' -> 160 px; '0.5' -> half the evaluation resolution."""
-    if text is None:
-        return None
-    try:
-        return float(text) if any(c in text for c in ".eE") else int(text)
-    except ValueError:
-        raise CompoundError(f"--train-resolution must be pixels (160) or a fraction (0.5), got {text!r}") from None
-
-
 @app.command("train")
+@config_options(exclude=("model",))
 def train_command(
-    name: Annotated[str, typer.Argument(help="A registered variant (resnet18_cs_phi0) or a base (resnet18).")],
-    data: Annotated[str, typer.Option(help="builtin:digits, an image folder, torch/<name> or hfds/<name>.")] = DEFAULT_DATA,
-    epochs: Annotated[int, typer.Option(help="Epochs to train.")] = 10,
-    batch_size: Annotated[int, typer.Option(help="Images per step and process.")] = 64,
-    lr: Annotated[Optional[float], typer.Option(help="Learning rate (default: timm's 0.1 per 256 images).")] = None,
-    opt: Annotated[str, typer.Option(help="timm optimizer name (sgd, adamw, lamb, ...).")] = "sgd",
-    sched: Annotated[str, typer.Option(help="timm scheduler name (cosine, step, poly, none, ...).")] = "cosine",
-    warmup_epochs: Annotated[int, typer.Option(help="Linear warmup epochs.")] = 0,
-    weight_decay: Annotated[float, typer.Option(help="Weight decay.")] = 2e-5,
-    momentum: Annotated[float, typer.Option(help="SGD momentum.")] = 0.9,
-    smoothing: Annotated[float, typer.Option(help="Label smoothing.")] = 0.0,
-    mixup: Annotated[float, typer.Option(help="Mixup alpha (0: off).")] = 0.0,
-    ema: Annotated[bool, typer.Option("--ema", help="Keep, evaluate and save an EMA of the weights.")] = False,
-    amp: Annotated[Optional[str], typer.Option(help="Mixed precision: bf16 (CPU or CUDA) or fp16 (CUDA).")] = None,
-    phi: Annotated[Optional[float], typer.Option(help="Scale a base NAME by this phi.")] = None,
-    resolution: Annotated[Optional[int], typer.Option(help="Evaluation input size in pixels (default: the plan's).")] = None,
-    train_resolution: Annotated[Optional[str], typer.Option(help="Train at these pixels (160) or this fraction (0.5) of the resolution.")] = None,
-    num_classes: Annotated[Optional[int], typer.Option(help="Expected class count (checked against the data).")] = None,
-    augment: Annotated[Optional[bool], typer.Option("--augment/--no-augment", help="timm's training augmentation (default: on, off for builtin:digits).")] = None,
-    train_samples: Annotated[Optional[int], typer.Option(help="Train on a fixed subset of this many images.")] = None,
-    val_samples: Annotated[Optional[int], typer.Option(help="Evaluate on a fixed subset of this many images.")] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the weights, the data order and augmentation.")] = 0,
+    name: Annotated[Optional[str], typer.Argument(
+        help="A registered variant (resnet18_cs_phi0) or a base (resnet18); not needed with --config or --resume.")] = None,
+    config_file: Annotated[Optional[Path], typer.Option(
+        "--config", help="A YAML file of settings (as --print-config writes); options given here override it.")] = None,
+    print_config: Annotated[bool, typer.Option(
+        "--print-config", help="Print the resolved settings as YAML and exit (nothing is trained).")] = False,
     out: Annotated[Optional[Path], typer.Option(help="Run folder (default: runs/NAME-TIME).")] = None,
-    resume: Annotated[Optional[Path], typer.Option(help="Continue the run in this folder after its last completed epoch.")] = None,
-    data_dir: Annotated[Optional[Path], typer.Option(help="Where torch/ and hfds/ datasets live (default ~/.cache/timm-compound/datasets).")] = None,
-    download: Annotated[bool, typer.Option("--download", help="Let torch/ datasets download (needs network).")] = False,
-    workers: Annotated[Optional[int], typer.Option(help="Data loader processes (default: 0 for builtin data).")] = None,
-    device: Annotated[Optional[str], typer.Option(help="cpu, cuda or cuda:N (default: cuda when available).")] = None,
+    resume: Annotated[Optional[Path], typer.Option(
+        help="Continue this run folder with every setting from its run.json; only a larger --epochs, "
+             "--device, --workers, --data-dir and --download may be given.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+    **settings: Any,
 ) -> None:
-    """Train a scaled model; writes run.json, metrics.csv, curves.png and checkpoints to the run folder."""
-    from timm_compound.train.api import train
+    """Train a scaled model; writes run.json, metrics.csv, curves.png, TensorBoard logs and checkpoints to the run folder.
 
+    Every training setting is an option below, or a key of a --config file.
+    """
     primary = os.environ.get("RANK", "0") == "0"
     try:
-        spec = plan_or_name(name, phi)
-        if out is None and resume is None:
-            out = Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
-        result = train(
-            spec, data, epochs=epochs, batch_size=batch_size, lr=lr, opt=opt, sched=sched, warmup_epochs=warmup_epochs,
-            weight_decay=weight_decay, momentum=momentum, smoothing=smoothing, mixup=mixup, ema=ema, amp=amp,
-            resolution=resolution, train_resolution=parse_train_resolution(train_resolution), num_classes=num_classes,
-            augment=augment, train_samples=train_samples, val_samples=val_samples, seed=seed, out=out, resume=resume,
-            data_dir=data_dir, download=download, workers=workers, device=device, progress=False if quiet else "auto",
-        )
+        chosen = given(settings)
+        if resume is not None:
+            resumed = _resume(resume, name, config_file, print_config, out, chosen, quiet)
+            if resumed is None:
+                return
+            result, label = resumed
+        else:
+            from timm_compound.train.config import build_config, read_config_file, to_yaml
+
+            from_file = {}
+            if config_file is not None:
+                from_file = build_config(read_config_file(config_file), where=str(config_file)).given()
+            if name is not None:
+                chosen["model"] = name
+            config = build_config(from_file, where="train options", spell=flag, **chosen)
+            if print_config:
+                print(to_yaml(config), end="")
+                return
+            if config.model is None:
+                raise CompoundError("give NAME (a registered variant or a base), a --config file naming a model, "
+                                    "or --resume RUN")
+            from timm_compound.train.api import train
+
+            if out is None:
+                out = Path("runs") / f"{config.model}-{time.strftime('%Y%m%d-%H%M%S')}"
+            result = train(config=config, out=out, progress=False if quiet else "auto")
+            label = config.model if config.phi is None else f"{config.model} phi={config.phi:g}"
     except CompoundError as error:
         raise fail(error) from None
     if primary:
         best = result.best
         console.print(
-            f"{result.status}: {name} on {result.dataset['name']}, {len(result.history)} epoch(s): top-1 {result.top1:.2f}% "
+            f"{result.status}: {label} on {result.dataset['name']}, "
+            f"{len(result.history)} epoch(s): top-1 {result.top1:.2f}% "
             f"(best {best.top1:.2f}% at epoch {best.epoch}; chance {100 / result.num_classes:.1f}%) -> {result.run_dir}",
             markup=False, highlight=False, soft_wrap=True,
         )
+
+
+def _resume(folder: Path, name: str | None, config_file: Path | None, print_config: bool, out: Path | None,
+            chosen: dict[str, Any], quiet: bool):
+    """`train --resume RUN`: every setting from the run; a flag it may not change is refused, naming it."""
+    from timm_compound.train.resume import refused
+
+    extra = [flag(key) for key in refused(chosen)]
+    extra += [option for option, value in (("--config", config_file), ("--out", out)) if value is not None]
+    if extra:
+        raise CompoundError(f"--resume takes every setting from {folder / 'run.json'}; {', '.join(extra)} cannot be "
+                            "given with it (only a larger --epochs, --device, --workers, --data-dir and --download)")
+    from timm_compound.train.run import read_record, recorded_config
+
+    record = read_record(folder)
+    if name is not None and name != (record.get("config") or {}).get("model", record["model"].get("spec")):
+        raise CompoundError(f"{folder} trained {record['model'].get('spec')}, not {name}; leave NAME out to resume it")
+    if print_config:
+        from timm_compound.train.config import build_config, to_yaml
+
+        print(to_yaml(build_config(recorded_config(record, folder / "run.json"), **chosen)), end="")
+        return None
+    from timm_compound.train.api import train
+
+    return train(resume=folder, progress=False if quiet else "auto", **chosen), record["model"].get("spec")
 
 
 @app.command("eval")

@@ -6,23 +6,22 @@ on a re-run (`fingerprint`); where it runs (device, loader workers, data folder)
 
 from __future__ import annotations
 
-import inspect
 import json
+from pathlib import Path
 from typing import Any
 
 from timm_compound.errors import CompoundError
-from timm_compound.train.settings import check_amp, finite, positive_int
+from timm_compound.train.config import PLACE, TrainConfig, build_config
+from timm_compound.train.settings import finite
 
 STRATEGIES = ("depth", "width", "resolution", "compound")
 
-# train() arguments an experiment passes on to every run unchanged (the same schedule and seed for all)
-TRAIN_ARGUMENTS = (
-    "batch_size", "lr", "opt", "sched", "warmup_epochs", "weight_decay", "momentum", "smoothing", "mixup",
-    "ema", "ema_decay", "amp", "augment", "train_samples", "val_samples", "seed",
-    "data_dir", "download", "workers", "device",
-)
+# TrainConfig settings an experiment sets itself for each model
+OWN_SETTINGS = ("model", "phi", "data", "epochs", "resolution", "num_classes")
+# the training settings an experiment passes on to every run unchanged (the same schedule and seed for all)
+TRAIN_ARGUMENTS = tuple(name for name in TrainConfig.model_fields if name not in OWN_SETTINGS)
 # ... of which these say where it runs, not what it computes: a re-run may change them
-PLACE_ARGUMENTS = ("data_dir", "download", "workers", "device")
+PLACE_ARGUMENTS = PLACE
 
 
 def check_budgets(budgets: Any) -> tuple[float, ...]:
@@ -74,29 +73,13 @@ def check_strategies(strategies: Any) -> tuple[str, ...]:
 
 
 def check_train_arguments(arguments: dict[str, Any]) -> dict[str, Any]:
-    """The training arguments every run shares, checked as train() would check them (before anything is written)."""
+    """The training settings every run shares, checked as train() checks them (before anything is written)."""
     unknown = sorted(set(arguments) - set(TRAIN_ARGUMENTS))
     if unknown:
         raise CompoundError(f"experiment() does not take {', '.join(unknown)}: the training arguments it passes "
                             f"to every run are {', '.join(TRAIN_ARGUMENTS)} (each model's resolution is the experiment's)")
-    given = dict(arguments)
-    for name in ("batch_size", "warmup_epochs", "seed", "train_samples", "val_samples", "workers"):
-        if given.get(name) is not None:
-            positive_int(name, given[name], minimum=0 if name in ("warmup_epochs", "seed", "workers") else 1)
-    if given.get("lr") is not None:
-        finite("lr", given["lr"], open_low=True)
-    for name, high in (("weight_decay", None), ("momentum", 1.0), ("smoothing", 0.99), ("mixup", None)):
-        if given.get(name) is not None:
-            finite(name, given[name], high=high)
-    if given.get("ema_decay") is not None:
-        finite("ema_decay", given["ema_decay"], open_low=True, high=1.0)
-    for name in ("opt", "sched"):
-        if name in given and (not isinstance(given[name], str) or not given[name]):
-            raise CompoundError(f"{name} must be a name, got {given[name]!r}")
-    if given.get("amp") is not None:
-        check_amp(given["amp"], "cuda")   # the device is checked by the first run; here only the name
-    if given.get("mixup") and given.get("batch_size", 64) % 2:
-        raise CompoundError(f"mixup needs an even batch_size, got {given['batch_size']}")
+    given = {key: str(value) if isinstance(value, Path) else value for key, value in arguments.items()}
+    build_config(where="experiment training settings", **given)
     return given
 
 
@@ -113,11 +96,8 @@ def fingerprint(settings: dict[str, Any]) -> dict[str, Any]:
 
 
 def train_defaults() -> dict[str, Any]:
-    """train()'s own defaults: a training argument left out means the same as given at its default."""
-    from timm_compound.train.api import train
-
-    return {name: parameter.default for name, parameter in inspect.signature(train).parameters.items()
-            if name in TRAIN_ARGUMENTS}
+    """TrainConfig's defaults: a training setting left out means the same as given at its default."""
+    return {name: field.default for name, field in TrainConfig.model_fields.items() if name in TRAIN_ARGUMENTS}
 
 
 def differences(recorded: dict[str, Any], asked: dict[str, Any]) -> list[str]:

@@ -141,9 +141,9 @@ def run_all(out: Path, variants: list[Variant], *, data: str, epochs: int, train
             return False
 
         try:
-            train(model_for(variant, num_classes, train_arguments.get("seed", 0)), data, epochs=epochs,
-                  resolution=variant.resolution, out=run_dir, resume=True, on_epoch=on_epoch,
-                  progress=progress, console=console, **train_arguments)
+            model, arguments = model_for(variant, num_classes, train_arguments)
+            train(model, data, epochs=epochs, resolution=variant.resolution, out=run_dir, resume=True,
+                  on_epoch=on_epoch, progress=progress, console=console, **arguments)
         except NonFiniteLoss as error:   # one diverging model does not end the experiment; its row says so
             tracker.say(f"experiment: run {variant.name} failed: {error}")
             rows.append(read_row(variant, run_dir, failed=str(error)))
@@ -159,14 +159,21 @@ def _what(variant: Variant) -> str:
     return f"{variant.plan.base} depths {variant.plan.depths}, widths {variant.plan.widths} at {pixels}"
 
 
-def model_for(variant: Variant, num_classes: int, seed: int) -> Any:
-    """What train() gets: the plan or name, or for a timm-only reference its module, seeded as train() seeds."""
+# settings that go to a model's constructor: train() builds plans with them, a timm-only reference gets them here
+_CONSTRUCTOR = {"drop_rate": "drop_rate", "drop_path": "drop_path_rate"}
+
+
+def model_for(variant: Variant, num_classes: int, arguments: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """What train() gets: the plan or name, or for a timm-only reference its module, seeded as train() seeds
+    and built with the run's dropout settings (which train() then does not get again)."""
     if not variant.timm_only:
-        return variant.model
+        return variant.model, arguments
     import timm
 
-    torch.manual_seed(seed)
-    return timm.create_model(variant.model, num_classes=num_classes)
+    torch.manual_seed(arguments.get("seed", 0))
+    kwargs = {arg: arguments[name] for name, arg in _CONSTRUCTOR.items() if arguments.get(name) is not None}
+    rest = {key: value for key, value in arguments.items() if key not in _CONSTRUCTOR}
+    return timm.create_model(variant.model, num_classes=num_classes, **kwargs), rest
 
 
 def read_row(variant: Variant, run_dir: Path, failed: str | None = None) -> Row:

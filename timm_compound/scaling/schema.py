@@ -317,6 +317,11 @@ class Rule(StrictModel):
     schedules: dict[str, Schedule] = Field(
         default_factory=dict, description="Constructor arguments set from phi (only when phi is given)."
     )
+    recipe: dict[Literal["drop_rate", "drop_path_rate"], Schedule] = Field(
+        default_factory=dict,
+        description="Training regularisation that grows with phi, applied by `train` (not by create_model) unless "
+        "the run sets it: drop_rate (dropout before the classifier) and drop_path_rate (stochastic depth).",
+    )
     stage_modules: str | list[str] | StageModules | None = Field(
         None,
         validate_default=True,
@@ -367,6 +372,15 @@ class Rule(StrictModel):
         """This rule as it applies to `arch`: its override merged in, `architectures` = [arch]."""
         data = self.model_dump(by_alias=True, exclude={"overrides"})
         return Rule.model_validate(_deep_merge({**data, "architectures": [arch]}, self.overrides.get(arch, {})))
+
+    @field_validator("recipe")
+    @classmethod
+    def _recipe_not_scheduled(cls, recipe: dict[str, Schedule], info: ValidationInfo) -> dict[str, Schedule]:
+        both = sorted(set(recipe) & set(info.data.get("schedules") or {}))
+        if both:
+            raise ValueError(f"{', '.join(both)} is set both by schedules (at build) and by the recipe (in training): "
+                             "keep one")
+        return recipe
 
     @field_validator("architectures")
     @classmethod

@@ -8,7 +8,6 @@ read back from the study, so a search finished by workers on other machines repo
 
 from __future__ import annotations
 
-import inspect
 import math
 import os
 import shutil
@@ -25,11 +24,11 @@ from timm_compound.search.results import SearchResult, collect, write_files
 from timm_compound.search.rungs import rung_study_name, runs_folder
 from timm_compound.search.storage import DEFAULT_HEARTBEAT, default_url, open_storage, redact, scrub
 from timm_compound.search.workers import PRUNERS, SAMPLERS, Job, QuietOptuna, complete, connect, run_many, run_search
+from timm_compound.train.config import TrainConfig, build_config
 
-SETTINGS_VERSION = 2   # 2: successive_halving is synchronous (rung studies); Optuna's pruner is "asha"
-# train() arguments a search sets itself, per trial or for the whole search
-_OWN = {"model", "data", "epochs", "resolution", "out", "resume", "on_epoch", "progress", "console", "workers"}
-_WHERE = {"device", "workers", "data_dir", "download"}   # where a trial runs, not what it trains: workers may differ
+SETTINGS_VERSION = 3   # 2: successive_halving is synchronous (rung studies), Optuna's pruner is "asha"; 3: TrainConfig
+# TrainConfig settings a search sets itself, per trial or for the whole search
+_OWN = {"model", "phi", "data", "epochs", "resolution", "workers"}
 
 
 def search(
@@ -152,9 +151,8 @@ def _check_base(base: str) -> None:
 
 
 def _train_kwargs(given: dict[str, Any], loader_workers: int | None) -> dict[str, Any]:
-    from timm_compound.train.api import train
-
-    allowed = set(inspect.signature(train).parameters) - _OWN
+    """The training settings every trial shares, checked as train() checks them (TrainConfig)."""
+    allowed = set(TrainConfig.model_fields) - _OWN
     unknown = sorted(set(given) - allowed)
     if unknown:
         raise CompoundError(f"search() got unknown training argument(s) {', '.join(unknown)}; it passes on "
@@ -162,18 +160,15 @@ def _train_kwargs(given: dict[str, Any], loader_workers: int | None) -> dict[str
     kwargs = dict(given)
     if loader_workers is not None:
         kwargs["workers"] = loader_workers
+    build_config(where="search training settings", **kwargs)
     return kwargs
 
 
 def _recipe(train_kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Every training argument a trial's result depends on, defaults filled in (so leaving one out and
+    """Every training setting a trial's result depends on, defaults filled in (so leaving one out and
     giving its default are the same search); where the trainer runs (device, loader processes) is not one."""
-    from timm_compound.train.api import train
-
-    defaults = {name: p.default for name, p in inspect.signature(train).parameters.items()
-                if name not in _OWN and name not in _WHERE}
-    recipe = {**defaults, **{k: v for k, v in train_kwargs.items() if k not in _WHERE}}
-    return {key: str(value) if isinstance(value, Path) else value for key, value in sorted(recipe.items())}
+    computed = build_config(where="search training settings", **train_kwargs).computed()
+    return {key: value for key, value in sorted(computed.items()) if key not in _OWN}
 
 
 def _check_data(data: str, train_kwargs: dict[str, Any]) -> None:

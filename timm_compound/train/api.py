@@ -1,13 +1,16 @@
 """`train()` and `evaluate()`: the public entry points (the CLI's `train` and `eval` call these).
 
-Every argument is checked, the data opened and the model built before anything is written; a
-new run never writes into a used folder and a resumed one must ask for what its run.json recorded.
+Every setting is a field of `TrainConfig`, checked before anything is built; the data is opened and
+the model built before anything is written; a new run never writes into a used folder, and a
+resumed one either takes every setting from its run.json (`train(resume=RUN)`) or must ask for
+what its run.json recorded (`train(model, resume=RUN, ...)`, as experiments and searches do).
 """
 
 from __future__ import annotations
 
 import random
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,16 +20,22 @@ from rich.console import Console
 
 from timm_compound.errors import CompoundError
 from timm_compound.train import checkpoint, run
-from timm_compound.train.data import DEFAULT_DATA, DataSplits, load_data
+from timm_compound.train.config import DEFAULT_DATA, TrainConfig, build_config, default_lr
+from timm_compound.train.data import DataSplits, load_data
 from timm_compound.train.distributed import World, resolve_device, setup
 from timm_compound.train.engine import evaluate_batches
 from timm_compound.train.loaders import Samples, TrainBatches, eval_loader, make_transforms
-from timm_compound.train.models import choose_model, load_trained
+from timm_compound.train.logs import check_wandb, open_logs
+from timm_compound.train.models import Chosen, choose_model, load_trained
 from timm_compound.train.progress import Mode, Reporter
+from timm_compound.train.progressive import Stages
+from timm_compound.train.regularisation import regularisation
 from timm_compound.train.results import EvalResult, TrainResult
-from timm_compound.train.settings import Settings, check_amp, default_lr, finite, positive_int
+from timm_compound.train.resume import Resumed, from_folder
+from timm_compound.train.settings import check_amp, positive_int
 from timm_compound.train.setup import (
     check_can_create,
+    check_speed,
     default_workers,
     make_parts,
     native_resolution,
@@ -35,93 +44,109 @@ from timm_compound.train.setup import (
 from timm_compound.train.trainer import Loop, OnEpoch
 
 
+@dataclass
+class _Request:
+    """One call of train(): the settings, what to build, and where the run lives."""
+
+    config: TrainConfig
+    model: Any                       # an nn.Module, a ScalePlan, or None (config.model names it)
+    run_dir: Path | None
+    resuming: bool
+    model_kwargs: dict[str, Any]
+    extended_from: int | None = None  # a resume that extends the run: its epochs before
+
+
 def train(
-    model: Any,
-    data: str = DEFAULT_DATA,
+    model: Any = None,
+    data: str | None = None,
     *,
-    epochs: int = 10,
-    batch_size: int = 64,
-    lr: float | None = None,
-    opt: str = "sgd",
-    sched: str = "cosine",
-    warmup_epochs: int = 0,
-    weight_decay: float = 2e-5,
-    momentum: float = 0.9,
-    smoothing: float = 0.0,
-    mixup: float = 0.0,
-    ema: bool = False,
-    ema_decay: float = 0.9998,
-    amp: str | None = None,
-    resolution: int | None = None,
-    train_resolution: int | float | None = None,
-    num_classes: int | None = None,
-    augment: bool | None = None,
-    train_samples: int | None = None,
-    val_samples: int | None = None,
-    seed: int = 0,
+    config: TrainConfig | dict[str, Any] | None = None,
     out: str | Path | None = None,
     resume: str | Path | bool | None = None,
-    data_dir: str | Path | None = None,
-    download: bool = False,
-    workers: int | None = None,
-    device: str | torch.device | None = None,
     progress: Mode | bool = "auto",
     console: Console | None = None,
     on_epoch: OnEpoch | None = None,
     model_kwargs: dict[str, Any] | None = None,
+    **settings: Any,
 ) -> TrainResult:
     """Train `model` (an nn.Module, a registered name, a base a rule covers, or a ScalePlan) on `data`.
 
+    `config` is a `TrainConfig` (or a dict of its fields); keywords set fields on top of it
+    (`epochs=3, lr=0.05, aa="rand-m9-mstd0.5"`): see `TrainConfig` for every setting and its default.
     Uses timm's create_optimizer_v2, create_scheduler_v2 (stepped per epoch), create_transform with
-    the model's data config, Mixup, ModelEmaV3 and NativeScaler. `lr=None` follows timm's rule
-    (0.1 per 256 images). `resolution` overrides the plan's input size; `train_resolution` (pixels,
-    or a float fraction of `resolution`) trains smaller and evaluates at `resolution` (FixRes).
-    `out` is the run folder (None: write nothing); `resume=RUN` (or True: resume `out` if it holds a
-    run) continues after the last completed epoch. `on_epoch(epoch, metrics)` runs after each epoch is
-    saved (on every rank); returning True stops training there, and an exception it raises (an Optuna
-    pruner's TrialPruned) propagates; either way run.json says "stopped".
+    the model's data config, Mixup/CutMix, ModelEmaV3, NativeScaler and dispatch_clip_grad.
+    `out` is the run folder (None: write nothing). `resume=RUN` alone continues that run with every
+    setting from its run.json (only a larger `epochs` and where it runs may be given);
+    `train(model, ..., resume=RUN)` must ask for what the run recorded; `resume=True` continues the
+    run in `out` if there is one and starts it otherwise. `on_epoch(epoch, metrics)` runs after each
+    epoch is saved (on every rank); returning True stops training there, and an exception it raises
+    (an Optuna pruner's TrialPruned) propagates; either way run.json says "stopped".
     `progress`: 'auto' (a rich bar per epoch on a terminal, plain lines otherwise), 'plain', or
     False for none; lines go to `console` (default: stdout).
     Under `torchrun` each process trains its shard with DistributedDataParallel.
     """
-    device = resolve_device(device)
+    request = _request(model, data, config, out, resume, settings, model_kwargs)
+    device = resolve_device(request.config.device)
     world = setup(device)
     try:
-        return _train(world, locals())
+        return _train(world, request, progress, console, on_epoch)
     finally:
         world.close()
 
 
-def _train(world: World, args: dict[str, Any]) -> TrainResult:
-    device = world.device
-    _check_numbers(args)
-    amp = check_amp(args["amp"], device.type)
-    run_dir, resuming = _run_folder(args["out"], args["resume"])
-    if run_dir is not None and not resuming:
+def _request(model: Any, data: str | None, config: Any, out: Any, resume: Any, settings: dict[str, Any],
+             model_kwargs: dict[str, Any] | None) -> _Request:
+    if data is not None:
+        settings["data"] = data
+    if isinstance(model, str):
+        settings["model"] = model
+    run_dir, resuming = _run_folder(out, resume)
+    if model is None and config is None and resuming and resume not in (True,):
+        resumed: Resumed = from_folder(run_dir, settings)
+        if model_kwargs:
+            raise CompoundError(f"cannot resume {run_dir} with model_kwargs: the run's model is rebuilt from its run.json")
+        return _Request(resumed.config, resumed.model, run_dir, True, resumed.model_kwargs, resumed.extended_from)
+    built = build_config(config, **settings)
+    if model is None and built.model is None:
+        raise CompoundError("give the model to train (a registered name, a base, a ScalePlan or an nn.Module), "
+                            "or resume=RUN to continue a run")
+    return _Request(built, None if isinstance(model, str) else model, run_dir, resuming, dict(model_kwargs or {}))
+
+
+def _train(world: World, request: _Request, progress: Mode | bool, console: Console | None,
+           on_epoch: OnEpoch | None) -> TrainResult:
+    config, device, run_dir = request.config, world.device, request.run_dir
+    amp = check_amp(config.amp, device.type)
+    check_speed(config, device)
+    if config.log_wandb:
+        check_wandb()
+    if run_dir is not None and not request.resuming:
         _agreed(world, lambda: (check_can_create(run_dir), run.check_new(run_dir)))
-    _seed_everything(args["seed"])
-    splits = load_data(args["data"], data_dir=args["data_dir"], download=args["download"], train_samples=args["train_samples"],
-                       val_samples=args["val_samples"], num_classes=args["num_classes"])
-    chosen = choose_model(args["model"], num_classes=splits.num_classes, resolution=args["resolution"],
-                          model_kwargs=args["model_kwargs"])
-    resolution, train_resolution = resolve_resolutions(chosen, args["resolution"], args["train_resolution"])
-    batch_size = args["batch_size"]
-    if args["mixup"] > 0 and batch_size % 2:
-        raise CompoundError(f"mixup needs an even batch_size, got {batch_size}")
-    settings = Settings(
-        epochs=args["epochs"], batch_size=batch_size, lr=float(args["lr"] or default_lr(args["opt"], batch_size, world.world_size)),
-        opt=args["opt"], sched=args["sched"], warmup_epochs=args["warmup_epochs"], weight_decay=float(args["weight_decay"]),
-        momentum=float(args["momentum"]), smoothing=float(args["smoothing"]), mixup=float(args["mixup"]), ema=bool(args["ema"]),
-        ema_decay=float(args["ema_decay"]), amp=amp, seed=args["seed"], resolution=resolution,
-        train_resolution=train_resolution, augment=splits.augment if args["augment"] is None else bool(args["augment"]),
-        train_samples=args["train_samples"], val_samples=args["val_samples"],
-    )
-    workers = default_workers(args["data"]) if args["workers"] is None else positive_int("workers", args["workers"], minimum=0)
-    model_record = chosen.record()
-    record = run.new_record(model=model_record, dataset=splits.description, settings=settings,
-                            world_size=world.world_size, device=str(device), workers=workers)
+    _seed_everything(config.seed)
+    splits = load_data(config.data, data_dir=config.data_dir, download=config.download,
+                       train_samples=config.train_samples, val_samples=config.val_samples,
+                       num_classes=config.num_classes)
+    spec = request.model if request.model is not None else config.model
+    drops = regularisation(spec, config, phi=config.phi, resolution=config.resolution)
+    chosen = choose_model(spec, num_classes=splits.num_classes, resolution=config.resolution, phi=config.phi,
+                          model_kwargs={**drops.model_kwargs, **request.model_kwargs})
+    resolution, train_resolution = resolve_resolutions(chosen, config.resolution, config.train_resolution)
+    augment = splits.augment if config.augment is None else config.augment
+    if not augment and (config.aa or config.reprob):
+        raise CompoundError(f"aa and reprob are training augmentations, and {config.data} trains without augmentation "
+                            "by default: pass augment=True (--augment) to use them")
+    settings = config.model_copy(update=dict(
+        lr=float(config.lr or default_lr(config, world.world_size)), amp=amp, resolution=resolution,
+        train_resolution=train_resolution, augment=augment, drop_rate=drops.drop_rate(chosen.model),
+        drop_path=drops.drop_path))
+    stages = Stages.plan(settings, minimum=_floor(chosen))
+    workers = default_workers(config.data) if config.workers is None else config.workers
+    model_record = {**chosen.record(), "kwargs": run.json_or_none(request.model_kwargs)}
+    record = run.new_record(model=model_record, dataset=splits.description, config=config, settings=settings,
+                            world_size=world.world_size, device=str(device), workers=workers,
+                            regularisation=drops.describe(settings), progressive=stages.describe())
     last = None
-    if resuming:
+    if request.resuming:
         def check_resume():
             previous = run.read_record(run_dir)
             problems = run.resume_conflicts(previous, model=model_record, dataset=splits.description,
@@ -129,26 +154,50 @@ def _train(world: World, args: dict[str, Any]) -> TrainResult:
             if problems:
                 raise CompoundError(f"cannot resume {run_dir}: " + "; ".join(problems) + " (nothing was changed)")
         _agreed(world, check_resume)
-        record = {**run.read_record(run_dir), "status": "running", "message": None, "settings": settings.to_dict(),
-                  "workers": workers, "device": str(device)}
+        record = {**run.read_record(run_dir), "status": "running", "message": None, "config": config.to_json(),
+                  "settings": run.settings_record(settings), "workers": workers, "device": str(device),
+                  "progressive": stages.describe()}
         last = checkpoint.find_last(run_dir)
 
-    loop = _build_loop(world, chosen.model, splits, settings, workers, args, record, run_dir, chosen.spec)
+    logs = open_logs(run_dir if world.primary else None, settings, wandb=config.log_wandb and world.primary,
+                     title=chosen.spec)
+    loop = _build_loop(world, chosen, splits, settings, workers, record, run_dir, stages, logs,
+                       Reporter(progress if world.primary else "quiet", console))
     if last is not None:
         loop.restore(last)
+        _say_resumed(loop, run_dir, request.extended_from)
     if run_dir is not None:
         _agreed(world, lambda: (run.check_writable(run_dir), run.write_record(run_dir, loop.record)))
-    return loop.run(args["on_epoch"])
+    return loop.run(on_epoch)
 
 
-def _build_loop(world: World, model, splits: DataSplits, settings: Settings, workers: int, args: dict[str, Any],
-                record: dict[str, Any], run_dir: Path | None, spec: str) -> Loop:
+def _say_resumed(loop: Loop, run_dir: Path, extended_from: int | None) -> None:
+    done, epochs = len(loop.history), loop.settings.epochs
+    if done >= epochs:
+        loop.reporter.message(f"{run_dir} is already finished ({done} of {epochs} epochs): give a larger epochs "
+                              f"(--epochs N, N > {epochs}) to train it longer")
+    elif extended_from is not None and extended_from != epochs:
+        loop.reporter.message(f"extending {run_dir} from {extended_from} to {epochs} epochs: the {loop.settings.sched} "
+                              f"schedule is recomputed for {epochs} epochs from epoch {done + 1} on")
+    else:
+        loop.reporter.message(f"resuming {run_dir} after epoch {done} of {epochs}")
+
+
+def _floor(chosen: Chosen) -> int:
+    from timm_compound.train.models import minimum_resolution
+
+    return minimum_resolution(chosen)
+
+
+def _build_loop(world: World, chosen: Chosen, splits: DataSplits, settings: TrainConfig, workers: int,
+                record: dict[str, Any], run_dir: Path | None, stages: Stages, logs, reporter: Reporter) -> Loop:
     import timm.data
 
     device = world.device
-    config = timm.data.resolve_model_data_config(model)
-    train_tf, eval_tf = make_transforms(config, settings.train_resolution, settings.resolution,
-                                        augment=settings.augment, crop_pct=splits.crop_pct)
+    data_config = timm.data.resolve_model_data_config(chosen.model)
+    train_tf, eval_tf = make_transforms(data_config, settings.train_resolution, settings.resolution,
+                                        augment=settings.augment, crop_pct=splits.crop_pct, aa=settings.aa,
+                                        reprob=settings.reprob)
     train_samples = Samples(splits.train, train_tf)
     pin = device.type == "cuda"
     batches = TrainBatches(train_samples, batch_size=settings.batch_size, seed=settings.seed, rank=world.rank,
@@ -156,37 +205,17 @@ def _build_loop(world: World, model, splits: DataSplits, settings: Settings, wor
     if len(batches) == 0:
         raise CompoundError(f"batch_size {settings.batch_size} x {world.world_size} process(es) is more than the "
                             f"{len(train_samples)} training images: no full batch to train on")
-    parts = make_parts(
-        model, device=device, opt=settings.opt, lr=settings.lr, weight_decay=settings.weight_decay,
-        momentum=settings.momentum, sched=settings.sched, epochs=settings.epochs, warmup_epochs=settings.warmup_epochs,
-        steps_per_epoch=len(batches), smoothing=settings.smoothing, mixup=settings.mixup,
-        num_classes=splits.num_classes, ema=settings.ema, ema_decay=settings.ema_decay, amp=settings.amp,
-        ddp=world.distributed,
-    )
+    updates = -(-len(batches) // settings.grad_accum)
+    parts = make_parts(chosen.model, settings, device=device, updates_per_epoch=updates,
+                       num_classes=splits.num_classes, ddp=world.distributed)
     evaluation = eval_loader(Samples(splits.val, eval_tf), batch_size=settings.batch_size, rank=world.rank,
                              world_size=world.world_size, workers=workers, pin_memory=pin)
-    reporter = Reporter(args["progress"] if world.primary else "quiet", args["console"])
     pixels = (f"{settings.resolution} px" if settings.train_resolution == settings.resolution
               else f"trained at {settings.train_resolution} px, evaluated at {settings.resolution} px")
-    title = f"{spec} on {splits.description['name']} ({pixels})"
-    return Loop(parts, batches, evaluation, len(train_samples), settings, world, reporter, record, run_dir, title, [])
-
-
-def _check_numbers(args: dict[str, Any]) -> None:
-    positive_int("epochs", args["epochs"])
-    positive_int("batch_size", args["batch_size"])
-    positive_int("warmup_epochs", args["warmup_epochs"], minimum=0)
-    positive_int("seed", args["seed"], minimum=0)
-    if args["lr"] is not None:
-        finite("lr", args["lr"], open_low=True)
-    finite("weight_decay", args["weight_decay"])
-    finite("momentum", args["momentum"], high=1.0)
-    finite("smoothing", args["smoothing"], high=0.99)
-    finite("mixup", args["mixup"])
-    finite("ema_decay", args["ema_decay"], open_low=True, high=1.0)
-    for name in ("opt", "sched"):
-        if not isinstance(args[name], str) or not args[name]:
-            raise CompoundError(f"{name} must be a name, got {args[name]!r}")
+    title = f"{chosen.spec} on {splits.description['name']} ({pixels})"
+    stages.bind(data_config, settings, train_samples, parts)
+    return Loop(parts, batches, evaluation, len(train_samples), settings, world, reporter, record, run_dir, title, [],
+                stages=stages, logs=logs)
 
 
 def _run_folder(out: str | Path | None, resume: str | Path | bool | None) -> tuple[Path | None, bool]:
@@ -236,6 +265,7 @@ def evaluate(
     workers: int | None = None,
     device: str | torch.device | None = None,
     amp: str | None = None,
+    channels_last: bool = False,
 ) -> EvalResult:
     """Top-1, top-5, loss and images/s of `model` on the validation split of `data`, at `resolution`
     (default: the model's own). `weights` (a .safetensors state dict, e.g. RUN/best.safetensors) is
@@ -255,13 +285,15 @@ def evaluate(
         chosen = choose_model(model, num_classes=splits.num_classes, resolution=resolution)
     pixels, _ = resolve_resolutions(chosen, resolution, None)
     module = chosen.model.to(device).eval()
+    if channels_last:
+        module = module.to(memory_format=torch.channels_last)
     config = timm.data.resolve_model_data_config(module)
     _, eval_tf = make_transforms(config, pixels, pixels, augment=False, crop_pct=splits.crop_pct)
     workers = default_workers(data) if workers is None else positive_int("workers", workers, minimum=0)
     loader = eval_loader(Samples(splits.val, eval_tf), batch_size=batch_size, rank=0, world_size=1, workers=workers,
                          pin_memory=device.type == "cuda")
     start = time.perf_counter()
-    sums = evaluate_batches(module, loader, device, amp)
+    sums = evaluate_batches(module, loader, device, amp, channels_last=channels_last)
     return EvalResult(
         top1=100.0 * round(sums.correct1) / sums.images, top5=100.0 * round(sums.correct5) / sums.images,
         loss=sums.loss / sums.images, images=sums.images, images_per_second=sums.images / sums.seconds,
@@ -269,4 +301,4 @@ def evaluate(
     )
 
 
-__all__ = ["evaluate", "native_resolution", "train"]
+__all__ = ["TrainConfig", "evaluate", "native_resolution", "train"]

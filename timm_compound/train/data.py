@@ -22,12 +22,12 @@ from torch.utils.data import Dataset
 from timm_compound.errors import CompoundError
 from timm_compound.train import builtin
 from timm_compound.train.builtin import SPLIT_SEED, VAL_FRACTION
+from timm_compound.train.config import DEFAULT_DATA  # noqa: F401  (re-exported)
 
 TIMM_PREFIXES = ("torch/", "hfds/")
 STREAMING_PREFIXES = ("hfids/", "tfds/", "wds/")
 TRAIN_FOLDERS = ("train", "training")
 VAL_FOLDERS = ("validation", "val", "valid", "eval", "evaluation")
-DEFAULT_DATA = "builtin:digits"
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """The loops: one training epoch and one evaluation pass, built from timm's parts.
 
-Per step: optional `timm.data.Mixup`, forward under `torch.autocast` when AMP is on, the loss,
-backward (through timm's `NativeScaler` for fp16), optimizer step, `step_update` of the timm
+Per step: optional `timm.data.Mixup` (Mixup and CutMix), forward under `torch.autocast` when AMP is
+on, the loss, backward (through timm's `NativeScaler` for fp16); after every `grad_accum` batches,
+gradient clipping (`timm.utils.dispatch_clip_grad`), the optimizer step, `step_update` of the timm
 scheduler, `ModelEmaV3.update`. Losses and correct counts accumulate as tensors and are read
 (one sync) only at the reporter's ~10 measured updates per epoch, where a non-finite loss stops
 training on every rank at once.
@@ -12,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.nn as nn
@@ -30,7 +31,7 @@ class NonFiniteLoss(CompoundError):
 
 @dataclass
 class Parts:
-    """Everything one training step uses; `model` may be DDP-wrapped, `module` never is."""
+    """Everything one training step uses; `model` may be compiled and DDP-wrapped, `module` never is."""
 
     model: nn.Module
     module: nn.Module
@@ -42,16 +43,21 @@ class Parts:
     mixup: Any = None
     ema: Any = None
     scaler: Any = None
+    grad_accum: int = 1
+    clip_grad: float | None = None
+    clip_mode: str = "norm"
+    channels_last: bool = False
 
 
 @dataclass
 class TrainSums:
-    """This rank's totals for one epoch."""
+    """This rank's totals for one epoch; `waiting` is the time spent waiting for the data loader."""
 
     loss: float
     correct: float
     images: int
     seconds: float
+    waiting: float = 0.0
 
 
 @dataclass
@@ -69,47 +75,91 @@ def autocast(device: torch.device, amp: str | None):
     return torch.autocast(device_type=device.type, dtype=AMP_DTYPES[amp])
 
 
+def to_device(inputs: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
+    inputs = inputs.to(device, non_blocking=True)
+    return inputs.contiguous(memory_format=torch.channels_last) if channels_last else inputs
+
+
 def train_epoch(parts: Parts, loader, *, epoch: int, updates: int, visits: torch.Tensor, world: World,
-                reporter: Reporter) -> tuple[TrainSums, int]:
-    """One pass over this rank's shard; returns the sums and the number of optimizer updates so far."""
-    model, device = parts.model, parts.device
+                reporter: Reporter, logs: Any = None, every: int | None = None,
+                throughput: Callable[[TrainSums, int], None] | None = None) -> tuple[TrainSums, int]:
+    """One pass over this rank's shard; returns the sums and the number of optimizer updates so far.
+
+    With `grad_accum` N, the gradients of N batches (each loss divided by the group's size) add up to
+    one optimizer step, as timm's train.py does; the last group of an epoch may be shorter. Gradients
+    are clipped (timm's dispatch_clip_grad) just before each step. Loss and accuracy are read (one
+    sync) every `every` steps (default: the reporter's ~10 per epoch), where `logs` get them too and
+    `throughput(sums, step)` is called once at the first."""
+    model, device, accum = parts.model, parts.device, parts.grad_accum
     model.train()
     steps = len(loader)
+    every = every or reporter.every
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     correct = torch.zeros((), dtype=torch.float64, device=device)
     images = 0
+    waiting = 0.0
     start = time.perf_counter()
-    for step, (inputs, targets, positions) in enumerate(loader, start=1):
-        inputs = inputs.to(device, non_blocking=True)
+    batches = iter(loader)
+    for step in range(1, steps + 1):
+        fetched = time.perf_counter()
+        inputs, targets, positions = next(batches)
+        waiting += time.perf_counter() - fetched
+        inputs = to_device(inputs, device, parts.channels_last)
         targets = targets.to(device, non_blocking=True)
         labels = targets
         if parts.mixup is not None:
             inputs, targets = parts.mixup(inputs, targets)
-        with autocast(device, parts.amp):
-            output = model(inputs)
-            loss = parts.loss_fn(output, targets)
-        parts.optimizer.zero_grad(set_to_none=True)
-        if parts.scaler is not None:
-            parts.scaler(loss, parts.optimizer)
-        else:
-            loss.backward()
-            parts.optimizer.step()
-        updates += 1
-        parts.scheduler.step_update(num_updates=updates)
-        if parts.ema is not None:
-            parts.ema.update(parts.module, step=updates)
+        first, group = (step - 1) % accum == 0, min(accum, steps - (step - 1) // accum * accum)
+        last = step % accum == 0 or step == steps
+        if first:
+            parts.optimizer.zero_grad(set_to_none=True)
+        # DDP averages gradients once per optimizer step, not after every accumulated batch
+        sync = contextlib.nullcontext() if last or not hasattr(model, "no_sync") else model.no_sync()
+        with sync:
+            with autocast(device, parts.amp):
+                output = model(inputs)
+                loss = parts.loss_fn(output, targets)
+            _backward(parts, loss / group, step_now=last)
+        if last:
+            updates += 1
+            parts.scheduler.step_update(num_updates=updates)
+            if parts.ema is not None:
+                parts.ema.update(parts.module, step=updates)
         batch = labels.shape[0]
         images += batch
         loss_sum += loss.detach().double() * batch
         correct += (output.detach().argmax(dim=-1) == labels).sum()
         visits.index_add_(0, positions, torch.ones_like(positions))
-        if step % reporter.every == 0 or step == steps:
+        if step % every == 0 or step == steps:
             _check_finite(loss_sum, world, epoch, step, steps, parts.optimizer)
             elapsed = time.perf_counter() - start
-            reporter.step(step, loss_sum.item() / images, 100.0 * correct.item() / images, images * world.world_size / elapsed)
+            mean_loss, top1 = loss_sum.item() / images, 100.0 * correct.item() / images
+            rate = images * world.world_size / elapsed
+            reporter.step(step, mean_loss, top1, rate)
+            if logs is not None:
+                logs.step(updates, {"train/loss": mean_loss, "train/top1": top1, "train/images_per_second": rate,
+                                    "train/lr": parts.optimizer.param_groups[0]["lr"]})
+            if throughput is not None and (step >= max(2, steps // 5) or step == steps):
+                throughput(TrainSums(mean_loss, top1, images, elapsed, waiting), step)
+                throughput = None
         else:
             reporter.step(step)
-    return TrainSums(loss_sum.item(), correct.item(), images, time.perf_counter() - start), updates
+    return TrainSums(loss_sum.item(), correct.item(), images, time.perf_counter() - start, waiting), updates
+
+
+def _backward(parts: Parts, loss: torch.Tensor, *, step_now: bool) -> None:
+    """Backward; at the end of an accumulation group, clip and step (through the fp16 scaler if any)."""
+    if parts.scaler is not None:
+        parts.scaler(loss, parts.optimizer, clip_grad=parts.clip_grad, clip_mode=parts.clip_mode,
+                     parameters=parts.module.parameters(), need_update=step_now)
+        return
+    loss.backward()
+    if step_now:
+        if parts.clip_grad is not None:
+            from timm.utils import dispatch_clip_grad
+
+            dispatch_clip_grad(parts.module.parameters(), parts.clip_grad, mode=parts.clip_mode)
+        parts.optimizer.step()
 
 
 def non_finite(what: str, epoch: int, lr: float) -> NonFiniteLoss:
@@ -124,7 +174,8 @@ def _check_finite(loss_sum: torch.Tensor, world: World, epoch: int, step: int, s
 
 
 @torch.inference_mode()
-def evaluate_batches(model: nn.Module, loader, device: torch.device, amp: str | None = None) -> EvalSums:
+def evaluate_batches(model: nn.Module, loader, device: torch.device, amp: str | None = None, *,
+                     channels_last: bool = False) -> EvalSums:
     """Summed cross-entropy and top-1/top-5 correct counts (timm.utils.accuracy) over this rank's shard."""
     from timm.utils import accuracy
 
@@ -134,7 +185,7 @@ def evaluate_batches(model: nn.Module, loader, device: torch.device, amp: str | 
     images = 0
     start = time.perf_counter()
     for inputs, targets, _ in loader:
-        inputs, targets = inputs.to(device, non_blocking=True), targets.to(device, non_blocking=True)
+        inputs, targets = to_device(inputs, device, channels_last), targets.to(device, non_blocking=True)
         with autocast(device, amp):
             output = model(inputs)
         output = output.float()

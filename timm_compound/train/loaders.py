@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from timm_compound.errors import CompoundError
 from timm_compound.train.data import Split
 
 
@@ -33,18 +34,34 @@ class Samples(Dataset):
 
 
 def make_transforms(data_config: dict[str, Any], train_resolution: int, resolution: int, *, augment: bool,
-                    crop_pct: float | None) -> tuple[Any, Any]:
-    """timm's training transform at `train_resolution` (no augmentation when `augment` is False) and
+                    crop_pct: float | None, aa: str | None = None, reprob: float = 0.0) -> tuple[Any, Any]:
+    """timm's training transform at `train_resolution` (no augmentation when `augment` is False; `aa`
+    an AutoAugment/RandAugment string and `reprob` random erasing, as timm's train.py spells them) and
     its evaluation transform at `resolution`, with the model's mean, std and interpolation."""
+    return (train_transform(data_config, train_resolution, augment=augment, aa=aa, reprob=reprob),
+            eval_transform(data_config, resolution, crop_pct=crop_pct))
+
+
+def train_transform(data_config: dict[str, Any], pixels: int, *, augment: bool, aa: str | None = None,
+                    reprob: float = 0.0) -> Any:
     import timm.data
 
     common = dict(interpolation=data_config["interpolation"], mean=data_config["mean"], std=data_config["std"])
-    train = timm.data.create_transform(train_resolution, is_training=True, no_aug=not augment, **common)
-    evaluation = timm.data.create_transform(
-        resolution, is_training=False, crop_pct=crop_pct or data_config["crop_pct"],
-        crop_mode=data_config.get("crop_mode"), **common,
+    extra = dict(auto_augment=aa, re_prob=reprob, re_mode="pixel", re_count=1) if augment else {}
+    try:
+        return timm.data.create_transform(pixels, is_training=True, no_aug=not augment, **common, **extra)
+    except (AssertionError, ValueError, KeyError, IndexError) as error:
+        raise CompoundError(f"aa {aa!r} is not an augmentation timm knows ({type(error).__name__}: {error}); "
+                            "examples: rand-m9-mstd0.5-inc1, augmix-m5-w4-d2, original, v0") from None
+
+
+def eval_transform(data_config: dict[str, Any], pixels: int, *, crop_pct: float | None) -> Any:
+    import timm.data
+
+    return timm.data.create_transform(
+        pixels, is_training=False, crop_pct=crop_pct or data_config["crop_pct"], crop_mode=data_config.get("crop_mode"),
+        interpolation=data_config["interpolation"], mean=data_config["mean"], std=data_config["std"],
     )
-    return train, evaluation
 
 
 def _seed_worker(worker_id: int) -> None:

@@ -54,15 +54,23 @@ def with_resolution(scaled: ScalePlan, resolution: int | None) -> ScalePlan:
     return scaled.model_copy(update={"resolution": resolution, "resolution_source": "override", "realised": realised})
 
 
-def plan_for(spec: Any, resolution: int | None = None) -> tuple[ScalePlan, str | None, str]:
-    """(plan at `resolution`, registered name when the plan is that name's own, label for run.json)."""
+def plan_for(spec: Any, resolution: int | None = None, phi: float | None = None) -> tuple[ScalePlan, str | None, str]:
+    """(plan at `resolution`, registered name when the plan is that name's own, label for run.json);
+    `phi` scales a base name (a registered variant's phi is part of its name)."""
+    if phi is not None and not isinstance(spec, str):
+        raise CompoundError("phi scales a base given by name; a plan or a model already has its size")
     if isinstance(spec, ScalePlan):
         scaled, name, label = spec, None, plan_label(spec)
     elif isinstance(spec, str):
-        base, phi = lookup(spec)   # UnknownModelError for anything else
+        base, registered_phi = lookup(spec)   # UnknownModelError for anything else
+        if phi is not None and registered_phi is not None:
+            raise CompoundError(f"{spec} is registered at phi={registered_phi}; give its base ({base}) to choose phi")
         is_registered = spec in registered()
-        scaled = registered_plan(spec) if is_registered else make_plan(base, 0.0 if phi is None else phi)
-        name, label = (spec if is_registered else None), spec
+        if phi is not None:
+            scaled, name, label = make_plan(base, phi), None, f"{spec} phi={phi:g}"
+        else:
+            scaled = registered_plan(spec) if is_registered else make_plan(base, 0.0 if registered_phi is None else registered_phi)
+            name, label = (spec if is_registered else None), spec
     else:
         raise UnknownModelError(f"cannot train {type(spec).__name__}: give a model, a registered name, a base or a ScalePlan")
     overridden = with_resolution(scaled, resolution)
@@ -77,10 +85,12 @@ def plan_label(scaled: ScalePlan) -> str:
     return f"{scaled.base} d={mult.depth:g} w={mult.width:g} r={mult.resolution:g}"
 
 
-def choose_model(spec: Any, *, num_classes: int, resolution: int | None = None,
+def choose_model(spec: Any, *, num_classes: int, resolution: int | None = None, phi: float | None = None,
                  model_kwargs: dict[str, Any] | None = None) -> Chosen:
     """Build (or check) the model for a dataset of `num_classes` classes."""
     if isinstance(spec, nn.Module):
+        if phi is not None:
+            raise CompoundError("phi scales a base given by name; this model is already built")
         if model_kwargs:
             raise CompoundError("model_kwargs apply when train() builds the model; this model is already built")
         classes = getattr(spec, "num_classes", None)
@@ -89,7 +99,7 @@ def choose_model(spec: Any, *, num_classes: int, resolution: int | None = None,
                                 f"call model.reset_classifier({num_classes}) first")
         scaled = getattr(spec, "compound_plan", None)
         return Chosen(spec, scaled if isinstance(scaled, ScalePlan) else None, type(spec).__name__, None)
-    scaled, name, label = plan_for(spec, resolution)
+    scaled, name, label = plan_for(spec, resolution, phi)
     model = build(scaled, name=name, num_classes=num_classes, **dict(model_kwargs or {}))
     return Chosen(model, scaled, label, name)
 

@@ -2,10 +2,12 @@
 checks that keep a folder honest: a new run never writes into a used folder, and a resumed run must
 ask for the same model, data and settings as the run it continues (refused before anything is written).
 
-    RUN/run.json          model (name, plan), dataset and split, settings, seed, versions, status
+    RUN/run.json          model (name, plan), dataset and split, the config as asked and the settings as
+                          resolved (lr, pixels, dropout filled in), progressive stages, versions, status
     RUN/metrics.csv       one row per completed epoch (timm_compound.train.results.COLUMNS)
     RUN/curves.png        loss and accuracy against epoch
     RUN/best.safetensors  weights of the best epoch (top-1); RUN/last/ the resumable checkpoint
+    RUN/tensorboard/      TensorBoard event files (timm_compound.train.logs)
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 
 from timm_compound.errors import CompoundError
 from timm_compound.train.results import COLUMNS, EpochMetrics
-from timm_compound.train.settings import Settings
+from timm_compound.train.config import EXTENDABLE, TrainConfig, build_config, differences
 from timm_compound.version import __version__
 
 RUN_JSON, METRICS, CURVES = "run.json", "metrics.csv", "curves.png"
@@ -75,15 +77,28 @@ def write_record(path: Path, record: dict[str, Any]) -> None:
     _write_text(path / RUN_JSON, json.dumps(record, indent=2) + "\n")
 
 
-def new_record(*, model: dict[str, Any], dataset: dict[str, Any], settings: Settings, world_size: int,
-               device: str, workers: int) -> dict[str, Any]:
+# settings compared through the model and dataset records, not as settings
+IDENTITY = ("model", "phi", "data", "num_classes")
+
+
+def settings_record(settings: TrainConfig) -> dict[str, Any]:
+    """The resolved settings as run.json keeps them (what the run computed with, lr and pixels filled in)."""
+    return {key: value for key, value in settings.computed().items() if key not in IDENTITY}
+
+
+def new_record(*, model: dict[str, Any], dataset: dict[str, Any], config: TrainConfig, settings: TrainConfig,
+               world_size: int, device: str, workers: int, regularisation: dict[str, Any],
+               progressive: list[dict[str, Any]] | None) -> dict[str, Any]:
     return {
         "format": FORMAT,
         "status": "running",
         "message": None,
         "model": model,
         "dataset": dataset,
-        "settings": settings.to_dict(),
+        "config": config.to_json(),
+        "settings": settings_record(settings),
+        "regularisation": regularisation,
+        "progressive": progressive,
         "world_size": world_size,
         "device": device,
         "workers": workers,
@@ -94,8 +109,32 @@ def new_record(*, model: dict[str, Any], dataset: dict[str, Any], settings: Sett
     }
 
 
+def json_or_none(value: Any) -> Any:
+    """`value` when it is plain JSON data (so a resume can rebuild it), else None."""
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):
+        return None
+    return value or None
+
+
+def recorded_config(record: dict[str, Any], where: Path | str) -> TrainConfig:
+    """The config a run was started with (a run written before configs were recorded: its settings)."""
+    data = record.get("config")
+    if data is None:
+        settings = record.get("settings")
+        if not isinstance(settings, dict):
+            raise CompoundError(f"{where}: the run recorded neither its config nor its settings")
+        data = {**settings, "data": (record.get("dataset") or {}).get("name"),
+                "model": (record.get("model") or {}).get("name")}
+        data = {key: value for key, value in data.items() if value is not None}
+    if not isinstance(data, dict):
+        raise CompoundError(f"{where}: config must be a mapping of settings, got {type(data).__name__}")
+    return build_config(data, where=f"{where}: config")
+
+
 def resume_conflicts(record: dict[str, Any], *, model: dict[str, Any], dataset: dict[str, Any],
-                     settings: Settings, world_size: int) -> list[str]:
+                     settings: TrainConfig, world_size: int) -> list[str]:
     """Why a run folder cannot be continued by this request (empty when it can)."""
     problems = []
     if record["model"].get("plan") != model.get("plan") or record["model"].get("num_classes") != model.get("num_classes"):
@@ -106,7 +145,10 @@ def resume_conflicts(record: dict[str, Any], *, model: dict[str, Any], dataset: 
     if changed:
         listed = ", ".join(f"{key}: run {record['dataset'].get(key)!r}, asked {dataset.get(key)!r}" for key in changed)
         problems.append(f"the dataset differs ({listed})")
-    problems += [f"setting {item}" for item in Settings.from_dict(record["settings"]).differences(settings)]
+    recorded = build_config(record["settings"], where=f"{RUN_JSON}: settings")
+    problems += [f"setting {item}" for item in differences(recorded, settings, allowed=EXTENDABLE + IDENTITY)]
+    if settings.epochs < recorded.epochs:
+        problems.append(f"epochs {settings.epochs} is fewer than the run's {recorded.epochs} (a resume can only extend a run)")
     if record.get("world_size") != world_size:
         problems.append(f"the run used {record.get('world_size')} process(es), this request {world_size}")
     return problems

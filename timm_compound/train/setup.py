@@ -1,5 +1,5 @@
-"""Building a run before its first step: checked arguments, resolutions, and timm's optimizer,
-scheduler, loss, Mixup, EMA and gradient scaler for the model. Nothing here writes a file."""
+"""Building a run before its first step: checked resolutions and speed options, and timm's optimizer,
+scheduler, loss, Mixup/CutMix, EMA and gradient scaler for the model. Nothing here writes a file."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import torch
 import torch.nn as nn
 
 from timm_compound.errors import CompoundError
+from timm_compound.train.config import TrainConfig
 from timm_compound.train.engine import Parts
 from timm_compound.train.models import Chosen, minimum_resolution
 from timm_compound.train.settings import finite, positive_int
@@ -52,12 +53,26 @@ def default_workers(data: str) -> int:
     return 0 if data.startswith("builtin:") else min(8, os.cpu_count() or 1)
 
 
-def make_parts(module: nn.Module, *, device: torch.device, opt: str, lr: float, weight_decay: float,
-               momentum: float, sched: str, epochs: int, warmup_epochs: int, steps_per_epoch: int,
-               smoothing: float, mixup: float, num_classes: int, ema: bool, ema_decay: float,
-               amp: str | None, ddp: bool) -> Parts:
+def check_speed(config: TrainConfig, device: torch.device) -> None:
+    """The speed options this torch and device can honour (fp16 is checked with amp)."""
+    if config.compile is not None and not hasattr(torch, "compile"):
+        raise CompoundError(f"compile needs torch.compile (torch 2.0 or later); this is torch {torch.__version__}")
+    if config.compile is not None and config.compile_backend not in _backends():
+        raise CompoundError(f"compile_backend {config.compile_backend!r} is not one torch.compile knows: "
+                            f"{', '.join(_backends())}")
+
+
+def _backends() -> list[str]:
+    import torch._dynamo
+
+    return sorted(torch._dynamo.list_backends(exclude_tags=()))
+
+
+def make_parts(module: nn.Module, settings: TrainConfig, *, device: torch.device, updates_per_epoch: int,
+               num_classes: int, ddp: bool) -> Parts:
     """timm's optimizer and scheduler (stepped per epoch, as timm's train.py does by default), the loss,
-    Mixup, EMA and (for fp16) the gradient scaler, around the model on `device`."""
+    Mixup/CutMix, EMA and (for fp16) the gradient scaler, around the model on `device`; the model in
+    channels-last layout, compiled and DDP-wrapped when asked (`Parts.module` stays the plain module)."""
     import timm.loss
     import timm.optim
     import timm.scheduler
@@ -65,31 +80,40 @@ def make_parts(module: nn.Module, *, device: torch.device, opt: str, lr: float, 
     from timm.utils import ModelEmaV3, NativeScaler
 
     module.to(device)
+    if settings.channels_last:
+        module.to(memory_format=torch.channels_last)
     try:
-        optimizer = timm.optim.create_optimizer_v2(module, opt, lr=lr, weight_decay=weight_decay, momentum=momentum)
+        optimizer = timm.optim.create_optimizer_v2(module, settings.opt, lr=settings.lr,
+                                                   weight_decay=settings.weight_decay, momentum=settings.momentum)
     except (AssertionError, ValueError, KeyError, TypeError) as error:
-        raise CompoundError(f"optimizer {opt!r}: {error}") from None
+        raise CompoundError(f"optimizer {settings.opt!r}: {error}") from None
     try:
         scheduler, _ = timm.scheduler.create_scheduler_v2(
-            optimizer, sched, num_epochs=epochs, warmup_epochs=warmup_epochs, plateau_mode="max",
-            step_on_epochs=True, updates_per_epoch=steps_per_epoch,
+            optimizer, settings.sched, num_epochs=settings.epochs, warmup_epochs=settings.warmup_epochs,
+            plateau_mode="max", step_on_epochs=True, updates_per_epoch=updates_per_epoch,
         )
     except (AssertionError, ValueError, TypeError) as error:
-        raise CompoundError(f"scheduler {sched!r}: {error}") from None
-    if mixup > 0:
+        raise CompoundError(f"scheduler {settings.sched!r}: {error}") from None
+    if settings.mixup > 0 or settings.cutmix > 0:
         loss_fn: nn.Module = timm.loss.SoftTargetCrossEntropy()
-        mixer = Mixup(mixup_alpha=mixup, label_smoothing=smoothing, num_classes=num_classes)
+        mixer = Mixup(mixup_alpha=settings.mixup, cutmix_alpha=settings.cutmix, label_smoothing=settings.smoothing,
+                      num_classes=num_classes)
     else:
+        smoothing = settings.smoothing
         loss_fn = timm.loss.LabelSmoothingCrossEntropy(smoothing) if smoothing > 0 else nn.CrossEntropyLoss()
         mixer = None
     model = module
+    if settings.compile is not None:
+        model = torch.compile(module, mode=settings.compile, backend=settings.compile_backend)
     if ddp:
-        model = nn.parallel.DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
+        model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     return Parts(
         model=model, module=module, optimizer=optimizer, scheduler=scheduler or _NoSchedule(),
-        loss_fn=loss_fn.to(device), device=device, amp=amp, mixup=mixer,
-        ema=ModelEmaV3(module, decay=ema_decay, use_warmup=True) if ema else None,
-        scaler=NativeScaler(device=device.type) if amp == "fp16" else None,
+        loss_fn=loss_fn.to(device), device=device, amp=settings.amp, mixup=mixer,
+        ema=ModelEmaV3(module, decay=settings.ema_decay, use_warmup=True) if settings.ema else None,
+        scaler=NativeScaler(device=device.type) if settings.amp == "fp16" else None,
+        grad_accum=settings.grad_accum, clip_grad=settings.clip_grad, clip_mode=settings.clip_mode,
+        channels_last=settings.channels_last,
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -20,11 +20,13 @@ import torch.nn as nn
 from timm_compound.train import checkpoint, run
 from timm_compound.train.curves import plot_curves
 from timm_compound.train.distributed import World
-from timm_compound.train.engine import NonFiniteLoss, Parts, evaluate_batches, non_finite, train_epoch
+from timm_compound.train.engine import NonFiniteLoss, Parts, TrainSums, evaluate_batches, non_finite, train_epoch
 from timm_compound.train.loaders import TrainBatches
 from timm_compound.train.progress import Reporter
 from timm_compound.train.results import EpochMetrics, TrainResult
-from timm_compound.train.settings import Settings
+from timm_compound.train.config import TrainConfig
+from timm_compound.train.logs import Logs
+from timm_compound.train.progressive import Stages
 
 OnEpoch = Callable[[int, EpochMetrics], Any]
 
@@ -37,16 +39,19 @@ class Loop:
     train_batches: TrainBatches
     eval_batches: Any
     train_count: int
-    settings: Settings
+    settings: TrainConfig
     world: World
     reporter: Reporter
     record: dict[str, Any]
     run_dir: Path | None
     title: str
     history: list[EpochMetrics]
+    stages: Stages = field(default_factory=lambda: Stages([]))
+    logs: Logs = field(default_factory=Logs)
     best_epoch: int = 0
     updates: int = 0
     finished: bool = False
+    throughput_said: bool = False
 
     @property
     def evaluated(self) -> nn.Module:
@@ -97,7 +102,7 @@ class Loop:
         self.evaluated.eval()
         return TrainResult(
             model=self.evaluated, history=list(self.history), status=status, run_dir=self.run_dir,
-            settings=self.settings.to_dict(), dataset=self.record["dataset"], num_classes=self.record["model"]["num_classes"],
+            settings=self.settings.computed(), dataset=self.record["dataset"], num_classes=self.record["model"]["num_classes"],
             best_epoch=self.best_epoch, seconds=time.perf_counter() - start, world_size=self.world.world_size,
         )
 
@@ -112,14 +117,22 @@ class Loop:
     def epoch(self, epoch: int) -> EpochMetrics:
         start = time.perf_counter()
         parts, world, settings = self.parts, self.world, self.settings
+        stage = self.stages.enter(epoch)
+        if stage is not None:
+            self.reporter.message(f"progressive stage {stage.stage}/{len(self.stages.stages)} (epochs "
+                                  f"{stage.first_epoch}-{stage.last_epoch}): {stage.train_resolution} px"
+                                  + (f", aa {stage.aa}" if stage.aa else "") + _regularisation(stage))
         lr = parts.optimizer.param_groups[0]["lr"]
         self.reporter.start_epoch(epoch, settings.epochs, len(self.train_batches))
         visits = torch.zeros(self.train_count, dtype=torch.int64)
         sums, self.updates = train_epoch(parts, self.train_batches.epoch(epoch - 1), epoch=epoch, updates=self.updates,
-                                         visits=visits, world=world, reporter=self.reporter)
+                                         visits=visits, world=world, reporter=self.reporter, logs=self.logs,
+                                         every=settings.log_every,
+                                         throughput=None if self.throughput_said else self.say_throughput)
         visits = world.sum_tensor(visits).cpu()
         loss, correct, images, seconds = world.sum([sums.loss, sums.correct, sums.images, sums.seconds])
-        ev = evaluate_batches(self.evaluated, self.eval_batches, parts.device, parts.amp)
+        ev = evaluate_batches(self.evaluated, self.eval_batches, parts.device, parts.amp,
+                              channels_last=parts.channels_last)
         eval_loss, correct1, correct5, eval_images = world.sum([ev.loss, ev.correct1, ev.correct5, ev.images])
         if not math.isfinite(eval_loss):
             raise non_finite("validation loss", epoch, lr)
@@ -137,8 +150,21 @@ class Loop:
             if self.run_dir is not None and world.primary:
                 checkpoint.save_weights(self.evaluated.state_dict(), self.run_dir / checkpoint.BEST)
         self.save(epoch)
+        self.logs.epoch(metrics, self.updates, self.stages.current)
         self.reporter.end_epoch(metrics)
         return metrics
+
+    def say_throughput(self, sums: TrainSums, step: int) -> None:
+        """Once, early in the first epoch this process trains: is the data loader or the model the bottleneck?"""
+        self.throughput_said = True
+        computing = sums.seconds - sums.waiting
+        model_rate = sums.images / computing if computing > 0 else float("inf")
+        share = sums.waiting / sums.seconds if sums.seconds > 0 else 0.0
+        verdict = ("data loading is the bottleneck: the model waited for data "
+                   f"{share:.0%} of the time (raise --workers, or store the data on a faster disk)" if share > 0.2
+                   else f"the model is the bottleneck (it waited for data {share:.0%} of the time)")
+        self.reporter.message(f"throughput over the first {step} steps: model {model_rate:.0f} img/s "
+                              f"when it has data, {sums.images / sums.seconds:.0f} img/s overall; {verdict}")
 
     def save(self, epoch: int) -> None:
         """Checkpoint (every rank's RNG), metrics.csv, curves.png and run.json: rank 0 writes, all wait."""
@@ -166,9 +192,16 @@ class Loop:
     def finish(self, status: str, message: str | None) -> None:
         self.finished = True
         self.reporter.close()
+        self.logs.close()
         if self.run_dir is not None and self.world.primary:
             self.record.update(status=status, message=message)
             run.write_record(self.run_dir, self.record)
             if status in ("completed", "stopped"):
                 self.reporter.message(f"run folder {self.run_dir}: best top-1 {self.record['best']['top1']:.2f}% "
                                       f"at epoch {self.best_epoch}, weights in {self.run_dir / checkpoint.BEST}")
+
+
+def _regularisation(stage) -> str:
+    parts = [f"{name} {value:g}" for name, value in (("mixup", stage.mixup), ("cutmix", stage.cutmix),
+                                                     ("dropout", stage.drop_rate)) if value]
+    return "" if not parts else ", " + ", ".join(parts)
