@@ -1,6 +1,8 @@
-"""Resume: a training process killed with SIGKILL in the middle of an epoch, then resumed, ends with
-exactly the metrics and weights of an uninterrupted run (same seed, same CPU). Every RNG is in use:
-timm's augmentation (python random + torch), Mixup (numpy), drop-path and dropout (torch), EMA."""
+"""Resume: a training process killed with SIGKILL in the middle of an epoch, then resumed from its
+folder alone, ends with exactly the metrics and weights of an uninterrupted run (same seed, same CPU).
+Every RNG and every training option is in use: timm's augmentation with RandAugment and random erasing
+(python random + torch), Mixup and CutMix (numpy), drop-path and dropout (torch), EMA, gradient
+accumulation and clipping, channels-last, and progressive resizing (the kill lands in stage 2)."""
 
 from __future__ import annotations
 
@@ -16,8 +18,9 @@ import torch
 from timm_compound.scaling.plan import plan
 from timm_compound.train.api import train
 
-SETTINGS = dict(epochs=2, batch_size=8, train_samples=256, val_samples=64, augment=True, mixup=0.2, ema=True,
-                model_kwargs={"drop_path_rate": 0.1, "drop_rate": 0.1})
+SETTINGS = dict(epochs=2, batch_size=8, train_samples=256, val_samples=64, augment=True, aa="rand-m9-mstd0.5",
+                reprob=0.25, mixup=0.2, cutmix=1.0, ema=True, drop_path=0.1, drop_rate=0.1, grad_accum=2, clip_grad=1.0,
+                channels_last=True, progressive="0.5:1.0", progressive_stages=2, resolution=64)
 CHILD = f"""
 import sys
 from timm_compound.scaling.plan import plan
@@ -61,13 +64,14 @@ def test_a_run_killed_mid_epoch_resumes_to_the_same_metrics_and_weights(tmp_path
     assert torch.load(killed / "last" / "state.pt", weights_only=True)["epoch"] == 1
     assert json.loads((killed / "run.json").read_text())["status"] == "running"
 
-    resumed = train(tiny_plan(), resume=killed, progress=False, **SETTINGS)
+    resumed = train(resume=killed, progress=False)   # the folder alone: every setting from its run.json
     reference = tmp_path / "reference"
     uninterrupted = train(tiny_plan(), out=reference, progress=False, **SETTINGS)
 
     assert metrics_without_timing(killed) == metrics_without_timing(reference)
     assert [row.epoch for row in resumed.history] == [1, 2]
     assert [row.top1 for row in resumed.history] == [row.top1 for row in uninterrupted.history]
+    assert json.loads((killed / "run.json").read_text())["progressive"][1]["train_resolution"] == 64
     for name in ("best.safetensors", "last/model.safetensors", "last/ema.safetensors"):
         assert (killed / name).read_bytes() == (reference / name).read_bytes(), name
     assert json.loads((killed / "run.json").read_text())["status"] == "completed"

@@ -2,8 +2,10 @@
 
 `data` is one of:
 - `builtin:digits`: the offline default (see `timm_compound.train.builtin`);
-- anything `timm.data.create_dataset` reads as a map-style dataset: `torch/cifar10` (with
-  `download=True` for users online), `hfds/<hub dataset>`, both under `data_dir`;
+- `torch/cifar10` and `torch/cifar100` from `data_dir` in torchvision's layout (`cifar`; with
+  `download=True` torchvision fetches them first), `hfds/NAME` from a dataset saved to `data_dir/NAME`
+  with `datasets` (`saved_hf`), and anything else `timm.data.create_dataset` reads as a map-style
+  dataset (`torch/...`, `hfds/<hub dataset>`), under `data_dir`;
 - an image folder, one subfolder per class, or with `train/` and `val/` (or `validation/`) split folders.
 
 A source without its own validation split (the built-in set, a plain folder) is split once with a
@@ -20,7 +22,7 @@ import torch
 from torch.utils.data import Dataset
 
 from timm_compound.errors import CompoundError
-from timm_compound.train import builtin
+from timm_compound.train import builtin, cifar, saved_hf
 from timm_compound.train.builtin import SPLIT_SEED, VAL_FRACTION
 from timm_compound.train.config import DEFAULT_DATA  # noqa: F401  (re-exported)
 
@@ -109,13 +111,21 @@ def _builtin(data: str) -> DataSplits:
 
 
 def _timm_named(data: str, data_dir: str | Path | None, download: bool) -> DataSplits:
+    root = Path(data_dir or Path.home() / ".cache" / "timm-compound" / "datasets").expanduser()
+    name = data.split("/", 1)[1]
+    if data.lower().startswith("torch/") and name.lower() in cifar.LAYOUTS:
+        return _cifar(name.lower(), root, download)
+    if data.lower().startswith("hfds/") and saved_hf.is_saved(root / name):
+        train, val, val_name = saved_hf.load(root / name, data)
+        return DataSplits(Split(train, list(range(len(train)))), Split(val, list(range(len(val)))), len(train.classes),
+                          {"source": f"datasets.load_from_disk({str(root / name)!r})", "root": str(root),
+                           "split": {"kind": "dataset splits", "train": "train", "val": val_name}})
     import timm.data
 
-    root = str(Path(data_dir or Path.home() / ".cache" / "timm-compound" / "datasets").expanduser())
     opened = []
     for split in ("train", "validation"):
         try:
-            opened.append(timm.data.create_dataset(data, root=root, split=split, download=download))
+            opened.append(timm.data.create_dataset(data, root=str(root), split=split, download=download))
         except (AssertionError, RuntimeError, OSError, ValueError, ImportError, KeyError) as error:
             hint = "" if download else " (pass download=True / --download to fetch it)"
             raise CompoundError(f"cannot open dataset {data} ({split}) under {root}: {error}{hint}") from None
@@ -124,8 +134,19 @@ def _timm_named(data: str, data_dir: str | Path | None, download: bool) -> DataS
     if _class_count(val, data) != classes:
         raise CompoundError(f"{data}: the train split has {classes} classes, the validation split {_class_count(val, data)}")
     return DataSplits(Split(train, list(range(len(train)))), Split(val, list(range(len(val)))), classes,
-                      {"source": f"timm.data.create_dataset({data!r})", "root": root,
+                      {"source": f"timm.data.create_dataset({data!r})", "root": str(root),
                        "split": {"kind": "dataset splits", "train": "train", "val": "validation"}})
+
+
+def _cifar(name: str, root: Path, download: bool) -> DataSplits:
+    """torchvision's CIFAR layout under `root`, read by `cifar` (no unpickling of code)."""
+    layout = cifar.LAYOUTS[name]
+    if download and not (root / layout.folder).is_dir():
+        cifar.download(name, root)
+    train, val = cifar.load_split(name, root, train=True), cifar.load_split(name, root, train=False)
+    return DataSplits(Split(train, list(range(len(train)))), Split(val, list(range(len(val)))), layout.classes,
+                      {"source": f"{layout.title} in torchvision's layout ({root / layout.folder})", "root": str(root),
+                       "split": {"kind": "dataset splits", "train": "train", "val": "test"}})
 
 
 def _folder(path: Path) -> DataSplits:

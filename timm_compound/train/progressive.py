@@ -57,10 +57,11 @@ def stage_plan(settings: TrainConfig, minimum: int) -> list[Stage]:
 
 
 def scaled_magnitude(aa: str | None, strength: float) -> str | None:
-    """'rand-m9-mstd0.5' at strength 0.5 -> 'rand-m4.5-mstd0.5' (policies without a magnitude unchanged)."""
+    """'rand-m9-mstd0.5' at strength 0.5 -> 'rand-m5-mstd0.5': timm reads whole magnitudes (rounded half
+    up here); policies without a magnitude are unchanged."""
     if aa is None:
         return None
-    return re.sub(r"(?<=-)m(\d+(?:\.\d+)?)(?=-|$)", lambda m: f"m{float(m[1]) * strength:.3g}", aa)
+    return re.sub(r"(?<=-)m(\d+(?:\.\d+)?)(?=-|$)", lambda m: f"m{int(float(m[1]) * strength + 0.5)}", aa)
 
 
 class Stages:
