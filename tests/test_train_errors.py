@@ -128,7 +128,6 @@ def test_a_resolution_below_what_the_model_accepts_is_refused(kwargs, message):
     (dict(aa="rand-m9"), "aa and reprob are training augmentations, and builtin:digits trains without augmentation by default"),
     (dict(augment=False, reprob=0.25), "aa and reprob are training augmentations: they cannot apply with augment off"),
     (dict(augment=True, aa="bogus-m9"), "aa 'bogus-m9' is not an augmentation timm knows"),
-    (dict(log_wandb=True), "log_wandb needs Weights & Biases: pip install wandb"),
     (dict(drop_rate=1.0), "drop_rate: Input should be less than 1 (got 1.0)"),
     (dict(bogus=1), "bogus: not a training setting (the settings are: model, phi,"),
     (dict(train_samples=5000), "train_samples=5000 but builtin:digits has only 1438 images in that split"),
