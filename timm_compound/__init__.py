@@ -46,6 +46,7 @@ else:
     from timm_compound.search.api import search
     from timm_compound.search.results import SearchResult
     from timm_compound.train.api import evaluate, train
+    from timm_compound.train.config import TrainConfig
     from timm_compound.train.results import EvalResult, TrainResult
     from timm_compound.version import __version__
 
@@ -56,7 +57,7 @@ __all__ = [
     "UnknownModelError", "build", "family_table", "fit", "from_dir", "from_hub", "load_registry", "load_rule", "load_rules",
     "measure", "measure_reference", "plan", "pretrained_cfg", "publish", "register_files", "registered",
     "save_to_dir", "scale", "stage_depths",
-    "EvalResult", "TrainResult", "evaluate", "train",
+    "EvalResult", "TrainConfig", "TrainResult", "evaluate", "train",
     "InheritReport", "inherit",
     "SearchResult", "search",
     "ExperimentResult", "experiment",
