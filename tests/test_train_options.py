@@ -271,3 +271,42 @@ def test_the_gpu_check_runs_its_paths_on_the_cpu_and_skips_without_a_gpu():
         shell = subprocess.run(["bash", "benchmarks/gpu_check.sh"], cwd=root, capture_output=True, text=True,
                                timeout=120, env={"PY": sys.executable, "PATH": "/usr/bin:/bin"})
         assert shell.returncode == 0 and "no CUDA GPU visible to torch" in shell.stdout, shell.stdout + shell.stderr
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("finished") / "run"
+    train(tiny_plan(), out=run_dir, **QUICK)
+    return run_dir
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda r: {**r, "model": "resnet18"}, "run.json: model: Input should be a valid dictionary"),
+    (lambda r: {**r, "settings": []}, "run.json: settings: Input should be a valid dictionary"),
+    (lambda r: {**r, "config": {**r["config"], "epochs": "ten"}}, "run.json: config: epochs: Input should be a valid integer"),
+    (lambda r: {k: v for k, v in r.items() if k != "dataset"}, "run.json: dataset: Field required"),
+    (lambda r: {**r, "world_size": 0}, "run.json: world_size: Input should be greater than or equal to 1"),
+    (lambda r: {**r, "model": {**r["model"], "num_classes": "10"}}, "run.json: model.num_classes: Input should be a valid integer"),
+    (lambda r: "[" * 100_000, "run.json: not readable JSON: RecursionError"),
+    (lambda r: {**r, "config": {**r["config"], "bogus": 1}}, "run.json: config: bogus: not a training setting"),
+])
+def test_a_run_json_edited_into_nonsense_is_refused_and_left_alone(finished_run, tmp_path, edit, message):
+    import shutil
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(finished_run, run_dir)
+    record = json.loads((run_dir / "run.json").read_text())
+    edited = edit(record)
+    (run_dir / "run.json").write_text(edited if isinstance(edited, str) else json.dumps(edited))
+    before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+    result = CliRunner().invoke(app, ["train", "--resume", str(run_dir), "--epochs", "2"], terminal_width=400)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert message in " ".join(result.output.split())
+    assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before
+
+
+def test_compile_on_a_torch_without_it_is_refused(monkeypatch, tmp_path):
+    monkeypatch.delattr(torch, "compile")
+    with pytest.raises(Exception, match=r"compile needs torch.compile \(torch 2.0 or later\)"):
+        train(tiny_plan(), compile="default", out=tmp_path / "run", **QUICK)
+    assert not (tmp_path / "run").exists()

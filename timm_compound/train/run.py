@@ -19,7 +19,9 @@ import platform
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from timm_compound.errors import CompoundError
 from timm_compound.train.results import COLUMNS, EpochMetrics
@@ -58,17 +60,67 @@ def check_new(path: Path) -> None:
         raise CompoundError(f"run folder {path} is not empty; {hint}")
 
 
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+    spec: str
+    name: Optional[str] = None
+    num_classes: Optional[int] = None
+    plan: Optional[dict[str, Any]] = None
+    kwargs: Optional[dict[str, Any]] = None
+
+
+class _Dataset(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+    name: str
+    classes: int
+    train_images: int
+    val_images: int
+
+
+class _Best(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+    epoch: int
+    top1: float
+
+
+class _Record(BaseModel):
+    """The shape of run.json that the code reading it relies on (more keys are allowed)."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+    format: Literal[1]
+    status: str
+    model: _Model
+    dataset: _Dataset
+    settings: dict[str, Any]
+    config: Optional[dict[str, Any]] = None
+    world_size: int = Field(1, ge=1)
+    epochs_completed: int = Field(0, ge=0)
+    best: Optional[_Best] = None
+
+
+MAX_RECORD_BYTES = 16 * 2**20
+
+
 def read_record(path: Path) -> dict[str, Any]:
-    """run.json of a run folder, or a CompoundError saying what is missing."""
+    """run.json of a run folder, checked to have the shape the code reads (types of the keys it uses),
+    or one CompoundError naming the file and the first key that is wrong."""
     file = Path(path) / RUN_JSON
     if not file.is_file():
         raise CompoundError(f"{path} is not a run folder: it has no {RUN_JSON}")
     try:
+        if file.stat().st_size > MAX_RECORD_BYTES:
+            raise CompoundError(f"{file}: {file.stat().st_size:,} bytes is not a run record (at most {MAX_RECORD_BYTES:,})")
         record = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise CompoundError(f"{file}: not readable JSON: {error}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+        raise CompoundError(f"{file}: not readable JSON: {type(error).__name__}: {error}") from None
     if not isinstance(record, dict) or record.get("format") != FORMAT:
         raise CompoundError(f"{file}: not a timm-compound run record (format {FORMAT})")
+    try:
+        _Record.model_validate(record)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(step) for step in first["loc"])
+        raise CompoundError(f"{file}: {where}: {first['msg']} (got {first.get('input')!r:.80})") from None
     return record
 
 
