@@ -26,7 +26,7 @@ from timm_compound.train.distributed import World, resolve_device, setup
 from timm_compound.train.engine import evaluate_batches
 from timm_compound.train.loaders import Samples, TrainBatches, eval_loader, make_transforms
 from timm_compound.train.logs import check_wandb, open_logs
-from timm_compound.train.models import Chosen, choose_model, load_trained
+from timm_compound.train.models import Chosen, choose_model, load_trained, minimum_resolution
 from timm_compound.train.progress import Mode, Reporter
 from timm_compound.train.progressive import Stages
 from timm_compound.train.regularisation import regularisation
@@ -101,7 +101,7 @@ def _request(model: Any, data: str | None, config: Any, out: Any, resume: Any, s
     if isinstance(model, str):
         settings["model"] = model
     run_dir, resuming = _run_folder(out, resume)
-    if model is None and config is None and resuming and resume not in (True,):
+    if model is None and config is None and resuming and resume is not True:
         resumed: Resumed = from_folder(run_dir, settings)
         if model_kwargs:
             raise CompoundError(f"cannot resume {run_dir} with model_kwargs: the run's model is rebuilt from its run.json")
@@ -139,7 +139,7 @@ def _train(world: World, request: _Request, progress: Mode | bool, console: Cons
         lr=float(config.lr or default_lr(config, world.world_size)), amp=amp, resolution=resolution,
         train_resolution=train_resolution, augment=augment, drop_rate=drops.drop_rate(chosen.model),
         drop_path=drops.drop_path))
-    stages = Stages.plan(settings, minimum=_floor(chosen))
+    stages = Stages.plan(settings, minimum=minimum_resolution(chosen))
     workers = default_workers(config.data) if config.workers is None else config.workers
     model_record = {**chosen.record(), "kwargs": run.json_or_none(request.model_kwargs)}
     record = run.new_record(model=model_record, dataset=splits.description, config=config, settings=settings,
@@ -181,12 +181,6 @@ def _say_resumed(loop: Loop, run_dir: Path, extended_from: int | None) -> None:
                               f"schedule is recomputed for {epochs} epochs from epoch {done + 1} on")
     else:
         loop.reporter.message(f"resuming {run_dir} after epoch {done} of {epochs}")
-
-
-def _floor(chosen: Chosen) -> int:
-    from timm_compound.train.models import minimum_resolution
-
-    return minimum_resolution(chosen)
 
 
 def _build_loop(world: World, chosen: Chosen, splits: DataSplits, settings: TrainConfig, workers: int,
