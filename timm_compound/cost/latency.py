@@ -2,9 +2,9 @@
 
 MACs are the theoretical cost; users pay in time, and the two part ways where hardware sits idle
 (depthwise convolutions do few MACs per byte moved). So a model is timed for real, with
-``torch.utils.benchmark.Timer``: a warm-up (at least WARMUP_RUNS runs and WARMUP_SECONDS), then
-rounds of ``blocked_autorange`` (each picks a block size that makes the timer's own overhead
-negligible), until the 95% interval of the median block time lies within ``precision`` (3%) of the
+``torch.utils.benchmark.Timer``: a warm-up (at least WARMUP_RUNS runs and WARMUP_SECONDS, or a
+quarter of the cap if that is less) that also sizes the blocks (BLOCK_SECONDS of runs, at least
+one), then blocks until the 95% interval of the median block time lies within ``precision`` (3%) of the
 median, or ``max_seconds`` has passed (the result then says so: ``converged`` is False). The
 interval is the distribution-free one of the median (scipy's ``quantile_test``), so at least
 MIN_BLOCKS blocks are timed whatever the cap. torch's threads are set as asked and restored.
@@ -40,8 +40,7 @@ CONFIDENCE = 0.95
 MIN_BLOCKS = 6         # the fewest blocks with a 95% interval of the median (1 - 2 / 2**6 = 0.969)
 WARMUP_RUNS = 2
 WARMUP_SECONDS = 0.25
-FIRST_ROUND = 0.2      # seconds of the first round of blocks (blocked_autorange's min_run_time)
-ROUND_BLOCKS = 5       # later rounds last about this many blocks
+BLOCK_SECONDS = 0.02   # a block runs the model this long (at least once): the timer's overhead is then negligible
 MAX_SECONDS = 10.0     # the default time cap of one measurement (warm-up included)
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 MODES = ("inference", "train")
@@ -301,40 +300,42 @@ def _time_module(model: nn.Module, settings: LatencySettings, resolution: int, m
 
 def _blocks(step: Callable[[], Any], settings: LatencySettings, started: float, pooled_with: Latency | None, *,
             train: bool) -> tuple[list[float], int]:
-    """(seconds per run of each block, runs timed): rounds of blocks until the median's interval is
-    within the precision asked, or the cap has passed and there are at least MIN_BLOCKS blocks."""
-    Timer = _timer_class()
+    """(seconds per run of each block, runs timed): blocks of runs until the median's interval is within
+    the precision asked, or the cap has passed and there are at least MIN_BLOCKS blocks."""
     sync = (lambda: torch.cuda.synchronize(settings.device)) if settings.device.startswith("cuda") else (lambda: None)
-    grad = torch.enable_grad() if train else torch.no_grad()
     times = list(pooled_with.times) if pooled_with is not None else []
     runs = 0
-    with grad:
-        warm, count = time.perf_counter(), 0
-        while count < WARMUP_RUNS or time.perf_counter() - warm < WARMUP_SECONDS:
+    with torch.enable_grad() if train else torch.no_grad():
+        warm, seconds = time.perf_counter(), []
+        while len(seconds) < WARMUP_RUNS or time.perf_counter() - warm < min(WARMUP_SECONDS, settings.max_seconds / 4):
+            begun = time.perf_counter()
             step()
-            count += 1
-        sync()
-        timer = Timer(stmt="step()", globals={"step": step}, num_threads=settings.threads)
-        round_seconds = FIRST_ROUND
+            sync()
+            seconds.append(time.perf_counter() - begun)
+        per_run = sorted(seconds[1:])[len(seconds[1:]) // 2]   # the first run pays for lazy set-up
+        number = max(1, math.ceil(BLOCK_SECONDS / max(per_run, 1e-9)))
+        timer = _timer_class()(stmt="step()", globals={"step": step}, num_threads=settings.threads)
         deadline = started + settings.max_seconds
         while True:
-            measured = timer.blocked_autorange(min_run_time=round_seconds)
-            times += measured.times
-            runs += measured.number_per_run * len(measured.raw_times)
+            times.append(_block(timer, number))
+            runs += number
             if len(times) >= MIN_BLOCKS:
                 median, low, high = median_interval(times)
-                if max(median - low, high - median) <= settings.precision * median:
+                if max(median - low, high - median) <= settings.precision * median or time.perf_counter() >= deadline:
                     break
-                if time.perf_counter() >= deadline:
-                    break
-            block = measured.number_per_run * sorted(measured.times)[len(measured.times) // 2]
-            wanted = ROUND_BLOCKS * block
-            if len(times) >= MIN_BLOCKS:   # do not run far past the cap
-                wanted = min(wanted, max(block, deadline - time.perf_counter()))
-            else:
-                wanted = max(wanted, (MIN_BLOCKS - len(times)) * block)
-            round_seconds = max(wanted, 1e-3)
     return times, runs
+
+
+def _block(timer, number: int) -> float:
+    """Seconds per run of one block of `number` runs, timed by the Timer (which synchronises a GPU).
+
+    ``Timer.timeit`` would first run max(number // 100, 2) runs as a warm-up of its own (three times
+    the cost of a one-run block), and ``blocked_autorange`` sizes its blocks anew on every call: the
+    block loop both use, ``_timeit``, is called directly where this torch has it."""
+    block_loop = getattr(timer, "_timeit", None)
+    if block_loop is None:
+        return timer.timeit(number).times[0]
+    return block_loop(number) / number
 
 
 def _timer_class():

@@ -119,7 +119,7 @@ class Search:
         """The bracket around the budget, from `start` (timed first)."""
         first = self.at(start)
         if first.fits:
-            lo, hi = first, self._gallop(first)
+            lo, hi = self._gallop(first)
         else:
             floor = self.at(self.direction.low)
             if not floor.fits:
@@ -129,8 +129,8 @@ class Search:
             lo, hi = self._narrow(lo, hi)
         return Edge(lo, hi, self.timed)
 
-    def _gallop(self, lo: Point) -> Point | None:
-        """Up from a point that fits until one does not (returned), or None when `high` fits."""
+    def _gallop(self, lo: Point) -> tuple[Point, Point | None]:
+        """Up from a point that fits: (the last that fits, the first that does not, None when `high` fits)."""
         previous = None
         while lo.phi < self.direction.high:
             target = self._target_macs(previous or lo, lo, growth=True)
@@ -138,11 +138,11 @@ class Search:
             if point.fits and self.same_network(point, lo):   # the guess rounded back to lo's network
                 point = self._next_network(lo)
                 if point is None:
-                    return None
+                    return lo, None
             if not point.fits:
-                return point
+                return lo, point
             previous, lo = lo, point
-        return None
+        return lo, None
 
     def _next_network(self, lo: Point) -> Point | None:
         """The point at the first phi above lo's whose plan is another network (or no candidate), timed;
