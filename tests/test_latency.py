@@ -351,6 +351,33 @@ def test_a_straddling_timing_is_timed_again_and_a_lasting_one_is_not_sure(monkey
     assert result.sure is False and result.certainty.startswith("not sure:") and "straddles" in result.certainty
 
 
+def test_a_timing_out_of_line_with_its_neighbour_is_taken_again_fresh(monkeypatch):
+    """The network the fit should choose, timed 3x too slow the first time (the machine was busy, or the
+    cache held a timing from a busier day), would end the search below it; its time per MAC disagrees
+    with its neighbour's, so both are timed again, fresh, and the search finds it after all."""
+    from dataclasses import replace
+
+    timer = Synthetic()
+    budget = 3 * timer.ms(tc.plan("resnet18", 0))
+    monkeypatch.setattr(fit_module, "time_plan", timer)
+    expected = tc.fit("resnet18", max_latency_ms=budget)
+    network = (expected.plan.depths, expected.plan.widths, expected.plan.resolution)
+    fresh_asked = []
+
+    def busy(scaled, settings, *, pooled_with=None, fresh=False, **_):
+        found = timer(scaled, settings, pooled_with=pooled_with)
+        fresh_asked.append(fresh)
+        if (scaled.depths, scaled.widths, scaled.resolution) != network or fresh or pooled_with is not None:
+            return found
+        return replace(found, median_ms=3 * found.median_ms, ci_ms=(2.9 * found.median_ms, 3.1 * found.median_ms))
+
+    monkeypatch.setattr(fit_module, "time_plan", busy)
+    result = tc.fit("resnet18", max_latency_ms=budget)
+    assert fresh_asked.count(True) == 2
+    assert (result.plan.depths, result.plan.widths, result.plan.resolution) == network
+    assert result.latency.median_ms == expected.latency.median_ms
+
+
 def test_a_latency_budget_combines_with_a_gmacs_budget(synthetic):
     base_ms = synthetic.ms(tc.plan("resnet18", 0))
     result = tc.fit("resnet18", max_latency_ms=8 * base_ms, max_gmacs=2 * 1.814073344)
@@ -375,7 +402,8 @@ def test_equal_latency_finds_each_direction_within_tolerance(monkeypatch):
 
     timer = Synthetic(ms_per_gmac=200.0, overhead=0.2)
     costing = strategies.Costing("resnet18", 10, 32, settings())
-    monkeypatch.setattr(costing, "time", lambda scaled, earlier=None: timer(scaled, costing.timing, pooled_with=earlier))
+    monkeypatch.setattr(costing, "time", lambda scaled, earlier=None, fresh=False: timer(scaled, costing.timing,
+                                                                                         pooled_with=earlier))
     origin = strategies.base_variant(costing)
     origin = replace(origin, latency=costing.time(origin.plan))
     for strategy in ("depth", "resolution"):

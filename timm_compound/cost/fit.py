@@ -255,8 +255,8 @@ def _fit_latency(base: str, budget_ms: float, settings: LatencySettings, targets
         except (RuleError, NoTrainingStep):
             return None
 
-    def timed(scaled: ScalePlan, earlier: Latency | None) -> Latency:
-        found = time_plan(scaled, settings, pooled_with=earlier)
+    def timed(scaled: ScalePlan, earlier: Latency | None, fresh: bool = False) -> Latency:
+        found = time_plan(scaled, settings, pooled_with=earlier, fresh=fresh)
         timings.append(found)
         if progress is not None:
             progress(len(timings))

@@ -229,26 +229,27 @@ def plan_identity(plan: ScalePlan, resolution: int | None = None, num_classes: i
 
 
 def time_plan(plan: ScalePlan, settings: LatencySettings, *, resolution: int | None = None, train: bool = False,
-              num_classes: int | None = None, pooled_with: Latency | None = None) -> Latency:
+              num_classes: int | None = None, pooled_with: Latency | None = None, fresh: bool = False) -> Latency:
     """The plan's model built with random weights (and `num_classes` when given) and timed; the
-    result is read from and written to the cache under the plan's identity."""
+    result is read from (unless `fresh`) and written to the cache under the plan's identity."""
     kwargs = {} if num_classes is None else {"num_classes": num_classes}
     return time_model(lambda: build(plan, **kwargs), settings, resolution=plan.resolution if resolution is None else resolution,
-                      train=train, identity=plan_identity(plan, resolution, num_classes), pooled_with=pooled_with)
+                      train=train, identity=plan_identity(plan, resolution, num_classes), pooled_with=pooled_with,
+                      fresh=fresh)
 
 
 def time_model(make: Callable[[], nn.Module] | nn.Module, settings: LatencySettings, *, resolution: int,
                train: bool = False, identity: dict[str, Any] | None = None,
-               pooled_with: Latency | None = None) -> Latency:
+               pooled_with: Latency | None = None, fresh: bool = False) -> Latency:
     """Time a model (`make` builds it, or a module, copied first so the caller's is left as it was).
 
     With an `identity` and `settings.cache`, a stored timing under the same fingerprint is returned
     (``cached=True``) when it converged or was allowed at least as long; `pooled_with` (an earlier
-    timing of the same model) adds new blocks to its own and never reads the cache.
+    timing of the same model) adds new blocks to its own and never reads the cache; nor does `fresh`.
     """
     mode = "train" if train else "inference"
     key = None if identity is None or not settings.cache else fingerprint(settings, mode, identity)
-    if key is not None and pooled_with is None:
+    if key is not None and pooled_with is None and not fresh:
         stored = latency_cache.load(key)
         if stored is not None:
             found = Latency.from_dict(stored["result"], stored.get("times"))

@@ -13,7 +13,10 @@ experiments matched in measured latency) times as few networks as it can:
   interval narrows) up to `RETIMES` times; if it still straddles, its median decides and the
   result says the verdict is not sure;
 - the search ends once a timed network's median is within the timing's precision (3%) under the
-  budget: no larger network could be told apart from it with confidence.
+  budget: no larger network could be told apart from it with confidence;
+- at the end, the networks either side of the edge are compared: where their time per MAC differs
+  by more than JUMP (1.5x), one of them was most likely timed under other load (or read from the
+  cache, timed another day), so both are timed again, fresh, and the search runs once more.
 
 Latency is taken to grow with phi between timed plans (as MACs do); a later network that is faster
 despite more MACs is not looked for, since every guess costs a timing.
@@ -33,6 +36,7 @@ RETIMES = 2         # extra timings of a plan whose interval straddles the budge
 GROWTH = 4.0        # the most a guess above the last plan that fitted may multiply its MACs
 SLOPE_SPAN = 1.5    # two timed points fix the power of MACs only when their MACs are this far apart
 SLOPES = (0.5, 1.5) # ... and within these bounds (noise can make two points say anything); else 1
+JUMP = 1.5          # networks either side of the edge whose time per MAC differs more are both timed again
 
 
 @dataclass(frozen=True)
@@ -40,14 +44,15 @@ class Direction:
     """Plans along one direction of phi, as the search sees them.
 
     `plan(phi)` is None where phi is not a candidate (past the size limits, over another budget,
-    rejected by the base's constructor). `time(plan, earlier)` times the plan's network, pooling
-    with an earlier timing of it when given. `low`..`high` is the range of phi searched.
+    rejected by the base's constructor). `time(plan, earlier, fresh=False)` times the plan's network,
+    pooling with an earlier timing of it when given, and with `fresh` without reading a kept timing
+    (the cache). `low`..`high` is the range of phi searched.
     """
 
     plan: Callable[[float], ScalePlan | None]
     macs: Callable[[ScalePlan], int]
     key: Callable[[ScalePlan], Hashable]
-    time: Callable[[ScalePlan, Latency | None], Latency]
+    time: Callable[..., Latency]   # (plan, earlier, fresh=False): `fresh` re-times, reading no kept timing
     low: float
     high: float
 
@@ -85,24 +90,27 @@ class Search:
         self.direction, self.budget = direction, budget_ms
         self.points: dict[Hashable, Point] = {}   # one per network
         self.timed: list[Point] = []
+        self.rechecked = False
 
-    def at(self, phi: float) -> Point:
-        """The point at phi: its network timed (once; again while its interval straddles the budget)."""
+    def at(self, phi: float, fresh: bool = False) -> Point:
+        """The point at phi: its network timed (once; again while its interval straddles the budget;
+        with `fresh`, anew and without reading the cache)."""
         scaled = self.direction.plan(phi)
         if scaled is None:
             return Point(phi, None, fits=False)
         key = self.direction.key(scaled)
         known = self.points.get(key)
-        if known is not None:
+        if known is not None and not fresh:
             return Point(phi, scaled, known.latency, known.fits, known.sure, known.timings)
-        latency = self.direction.time(scaled, None)
+        latency = self.direction.time(scaled, None, fresh=fresh)
         timings = 1
         while _straddles(latency, self.budget) and timings <= RETIMES:
             latency = self.direction.time(scaled, latency)
             timings += 1
         point = Point(phi, scaled, latency, latency.median_ms <= self.budget, not _straddles(latency, self.budget),
-                      timings)
+                      timings + (0 if known is None else known.timings))
         self.points[key] = point
+        self.timed = [other for other in self.timed if other.plan is None or self.direction.key(other.plan) != key]
         self.timed.append(point)
         return point
 
@@ -127,7 +135,22 @@ class Search:
             lo, hi = floor, first
         if hi is not None:
             lo, hi = self._narrow(lo, hi)
+            if not self.rechecked and self._implausible(lo, hi):
+                # the two networks either side of the edge disagree about time per MAC: one was likely
+                # timed while the machine was busier (or read from the cache, timed another day).
+                # Both are timed again, now, and the search runs again on what it knows.
+                self.rechecked = True
+                self.at(lo.phi, fresh=True)
+                self.at(hi.phi, fresh=True)
+                return self.edge(start)
         return Edge(lo, hi, self.timed)
+
+    def _implausible(self, lo: Point, hi: Point) -> bool:
+        """Time per MAC differs by more than JUMP between the timed networks either side of the edge."""
+        if lo.latency is None or hi.latency is None or lo.plan is None or hi.plan is None:
+            return False
+        per_mac = [point.latency.median_ms / max(self.direction.macs(point.plan), 1) for point in (lo, hi)]
+        return max(per_mac) > JUMP * min(per_mac)
 
     def _gallop(self, lo: Point) -> tuple[Point, Point | None]:
         """Up from a point that fits: (the last that fits, the first that does not, None when `high` fits)."""

@@ -115,12 +115,13 @@ class Costing:
         return (tuple(scaled.depths), tuple(scaled.widths), scaled.stem, scaled.head, extra_inputs(scaled),
                 tuple(sorted(scaled.constructor_args.items())), scaled.resolution)
 
-    def time(self, scaled: ScalePlan, earlier: Latency | None = None) -> Latency:
+    def time(self, scaled: ScalePlan, earlier: Latency | None = None, fresh: bool = False) -> Latency:
         """The model as trained (the dataset's classes, its pixels) timed with the experiment's settings;
-        `earlier` (a timing of it) is pooled with new blocks."""
+        `earlier` (a timing of it) is pooled with new blocks; `fresh` times it anew."""
         key = self.key(scaled)
-        if earlier is not None or key not in self.timings:
-            self.timings[key] = time_plan(scaled, self.timing, num_classes=self.num_classes, pooled_with=earlier)
+        if earlier is not None or fresh or key not in self.timings:
+            self.timings[key] = time_plan(scaled, self.timing, num_classes=self.num_classes, pooled_with=earlier,
+                                          fresh=fresh)
         return self.timings[key]
 
     def __call__(self, scaled: ScalePlan) -> Complexity:
