@@ -16,7 +16,8 @@ experiments matched in measured latency) times as few networks as it can:
   budget: no larger network could be told apart from it with confidence;
 - at the end, the networks either side of the edge are compared: where their time per MAC differs
   by more than JUMP (1.5x), one of them was most likely timed under other load (or read from the
-  cache, timed another day), so both are timed again, fresh, and the search runs once more.
+  cache, timed another day), so both are timed again, fresh, and the search runs again (at most
+  RECHECKS times), reading no cached timing from then on.
 
 Latency is taken to grow with phi between timed plans (as MACs do); a later network that is faster
 despite more MACs is not looked for, since every guess costs a timing.
@@ -37,6 +38,7 @@ GROWTH = 4.0        # the most a guess above the last plan that fitted may multi
 SLOPE_SPAN = 1.5    # two timed points fix the power of MACs only when their MACs are this far apart
 SLOPES = (0.5, 1.5) # ... and within these bounds (noise can make two points say anything); else 1
 JUMP = 1.5          # networks either side of the edge whose time per MAC differs more are both timed again
+RECHECKS = 2        # ... at most this many times in one search
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,8 @@ class Search:
         self.direction, self.budget = direction, budget_ms
         self.points: dict[Hashable, Point] = {}   # one per network
         self.timed: list[Point] = []
-        self.rechecked = False
+        self.rechecks = 0
+        self.fresh = False   # set once the timings have been shown inconsistent: kept ones are read no more
 
     def at(self, phi: float, fresh: bool = False) -> Point:
         """The point at phi: its network timed (once; again while its interval straddles the budget;
@@ -102,7 +105,7 @@ class Search:
         known = self.points.get(key)
         if known is not None and not fresh:
             return Point(phi, scaled, known.latency, known.fits, known.sure, known.timings)
-        latency = self.direction.time(scaled, None, fresh=fresh)
+        latency = self.direction.time(scaled, None, fresh=fresh or self.fresh)
         timings = 1
         while _straddles(latency, self.budget) and timings <= RETIMES:
             latency = self.direction.time(scaled, latency)
@@ -135,11 +138,13 @@ class Search:
             lo, hi = floor, first
         if hi is not None:
             lo, hi = self._narrow(lo, hi)
-            if not self.rechecked and self._implausible(lo, hi):
+            if self.rechecks < RECHECKS and self._implausible(lo, hi):
                 # the two networks either side of the edge disagree about time per MAC: one was likely
                 # timed while the machine was busier (or read from the cache, timed another day).
-                # Both are timed again, now, and the search runs again on what it knows.
-                self.rechecked = True
+                # Both are timed again, now, and the search runs again on what it knows, reading no
+                # kept timing from here on.
+                self.rechecks += 1
+                self.fresh = True
                 self.at(lo.phi, fresh=True)
                 self.at(hi.phi, fresh=True)
                 return self.edge(start)
