@@ -373,7 +373,7 @@ def test_a_timing_out_of_line_with_its_neighbour_is_taken_again_fresh(monkeypatc
 
     monkeypatch.setattr(fit_module, "time_plan", busy)
     result = tc.fit("resnet18", max_latency_ms=budget)
-    assert fresh_asked.count(True) == 2
+    assert fresh_asked.count(True) >= 2   # the pair, then every network timed after them
     assert (result.plan.depths, result.plan.widths, result.plan.resolution) == network
     assert result.latency.median_ms == expected.latency.median_ms
 
