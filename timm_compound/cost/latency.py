@@ -16,6 +16,7 @@ dtype, runtime and the interval.
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import math
 import os
@@ -187,6 +188,7 @@ def check_device(device: Any) -> str:
     return f"cuda:{index}"
 
 
+@functools.lru_cache(maxsize=None)
 def device_name(device: str) -> str:
     """The CPU's model or the GPU's name: part of every timing's description and of the cache key."""
     if device.startswith("cuda"):
@@ -250,16 +252,23 @@ def time_model(make: Callable[[], nn.Module] | nn.Module, settings: LatencySetti
     mode = "train" if train else "inference"
     key = None if identity is None or not settings.cache else fingerprint(settings, mode, identity)
     if key is not None and pooled_with is None and not fresh:
-        stored = latency_cache.load(key)
-        if stored is not None:
-            found = Latency.from_dict(stored["result"], stored.get("times"))
-            if found.converged or found.max_seconds >= settings.max_seconds:
-                return replace(found, cached=True)
+        found = _stored(key)
+        if found is not None and (found.converged or found.max_seconds >= settings.max_seconds):
+            return replace(found, cached=True)
     module = make() if callable(make) and not isinstance(make, nn.Module) else copy.deepcopy(make)
     measured = _time_module(module, settings, resolution, mode, pooled_with)
     if key is not None:
         latency_cache.store(key, {"result": measured.to_dict(), "times": list(measured.times)})
     return measured
+
+
+def _stored(key: dict[str, Any]) -> Latency | None:
+    """The kept timing under this fingerprint, or None (none kept, or a record this version cannot read)."""
+    stored = latency_cache.load(key)
+    try:
+        return None if stored is None else Latency.from_dict(stored["result"], stored.get("times"))
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _time_module(model: nn.Module, settings: LatencySettings, resolution: int, mode: str,

@@ -161,16 +161,15 @@ def _plan(base: str, splits: DataSplits, costing: strategies.Costing, compound,
     for budget in settings["budgets"]:
         for strategy in settings["strategies"]:
             planned.append(match(costing, strategy, budget, origin, tolerance=settings["tolerance"], compound=compound))
-    if costing.timing is not None:
-        planned = [variant if variant.latency is not None else replace(variant, latency=costing.time(variant.plan))
-                   for variant in planned]
-        others = [references.timed(reference, costing.timing, splits.num_classes) for reference in others]
-    planned += others
-    names = [variant.name for variant in planned]
+    names = [variant.name for variant in planned + others]
     clash = sorted({name for name in names if names.count(name) > 1})
     if clash:
         raise CompoundError(f"two models would share the run folder {', '.join(clash)}: give each reference once")
-    return origin, planned
+    if costing.timing is not None:   # each model timed as trained (the base, and matched variants, already are)
+        planned = [variant if variant.latency is not None else replace(variant, latency=costing.time(variant.plan))
+                   for variant in planned]
+        others = [references.timed(reference, costing.timing, splits.num_classes) for reference in others]
+    return origin, planned + others
 
 
 def _plan_lines(origin: Variant, variants: list[Variant], costing: strategies.Costing, train_images: int,
