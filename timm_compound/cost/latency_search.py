@@ -15,9 +15,10 @@ experiments matched in measured latency) times as few networks as it can:
 - the search ends once a timed network's median is within the timing's precision (3%) under the
   budget: no larger network could be told apart from it with confidence;
 - at the end, the networks either side of the edge are compared: where their time per MAC differs
-  by more than JUMP (1.5x), one of them was most likely timed under other load (or read from the
-  cache, timed another day), so both are timed again, fresh, and the search runs again (at most
-  RECHECKS times), reading no cached timing from then on.
+  by more than JUMP (1.2x), one of them was most likely timed under other load (or read from the
+  cache, timed another day), so both are timed again, fresh and interleaved (lo, hi, hi, lo, pooled
+  in pairs, so a drifting load weighs on both alike), and the search runs again (at most RECHECKS
+  times), reading no cached timing from then on.
 
 Latency is taken to grow with phi between timed plans (as MACs do); a later network that is faster
 despite more MACs is not looked for, since every guess costs a timing.
@@ -37,7 +38,7 @@ RETIMES = 2         # extra timings of a plan whose interval straddles the budge
 GROWTH = 4.0        # the most a guess above the last plan that fitted may multiply its MACs
 SLOPE_SPAN = 1.5    # two timed points fix the power of MACs only when their MACs are this far apart
 SLOPES = (0.5, 1.5) # ... and within these bounds (noise can make two points say anything); else 1
-JUMP = 1.5          # networks either side of the edge whose time per MAC differs more are both timed again
+JUMP = 1.2          # networks either side of the edge whose time per MAC differs more are both timed again
 RECHECKS = 2        # ... at most this many times in one search
 
 
@@ -110,12 +111,27 @@ class Search:
         while _straddles(latency, self.budget) and timings <= RETIMES:
             latency = self.direction.time(scaled, latency)
             timings += 1
+        return self._keep(phi, scaled, latency, timings + (0 if known is None else known.timings))
+
+    def _keep(self, phi: float, scaled: ScalePlan, latency: Latency, timings: int) -> Point:
+        """Record a network's timing (replacing an earlier one) and its verdict against the budget."""
+        key = self.direction.key(scaled)
         point = Point(phi, scaled, latency, latency.median_ms <= self.budget, not _straddles(latency, self.budget),
-                      timings + (0 if known is None else known.timings))
+                      timings)
         self.points[key] = point
         self.timed = [other for other in self.timed if other.plan is None or self.direction.key(other.plan) != key]
         self.timed.append(point)
         return point
+
+    def _retime_pair(self, lo: Point, hi: Point) -> None:
+        """Both networks timed anew, in the order lo, hi, hi, lo (each pair pooled): a load that rises or
+        falls steadily meanwhile weighs on both alike."""
+        first = self.direction.time(lo.plan, None, fresh=True)
+        second = self.direction.time(hi.plan, None, fresh=True)
+        second = self.direction.time(hi.plan, second)
+        first = self.direction.time(lo.plan, first)
+        self._keep(lo.phi, lo.plan, first, lo.timings + 2)
+        self._keep(hi.phi, hi.plan, second, hi.timings + 2)
 
     def close_enough(self, point: Point) -> bool:
         """A median within the timing's precision under the budget: a larger network could not be told
@@ -145,8 +161,7 @@ class Search:
                 # kept timing from here on.
                 self.rechecks += 1
                 self.fresh = True
-                self.at(lo.phi, fresh=True)
-                self.at(hi.phi, fresh=True)
+                self._retime_pair(lo, hi)
                 return self.edge(start)
         return Edge(lo, hi, self.timed)
 
