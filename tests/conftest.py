@@ -23,6 +23,10 @@ os.environ.update({
     "HF_HUB_DISABLE_XET": "1",  # the test server speaks git-LFS, not xet
     "HF_HUB_DISABLE_PROGRESS_BARS": "1",
 })
+# measured latencies are cached here, never in the user's cache folder (timm_compound.cost.latency_cache)
+_CACHE = tempfile.mkdtemp(prefix="timm-compound-cache-")
+atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
+os.environ["TIMM_COMPOUND_CACHE_DIR"] = _CACHE
 for _name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_OFFLINE"):
     os.environ.pop(_name, None)
 

@@ -31,7 +31,7 @@ REFERENCE = "resnet10t"   # a timm model no rule covers: trained from timm.creat
 SETTINGS = dict(budgets=(BUDGET,), references=(f"{REFERENCE}@32",), epochs=1, resolution=32, train_samples=128,
                 val_samples=64, batch_size=64, cam_images=3)
 RUNS = ["base", "2x-depth", "2x-width", "2x-resolution", "2x-compound", "ref-resnet10t"]
-FIGURES = ["accuracy_vs_gmacs.png", "accuracy_vs_params.png", "curves.png", "cam.png"]
+FIGURES = ["accuracy_vs_gmacs.png", "accuracy_vs_params.png", "accuracy_vs_latency.png", "curves.png", "cam.png"]
 
 
 def cli(*args) -> tuple[int, str]:
@@ -113,12 +113,34 @@ def test_every_file_is_written_and_agrees(done):
         assert float(line["gmacs"]) == pytest.approx(row.variant.cost.macs / 1e9)
         assert int(line["resolution"]) == row.variant.resolution
     markdown = (out / "table.md").read_text()
-    assert markdown.count("\n") == 2 + len(RUNS) and "| 2x-compound | compound | 2x |" in markdown
+    assert markdown.count("\n") == 2 + len(RUNS) + 2 and "| 2x-compound | compound | 2x |" in markdown
     saved = json.loads((out / "results.json").read_text())
     assert saved["best"] == {"2": result.best[BUDGET]}
     assert [row["name"] for row in saved["rows"]] == RUNS
     recorded = json.loads((out / "experiment.json").read_text())
     assert [model["name"] for model in recorded["models"]] == RUNS
+
+
+def test_every_model_is_timed_as_trained_and_shown_with_where(done):
+    result, out, output = done
+    base = result.row("base").variant.latency
+    with open(out / "table.csv", newline="") as handle:
+        table = list(csv.DictReader(handle))
+    for line, row in zip(table, result.rows):
+        timing = row.variant.latency
+        assert timing is not None and timing.resolution == row.variant.resolution and timing.threads == 1
+        assert timing.ci_ms[0] <= timing.median_ms <= timing.ci_ms[1]
+        assert float(line["latency_ms"]) == pytest.approx(timing.median_ms)
+        assert float(line["x_base_ms"]) == pytest.approx(timing.median_ms / base.median_ms)
+        assert float(line["throughput"]) == pytest.approx(1000 / timing.median_ms)
+        assert (line["latency_device"].startswith("cpu ("), line["latency_threads"], line["latency_batch_size"]) == (
+            True, "1", "1")
+    markdown = (out / "table.md").read_text()
+    assert "| ms | 95% interval | img/s | x base ms |" in markdown
+    assert "timed on cpu (" in markdown and "1 thread, batch 1, float32, eager" in markdown
+    assert "timed on cpu (" in output and "ms (" in output   # the plan lines show each model's timing
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["rows"][0]["latency"]["median_ms"] == base.median_ms
 
 
 def test_summary_names_the_best_strategy_and_the_total_compute(done):
@@ -190,6 +212,10 @@ BAD_CALLS = {
     "reference below its stride": (dict(references=("resnet10t",), resolution=32), "resnet10t would train at 25 px"),
     "base not covered": (dict(base="vit_tiny_patch16_224"), "not a base covered by a rule"),
     "train argument unknown": (dict(resume=True), "does not take resume"),
+    "cost unknown": (dict(cost="flops"), "cost must be one of gmacs, latency"),
+    "latency off with cost latency": (dict(cost="latency", latency=False), "latency=False is not allowed"),
+    "latency setting unknown": (dict(latency={"warmup": 3}), "latency does not take warmup"),
+    "latency batch zero": (dict(latency={"batch_size": 0}), "batch_size must be a positive int"),
 }
 
 

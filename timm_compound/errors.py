@@ -36,3 +36,7 @@ def from_validation_error(source: str | Path | None, error) -> RuleError:
     if len(lines) == 1:
         return RuleError(source, first_field, lines[0].split(": ", 1)[1])
     return RuleError(source, None, "invalid fields:\n  " + "\n  ".join(lines))
+
+
+class CompoundWarning(UserWarning):
+    """Something the user should know that does not stop the work (threads capped, a cache not written)."""

@@ -2,6 +2,7 @@
 
 - `variants`: list, show          - `demo`: demo
 - `hub`: publish                  - `cost`: table, fit
+- `measure`: measure (and the timing options table and fit share)
 - `rules`: rules validate, schema, new, check
 - `train`: train, eval            - `search`: search
 - `inherit`: inherit
@@ -11,7 +12,7 @@
 from timm_compound.cli.app import app
 
 # importing a command module attaches its commands to `app`, in the order --help lists them
-from timm_compound.cli import variants, demo, hub, cost, rules, train, inherit, search, experiment  # isort: skip  # noqa: F401, I001
+from timm_compound.cli import variants, demo, hub, cost, measure, rules, train, inherit, search, experiment  # isort: skip  # noqa: F401, I001
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ from timm_compound.cli.app import (
     parse_coefficients,
     parse_phis,
 )
+from timm_compound.cli.measure import Device, Dtype, MaxSeconds, NoCache, Runtime, Threads, shown_warnings, timing_options
 from timm_compound.errors import CompoundError
 
 
@@ -32,8 +33,16 @@ def table(
     plot: Annotated[Optional[Path], typer.Option(help="Write a PNG of GMACs and params vs phi.")] = None,
     batch_size: Annotated[int, typer.Option(help="Batch size for MACs and training memory.")] = 1,
     train_memory: Annotated[bool, typer.Option("--train-memory", help="Estimate one SGD step's peak memory.")] = False,
+    latency: Annotated[bool, typer.Option("--latency", help="Also time each phi here: ms, its 95% interval, img/s, ms per GMAC.")] = False,
+    device: Device = "cpu",
+    threads: Threads = 1,
+    dtype: Dtype = "float32",
+    runtime: Runtime = "eager",
+    no_cache: NoCache = False,
+    max_seconds: MaxSeconds = None,
 ) -> None:
-    """Measure a family over phi: params, GMACs, ratio to phi=0 beside the ideal, activations."""
+    """Measure a family over phi: params, GMACs, ratio to phi=0 beside the ideal, activations (and with
+    --latency, timings on this machine)."""
     from timm_compound.cli.display import family_view
     from timm_compound.cost.plot import check_plot_path, plot_table
     from timm_compound.cost.table import family_table
@@ -44,12 +53,14 @@ def table(
         if plot is not None:
             check_plot_path(plot)
         phis = parse_phis(phi)
-        with Progress(console=errors, transient=True) as progress:
-            task = progress.add_task(f"measuring {base}", total=len(phis))
-            rows = family_table(
-                base, phis, coefficients=parse_coefficients(coefficients), batch_size=batch_size,
-                train_memory=train_memory, progress=lambda _: progress.advance(task),
-            )
+        with shown_warnings():
+            timing = _latency_settings(latency, device, batch_size, threads, dtype, runtime, no_cache, max_seconds)
+            with Progress(*Progress.get_default_columns(), TimeElapsedColumn(), console=errors, transient=True) as progress:
+                task = progress.add_task(f"{'timing' if latency else 'measuring'} {base}", total=len(phis))
+                rows = family_table(
+                    base, phis, coefficients=parse_coefficients(coefficients), batch_size=batch_size,
+                    train_memory=train_memory, latency=timing, progress=lambda _: progress.advance(task),
+                )
     except CompoundError as error:
         raise fail(error) from None
     if fmt == "json":
@@ -61,7 +72,7 @@ def table(
         writer.writerows(row.to_dict() for row in rows)
         print(out.getvalue(), end="")
     else:
-        console.print(family_view(base, rows, train_memory))
+        console.print(family_view(base, rows, train_memory, compact=latency))
     if plot is not None:
         try:
             plot_table(rows, plot, title=base)
@@ -70,18 +81,36 @@ def table(
         errors.print(f"wrote {plot}")
 
 
+def _latency_settings(latency: bool, device: str, batch_size: int, threads: int, dtype: str, runtime: str,
+                      no_cache: bool, max_seconds: float | None):
+    if not latency:
+        return None
+    from timm_compound.cost.latency import LatencySettings
+
+    return LatencySettings.check(batch_size=batch_size,
+                                 **timing_options(device, batch_size, threads, dtype, runtime, no_cache, max_seconds))
+
+
 @app.command()
 def fit(
     base: Annotated[str, typer.Argument(help="A base covered by a rule (resnet18).")],
     max_gmacs: Annotated[Optional[float], typer.Option(help="GMACs budget (conv + linear).")] = None,
     max_params: Annotated[Optional[float], typer.Option(help="Parameter budget in millions.")] = None,
     max_train_memory: Annotated[Optional[float], typer.Option(help="Training-step memory budget in MiB.")] = None,
+    max_latency_ms: Annotated[Optional[float], typer.Option(
+        help="Median latency budget in ms, timed here (with --device, --threads, --batch-size).")] = None,
     batch_size: Annotated[int, typer.Option(help="Batch size for the budgets.")] = 1,
     coefficients: Annotated[Optional[str], typer.Option(help="alpha,beta,gamma")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     show: Annotated[bool, typer.Option("--show", help="Also print the full plan table.")] = False,
     to_dir: Annotated[Optional[Path], typer.Option(
         "--to-dir", help="Build the fitted model and save it there (Hub layout, loadable with local-dir:).")] = None,
+    device: Device = "cpu",
+    threads: Threads = 1,
+    dtype: Dtype = "float32",
+    runtime: Runtime = "eager",
+    no_cache: NoCache = False,
+    max_seconds: MaxSeconds = None,
 ) -> None:
     """Find the largest phi whose realised model meets every budget."""
     from timm_compound.cli.display import plan_table
@@ -91,13 +120,15 @@ def fit(
     try:
         if to_dir is not None:
             check_output_dir(to_dir)
-        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                      console=errors, transient=True) as progress:
+        measured = "timings taken" if max_latency_ms is not None else "plans measured"
+        with shown_warnings(), Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                                        console=errors, transient=True) as progress:
             task = progress.add_task(f"fitting {base}")
             result = run_fit(
                 base, max_gmacs=max_gmacs, max_params=max_params, max_train_memory=max_train_memory,
-                batch_size=batch_size, coefficients=parse_coefficients(coefficients),
-                progress=lambda n: progress.update(task, description=f"fitting {base}: {n} plans measured"),
+                max_latency_ms=max_latency_ms, batch_size=batch_size, coefficients=parse_coefficients(coefficients),
+                progress=lambda n: progress.update(task, description=f"fitting {base}: {n} {measured}"),
+                **timing_options(device, batch_size, threads, dtype, runtime, no_cache, max_seconds),
             )
     except CompoundError as error:
         raise fail(error) from None
@@ -114,9 +145,15 @@ def fit(
         for column in ("budget", "target", "achieved", "ratio"):
             summary.add_column(column, justify="right" if column != "budget" else "left", overflow="fold")
         for budget in result.budgets:
-            summary.add_row(budget.name, f"{budget.target:g} {budget.unit}", f"{budget.achieved:.4f} {budget.unit}",
-                            f"{budget.ratio:.4f}")
+            achieved = f"{budget.achieved:.4f} {budget.unit}"
+            if budget.interval is not None:
+                achieved = f"{budget.achieved:.4g} {budget.unit} (95% interval {budget.interval[0]:.4g}-{budget.interval[1]:.4g})"
+            summary.add_row(budget.name, f"{budget.target:g} {budget.unit}", achieved, f"{budget.ratio:.4f}")
         console.print(summary)
+        if result.latency is not None:
+            console.print(f"timed: {result.latency.describe()}; {result.timings} timings", markup=False,
+                          highlight=False, soft_wrap=True)
+            console.print(result.certainty, markup=False, highlight=False, soft_wrap=True)
         if show:
             console.print(plan_table(scaled))
     if to_dir is not None:

@@ -55,6 +55,15 @@ def family_view(base: str, rows, train_memory: bool = False, compact: bool = Fal
     columns = ["φ"] + (["d (exact/real)", "w (exact/real)", "r (exact/real)"] if wide else []) + [
         "px", "depths", "params M", "GMACs", "× φ=0", "ideal ×"] + (["activations"] if wide else []) + (
         ["train MiB"] if train_memory else [])
+    timed = bool(rows) and rows[0].latency_ms is not None
+    if timed:
+        columns += ["ms", "95% interval", "img/s", "ms/GMAC"]
+        first = rows[0]
+        threads = f"{first.threads} thread" + ("s" if first.threads != 1 else "")
+        table.caption = (f"timed on {first.device}, {threads}, batch {first.latency_batch_size}, {first.dtype}, "
+                         f"{first.runtime}: ms is the median of blocks of runs, with its 95% interval"
+                         + ("; * stopped by the time cap before the interval was within 3%"
+                            if any(not row.latency_converged for row in rows) else ""))
     for column in columns:
         table.add_column(column, justify="left" if column == "depths" else "right", overflow="fold")
     for row in rows:
@@ -68,5 +77,9 @@ def family_view(base: str, rows, train_memory: bool = False, compact: bool = Fal
             cells.append(f"{row.activations:,}")
         if train_memory:
             cells.append(f"{row.train_memory_mib:.0f}")
+        if timed:
+            cells += [f"{row.latency_ms:.4g}" + ("" if row.latency_converged else "*"),
+                      f"{row.latency_low_ms:.4g}-{row.latency_high_ms:.4g}", f"{row.throughput:.4g}",
+                      f"{row.ms_per_gmac:.4g}" if row.ms_per_gmac is not None else "–"]
         table.add_row(*cells)
     return table

@@ -10,6 +10,7 @@ import typer
 
 from timm_compound.cli.app import DEFAULT_DATA, app, console, fail, parse_coefficients
 from timm_compound.cli.config_options import config_options, given
+from timm_compound.cli.measure import shown_warnings
 from timm_compound.errors import CompoundError
 
 STRATEGIES = "depth,width,resolution,compound"   # timm_compound.experiment.inputs.STRATEGIES
@@ -21,7 +22,8 @@ OWN_SETTINGS = ("model", "phi", "data", "epochs", "resolution", "num_classes")  
 def experiment_command(
     base: Annotated[str, typer.Argument(help="A base covered by a rule (resnet18).")],
     data: Annotated[str, typer.Option(help="builtin:digits, an image folder, torch/<name> or hfds/<name>.")] = DEFAULT_DATA,
-    budgets: Annotated[str, typer.Option(help="Multiples of the base's GMACs, each > 1, comma-separated.")] = "2,4",
+    budgets: Annotated[str, typer.Option(
+        help="Multiples of the base's GMACs (or of its measured latency with --cost latency), each > 1, comma-separated.")] = "2,4",
     strategies: Annotated[str, typer.Option(help="Comma-separated subset of depth,width,resolution,compound.")] = STRATEGIES,
     reference: Annotated[Optional[list[str]], typer.Option(
         help="A timm model or registered variant trained beside the variants (NAME or NAME@PIXELS); repeatable.")] = None,
@@ -30,6 +32,12 @@ def experiment_command(
     resolution: Annotated[Optional[int], typer.Option(help="The base's input size in pixels [default: its rule's].")] = None,
     coefficients: Annotated[Optional[str], typer.Option(help="alpha,beta,gamma of the compound strategy [default: the rule's].")] = None,
     tolerance: Annotated[float, typer.Option(help="How far each variant's real GMACs may be from its budget (0.05 = 5%).")] = 0.05,
+    cost: Annotated[str, typer.Option(
+        help="What a budget multiplies: gmacs, or latency (the base's median latency, timed here).")] = "gmacs",
+    latency_device: Annotated[str, typer.Option(help="Where every model is timed: cpu, cuda or cuda:N.")] = "cpu",
+    latency_threads: Annotated[int, typer.Option(help="torch threads while timing.")] = 1,
+    latency_batch_size: Annotated[int, typer.Option(help="Images per timed forward pass.")] = 1,
+    no_latency: Annotated[bool, typer.Option("--no-latency", help="Time nothing (not with --cost latency).")] = False,
     include_base: Annotated[bool, typer.Option("--base/--no-base", help="Train the base itself as the 1x point.")] = True,
     cam_images: Annotated[int, typer.Option(help="Validation images in the class activation maps (0: none).")] = 4,
     cam_stage: Annotated[int, typer.Option(help="Stage the maps are computed on (-1: the last).")] = -1,
@@ -38,7 +46,11 @@ def experiment_command(
 ) -> None:
     """Depth vs width vs resolution vs compound scaling of BASE at equal real GMACs, trained and reported.
 
-    Each variant costs its budget x the base's GMACs within --tolerance, after rounding.
+    Each variant costs its budget x the base's GMACs within --tolerance, after rounding (with --cost latency:
+    its budget x the base's median latency, timed here).
+
+    Every model is timed as trained (--latency-device, --latency-threads, --latency-batch-size): the table
+    gains ms, its 95% interval and img/s, the report an accuracy-against-latency figure.
 
     Every model (and each --reference) trains with the same schedule and seed in OUT/runs/NAME.
 
@@ -53,17 +65,21 @@ def experiment_command(
         if out is None:
             raise CompoundError("give --out DIR, the experiment folder")
         train_arguments = given(settings)
-        result = experiment(
-            base, data, budgets=parse_budgets(budgets), strategies=strategies, references=tuple(reference or ()),
-            epochs=epochs, out=out, resolution=resolution, coefficients=parse_coefficients(coefficients),
-            tolerance=tolerance, include_base=include_base, cam_images=cam_images, cam_stage=cam_stage,
-            progress="quiet" if quiet else "auto", console=console, **train_arguments,
-        )
+        with shown_warnings():
+            result = experiment(
+                base, data, budgets=parse_budgets(budgets), strategies=strategies, references=tuple(reference or ()),
+                epochs=epochs, out=out, resolution=resolution, coefficients=parse_coefficients(coefficients),
+                tolerance=tolerance, include_base=include_base, cam_images=cam_images, cam_stage=cam_stage, cost=cost,
+                latency=False if no_latency else dict(device=latency_device, threads=latency_threads,
+                                                      batch_size=latency_batch_size),
+                progress="quiet" if quiet else "auto", console=console, **train_arguments,
+            )
     except CompoundError as error:
         raise fail(error) from None
     if quiet:   # the experiment printed its summary already unless quiet
+        unit = "latency" if cost == "latency" else "GMACs"
         for budget, strategy in result.best.items():
-            console.print(f"{budget:g}x the base's GMACs: best {strategy}", markup=False, highlight=False)
+            console.print(f"{budget:g}x the base's {unit}: best {strategy}", markup=False, highlight=False)
         console.print(f"total compute: {result.compute_macs / 1e12:.4g} TMACs; report: {result.report}",
                       markup=False, highlight=False, soft_wrap=True)
 

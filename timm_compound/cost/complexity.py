@@ -7,6 +7,7 @@ from typing import Any
 
 import torch.nn as nn
 
+from timm_compound.cost.latency import Latency
 from timm_compound.errors import CompoundError
 from timm_compound.scaling.catalog import lookup
 from timm_compound.scaling.plan import ScalePlan
@@ -28,6 +29,9 @@ class Complexity:
     # meta) or "fvcore" (measure_reference, a real model); the numbers agree, so equality ignores it
     method: str = field(default="meta", compare=False)
     per_stage: dict[str, int] | None = field(default=None, compare=False)
+    # measured on this machine (measure(latency=True)): a forward pass, and with train=True a training step
+    latency: Latency | None = field(default=None, compare=False)
+    train_latency: Latency | None = field(default=None, compare=False)
 
     @property
     def gmacs(self) -> float:
@@ -41,8 +45,33 @@ class Complexity:
     def train_memory_mib(self) -> float | None:
         return None if self.train_memory_bytes is None else self.train_memory_bytes / 2**20
 
+    @property
+    def latency_ms(self) -> float | None:
+        """Median milliseconds of a forward pass of the whole batch (`latency` says where and how)."""
+        return None if self.latency is None else self.latency.median_ms
+
+    @property
+    def latency_ci(self) -> tuple[float, float] | None:
+        """The 95% interval of that median, in milliseconds."""
+        return None if self.latency is None else self.latency.ci_ms
+
+    @property
+    def throughput(self) -> float | None:
+        """Images per second of inference at the timed batch size."""
+        return None if self.latency is None else self.latency.throughput
+
+    @property
+    def train_throughput(self) -> float | None:
+        """Images per second of training (forward, backward, SGD step) at the timed batch size."""
+        return None if self.train_latency is None else self.train_latency.throughput
+
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "gmacs": self.gmacs, "mparams": self.mparams}
+        found = {**asdict(self), "gmacs": self.gmacs, "mparams": self.mparams}
+        for name in ("latency", "train_latency"):
+            timing = getattr(self, name)
+            found[name] = None if timing is None else timing.to_dict()
+        found.update(latency_ms=self.latency_ms, throughput=self.throughput, train_throughput=self.train_throughput)
+        return found
 
 
 def resolve_target(target: str | ScalePlan | nn.Module, resolution: int | None) -> tuple[ScalePlan | None, nn.Module | None, int]:

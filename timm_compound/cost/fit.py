@@ -6,15 +6,21 @@ step function of phi. So the fit measures the realised model at each candidate:
 bracket, bisect to 1e-3 in phi, scan the neighbourhood above for a later step that
 fits again (cost need not be monotone), then spend what is left of a MACs or
 memory budget on resolution in the rule's 8 px steps.
+
+A latency budget (``max_latency_ms``) is met by timings on this machine (``cost.latency_search``):
+MACs guess, timings decide, along the rule's compound direction at each plan's own resolution (no
+fill: every filled plan would need timings of its own).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Collection
 
 from timm_compound.cost.complexity import Complexity
+from timm_compound.cost.latency import Latency, LatencySettings, time_plan
+from timm_compound.cost.latency_search import Direction, Search
 from timm_compound.cost.measure import NoTrainingStep, measure
 from timm_compound.errors import CompoundError, RuleError, UnknownModelError
 from timm_compound.scaling import limits as size_limits
@@ -36,14 +42,16 @@ BUDGETS = {
     "max_params": ("params", 1e6, "M params"),
     "max_train_memory": ("train_memory_bytes", 2**20, "MiB"),
 }
+LATENCY_SECONDS = 5.0   # the time cap of each timing a latency fit takes
 
 
 @dataclass(frozen=True)
 class Budget:
-    name: str          # max_gmacs, max_params or max_train_memory
-    target: float      # in the unit the user gave: GMACs, millions of params, MiB
-    achieved: float
+    name: str          # max_gmacs, max_params, max_train_memory or max_latency_ms
+    target: float      # in the unit the user gave: GMACs, millions of params, MiB, ms
+    achieved: float    # for latency: the median
     unit: str
+    interval: tuple[float, float] | None = None   # latency: the median's 95% interval
 
     @property
     def ratio(self) -> float:
@@ -62,6 +70,12 @@ class FitResult:
     evaluations: int           # distinct (model, resolution) pairs measured
     fill: str = "none"         # what the budget left over bought: "none", "resolution" or "width"
     trace: list[tuple[float, bool]] = field(default_factory=list, repr=False, compare=False)
+    # a latency budget: the fitted plan's timing, whether the verdicts either side of the edge were
+    # clear of the noise, in words, and how many timings the fit took
+    latency: Latency | None = None
+    sure: bool | None = None
+    certainty: str | None = None
+    timings: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -77,10 +91,13 @@ class FitResult:
             "gmacs": self.complexity.gmacs,
             "train_memory_bytes": self.complexity.train_memory_bytes,
             "budgets": [
-                {"name": b.name, "target": b.target, "achieved": b.achieved, "unit": b.unit, "ratio": b.ratio}
+                {"name": b.name, "target": b.target, "achieved": b.achieved, "unit": b.unit, "ratio": b.ratio,
+                 **({} if b.interval is None else {"interval": list(b.interval)})}
                 for b in self.budgets
             ],
             "evaluations": self.evaluations,
+            **({} if self.latency is None else {"latency": self.latency.to_dict(), "sure": self.sure,
+                                                 "certainty": self.certainty, "timings": self.timings}),
             "plan": self.plan.to_dict(),
         }
 
@@ -171,11 +188,18 @@ def fit(
     max_gmacs: float | None = None,
     max_params: float | None = None,
     max_train_memory: float | None = None,
+    max_latency_ms: float | None = None,
     batch_size: int = 1,
     coefficients: Any = None,
     fill_resolution: bool = True,
     fill_width: bool = True,
     progress: Callable[[int], None] | None = None,
+    device: str = "cpu",
+    threads: int = 1,
+    dtype: str = "float32",
+    runtime: str = "eager",
+    cache: bool = True,
+    max_seconds: float = LATENCY_SECONDS,
 ) -> FitResult:
     """The largest phi (negative allowed) whose realised `base` meets every budget.
 
@@ -187,19 +211,116 @@ def fit(
     buys width at the fitted depths, or the next width step at less depth where that is closer
     (the plan then has explicit d/w/r multipliers).
     `progress(n)` is called after each new measurement, with the number measured so far.
+
+    ``max_latency_ms`` is the median milliseconds of a forward pass of `batch_size` images, timed on
+    `device` with `threads` torch threads, `dtype` and `runtime` (as ``measure(latency=True)``; each
+    timing capped at `max_seconds`, kept in the cache unless `cache=False`): the largest phi whose
+    timed network meets it and every other budget, at its own resolution (no fills). The result's
+    ``sure`` and ``certainty`` say whether the noise left either verdict at the edge in doubt.
     """
     given = {name: _budget(name, value) for name, value in
              (("max_gmacs", max_gmacs), ("max_params", max_params), ("max_train_memory", max_train_memory))}
     targets = {name: value for name, value in given.items() if value is not None}
-    if not targets:
-        raise CompoundError("give at least one budget: max_gmacs, max_params or max_train_memory")
+    latency_ms = _budget("max_latency_ms", max_latency_ms)
+    if latency_ms is not None:
+        settings = LatencySettings.check(device=device, batch_size=batch_size, threads=threads, dtype=dtype,
+                                         runtime=runtime, max_seconds=max_seconds, cache=cache)
+    if not targets and latency_ms is None:
+        raise CompoundError("give at least one budget: max_gmacs, max_params, max_train_memory or max_latency_ms")
     if base not in active_rules().rules:
         raise UnknownModelError(f"{base!r} is not a base covered by a rule (fit scales a base, not a variant)")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise CompoundError(f"batch_size must be a positive int, got {batch_size!r}")
     limits = {name: value * BUDGETS[name][1] for name, value in targets.items()}
+    if latency_ms is not None:
+        return _fit_latency(base, latency_ms, settings, targets, limits, coefficients, progress)
     with gc_paused():
         return _fit(base, targets, limits, batch_size, coefficients, fill_resolution, fill_width, progress)
+
+
+def _fit_latency(base: str, budget_ms: float, settings: LatencySettings, targets: dict[str, float],
+                 limits: dict[str, float], coefficients: Any, progress: Callable[[int], None] | None) -> FitResult:
+    """The largest phi whose timed network answers within `budget_ms` and meets the counted budgets."""
+    costs = _Costs(base, coefficients, settings.batch_size, "max_train_memory" in targets)
+    high = PHI_MAX
+    if targets:   # the counted budgets bound the search from above (and fail first when nothing meets them)
+        with gc_paused():
+            high = _fit(base, targets, limits, settings.batch_size, coefficients, False, False, None).phi_max
+    timings = []
+
+    def candidate(phi: float) -> ScalePlan | None:
+        try:
+            scaled = costs.plan(phi)
+            return scaled if costs.oversize(scaled) is None and (not limits or costs.fits(scaled, limits)) else None
+        except (RuleError, NoTrainingStep):
+            return None
+
+    def timed(scaled: ScalePlan, earlier: Latency | None, fresh: bool = False) -> Latency:
+        found = time_plan(scaled, settings, pooled_with=earlier, fresh=fresh)
+        timings.append(found)
+        if progress is not None:
+            progress(len(timings))
+        return found
+
+    def macs(scaled: ScalePlan) -> int:
+        with gc_paused():
+            return costs(scaled).macs
+
+    low = _lowest_candidate(candidate)
+    direction = Direction(plan=candidate, macs=macs, key=lambda scaled: (_shape(scaled), scaled.resolution),
+                          time=timed, low=low, high=high)
+    edge = Search(direction, budget_ms).edge(0.0)
+    if edge.fits is None:
+        floor = edge.over
+        if floor.latency is None:
+            raise CompoundError(f"no {base} meets the other budgets at phi={floor.phi:g} and below")
+        raise CompoundError(
+            f"no {base} answers within {budget_ms:g} ms on {settings.where()}: the smallest valid model (depths "
+            f"{floor.plan.depths}, widths {floor.plan.widths}, {floor.plan.resolution} px) takes "
+            f"{floor.latency.describe()}")
+    if edge.over is None and high >= PHI_MAX:
+        raise CompoundError(f"the budget allows more than phi={PHI_MAX:g} of {base} ({edge.fits.latency.describe()} "
+                            "there); use a larger base")
+    chosen = costs.plan(edge.fits.phi)
+    latency = edge.fits.latency
+    sure, certainty = _certainty(edge.fits, edge.over, budget_ms, targets)
+    measured = replace(costs(chosen), latency=latency)
+    budgets = [Budget(name, target, getattr(measured, BUDGETS[name][0]) / BUDGETS[name][1], BUDGETS[name][2])
+               for name, target in targets.items()]
+    budgets.append(Budget("max_latency_ms", budget_ms, latency.median_ms, "ms", latency.ci_ms))
+    trace = [(point.phi, point.fits) for point in edge.timed]
+    return FitResult(chosen, edge.fits.phi, edge.fits.phi, measured, budgets, len(costs.cache), "none", trace,
+                     latency=latency, sure=sure, certainty=certainty, timings=len(timings))
+
+
+def _lowest_candidate(candidate: Callable[[float], ScalePlan | None]) -> float:
+    """PHI_MIN, or where the base's constructor rejects so small a model, the lowest phi it accepts."""
+    if candidate(PHI_MIN) is not None or candidate(0.0) is None:
+        return PHI_MIN
+    lo, hi = PHI_MIN, 0.0
+    while hi - lo > TOLERANCE:
+        middle = (lo + hi) / 2
+        lo, hi = (lo, middle) if candidate(middle) is not None else (middle, hi)
+    return hi
+
+
+def _certainty(fits, over, budget_ms: float, targets: dict[str, float]) -> tuple[bool, str]:
+    """Whether the noise left the verdicts either side of the edge in doubt, in words."""
+    def interval(point) -> str:
+        return f"{point.latency.ci_ms[0]:.4g}-{point.latency.ci_ms[1]:.4g} ms"
+
+    if not fits.sure:
+        return False, (f"not sure: the fitted network's 95% interval ({interval(fits)}) still straddles the "
+                       f"{budget_ms:g} ms budget after {fits.timings} timings; its median decided")
+    if over is not None and over.latency is not None and not over.sure:
+        return False, (f"not sure: the next larger network's 95% interval ({interval(over)}) still straddles the "
+                       f"{budget_ms:g} ms budget after {over.timings} timings; it may fit too")
+    if over is None or over.latency is None:
+        bound = ", ".join(targets) or "the size limits"
+        return True, (f"sure: the fitted network's 95% interval ({interval(fits)}) is under the budget; the next "
+                      f"larger plan is ruled out by {bound}, not by latency")
+    return True, (f"sure: the fitted network's 95% interval ({interval(fits)}) is under the {budget_ms:g} ms budget "
+                  f"and the next larger network's ({interval(over)}) is over it")
 
 
 def _fit(base: str, targets: dict[str, float], limits: dict[str, float], batch_size: int, coefficients: Any,

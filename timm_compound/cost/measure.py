@@ -17,6 +17,7 @@ says which one did:
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 import torch
 import torch.nn as nn
@@ -26,6 +27,7 @@ from timm_compound.cost import model as cost_model
 from timm_compound.cost import module_match, stage_reader
 from timm_compound.cost.complexity import Complexity, check_sizes, resolve_target
 from timm_compound.cost.counter import COUNTED_OPS, ShapeCounter
+from timm_compound.cost.latency import MAX_SECONDS, LatencySettings, time_model, time_plan
 from timm_compound.cost.memory import train_step_memory
 from timm_compound.cost.meta import in_chans, meta_build, meta_copy, on_meta, sizes
 from timm_compound.errors import CompoundError
@@ -94,19 +96,56 @@ def measure(
     batch_size: int = 1,
     train_memory: bool = False,
     method: str = "auto",
+    latency: bool = False,
+    device: str = "cpu",
+    threads: int = 1,
+    dtype: str = "float32",
+    runtime: str = "eager",
+    train: bool = False,
+    cache: bool = True,
+    max_seconds: float = MAX_SECONDS,
 ) -> Complexity:
-    """Params, MACs and activations of a variant, base, plan or model, counted on meta (no weights allocated).
+    """Params, MACs and activations of a variant, base, plan or model, counted on meta (no weights allocated);
+    with `latency`, also timed on this machine.
 
     `method`: ``"auto"`` uses the cost model and falls back to the exact count whenever the
     model cannot vouch for a plan (a family it has not proven, a block it cannot key, a
     module that is not exactly what its `compound_plan` builds); ``"model"`` insists on the
     cost model (an error if it is unsure); ``"meta"`` always counts the whole model with
     FlopCounterMode. The result's ``method`` says which path produced it.
+
+    `latency=True` builds the model with random weights and times a forward pass of `batch_size`
+    images on `device` with `threads` torch threads (restored after), in `dtype`, run by `runtime`
+    (``eager``, ``compile`` for torch.compile, ``onnxruntime`` with the ``[onnx]`` extra): the result's
+    ``latency_ms`` (median), ``latency_ci`` (its 95% interval), ``throughput`` (images per second) and
+    ``latency`` (all of it, with where it was measured). `train=True` also times a training step
+    (``train_throughput``). Each timing stops when its interval is within 3% of the median or after
+    `max_seconds`; timings of plans are kept in the user's cache folder (``cost.latency_cache``) per
+    device and settings, unless `cache=False`. A module given as such is timed on a copy, never cached.
     """
     if method not in METHODS:
         raise CompoundError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    settings = None
+    if latency:
+        settings = LatencySettings.check(device=device, batch_size=batch_size, threads=threads, dtype=dtype,
+                                         runtime=runtime, max_seconds=max_seconds, cache=cache)
+    elif train:
+        raise CompoundError("train=True times a training step: pass latency=True as well")
     with gc_paused():
-        return _measure(target, resolution, batch_size, train_memory, method)
+        cost = _measure(target, resolution, batch_size, train_memory, method)
+    if settings is None:
+        return cost
+    return _timed(cost, target, settings, train)
+
+
+def _timed(cost: Complexity, target, settings: LatencySettings, train: bool) -> Complexity:
+    """The cost with its timings: a plan (or a name) built and cached under its identity; a module copied."""
+    scaled, given, resolution = resolve_target(target, cost.resolution)
+    if given is not None:
+        timings = [time_model(given, settings, resolution=resolution, train=mode) for mode in (False, True)[:1 + train]]
+    else:
+        timings = [time_plan(scaled, settings, resolution=resolution, train=mode) for mode in (False, True)[:1 + train]]
+    return replace(cost, latency=timings[0], train_latency=timings[1] if train else None)
 
 
 def _measure(target, resolution: int | None, batch_size: int, train_memory: bool, method: str) -> Complexity:

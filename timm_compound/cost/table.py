@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Iterable
 
+from timm_compound.cost.latency import Latency, LatencySettings, time_plan
 from timm_compound.cost.measure import measure
 from timm_compound.scaling.plan import plan as make_plan
 
@@ -26,9 +27,29 @@ class TableRow:
     ideal: float          # (alpha * beta**2 * gamma**2) ** phi
     activations: int
     train_memory_mib: float | None = None
+    # timed on this machine (family_table(latency=...)): the median, its 95% interval, and where
+    latency_ms: float | None = None
+    latency_low_ms: float | None = None
+    latency_high_ms: float | None = None
+    throughput: float | None = None       # images per second at the timed batch
+    ms_per_gmac: float | None = None      # where FLOPs mislead: equal MACs, unequal time
+    latency_converged: bool | None = None  # False: the time cap stopped the timing before 3%
+    device: str | None = None             # 'cpu (AMD EPYC)'
+    threads: int | None = None
+    latency_batch_size: int | None = None
+    dtype: str | None = None
+    runtime: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _timing(latency: Latency, gmacs: float) -> dict[str, Any]:
+    low, high = latency.ci_ms
+    return dict(latency_ms=latency.median_ms, latency_low_ms=low, latency_high_ms=high, throughput=latency.throughput,
+                ms_per_gmac=latency.median_ms / gmacs if gmacs else None, latency_converged=latency.converged,
+                device=f"{latency.device} ({latency.device_name})", threads=latency.threads,
+                latency_batch_size=latency.batch_size, dtype=latency.dtype, runtime=latency.runtime)
 
 
 def family_table(
@@ -38,14 +59,18 @@ def family_table(
     coefficients: Any = None,
     batch_size: int = 1,
     train_memory: bool = False,
+    latency: LatencySettings | None = None,
     progress: Callable[[float], None] | None = None,
 ) -> list[TableRow]:
-    """One row per phi, each measured at its own resolution (``measure``).
+    """One row per phi, each measured at its own resolution (``measure``); with `latency` (checked
+    settings, whose batch size must be `batch_size`), each row's model is also timed (``cost.latency``).
 
     Every phi is planned before anything is measured, so a range that reaches a plan above the size
     limits (``scaling.limits``) is refused at once, naming that phi's size.
     """
     phis = list(phis)
+    if latency is not None and latency.batch_size != batch_size:
+        raise ValueError(f"the timing's batch size ({latency.batch_size}) must be the table's ({batch_size})")
     zero = make_plan(base, 0, coefficients=coefficients)
     plans = [zero if phi == 0 else make_plan(base, phi, coefficients=coefficients) for phi in phis]
     # phi = 0 is the reference for every ratio; when it is also a row, it is measured once for both
@@ -61,6 +86,7 @@ def family_table(
             ratio=cost.macs / reference.macs,
             ideal=scaled.coefficients.flops_factor ** phi, activations=cost.activations,
             train_memory_mib=cost.train_memory_mib,
+            **({} if latency is None else _timing(time_plan(scaled, latency), cost.gmacs)),
         ))
         if progress is not None:
             progress(phi)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,8 @@ def experiment(
     resolution: int | None = None,
     coefficients: Any = None,
     tolerance: float = 0.05,
+    cost: str = "gmacs",
+    latency: Any = None,
     include_base: bool = True,
     cam_images: int = 4,
     cam_stage: int = -1,
@@ -56,6 +59,12 @@ def experiment(
     of the base's GMACs, matched in real cost within `tolerance` after rounding), train every model
     and the `references` (timm names; `NAME@PIXELS` sets one's input size) on `data` with the same
     schedule and seed, and write the table, figures, class activation maps and report.html to `out`.
+
+    Every model is also timed on this machine as trained (``latency``: None for cpu, batch 1, one
+    thread and a 3 s cap per timing; a dict of ``measure``'s timing arguments; False for none): the
+    table gains latency and throughput, the report an accuracy-against-latency figure.
+    ``cost="latency"`` makes each budget a multiple of the base's measured latency instead of its
+    GMACs, the variants matched in measured milliseconds within `tolerance`.
 
     `resolution` is the base's input size (default: its rule's); resolution scaling grows from it.
     `coefficients` (alpha, beta, gamma) replace the rule's for the compound strategy. The base itself
@@ -69,12 +78,12 @@ def experiment(
     settings, splits, costing, compound = _check(base, data, locals())
     out = Path(out)
     resuming = runner.prepare(out, settings)
-    origin, variants = _plan(base, splits, costing, compound, settings)
+    origin, variants = _plan(base, splits, costing, compound, settings, cost)
     runner.write_record(out, settings, variants, resuming=resuming)
     quiet = progress is False or progress == "quiet"
     say = (lambda text: None) if quiet else (lambda text: console.print(text, markup=False, highlight=False, soft_wrap=True))
     train_images = len(splits.train)
-    for line in _plan_lines(origin, variants, costing, train_images, epochs):
+    for line in _plan_lines(origin, variants, costing, train_images, epochs, cost):
         say(line)
 
     rows = runner.run_all(out, variants, data=data, epochs=epochs, train_arguments=settings["train"],
@@ -82,12 +91,12 @@ def experiment(
     budgets = tuple(settings["budgets"])
     best = _best(rows, budgets)
     title = f"{base} on {data}: depth, width, resolution and compound scaling"
-    files = {**table.write(rows, out), **plots.write(rows, out, base)}
+    files = {**table.write(rows, out), **plots.write(rows, out, base, cost=cost)}
     cam_path, cam_note = _cams(rows, splits, out, cam_images, cam_stage, splits.num_classes)
     if cam_path is not None:
         files["cam"] = cam_path
     compute = sum(train_images * epochs * row.variant.cost.macs for row in rows)
-    summary = runner.summary_lines(rows, budgets, best) + [
+    summary = runner.summary_lines(rows, budgets, best, "latency" if cost == "latency" else "GMACs") + [
         _compute_line(compute, len(rows), train_images, epochs),
         f"{len(rows)} models, {sum(row.train_seconds for row in rows) / 60:.1f} minutes of training in all "
         f"(this session: {(time.perf_counter() - started) / 60:.1f} minutes)",
@@ -110,6 +119,8 @@ def _check(base: str, data: str, given: dict[str, Any]):
     named = references.check_names(given["references"])
     epochs = positive_int("epochs", given["epochs"])
     tolerance = inputs.check_tolerance(given["tolerance"])
+    cost = inputs.check_cost(given["cost"])
+    timing = inputs.check_latency(given["latency"], cost)
     positive_int("cam_images", given["cam_images"], minimum=0)
     if isinstance(given["cam_stage"], bool) or not isinstance(given["cam_stage"], int):
         raise CompoundError(f"cam_stage must be a stage index (-1: the last), got {given['cam_stage']!r}")
@@ -119,7 +130,7 @@ def _check(base: str, data: str, given: dict[str, Any]):
     rule = strategies.check_base(base)
     splits = load_data(data, data_dir=arguments.get("data_dir"), download=bool(arguments.get("download")),
                        train_samples=arguments.get("train_samples"), val_samples=arguments.get("val_samples"))
-    costing = strategies.Costing(base, splits.num_classes, given["resolution"])
+    costing = strategies.Costing(base, splits.num_classes, given["resolution"], timing)
     compound = None
     if given["coefficients"] is not None:
         compound = resolve_coefficients(rule, given["coefficients"], f"{base}'s rule")
@@ -128,14 +139,20 @@ def _check(base: str, data: str, given: dict[str, Any]):
         "epochs": epochs, "resolution": costing.resolution, "coefficients": None if compound is None else
         [compound.alpha, compound.beta, compound.gamma], "tolerance": tolerance, "include_base": bool(given["include_base"]),
         "cam_images": given["cam_images"], "cam_stage": given["cam_stage"], "train": arguments,
+        # a GMACs experiment's timings only report: where they run is not a setting (older folders resume)
+        **({"cost": cost, "latency": inputs.timing_record(timing)} if cost == "latency" else {}),
     })
     return settings, splits, costing, compound
 
 
 def _plan(base: str, splits: DataSplits, costing: strategies.Costing, compound,
-          settings: dict[str, Any]) -> tuple[Variant, list[Variant]]:
-    """(the base, every model to train in order: the base, each budget's strategies, the references)."""
+          settings: dict[str, Any], cost: str) -> tuple[Variant, list[Variant]]:
+    """(the base, every model to train in order: the base, each budget's strategies, the references),
+    each timed when the experiment times."""
     origin = strategies.base_variant(costing)
+    if costing.timing is not None:
+        origin = replace(origin, latency=costing.time(origin.plan))
+    match = strategies.equal_latency if cost == "latency" else strategies.equal_cost
     native = base_resolution(costing.rule, base)
     others = [references.reference_variant(   # first: a bad reference fails before the longer search below
         reference, base=base, experiment_resolution=costing.resolution, native_base=native,
@@ -143,25 +160,33 @@ def _plan(base: str, splits: DataSplits, costing: strategies.Costing, compound,
     planned = [origin] if settings["include_base"] else []
     for budget in settings["budgets"]:
         for strategy in settings["strategies"]:
-            planned.append(strategies.equal_cost(costing, strategy, budget, origin, tolerance=settings["tolerance"],
-                                                 compound=compound))
-    planned += others
-    names = [variant.name for variant in planned]
+            planned.append(match(costing, strategy, budget, origin, tolerance=settings["tolerance"], compound=compound))
+    names = [variant.name for variant in planned + others]
     clash = sorted({name for name in names if names.count(name) > 1})
     if clash:
         raise CompoundError(f"two models would share the run folder {', '.join(clash)}: give each reference once")
-    return origin, planned
+    if costing.timing is not None:   # each model timed as trained (the base, and matched variants, already are)
+        planned = [variant if variant.latency is not None else replace(variant, latency=costing.time(variant.plan))
+                   for variant in planned]
+        others = [references.timed(reference, costing.timing, splits.num_classes) for reference in others]
+    return origin, planned + others
 
 
 def _plan_lines(origin: Variant, variants: list[Variant], costing: strategies.Costing, train_images: int,
-                epochs: int) -> list[str]:
+                epochs: int, cost: str) -> list[str]:
     lines = [f"experiment: {len(variants)} models of {costing.base} from {costing.resolution} px "
              f"(the base: {origin.cost.gmacs:.4g} GMACs as trained)"]
+    if costing.timing is not None:
+        lines.append(f"timed on {costing.timing.where()} (median ms, 95% interval)"
+                     + ("; budgets are multiples of the base's latency" if cost == "latency" else ""))
     for variant in variants:
         asked = "" if variant.budget in (None, 1.0) else f" (budget {variant.budget:g}x)"
         depths = "" if variant.depths is None else f", depths {variant.depths}"
+        timed = "" if variant.latency is None else (
+            f", {variant.latency.median_ms:.4g} ms ({variant.latency.ci_ms[0]:.4g}-{variant.latency.ci_ms[1]:.4g})"
+            + ("" if origin.latency is None else f" = {variant.latency.median_ms / origin.latency.median_ms:.3f}x"))
         lines.append(f"  {variant.name:<20} {variant.cost.gmacs:10.4g} GMACs = {variant.ratio:6.3f}x the base{asked}, "
-                     f"{variant.cost.params / 1e6:.2f} M params, {variant.resolution} px{depths}")
+                     f"{variant.cost.params / 1e6:.2f} M params, {variant.resolution} px{depths}{timed}")
     compute = sum(train_images * epochs * variant.cost.macs for variant in variants)
     lines.append("planned " + _compute_line(compute, len(variants), train_images, epochs))
     return lines

@@ -10,11 +10,15 @@ import json
 from pathlib import Path
 from typing import Any
 
+from timm_compound.cost.latency import LatencySettings, device_name
 from timm_compound.errors import CompoundError
 from timm_compound.train.config import PLACE, TrainConfig, build_config
 from timm_compound.train.settings import finite
 
 STRATEGIES = ("depth", "width", "resolution", "compound")
+COSTS = ("gmacs", "latency")   # what a budget multiplies: the base's GMACs, or its measured latency
+LATENCY_SECONDS = 3.0          # the time cap of each timing an experiment takes (unless `latency` says)
+TIMING_ARGUMENTS = ("device", "batch_size", "threads", "dtype", "runtime", "max_seconds", "cache")
 
 # TrainConfig settings an experiment sets itself for each model
 OWN_SETTINGS = ("model", "phi", "data", "epochs", "resolution", "num_classes")
@@ -56,6 +60,38 @@ def parse_budgets(text: str) -> tuple[float, ...]:
         except ValueError:
             raise CompoundError(f"--budgets must be numbers > 1 separated by commas (2,4,8); {part!r} is not a number") from None
     return check_budgets(values)
+
+
+def check_cost(cost: Any) -> str:
+    if cost not in COSTS:
+        raise CompoundError(f"cost must be one of {', '.join(COSTS)} (what a budget multiplies), got {cost!r}")
+    return cost
+
+
+def check_latency(latency: Any, cost: str) -> LatencySettings | None:
+    """How every model is timed: None or True for the defaults (cpu, batch 1, 1 thread, a 3 s cap), a
+    dict of measure()'s timing arguments, a LatencySettings, or False to time nothing (cost gmacs only)."""
+    if latency is False:
+        if cost == "latency":
+            raise CompoundError("cost='latency' matches models by their timings: latency=False is not allowed with it")
+        return None
+    if isinstance(latency, LatencySettings):
+        return latency
+    if latency is None or latency is True:
+        latency = {}
+    if not isinstance(latency, dict):
+        raise CompoundError(f"latency must be a dict of timing settings ({', '.join(TIMING_ARGUMENTS)}), True, "
+                            f"False or None, got {latency!r}")
+    unknown = sorted(set(latency) - set(TIMING_ARGUMENTS))
+    if unknown:
+        raise CompoundError(f"latency does not take {', '.join(unknown)}: its settings are {', '.join(TIMING_ARGUMENTS)}")
+    return LatencySettings.check(**{"max_seconds": LATENCY_SECONDS, **latency})
+
+
+def timing_record(settings: LatencySettings) -> dict[str, Any]:
+    """What decides a latency-matched experiment's models, beside its settings: where they are timed."""
+    return {"device": settings.device, "device_name": device_name(settings.device), "threads": settings.threads,
+            "batch_size": settings.batch_size, "dtype": settings.dtype, "runtime": settings.runtime}
 
 
 def check_strategies(strategies: Any) -> tuple[str, ...]:

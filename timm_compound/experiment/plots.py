@@ -3,6 +3,8 @@
 - accuracy_vs_gmacs.png: final top-1 against real GMACs (log x), one line per strategy from the base
   through each budget, references as labelled points (the EfficientNet paper's Figure 3 / 8 shape);
 - accuracy_vs_params.png: the same against parameters;
+- accuracy_vs_latency.png: the same against median latency measured on this machine, with the 95%
+  interval as error bars and where it was timed under the axis (when the experiment timed its models);
 - curves.png: training loss and validation top-1 against epoch for every model.
 """
 
@@ -72,21 +74,49 @@ def _plain_log_ticks(axis, values: list[float]) -> None:
     axis.tick_params(axis="x", which="minor", labelsize=8)
 
 
-def accuracy_vs_cost(rows: list[Row], path: Path, *, what: str, title: str) -> Path:
-    """`what`: 'gmacs' or 'params'."""
+def accuracy_vs_cost(rows: list[Row], path: Path, *, what: str, title: str, budget_lines: bool = True) -> Path:
+    """`what`: 'gmacs' or 'params'; `budget_lines`: mark the budgets on the GMACs axis (they are GMACs)."""
     figure, axis = _figure()
     trained = _trained(rows)
     if what == "gmacs":
         _lines(trained, lambda row: row.variant.cost.macs / 1e9, axis, "GMACs (log scale)", title)
         base = next((row for row in trained if row.variant.strategy == BASE), None)
         budgets = sorted({row.variant.budget for row in trained if row.variant.budget not in (None, 1.0)})
-        if base is not None:
+        if base is not None and budget_lines:
             for budget in budgets:
                 axis.axvline(base.variant.cost.macs / 1e9 * budget, color="gray", linestyle=":", linewidth=1)
                 axis.annotate(f"{budget:g}x", (base.variant.cost.macs / 1e9 * budget, 0), xycoords=("data", "axes fraction"),
                               xytext=(3, 4), textcoords="offset points", fontsize=9, color="gray")
     else:
         _lines(trained, lambda row: row.variant.cost.params / 1e6, axis, "parameters (millions, log scale)", title)
+    figure.savefig(str(path), dpi=DPI)
+    return path
+
+
+def accuracy_vs_latency(rows: list[Row], path: Path, *, title: str, cost: str = "gmacs") -> Path | None:
+    """Top-1 against median latency (log x) with horizontal bars for the 95% interval; with cost
+    'latency', dotted lines mark the budgets (multiples of the base's latency). None when nothing was timed."""
+    trained = [row for row in _trained(rows) if row.variant.latency is not None]
+    if not trained:
+        return None
+    timing = trained[0].variant.latency
+    threads = f"{timing.threads} thread" + ("s" if timing.threads != 1 else "")
+    figure, axis = _figure(height=5.0)
+    _lines(trained, lambda row: row.variant.latency.median_ms, axis,
+           f"median latency, ms (log scale)\n{timing.device} ({timing.device_name}), {threads}, batch {timing.batch_size}, "
+           f"{timing.dtype}, {timing.runtime}", title)
+    for row in trained:
+        median, (low, high) = row.variant.latency.median_ms, row.variant.latency.ci_ms
+        colour = STYLE[row.variant.strategy][0]
+        axis.errorbar([median], [row.top1], xerr=[[median - low], [high - median]], fmt="none", ecolor=colour,
+                      capsize=3, linewidth=1, zorder=4)
+    base = next((row for row in trained if row.variant.strategy == BASE), None)
+    if cost == "latency" and base is not None:
+        for budget in sorted({row.variant.budget for row in trained if row.variant.budget not in (None, 1.0)}):
+            at = base.variant.latency.median_ms * budget
+            axis.axvline(at, color="gray", linestyle=":", linewidth=1)
+            axis.annotate(f"{budget:g}x", (at, 0), xycoords=("data", "axes fraction"), xytext=(3, 4),
+                          textcoords="offset points", fontsize=9, color="gray")
     figure.savefig(str(path), dpi=DPI)
     return path
 
@@ -120,11 +150,14 @@ def curves(rows: list[Row], path: Path, *, title: str) -> Path:
     return path
 
 
-def write(rows: list[Row], folder: Path, title: str) -> dict[str, Path]:
-    return {
+def write(rows: list[Row], folder: Path, title: str, cost: str = "gmacs") -> dict[str, Path]:
+    written = {
         "accuracy_vs_gmacs": accuracy_vs_cost(rows, folder / "accuracy_vs_gmacs.png", what="gmacs",
-                                              title=f"{title}: accuracy against real cost"),
+                                              title=f"{title}: accuracy against real cost", budget_lines=cost == "gmacs"),
         "accuracy_vs_params": accuracy_vs_cost(rows, folder / "accuracy_vs_params.png", what="params",
                                                title=f"{title}: accuracy against parameters"),
+        "accuracy_vs_latency": accuracy_vs_latency(rows, folder / "accuracy_vs_latency.png", cost=cost,
+                                                   title=f"{title}: accuracy against measured latency"),
         "curves": curves(rows, folder / "curves.png", title=f"{title}: every model, epoch by epoch"),
     }
+    return {name: path for name, path in written.items() if path is not None}

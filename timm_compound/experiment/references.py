@@ -9,8 +9,11 @@ It is measured as trained (the dataset's class count, its pixels), like every va
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch.nn as nn
 
+from timm_compound.cost.latency import LatencySettings, time_model
 from timm_compound.cost.measure import measure
 from timm_compound.errors import CompoundError, UnknownModelError
 from timm_compound.experiment.results import REFERENCE, Variant
@@ -108,3 +111,14 @@ def reference_variant(reference: str, *, base: str, experiment_resolution: int, 
         d=plan.realised.depth if ours else None, w=plan.realised.width if ours else None,
         r=pixels / experiment_resolution if ours else None,
     )
+
+
+def timed(variant: Variant, settings: LatencySettings, num_classes: int) -> Variant:
+    """The reference timed as it will be trained (built by timm with the dataset's classes, at its pixels),
+    cached under its timm name."""
+    import timm
+
+    identity = {"timm_model": variant.model, "num_classes": num_classes, "resolution": variant.resolution}
+    latency = time_model(lambda: timm.create_model(variant.model, num_classes=num_classes), settings,
+                         resolution=variant.resolution, identity=identity)
+    return replace(variant, latency=latency)

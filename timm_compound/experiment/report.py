@@ -24,7 +24,7 @@ figure { margin: 1em 0; } figure img { max-width: 100%; height: auto; border: 1p
 figcaption { font-size: 0.9em; color: #555; } .pair { display: flex; flex-wrap: wrap; gap: 1em; }
 .pair figure { flex: 1 1 480px; } code, pre { background: #f6f6f6; } pre { padding: 0.8em; overflow-x: auto; }
 """
-TEXT_COLUMNS = {0, 1, 7, 14}
+TEXT_COLUMNS = {table.COLUMNS.index(name) for name in table.TEXT}
 
 
 def data_uri(path: Path) -> str:
@@ -40,11 +40,14 @@ def _figure(path: Path | None, alt: str, caption: str) -> str:
 
 def _table(rows: list[Row]) -> str:
     head = "".join(f"<th>{html.escape(name)}</th>" for name in table.HEADERS)
+    base = table.base_ms(rows)
     body = "".join(
         "<tr>" + "".join(f'<td{" class=text" if i in TEXT_COLUMNS else ""}>{html.escape(cell)}</td>'
-                         for i, cell in enumerate(table.cells(row))) + "</tr>"
+                         for i, cell in enumerate(table.cells(row, base))) + "</tr>"
         for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    timed = table.where(rows)
+    return (f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+            + ("" if timed is None else f"<p>{html.escape(timed)}.</p>"))
 
 
 def write(path: Path, *, title: str, summary: list[str], settings: dict[str, Any], rows: list[Row],
@@ -60,12 +63,16 @@ def write(path: Path, *, title: str, summary: list[str], settings: dict[str, Any
                 "budgets. Every strategy's line starts at the base; references are labelled stars."),
         _figure(figures.get("accuracy_vs_params"), "top-1 accuracy against parameters",
                 "The same models against their parameter counts."),
+        _figure(figures.get("accuracy_vs_latency"), "top-1 accuracy against measured latency",
+                "The same models against their median latency measured on this machine (log scale; bars: the 95% "
+                "interval). " + (table.where(rows) or "")),
         "</div><h2>Training curves</h2>",
         _figure(figures.get("curves"), "training loss and validation accuracy against epoch",
                 "Training loss and validation top-1 of every model after each epoch."),
         "<h2>Table</h2>", _table(rows),
         "<p>d, w, r: realised multipliers against the base (total blocks, summed stage widths, pixels); "
-        "x base: real GMACs over the base's; training time: wall clock of all epochs, evaluation included.</p>",
+        "x base: real GMACs over the base's; x base ms: median latency over the base's; training time: wall "
+        "clock of all epochs, evaluation included.</p>",
         "<h2>Class activation maps</h2>",
         _figure(cam, "Grad-CAM maps, one row per model", cam_note) if cam is not None
         else f"<p>{html.escape(cam_note)}</p>",

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from timm_compound.cost.complexity import Complexity
+from timm_compound.cost.latency import Latency
 from timm_compound.scaling.plan import ScalePlan
 from timm_compound.train.results import EpochMetrics
 
@@ -36,6 +37,7 @@ class Variant:
     w: float | None = None
     r: float | None = None
     timm_only: bool = False    # a timm model no rule covers: built with timm.create_model
+    latency: Latency | None = None   # timed on this machine as trained (None: the experiment timed nothing)
 
     @property
     def depths(self) -> list[int] | None:
@@ -57,6 +59,7 @@ class Variant:
             "widths": None if self.plan is None else list(self.plan.widths),
             "model": self.model if isinstance(self.model, str) else None,
             "params": self.cost.params, "macs": self.cost.macs, "ratio": self.ratio,
+            "latency": None if self.latency is None else self.latency.to_dict(),
         }
 
 

@@ -201,11 +201,11 @@ def load_final(variant: Variant, run_dir: Path, num_classes: int) -> torch.nn.Mo
     return model.eval()
 
 
-def summary_lines(rows: list[Row], budgets: tuple[float, ...], best: dict[float, str]) -> list[str]:
+def summary_lines(rows: list[Row], budgets: tuple[float, ...], best: dict[float, str], unit: str = "GMACs") -> list[str]:
     lines = []
     for budget in budgets:
         column = [row for row in rows if row.variant.budget == budget and row.top1 is not None]
         listed = ", ".join(f"{row.variant.strategy} {row.top1:.2f}%" for row in
                            sorted(column, key=lambda row: -row.top1))
-        lines.append(f"{budget:g}x the base's GMACs: best {best.get(budget, 'none (no run finished)')} ({listed})")
+        lines.append(f"{budget:g}x the base's {unit}: best {best.get(budget, 'none (no run finished)')} ({listed})")
     return lines

@@ -19,14 +19,20 @@ counted; bisection finds the edge where cost crosses budget x base cost, and of 
 either side of it the one closer to the budget (in ratio) is taken. Further off than `tolerance`
 is an error before anything is trained, and so is a direction the rule cannot scale at all (a
 depth-only experiment on a rule whose stages are all `fixed_stages`).
+
+With ``cost="latency"`` (`equal_latency`) the budget is a multiple of the base's measured latency
+on this machine: MACs guess and timings decide where each direction crosses it
+(``cost.latency_search``), and of the timed networks either side the closer (in ratio) is taken.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from timm_compound.cost.complexity import Complexity
+from timm_compound.cost.latency import Latency, LatencySettings, time_plan
+from timm_compound.cost.latency_search import Direction, Search
 from timm_compound.cost.measure import measure
 from timm_compound.errors import CompoundError, UnknownModelError
 from timm_compound.experiment.results import BASE, Variant
@@ -71,8 +77,8 @@ def check_base(base: str) -> Rule:
 class Costing:
     """Plans along a direction from the experiment's base resolution, and what each costs as trained."""
 
-    def __init__(self, base: str, num_classes: int, resolution: int | None):
-        self.base, self.num_classes = base, num_classes
+    def __init__(self, base: str, num_classes: int, resolution: int | None, timing: LatencySettings | None = None):
+        self.base, self.num_classes, self.timing = base, num_classes, timing
         self.rule = check_base(base)
         self.resolution = base_resolution(self.rule, base) if resolution is None else resolution
         if isinstance(self.resolution, bool) or not isinstance(self.resolution, int) or self.resolution < 1:
@@ -81,6 +87,7 @@ class Costing:
             raise CompoundError(f"resolution {self.resolution} px is below the {self.rule.resolution.min} px "
                                 f"{base}'s rule accepts (resolution.min)")
         self.cache: dict[tuple, Complexity] = {}
+        self.timings: dict[tuple, Latency] = {}
 
     def pixels(self, gamma: float, phi: float) -> int:
         """The experiment's base resolution times gamma**phi, in the rule's steps and under its cap."""
@@ -102,10 +109,24 @@ class Costing:
             return True
         return False
 
+    @staticmethod
+    def key(scaled: ScalePlan) -> tuple:
+        """Plans with equal keys build the same model and input (timed and counted once)."""
+        return (tuple(scaled.depths), tuple(scaled.widths), scaled.stem, scaled.head, extra_inputs(scaled),
+                tuple(sorted(scaled.constructor_args.items())), scaled.resolution)
+
+    def time(self, scaled: ScalePlan, earlier: Latency | None = None, fresh: bool = False) -> Latency:
+        """The model as trained (the dataset's classes, its pixels) timed with the experiment's settings;
+        `earlier` (a timing of it) is pooled with new blocks; `fresh` times it anew."""
+        key = self.key(scaled)
+        if earlier is not None or fresh or key not in self.timings:
+            self.timings[key] = time_plan(scaled, self.timing, num_classes=self.num_classes, pooled_with=earlier,
+                                          fresh=fresh)
+        return self.timings[key]
+
     def __call__(self, scaled: ScalePlan) -> Complexity:
         """MACs and params of the model as trained: built on meta with the dataset's classes, counted."""
-        key = (tuple(scaled.depths), tuple(scaled.widths), scaled.stem, scaled.head, extra_inputs(scaled),
-               tuple(sorted(scaled.constructor_args.items())), scaled.resolution)
+        key = self.key(scaled)
         if key not in self.cache:
             with fast_meta():   # shapes only: weight initialisation skipped
                 model = build(scaled, num_classes=self.num_classes)
@@ -168,6 +189,39 @@ def equal_cost(costing: Costing, strategy: str, budget: float, base: Variant, *,
             f"within {tolerance:.0%}: the rule's rounding steps allow {offered}; choose other budgets, a larger "
             f"base resolution, or a larger tolerance")
     return _variant(costing, strategy, budget, chosen, ratio, base)
+
+
+def equal_latency(costing: Costing, strategy: str, budget: float, base: Variant, *, tolerance: float,
+                  compound: Coefficients | None = None) -> Variant:
+    """The timed plan along `strategy` whose measured median latency is closest to `budget` x the base's
+    (within `tolerance`)."""
+    coefficients = direction(strategy, costing.rule, compound)
+    target = budget * base.latency.median_ms
+    _check_expressible(costing, strategy, coefficients, base)
+
+    def candidate(phi: float) -> ScalePlan | None:
+        scaled = costing.plan(coefficients, phi)
+        return None if costing.too_large(scaled) else scaled
+
+    search = Search(Direction(plan=candidate, macs=lambda scaled: costing(scaled).macs, key=costing.key,
+                              time=costing.time, low=0.0, high=PHI_MAX), target)
+    edge = search.edge(0.0)
+    timed = [point for point in (edge.fits, edge.over) if point is not None and point.latency is not None]
+    if edge.over is None:
+        raise CompoundError(f"{strategy} scaling of {costing.base} cannot reach {budget:g}x the base's latency: "
+                            f"at phi={edge.fits.phi:g} it takes {edge.fits.latency.describe()}")
+    chosen = min(timed, key=lambda point: abs(math.log(point.latency.median_ms / target)))
+    ratio = chosen.latency.median_ms / base.latency.median_ms
+    if abs(ratio / budget - 1) > tolerance:
+        offered = " or ".join(f"{point.latency.median_ms / base.latency.median_ms:.3g}x "
+                              f"({_describe(costing, point.plan)})" for point in timed)
+        raise CompoundError(
+            f"{strategy} scaling of {costing.base} from {costing.resolution} px cannot take {budget:g}x the base's "
+            f"latency within {tolerance:.0%}: the networks either side of it time {offered} on "
+            f"{costing.timing.where()}; choose other budgets, a larger base resolution, or a larger tolerance")
+    point = _Point(chosen.phi, chosen.plan, costing(chosen.plan))
+    return replace(_variant(costing, strategy, budget, point, point.cost.macs / base.cost.macs, base),
+                   latency=chosen.latency)
 
 
 def _check_expressible(costing: Costing, strategy: str, coefficients: Coefficients, base: Variant) -> None:

@@ -1,5 +1,7 @@
 """table.csv (exact numbers, for scripts) and table.md (rounded, for a README or a paper draft):
-one row per model, the achieved GMACs beside the budget asked for."""
+one row per model, the achieved GMACs beside the budget asked for, and each model's measured latency
+(median and 95% interval) and throughput; table.md says under the table where they were timed, and
+table.csv repeats it on every row."""
 
 from __future__ import annotations
 
@@ -11,30 +13,66 @@ from typing import Any
 from timm_compound.experiment.results import Row
 
 COLUMNS = ("run", "strategy", "budget", "d", "w", "r", "resolution", "depths", "params_m", "gmacs", "x_base",
-           "top1", "top5", "train_seconds", "status")
+           "latency_ms", "latency_interval", "throughput", "x_base_ms", "top1", "top5", "train_seconds", "status")
 HEADERS = ("run", "strategy", "budget", "d", "w", "r", "resolution", "depths", "params (M)", "GMACs", "x base",
-           "top-1 (%)", "top-5 (%)", "training time", "status")
+           "ms", "95% interval", "img/s", "x base ms", "top-1 (%)", "top-5 (%)", "training time", "status")
+TEXT = ("run", "strategy", "depths", "status")
+# table.csv only: where each latency was timed, on its own row (the Markdown and HTML tables say it once)
+CSV_ONLY = ("latency_low_ms", "latency_high_ms", "latency_device", "latency_threads", "latency_batch_size",
+            "latency_dtype", "latency_runtime")
 
 
-def values(row: Row) -> dict[str, Any]:
+def values(row: Row, base_ms: float | None = None) -> dict[str, Any]:
+    """A row's numbers by column (`base_ms`: the base's median latency, for `x_base_ms`)."""
     variant = row.variant
-    return {
+    found = {
         "run": variant.name, "strategy": variant.strategy, "budget": variant.budget, "d": variant.d, "w": variant.w,
         "r": variant.r, "resolution": variant.resolution,
         "depths": None if variant.depths is None else " ".join(str(n) for n in variant.depths),
         "params_m": variant.cost.params / 1e6, "gmacs": variant.cost.macs / 1e9, "x_base": variant.ratio,
         "top1": row.top1, "top5": row.top5, "train_seconds": row.train_seconds, "status": row.status,
     }
+    found.update(dict.fromkeys(("latency_ms", "latency_interval", "throughput", "x_base_ms", *CSV_ONLY)))
+    timing = variant.latency
+    if timing is not None:
+        low, high = timing.ci_ms
+        found.update(
+            latency_ms=timing.median_ms, latency_interval=f"{low:.4g}-{high:.4g}", throughput=timing.throughput,
+            x_base_ms=timing.median_ms / base_ms if base_ms else None, latency_low_ms=low, latency_high_ms=high,
+            latency_device=f"{timing.device} ({timing.device_name})", latency_threads=timing.threads,
+            latency_batch_size=timing.batch_size, latency_dtype=timing.dtype, latency_runtime=timing.runtime)
+    return found
+
+
+def base_ms(rows: list[Row]) -> float | None:
+    """The base's median latency: what `x base ms` divides by (None when the base was not timed or not trained)."""
+    found = next((row.variant.latency for row in rows if row.variant.strategy == "base"), None)
+    return None if found is None else found.median_ms
+
+
+def where(rows: list[Row]) -> str | None:
+    """'ms: median latency ... timed on cpu (AMD EPYC), 1 thread, batch 1, ...': said with every latency table."""
+    timing = next((row.variant.latency for row in rows if row.variant.latency is not None), None)
+    if timing is None:
+        return None
+    threads = f"{timing.threads} thread" + ("s" if timing.threads != 1 else "")
+    capped = sum(not row.variant.latency.converged for row in rows if row.variant.latency is not None)
+    return (f"ms: median latency of a forward pass with its 95% interval, img/s: inference throughput, timed on "
+            f"{timing.device} ({timing.device_name}), {threads}, batch {timing.batch_size}, {timing.dtype}, "
+            f"{timing.runtime}, each model at its own input size and class count"
+            + (f"; {capped} timing(s) stopped by the {timing.max_seconds:g} s cap before the interval was within "
+               f"{timing.precision:.0%}" if capped else ""))
 
 
 def to_csv(rows: list[Row]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(COLUMNS)
+    writer.writerow((*COLUMNS, *CSV_ONLY))
+    reference = base_ms(rows)
     for row in rows:
-        found = values(row)
+        found = values(row, reference)
         writer.writerow(["" if found[key] is None else repr(found[key]) if isinstance(found[key], float) else found[key]
-                         for key in COLUMNS])
+                         for key in (*COLUMNS, *CSV_ONLY)])
     return buffer.getvalue()
 
 
@@ -43,9 +81,9 @@ def _seconds(seconds: float) -> str:
     return f"{minutes}m{rest:02d}s" if minutes else f"{rest}s"
 
 
-def cells(row: Row) -> list[str]:
-    """One row as the Markdown and HTML tables show it."""
-    found = values(row)
+def cells(row: Row, base: float | None = None) -> list[str]:
+    """One row as the Markdown and HTML tables show it (`base`: the base's median ms, for `x base ms`)."""
+    found = values(row, base)
 
     def number(key: str, digits: str) -> str:
         return "–" if found[key] is None else format(found[key], digits)
@@ -54,15 +92,19 @@ def cells(row: Row) -> list[str]:
         found["run"], found["strategy"], "–" if found["budget"] is None else f"{found['budget']:g}x",
         number("d", ".2f"), number("w", ".2f"), number("r", ".2f"), f"{found['resolution']} px",
         found["depths"] or "–", number("params_m", ".2f"), number("gmacs", ".4g"), number("x_base", ".3f"),
-        number("top1", ".2f"), number("top5", ".2f"), _seconds(found["train_seconds"]), found["status"],
+        number("latency_ms", ".4g"), found["latency_interval"] or "–", number("throughput", ".4g"),
+        number("x_base_ms", ".3f"), number("top1", ".2f"), number("top5", ".2f"), _seconds(found["train_seconds"]), found["status"],
     ]
 
 
 def to_markdown(rows: list[Row]) -> str:
-    left = {"run", "strategy", "depths", "status"}
     lines = ["| " + " | ".join(HEADERS) + " |",
-             "|" + "|".join("---" if key in left else "--:" for key in COLUMNS) + "|"]
-    lines += ["| " + " | ".join(cells(row)) + " |" for row in rows]
+             "|" + "|".join("---" if key in TEXT else "--:" for key in COLUMNS) + "|"]
+    reference = base_ms(rows)
+    lines += ["| " + " | ".join(cells(row, reference)) + " |" for row in rows]
+    timed = where(rows)
+    if timed is not None:
+        lines += ["", timed]
     return "\n".join(lines) + "\n"
 
 
