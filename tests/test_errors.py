@@ -165,7 +165,8 @@ def test_dotted_path_that_does_not_exist(tmp_path):
     assert error.reason.startswith("model_cfg (RegNetCfg) has no field 'w1'; its fields: depth, w0, wa, wm, group_size")
     path = write_rule(tmp_path, depth__arg="layers.first")
     error = _plan_error(path, "resnet18")
-    assert (error.field, error.reason) == ("depth.arg", "layers is tuple, not a dataclass or dict: the path cannot reach 'first'")
+    assert (error.field, error.reason) == ("depth.arg", "layers is a tuple ((2, 2, 2, 2)), not a dataclass, named tuple or dict: "
+                                           "the path cannot reach 'first'")
 
 
 def test_an_argument_of_another_shape_names_the_layouts_it_fits(tmp_path):

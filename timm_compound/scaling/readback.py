@@ -80,7 +80,7 @@ def _measure(base, rule, source, depths, widths, stem, head, derived, w) -> Stag
 
     def rewrite(call: timm_adapter.BuildCall) -> timm_adapter.BuildCall:
         if derived is not None:
-            structure.write(rule, call, depths, widths, stem, head, derived, w)
+            structure.write(rule, call, depths, widths, stem, head, derived, w, source)
         return call
 
     def construct() -> nn.Module:
