@@ -120,7 +120,10 @@ def plan_resolution(rule: Rule, base: str, r: float, override: int | None = None
     exact = start * r
     if override is not None:
         return start, exact, override, "override"
-    pixels = rounding.scale_resolution(start, r, policy.divisor, policy.rounding, policy.min)
+    if r == 1.0 or policy.fixed is not None:   # the base at its own size, even one off the divisor (299 px)
+        pixels = start
+    else:
+        pixels = rounding.scale_resolution(start, r, policy.divisor, policy.rounding, policy.min)
     if policy.max is not None and pixels > policy.max:
         return start, exact, policy.max, "capped"
     return start, exact, pixels, "rounded"
@@ -299,10 +302,12 @@ def _fixed(index: int, fixed: list[int], count: int) -> bool:
 
 
 def _scale_depths(rule: Rule, base, d: float) -> list[int]:
-    policy, count = rule.depth, len(base.depths)
+    """Each stage's blocks times d, rounded by the policy, in whole groups of `period` blocks."""
+    policy, count, period = rule.depth, len(base.depths), rule.depth.period
+    fewest = -(-policy.min // period)
     return [
         blocks if _fixed(i, policy.fixed_stages, count)
-        else max(floor, rounding.scale_depth(blocks, d, policy.rounding, policy.min))
+        else max(floor, period * rounding.scale_depth(blocks // period, d, policy.rounding, fewest))
         for i, (blocks, floor) in enumerate(zip(base.depths, base.min_depths))
     ]
 

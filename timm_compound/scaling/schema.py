@@ -137,11 +137,12 @@ class DepthRule(StrictModel):
         description="Constructor argument holding the depths; a path reaches inside it: fields, keys, indices, `*` "
         "(`model_cfg.blocks.*.d`); 'multiplier' and 'fields' take a list of paths too."
     )
-    layout: Literal["counts", "block_args", "rows", "separated", "multiplier", "fields"] | None = Field(
+    layout: Literal["counts", "block_args", "rows", "separated", "entries", "multiplier", "fields"] | None = Field(
         None,
         description="'counts': a list of ints (ResNet `layers`); 'block_args': timm's decoded arch_def, a list of "
         "stages each a list of block dicts (EfficientNet); 'rows': a list of stages each a list of rows of numbers "
-        "(GhostNet `cfgs`); 'separated': a flat list whose `marker` ends each stage (VGG `cfg`); 'multiplier': "
+        "(GhostNet `cfgs`); 'separated': a flat list whose `marker` ends each stage (VGG `cfg`); 'entries': a list of stages, each a "
+        "list of one entry of any kind per block (MobileOne's ByoBlockCfg lists); 'multiplier': "
         "float multipliers the constructor applies itself (`depth_mult`), times d; 'fields': int or float fields "
         "(`model_cfg.depth`), ints rounded, floats times d. The last two read the built stages back."
     )
@@ -152,6 +153,10 @@ class DepthRule(StrictModel):
         None, ge=0, description="'rows': the column holding a row's stride; added rows get stride 1."
     )
     marker: str | int | None = Field(None, description="'separated': the list item that ends a stage ('M').")
+    period: int = Field(
+        1, ge=1, description="Blocks come in groups of this many (MobileOne: a depthwise and a pointwise block): a "
+        "stage's depth changes by whole groups, so a stage of n blocks gets period x rounding(n / period x d).",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -246,12 +251,28 @@ class WidthRule(StrictModel):
         return self
 
 
+class StagePart(StrictModel):
+    """One stage of a per-stage list whose blocks are not all its children (EfficientViT's attention
+    stages start with a down-sampling block their depth does not count)."""
+
+    path: str = Field(description="The module whose children are this stage's blocks ('stem', 'stages.2.blocks').")
+    skip: list[str] = Field(default_factory=list, description="Class names of children that are not blocks.")
+    blocks: list[str] = Field(default_factory=list, description="Only children of these class names are blocks.")
+
+    @model_validator(mode="after")
+    def _one_way_to_count(self) -> StagePart:
+        if self.skip and self.blocks:
+            raise ValueError("give `skip` or `blocks`, not both")
+        return self
+
+
 class StageModules(StrictModel):
     """Where the stages live, and which of their children are blocks."""
 
-    path: str | list[str] = Field(
+    path: str | list[str | StagePart] = Field(
         description="A path whose children are the stages ('blocks'), a path with a '*' pattern for each "
-        "matching child ('stages.*.blocks', 's[0-9]*'), or one path per stage."
+        "matching child ('stages.*.blocks', 's[0-9]*'), or one path per stage, each a path or "
+        "{path, skip | blocks} counting only some of that stage's children."
     )
     skip: list[str] = Field(
         default_factory=list, description="Class names of children that are not blocks (EfficientFormer's Flat)."
@@ -445,13 +466,14 @@ class Rule(StrictModel):
     schedules: dict[str, Schedule] = Field(
         default_factory=dict, description="Constructor arguments set from phi (only when phi is given)."
     )
-    stage_modules: str | list[str] | StageModules | None = Field(
+    stage_modules: str | list[str | StagePart] | StageModules | None = Field(
         None,
         validate_default=True,
         description="Where the stages live in the built module, to count their blocks: one path whose "
         "children are the stages ('blocks'), a path with a '*' pattern for each matching child "
-        "('stages.*.blocks'), one path per stage (['layer1', ...]), or {path, skip | blocks, split_at} "
-        "when not every child of a stage is a block. Required by the 'multiplier' and 'fields' layouts.",
+        "('stages.*.blocks'), one path per stage (['layer1', ...]; an item may be {path, skip | blocks}), or "
+        "{path, skip | blocks, split_at} when not every child of a stage is a block. Required by the "
+        "'multiplier' and 'fields' layouts and by a fixed depth or width.",
     )
     replaces: str | None = Field(
         None,
@@ -549,14 +571,22 @@ class Rule(StrictModel):
     @field_validator("stage_modules", mode="before")
     @classmethod
     def _stage_modules_form(cls, value: Any) -> Any:
-        if isinstance(value, dict):  # one error from StageModules, not one per member of the union
+        # one error from StageModules (or a stage's StagePart), not one per member of the union
+        parts = [(StageModules, value, "")] if isinstance(value, dict) else \
+            [(StagePart, item, f"{index}.") for index, item in enumerate(value) if isinstance(item, dict)] \
+            if isinstance(value, list) else []
+        checked = {}
+        for model, item, prefix in parts:
             try:
-                return StageModules.model_validate(value)
+                checked[id(item)] = model.model_validate(item)
             except ValidationError as error:
                 first = error.errors()[0]
-                where = ".".join(str(part) for part in first["loc"])
-                raise ValueError(f"{where + ': ' if where else ''}{first['msg'].removeprefix('Value error, ')}") from None
-        return value
+                where = prefix + ".".join(str(part) for part in first["loc"])
+                raise ValueError(f"{where.rstrip('.') + ': ' if where else ''}"
+                                 f"{first['msg'].removeprefix('Value error, ')}") from None
+        if isinstance(value, dict):
+            return checked[id(value)]
+        return [checked.get(id(item), item) for item in value] if isinstance(value, list) else value
 
     @field_validator("stage_modules")
     @classmethod

@@ -1,7 +1,8 @@
 """Where a built model keeps its stages and their blocks: the rule's `stage_modules`, resolved.
 
 `stage_modules` is a path whose children are the stages ('blocks'), a path with a glob segment
-standing for each matching child ('stages.*.blocks', 's[0-9]*'), a list of one path per stage, or
+standing for each matching child ('stages.*.blocks', 's[0-9]*'), a list of one path per stage (an
+item may be `{path, skip | blocks}`: that stage counts only some of its children), or
 `{path, skip | blocks, split_at}` when not every child of a stage is a block (EfficientFormer's
 `Flat`) or the stages are runs of one flat Sequential ended by a pooling layer (VGG's `features`).
 """
@@ -14,7 +15,7 @@ from typing import Any
 import torch.nn as nn
 
 from timm_compound.errors import CompoundError
-from timm_compound.scaling.schema import StageModules
+from timm_compound.scaling.schema import StageModules, StagePart
 
 _GLOB = set("*?[")
 
@@ -39,7 +40,7 @@ def stage_paths(model: nn.Module, where: Any) -> list[str]:
         raise CompoundError(f"stage_modules splits the children of {spec.path!r} at {spec.split_at}: "
                             "its stages are runs of modules, not modules; use stage_blocks")
     if not isinstance(spec.path, str):
-        return list(spec.path)
+        return [item.path if isinstance(item, StagePart) else item for item in spec.path]
     parts = spec.path.split(".") if spec.path else []
     glob = next((i for i, part in enumerate(parts) if _GLOB & set(part)), None)
     if glob is None:
@@ -51,7 +52,7 @@ def stage_paths(model: nn.Module, where: Any) -> list[str]:
     return [f"{prefix}{name}{suffix}" for name, _ in _children(model, parent) if fnmatchcase(name, pattern)]
 
 
-def _is_block(module: nn.Module, spec: StageModules) -> bool:
+def _is_block(module: nn.Module, spec: StageModules | StagePart) -> bool:
     kind = type(module).__name__
     if spec.blocks:
         return kind in spec.blocks
@@ -72,9 +73,11 @@ def stage_blocks(model: nn.Module, where: Any) -> list[list[tuple[str, nn.Module
                 current.append((f"{prefix}{name}", child))
         found.append(current)
         return [stage for stage in found if stage]
+    parts = spec.path if isinstance(spec.path, list) else [None] * len(stage_paths(model, spec))
     return [
-        [(f"{path}.{name}", child) for name, child in _children(model, path) if _is_block(child, spec)]
-        for path in stage_paths(model, spec)
+        [(f"{path}.{name}", child) for name, child in _children(model, path)
+         if _is_block(child, part if isinstance(part, StagePart) else spec)]
+        for path, part in zip(stage_paths(model, spec), parts, strict=True)
     ]
 
 

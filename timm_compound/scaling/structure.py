@@ -94,6 +94,10 @@ def read(rule: Rule, call: BuildCall, source: str) -> BaseStructure:
     for index, path in enumerate(rule.width.scale_with):   # each must exist and hold widths
         scale_numbers(get_path(call, path, width_where, f"scale_with.{index}"), 1.0, rule.width, width_where,
                       f"scale_with.{index}")
+    uneven = [index for index, blocks in enumerate(depths) if blocks % rule.depth.period]
+    if uneven:
+        raise RuleError(source, "depth.period", f"stage {uneven[0]} has {depths[uneven[0]]} blocks, not a multiple "
+                        f"of the period {rule.depth.period}")
     if depths and widths and len(depths) != len(widths):
         raise RuleError(source, "width.arg", f"{len(depths)} stage depths but {len(widths)} stage widths")
     for field, stages in (("depth.fixed_stages", rule.depth.fixed_stages), ("width.fixed_stages", rule.width.fixed_stages)):
