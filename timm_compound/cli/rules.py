@@ -49,6 +49,30 @@ def rules_schema(
     print(json.dumps(json_schema("registry" if registry else "rule"), indent=2))
 
 
+@rules_app.command("show")
+def rules_show(
+    what: Annotated[str, typer.Argument(help="A rule file, or a base a loaded rule covers (resnet18).")],
+) -> None:
+    """Show a rule in words: how d, w and r reach the constructor, and what the rule fixes and why."""
+    from timm_compound.authoring.describe import describe
+    from timm_compound.scaling.rulebook import active_rules, load_rule
+
+    try:
+        path = Path(what)
+        if path.suffix in (".yaml", ".yml") or path.exists():
+            rule, source = load_rule(path), path
+        else:
+            rule, source = active_rules().rule_for(what)
+    except CompoundError as error:
+        raise fail(error) from None
+    table = Table(title=f"rule {rule.family}", show_header=False)
+    table.add_column("part", overflow="fold")
+    table.add_column("how", overflow="fold")
+    for part, how in describe(rule, source):
+        table.add_row(part, how)
+    console.print(table)
+
+
 @rules_app.command("new")
 def rules_new(
     arch: Annotated[str, typer.Argument(help="A timm architecture, e.g. convnext_tiny.")],

@@ -13,7 +13,8 @@ from typing import Any
 from timm_compound.errors import CompoundError
 from timm_compound.train.settings import check_amp, finite, positive_int
 
-STRATEGIES = ("depth", "width", "resolution", "compound")
+STRATEGIES = ("depth", "width", "resolution", "compound")   # the default: the EfficientNet paper's comparison
+KNOWN_STRATEGIES = STRATEGIES + ("dWr",)   # dWr: fast compound scaling, mostly width (scaling.strategies)
 
 # train() arguments an experiment passes on to every run unchanged (the same schedule and seed for all)
 TRAIN_ARGUMENTS = (
@@ -64,10 +65,10 @@ def check_strategies(strategies: Any) -> tuple[str, ...]:
         strategies = [part.strip() for part in strategies.split(",") if part.strip()]
     strategies = list(strategies)
     if not strategies:
-        raise CompoundError(f"give at least one strategy: {', '.join(STRATEGIES)}")
+        raise CompoundError(f"give at least one strategy: {', '.join(KNOWN_STRATEGIES)}")
     for name in strategies:
-        if name not in STRATEGIES:
-            raise CompoundError(f"unknown strategy {name!r}: choose from {', '.join(STRATEGIES)}")
+        if name not in KNOWN_STRATEGIES:
+            raise CompoundError(f"unknown strategy {name!r}: choose from {', '.join(KNOWN_STRATEGIES)}")
     if len(set(strategies)) != len(strategies):
         raise CompoundError(f"strategies repeat: {strategies!r}")
     return tuple(strategies)

@@ -166,7 +166,8 @@ def plan(
     rules = rules or active_rules()
     rule, source_path = rules.rule_for(base)
     source = str(source_path)
-    chosen_strategy = strategies.choose(strategy, alpha, rule)
+    # explicit d/w/r follow no strategy: the coefficients are only recorded (a fitted plan keeps its own)
+    chosen_strategy = Strategy() if explicit else strategies.choose(strategy, alpha, rule)
     if coefficients is not None and chosen_strategy.name != "compound":
         raise CompoundError(f"coefficients are the compound strategy's; strategy {chosen_strategy.label()} "
                             "takes none (give strategy='compound' to use them)")

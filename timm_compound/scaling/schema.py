@@ -16,6 +16,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    StringConstraints,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -85,6 +86,7 @@ def _cut_at_a_comma(data: Any, prose: tuple[str, ...], known) -> Any:
     return data
 
 
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 FIXED = ("A sentence saying why this dimension does not scale (`depth: {fixed: \"...\"}`). A fixed dimension "
          "takes no scaling policy, its coefficient must be 1, and a strategy that needs it is refused with this reason.")
 
@@ -131,7 +133,7 @@ def _check_layout_fields(rule: DepthRule | WidthRule, owned: dict[str, tuple[str
 class DepthRule(StrictModel):
     """How d reaches the per-stage block counts, or `fixed` with why it does not."""
 
-    fixed: str | None = Field(None, min_length=1, description=FIXED)
+    fixed: Reason | None = Field(None, description=FIXED)
     arg: ArgPath | list[ArgPath] | None = Field(
         None,
         description="Constructor argument holding the depths; a path reaches inside it: fields, keys, indices, `*` "
@@ -180,7 +182,7 @@ class DepthRule(StrictModel):
 class WidthRule(StrictModel):
     """How w reaches the per-stage channel counts (timm's make_divisible policy), or `fixed` with why it does not."""
 
-    fixed: str | None = Field(None, min_length=1, description=FIXED)
+    fixed: Reason | None = Field(None, description=FIXED)
     arg: ArgPath | list[ArgPath] | None = Field(
         None,
         description="Constructor argument holding the widths; a path reaches inside it: fields, keys, indices, `*` "
@@ -329,7 +331,7 @@ class PartRule(StrictModel):
 class ResolutionRule(StrictModel):
     """How r reaches the input size, or `fixed` with why it does not."""
 
-    fixed: str | None = Field(None, min_length=1, description=FIXED)
+    fixed: Reason | None = Field(None, description=FIXED)
     base: int | None = Field(None, ge=8, description="Base input size; default: the base model's pretrained_cfg.")
     divisor: int = Field(8, ge=1)
     rounding: Literal["round", "ceil", "floor"] = "round"

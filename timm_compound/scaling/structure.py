@@ -182,4 +182,9 @@ def extra_inputs(plan) -> tuple:
     numbers a `multiplier`/`fields` layout sets, and w where `rows` scales every row by it. Plans that
     agree on all of these build the same model (a key for caches of built structures)."""
     w = plan.multipliers.width if plan.rule.width.layout == "rows" or plan.rule.width.scale_with else None
-    return tuple(sorted(plan.structure_args.items())), w
+    return tuple(sorted((path, _frozen(value)) for path, value in plan.structure_args.items())), w
+
+
+def _frozen(value: Any) -> Any:
+    """Lists (a path with `*` sets one) as tuples, so the inputs can key a cache."""
+    return tuple(_frozen(item) for item in value) if isinstance(value, (list, tuple)) else value
