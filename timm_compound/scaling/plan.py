@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from timm_compound.errors import CompoundError, RuleError
 from timm_compound.scaling import limits, readback, rounding, strategies, structure, timm_adapter
+from timm_compound.scaling.layouts import LAYOUTS
 from timm_compound.scaling.rulebook import RuleBook, active_rules
 from timm_compound.scaling.schema import Coefficients, Rule, Strategy
 
@@ -303,12 +304,10 @@ def _fixed(index: int, fixed: list[int], count: int) -> bool:
 
 
 def _scale_depths(rule: Rule, base, d: float) -> list[int]:
-    """Each stage's blocks times d, rounded by the policy, in whole groups of `period` blocks."""
-    policy, count, period = rule.depth, len(base.depths), rule.depth.period
-    fewest = -(-policy.min // period)
+    """Each stage's blocks times d as its layout rounds them (whole groups of `period`, whole tree levels)."""
+    policy, count, layout = rule.depth, len(base.depths), LAYOUTS[rule.depth.layout]
     return [
-        blocks if _fixed(i, policy.fixed_stages, count)
-        else max(floor, period * rounding.scale_depth(blocks // period, d, policy.rounding, fewest))
+        blocks if _fixed(i, policy.fixed_stages, count) else max(floor, layout.scale_depth(blocks, d, policy))
         for i, (blocks, floor) in enumerate(zip(base.depths, base.min_depths))
     ]
 

@@ -103,6 +103,11 @@ def _measure(base, rule, source, depths, widths, stem, head, derived, w) -> Stag
     return read(construct())
 
 
+def read_stages(model: nn.Module, base: str, rule: Rule, source: str) -> Stages:
+    """(blocks per stage, output channels per stage) of a built meta model (made shapes-only: throwaway)."""
+    return _read(model, base, rule, source)
+
+
 def _read(model: nn.Module, base: str, rule: Rule, source: str) -> Stages:
     """Blocks per stage, and each stage's output channels from one forward pass (shapes only)."""
     try:

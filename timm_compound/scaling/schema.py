@@ -139,9 +139,10 @@ class DepthRule(StrictModel):
         description="Constructor argument holding the depths; a path reaches inside it: fields, keys, indices, `*` "
         "(`model_cfg.blocks.*.d`); 'multiplier' and 'fields' take a list of paths too."
     )
-    layout: Literal["counts", "block_args", "rows", "separated", "entries", "multiplier", "fields"] | None = Field(
-        None,
-        description="'counts': a list of ints (ResNet `layers`); 'block_args': timm's decoded arch_def, a list of "
+    layout: Literal["counts", "levels", "block_args", "rows", "separated", "entries", "multiplier", "fields"] | None \
+        = Field(None,
+        description="'counts': a list of ints (ResNet `layers`); 'levels': a list of tree levels, a stage of "
+        "level L holding 2**L blocks (DLA `levels`), deepened a whole level at a time; 'block_args': timm's decoded arch_def, a list of "
         "stages each a list of block dicts (EfficientNet); 'rows': a list of stages each a list of rows of numbers "
         "(GhostNet `cfgs`); 'separated': a flat list whose `marker` ends each stage (VGG `cfg`); 'entries': a list of stages, each a "
         "list of one entry of any kind per block (MobileOne's ByoBlockCfg lists); 'multiplier': "
@@ -260,12 +261,20 @@ class StagePart(StrictModel):
     path: str = Field(description="The module whose children are this stage's blocks ('stem', 'stages.2.blocks').")
     skip: list[str] = Field(default_factory=list, description="Class names of children that are not blocks.")
     blocks: list[str] = Field(default_factory=list, description="Only children of these class names are blocks.")
+    nested: bool = Field(False, description="Count the `blocks` classes at any depth below the stage, not only its "
+                         "children (a stage built as a tree: DLA's DlaTree of DlaTrees).")
 
     @model_validator(mode="after")
     def _one_way_to_count(self) -> StagePart:
-        if self.skip and self.blocks:
-            raise ValueError("give `skip` or `blocks`, not both")
+        _one_way_to_count(self)
         return self
+
+
+def _one_way_to_count(spec: StagePart | StageModules) -> None:
+    if spec.skip and spec.blocks:
+        raise ValueError("give `skip` or `blocks`, not both")
+    if spec.nested and not spec.blocks:
+        raise ValueError("`nested` counts the `blocks` classes below each stage: name them in `blocks`")
 
 
 class StageModules(StrictModel):
@@ -287,11 +296,14 @@ class StageModules(StrictModel):
         description="The path's children are one flat sequence and a child of this class name ends each stage "
         "(VGG's features: MaxPool2d).",
     )
+    nested: bool = Field(False, description="Count the `blocks` classes at any depth below each stage, not only its "
+                         "children (stages built as trees: DLA's DlaTree of DlaTrees).")
 
     @model_validator(mode="after")
     def _one_way_to_count(self) -> StageModules:
-        if self.skip and self.blocks:
-            raise ValueError("give `skip` or `blocks`, not both")
+        _one_way_to_count(self)
+        if self.split_at and self.nested:
+            raise ValueError("`split_at` splits one flat sequence; `nested` counts below stage modules: not both")
         if self.split_at and not isinstance(self.path, str):
             raise ValueError("`split_at` splits the children of one path: `path` must be a single path")
         return self

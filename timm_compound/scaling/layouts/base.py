@@ -40,6 +40,11 @@ class Layout:
     def read_widths(self, value: Any, policy, where: Where) -> list[int]:
         raise where.error(f"layout {self.name!r} does not hold widths", "layout")
 
+    def scale_depth(self, blocks: int, d: float, policy) -> int:
+        """A stage's blocks times d, rounded by the policy, in whole groups of `period` blocks."""
+        period = policy.period
+        return period * scale_depth(blocks // period, d, policy.rounding, -(-policy.min // period))
+
     def realised_widths(self, widths: list[int], policy) -> list[int]:
         """The widths the constructor builds from the ones read (the same, unless it rounds them)."""
         return widths
