@@ -119,3 +119,34 @@ def test_an_experiment_refuses_a_depth_only_run_on_a_fixed_depth(tmp_path):
         tc.experiment("ese_vovnet19b_dw", budgets=(2,), strategies=("depth",), epochs=1, out=tmp_path / "x",
                       resolution=32, train_samples=16, val_samples=16, progress=False)
     assert not list(tmp_path.glob("x/runs/*"))   # refused before anything trained
+
+
+def test_the_strategies_page_is_true():
+    """docs/strategies.md: its Python example runs and its table is what `plan` and `measure` give."""
+    import re
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parent.parent / "docs" / "strategies.md").read_text()
+    exec(compile(re.search(r"```python\n(.*?)```", page, re.S).group(1), "strategies.md", "exec"), {})
+    rows = [line.strip("|").split("|") for line in page.splitlines() if re.match(r"\| (resnet50|regnety_008) \|", line)]
+    assert len(rows) == 10
+    bases = {}
+    for base, strategy, phi, d, w, r, depths, px, ratio in ([cell.strip() for cell in row] for row in rows):
+        scaled = tc.plan(base, flops=4.0, strategy=strategy)
+        bases.setdefault(base, tc.measure(tc.plan(base, 0)).macs)
+        mult = scaled.multipliers
+        assert (f"{scaled.phi:.3f}", f"{mult.depth:.3f}", f"{mult.width:.3f}", f"{mult.resolution:.3f}") == (phi, d, w, r)
+        assert (" ".join(map(str, scaled.depths)), str(scaled.resolution)) == (depths, px)
+        assert f"{tc.measure(scaled).macs / bases[base]:.3f}" == ratio
+
+
+def test_an_experiment_fits_dwr_to_a_budget_in_real_cost():
+    from timm_compound.experiment.strategies import Costing, base_variant, equal_cost
+
+    costing = Costing("resnet18", 10, 64)
+    origin = base_variant(costing)
+    variant = equal_cost(costing, "dWr", 2.0, origin, tolerance=0.05, dwr_alpha=0.8)
+    assert abs(variant.ratio / 2 - 1) <= 0.05, variant.ratio
+    assert variant.plan.strategy == Strategy(name="dWr", alpha=0.8) and variant.w > variant.d
+    with pytest.raises(tc.CompoundError, match="strictly between 0 and 1, got 2"):
+        equal_cost(costing, "dWr", 2.0, origin, tolerance=0.05, dwr_alpha=2.0)

@@ -210,6 +210,10 @@ class _Reference:
         self.stem = _conv_with(model, base_plan.base_stem, first=True) if rule.stem.policy != "derived" else None
         self.head = _conv_with(model, base_plan.base_head, first=False) if rule.head.policy != "derived" else None
         self.stages = self._stages(model) if rule.stage_modules is not None else None
+        self.expansion = None   # what each stage builds per planned channel: 1, or a block's expansion (4)
+        if self.stages is not None and not structure.is_derived(rule):
+            self.expansion = [built // planned if built % planned == 0 else None
+                              for built, planned in zip(self.stages, base_plan.widths)]
 
     def _stages(self, model) -> list[int] | None:
         try:
@@ -227,11 +231,14 @@ class _Reference:
                     arg = getattr(self.rule, name).arg
                     problems.append(f"the plan's {name} is {planned} channels but the built {conv} has {built}"
                                     + (f": the constructor does not take its width from {arg}" if arg else ""))
-        if self.stages is not None and not structure.is_derived(self.rule):
+        if self.expansion is not None:
             built = self._stages(model)
-            expected = [planned * found // base for planned, found, base in
-                        zip(scaled.widths, self.stages, self.base_plan.widths)]
-            if built is not None and built != expected:
+            if None in self.expansion:
+                problems.append(f"the plan's stage widths {scaled.widths} build {built} output channels, not whole "
+                                "multiples of them: the constructor rounds widths another way than the rule's "
+                                "width.divisor and round_limit")
+            elif built is not None and built != [w * e for w, e in zip(scaled.widths, self.expansion)]:
+                expected = [w * e for w, e in zip(scaled.widths, self.expansion)]
                 problems.append(f"the plan's stage widths {scaled.widths} should build {expected} output channels, "
                                 f"the model has {built}")
         return problems
