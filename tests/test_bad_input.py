@@ -111,7 +111,7 @@ RULE_CASES = {
     "path-index-out-of-range": (dict(depth__arg="block_args.9"), "depth.arg",
                                 "block_args has 7 items: index 9 is out of range (indices 0-6)"),
     "path-missing-key": (dict(width__arg="block_args.*.*.out_channels", width__layout="fields"), "width.arg",
-                         "block_args.0.0 (dict) has no key 'out_channels'; its keys: block_type, dw_kernel_size"),
+                         "block_args.0.0 (dict) has no key 'out_channels'; its keys: block_type, out_chs, stride"),
     "path-star-over-int": (dict(stem={"policy": "scale", "arg": "stem_size.*"}), "stem.arg",
                            "stem_size is an int (32), not a list or tuple: `*` selects items of a sequence"),
     "path-brackets": (dict(depth__arg="block_args[0]"), "depth.arg", "'block_args[0]' is not an argument path"),
