@@ -173,8 +173,8 @@ def test_an_argument_of_another_shape_names_the_layouts_it_fits(tmp_path):
     path = _shipped_rule(tmp_path, "ghostnet.yaml", depth={"arg": "cfgs", "layout": "counts", "stride_column": None})
     error = _plan_error(path, "ghostnet_100")
     assert error.field == "depth.arg"
-    assert "not a list of ints; it fits layout rows (layouts for depth: counts, block_args, rows, separated, entries, " \
-           "multiplier, fields)" in error.reason
+    assert "not a list of ints; it fits layout rows (layouts for depth: counts, levels, block_args, rows, separated, " \
+           "entries, multiplier, fields)" in error.reason
     path = write_rule(tmp_path, width__arg="num_classes")
     assert _plan_error(path, "resnet18").reason == ("constructor argument 'num_classes' is 1000, not a list of ints; "
                                                     "it fits layout scalar or fields (layouts for width: list, scalar, "

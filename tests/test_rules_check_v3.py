@@ -135,13 +135,14 @@ def test_unquoted_brackets_and_colons_say_to_quote(tmp_path, line, message):
 
 
 def test_rules_validate_takes_files_in_any_order(tmp_path):
-    """`rules validate my-rules/*.yaml` lists `dla-variants.yaml` before `dla.yaml` ('-' sorts before '.')."""
+    """`rules validate my-rules/*.yaml` lists `resnet14t-variants.yaml` before `resnet14t.yaml` ('-' sorts
+    before '.'). (resnet14t: an architecture no other test's user rule covers in this process.)"""
     rule = load_rule(shipped_dir("rules") / "resnet.yaml").model_dump(by_alias=True, exclude={"overrides"})
-    rule.update(family="resnet26_user", architectures=["resnet26"])
-    (tmp_path / "resnet26.yaml").write_text(yaml.safe_dump(rule))
-    (tmp_path / "resnet26-variants.yaml").write_text("variants:\n  - {base: resnet26, phis: [0, 1]}\n")
+    rule.update(family="resnet14t_user", architectures=["resnet14t"], stem={"policy": "derived", "note": "deep stem"})
+    (tmp_path / "resnet14t.yaml").write_text(yaml.safe_dump(rule))
+    (tmp_path / "resnet14t-variants.yaml").write_text("variants:\n  - {base: resnet14t, phis: [0, 1]}\n")
     files = sorted(str(path) for path in tmp_path.glob("*.yaml"))
-    assert files[0].endswith("resnet26-variants.yaml")
+    assert files[0].endswith("resnet14t-variants.yaml")
     result = runner.invoke(app, ["rules", "validate", *files], env={"COLUMNS": "300"})
     assert result.exit_code == 0, result.output
     assert result.output.index("valid registry") < result.output.index("valid rule")   # reported in the order given
