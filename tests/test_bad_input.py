@@ -107,6 +107,19 @@ RULE_CASES = {
     "coefficients-off-constraint": (dict(coefficients={"alpha": 2.0, "beta": 1.5, "gamma": 1.5}), "coefficients",
                                     "is outside 2.0"),
     "replaces-unknown-family": (dict(replaces="nosuchfamily"), "replaces", "no loaded rule has family 'nosuchfamily'"),
+    # rule language v3: paths into nested data, fixed dimensions, strategies
+    "path-index-out-of-range": (dict(depth__arg="block_args.9"), "depth.arg",
+                                "block_args has 7 items: index 9 is out of range (indices 0-6)"),
+    "path-missing-key": (dict(width__arg="block_args.*.*.out_channels", width__layout="fields"), "width.arg",
+                         "block_args.0.0 (dict) has no key 'out_channels'; its keys: block_type, out_chs, stride"),
+    "path-star-over-int": (dict(stem={"policy": "scale", "arg": "stem_size.*"}), "stem.arg",
+                           "stem_size is an int (32), not a list or tuple: `*` selects items of a sequence"),
+    "path-brackets": (dict(depth__arg="block_args[0]"), "depth.arg", "'block_args[0]' is not an argument path"),
+    "fixed-and-scaled": (dict(depth={"fixed": "it cannot", "arg": "block_args", "layout": "block_args"}), "depth",
+                         "`fixed` says depth does not scale, but arg and layout are scaling policies for it"),
+    "dwr-alpha-above-one": (dict(strategy={"name": "dWr", "alpha": 1.2}), "strategy",
+                            "it must lie strictly between 0 and 1, got 1.2"),
+    "dwr-alpha-zero": (dict(strategy={"name": "dWr", "alpha": 0}), "strategy", "strictly between 0 and 1, got 0"),
 }
 
 

@@ -165,15 +165,16 @@ def test_dotted_path_that_does_not_exist(tmp_path):
     assert error.reason.startswith("model_cfg (RegNetCfg) has no field 'w1'; its fields: depth, w0, wa, wm, group_size")
     path = write_rule(tmp_path, depth__arg="layers.first")
     error = _plan_error(path, "resnet18")
-    assert (error.field, error.reason) == ("depth.arg", "layers is tuple, not a dataclass or dict: the path cannot reach 'first'")
+    assert (error.field, error.reason) == ("depth.arg", "layers is a tuple ((2, 2, 2, 2)), not a dataclass, named tuple or dict: "
+                                           "the path cannot reach 'first'")
 
 
 def test_an_argument_of_another_shape_names_the_layouts_it_fits(tmp_path):
     path = _shipped_rule(tmp_path, "ghostnet.yaml", depth={"arg": "cfgs", "layout": "counts", "stride_column": None})
     error = _plan_error(path, "ghostnet_100")
     assert error.field == "depth.arg"
-    assert "not a list of ints; it fits layout rows (layouts for depth: counts, block_args, rows, separated, " \
-           "multiplier, fields)" in error.reason
+    assert "not a list of ints; it fits layout rows (layouts for depth: counts, levels, block_args, rows, separated, " \
+           "entries, multiplier, fields)" in error.reason
     path = write_rule(tmp_path, width__arg="num_classes")
     assert _plan_error(path, "resnet18").reason == ("constructor argument 'num_classes' is 1000, not a list of ints; "
                                                     "it fits layout scalar or fields (layouts for width: list, scalar, "

@@ -18,8 +18,12 @@ PHIS = {**{base: range(8) for base in BASES}, **{base: range(4) for base in YAML
 # built, run and compared with their bases in tests/test_layouts.py
 LAYOUT_BASES = ["ghostnet_100", "vgg11_bn", "vgg16_bn", "regnety_008", "regnetx_016", "resnetv2_50",
                 "tf_efficientnetv2_b0", "efficientnet_b0_g16_evos"]
+# the rules-v3 families, phi 0..3: tests/test_families_v3.py
+RULES_V3_BASES = ["mobileone_s0", "gernet_s", "dm_nfnet_f0", "resnest50d", "skresnet18", "xception41", "tresnet_m",
+                  "selecsls42b", "ese_vovnet19b_dw", "repghostnet_100", "inception_next_tiny", "efficientvit_b0",
+                  "starnet_s1"]
 VARIANTS = [f"{base}_cs_phi{phi}" for base, phis in PHIS.items() for phi in phis] + [
-    f"{base}_cs_phi{phi}" for base in LAYOUT_BASES for phi in range(4)]
+    f"{base}_cs_phi{phi}" for base in LAYOUT_BASES + RULES_V3_BASES for phi in range(4)]
 SMALL_FORWARD = [f"{base}_cs_phi{phi}" for base in BASES for phi in (1, 2)] + [
     f"{base}_cs_phi{phi}" for base in ("convnext_atto", "mobilenetv3_large_100", "mnasnet_100") for phi in (1, 2, 3)
 ] + ["convnext_nano_cs_phi1", "convnext_tiny_cs_phi1", "densenet121_cs_phi1"]
@@ -30,7 +34,7 @@ def test_every_listed_variant_is_registered():
     assert sorted(n for n, v in tc.registered().items() if v.source.startswith(str(shipped))) == sorted(VARIANTS)
     assert set(VARIANTS) <= set(timm.list_models(module="compound_scaled"))
     assert timm.list_models("resnet18_cs_*") == [f"resnet18_cs_phi{phi}" for phi in range(8)]
-    assert len(VARIANTS) == 120
+    assert len(VARIANTS) == 172
 
 
 def test_registered_input_sizes_follow_the_rule():

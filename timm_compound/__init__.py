@@ -24,6 +24,7 @@ import sys
 if getattr(sys.modules.get("timm_compound_cli"), "CLI_RUN", False) or sys.argv[:1] == ["-m"]:
     from timm_compound.version import __version__
 else:
+    from timm_compound.cost.by_flops import plan
     from timm_compound.cost.fit import FitResult, fit
     from timm_compound.cost.measure import Complexity, measure
     from timm_compound.cost.reference import measure_reference
@@ -39,7 +40,7 @@ else:
     from timm_compound.registry.user_rules import load_rules, load_rules_from_env
     from timm_compound.scaling.build import pretrained_cfg
     from timm_compound.scaling.catalog import registered
-    from timm_compound.scaling.plan import Multipliers, ScalePlan, plan
+    from timm_compound.scaling.plan import Multipliers, ScalePlan
     from timm_compound.scaling.rulebook import load_registry, load_rule
     from timm_compound.scaling.schema import Coefficients, Rule
     from timm_compound.scaling.stages import stage_depths

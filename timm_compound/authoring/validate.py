@@ -8,8 +8,9 @@ must load beside the shipped rules: claiming an architecture a shipped rule cove
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Iterable, Literal
 
+from timm_compound.errors import CompoundError
 from timm_compound.scaling.catalog import collect
 from timm_compound.scaling.plan import check_resolves
 from timm_compound.scaling.rulebook import (
@@ -41,3 +42,28 @@ def validate_file(path: str | Path, rules: list[tuple[Rule, Path]] = ()) -> Lite
               if source.resolve() != path.resolve()}
     RuleBook(others).extended([(rule, path)])
     return "rule"
+
+
+def validate_files(paths: Iterable[str | Path]) -> list[tuple[Path, str | None, CompoundError | None]]:
+    """(path, 'rule' or 'registry', None) or (path, None, the error) for each file, in the order given.
+
+    Rule files are validated first, so a registry file may use a rule listed after it: `rules validate
+    rules/*.yaml` lists `resnet-variants.yaml` before `resnet.yaml` (`-` sorts before `.`)."""
+    paths = [Path(path) for path in paths]
+    kinds: dict[Path, str] = {}
+    found: dict[Path, tuple[str | None, CompoundError | None]] = {}
+    for path in paths:
+        try:
+            kinds[path] = "registry" if "variants" in read_yaml(path) else "rule"
+        except CompoundError as error:
+            found[path] = (None, error)
+    rules: list[tuple[Rule, Path]] = []
+    for kind in ("rule", "registry"):
+        for path in (p for p in paths if kinds.get(p) == kind and p not in found):
+            try:
+                found[path] = (validate_file(path, rules), None)
+                if kind == "rule":
+                    rules.append((load_rule(path), path))
+            except CompoundError as error:
+                found[path] = (None, error)
+    return [(path, *found[path]) for path in paths]

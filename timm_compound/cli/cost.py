@@ -72,7 +72,11 @@ def table(
         writer.writerows(row.to_dict() for row in rows)
         print(out.getvalue(), end="")
     else:
+        from timm_compound.scaling.rulebook import active_rules
+
         console.print(family_view(base, rows, train_memory, compact=latency))
+        for part, reason in active_rules().rule_for(base)[0].fixed().items():
+            console.print(f"{part} does not scale (the rule fixes it): {reason}", highlight=False)
     if plot is not None:
         try:
             plot_table(rows, plot, title=base)

@@ -32,8 +32,12 @@ def plan_table(plan: ScalePlan, title: str | None = None) -> Table:
     table.add_row("head", "", "", f"{_pair(plan.base_head, plan.head)} ({plan.rule.head.policy})")
     c = plan.coefficients
     table.add_row("coefficients", "", "", f"α={c.alpha} β={c.beta} γ={c.gamma} (α·β²·γ²={c.flops_factor:.4f})")
+    if plan.strategy.name != "compound":
+        table.add_row("strategy", "", "", plan.strategy.label())
     for arg, value in plan.constructor_args.items():
         table.add_row(arg, "", "", f"{value:g} (schedule)")
+    for part, reason in plan.rule.fixed().items():
+        table.add_row(f"{part} fixed", "", "", reason)
     return table
 
 

@@ -13,7 +13,7 @@ from timm_compound.cli.config_options import config_options, given
 from timm_compound.cli.measure import shown_warnings
 from timm_compound.errors import CompoundError
 
-STRATEGIES = "depth,width,resolution,compound"   # timm_compound.experiment.inputs.STRATEGIES
+STRATEGIES = "depth,width,resolution,compound"   # timm_compound.experiment.inputs.STRATEGIES (dWr: on request)
 OWN_SETTINGS = ("model", "phi", "data", "epochs", "resolution", "num_classes")   # ...inputs.OWN_SETTINGS
 
 
@@ -24,13 +24,14 @@ def experiment_command(
     data: Annotated[str, typer.Option(help="builtin:digits, an image folder, torch/<name> or hfds/<name>.")] = DEFAULT_DATA,
     budgets: Annotated[str, typer.Option(
         help="Multiples of the base's GMACs (or of its measured latency with --cost latency), each > 1, comma-separated.")] = "2,4",
-    strategies: Annotated[str, typer.Option(help="Comma-separated subset of depth,width,resolution,compound.")] = STRATEGIES,
+    strategies: Annotated[str, typer.Option(help="Comma-separated subset of depth,width,resolution,compound,dWr.")] = STRATEGIES,
     reference: Annotated[Optional[list[str]], typer.Option(
         help="A timm model or registered variant trained beside the variants (NAME or NAME@PIXELS); repeatable.")] = None,
     epochs: Annotated[int, typer.Option(help="Epochs every model trains.")] = 10,
     out: Annotated[Optional[Path], typer.Option(help="Experiment folder: runs/, table.csv/.md, figures, cam.png, report.html.")] = None,
     resolution: Annotated[Optional[int], typer.Option(help="The base's input size in pixels [default: its rule's].")] = None,
     coefficients: Annotated[Optional[str], typer.Option(help="alpha,beta,gamma of the compound strategy [default: the rule's].")] = None,
+    dwr_alpha: Annotated[Optional[float], typer.Option(help="dWr: the share of the FLOPs growth given to width [default: 0.8].")] = None,
     tolerance: Annotated[float, typer.Option(help="How far each variant's real GMACs may be from its budget (0.05 = 5%).")] = 0.05,
     cost: Annotated[str, typer.Option(
         help="What a budget multiplies: gmacs, or latency (the base's median latency, timed here).")] = "gmacs",
@@ -69,7 +70,8 @@ def experiment_command(
             result = experiment(
                 base, data, budgets=parse_budgets(budgets), strategies=strategies, references=tuple(reference or ()),
                 epochs=epochs, out=out, resolution=resolution, coefficients=parse_coefficients(coefficients),
-                tolerance=tolerance, include_base=include_base, cam_images=cam_images, cam_stage=cam_stage, cost=cost,
+                dwr_alpha=dwr_alpha, tolerance=tolerance, include_base=include_base, cam_images=cam_images,
+                cam_stage=cam_stage, cost=cost,
                 latency=False if no_latency else dict(device=latency_device, threads=latency_threads,
                                                       batch_size=latency_batch_size),
                 progress="quiet" if quiet else "auto", console=console, **train_arguments,

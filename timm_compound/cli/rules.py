@@ -15,22 +15,17 @@ from timm_compound.errors import CompoundError
 
 @rules_app.command("validate")
 def rules_validate(
-    files: Annotated[list[Path], typer.Argument(help="Rule or registry YAML files.", exists=False)],
+    files: Annotated[list[Path], typer.Argument(help="Rule or registry YAML files, in any order.", exists=False)],
 ) -> None:
     """Validate rule files (schema, that each constructor argument exists with the right shape, and
     that no shipped rule already covers an architecture unless the rule `replaces` it) and registry
-    files (recognised by their `variants` key)."""
-    from timm_compound.authoring.validate import validate_file
+    files (recognised by their `variants` key). Rules are checked first, so a registry file may use a
+    rule named anywhere in the same call (`rules validate my-rules/*.yaml`)."""
+    from timm_compound.authoring.validate import validate_files
 
-    from timm_compound.scaling.rulebook import load_rule
-
-    failed, rules = False, []
-    for path in files:   # a registry file may use a rule validated before it in the same call
-        try:
-            kind = validate_file(path, rules)
-            if kind == "rule":
-                rules.append((load_rule(path), path))
-        except CompoundError as error:
+    failed = False
+    for path, kind, error in validate_files(files):
+        if error is not None:
             errors.print(f"[bold red]invalid:[/] {error}", markup=True, highlight=False)
             failed = True
         else:
@@ -47,6 +42,49 @@ def rules_schema(
     from timm_compound.scaling.rulebook import json_schema
 
     print(json.dumps(json_schema("registry" if registry else "rule"), indent=2))
+
+
+@rules_app.command("show")
+def rules_show(
+    what: Annotated[str, typer.Argument(help="A rule file, or a base a loaded rule covers (resnet18).")],
+) -> None:
+    """Show a rule in words: how d, w and r reach the constructor, and what the rule fixes and why."""
+    from timm_compound.authoring.describe import describe
+    from timm_compound.scaling.rulebook import active_rules, load_rule
+
+    try:
+        path = Path(what)
+        if path.suffix in (".yaml", ".yml") or path.exists():
+            rule, source = load_rule(path), path
+        else:
+            rule, source = active_rules().rule_for(what)
+    except CompoundError as error:
+        raise fail(error) from None
+    table = Table(title=f"rule {rule.family}", show_header=False)
+    table.add_column("part", overflow="fold")
+    table.add_column("how", overflow="fold")
+    for part, how in describe(rule, source):
+        table.add_row(part, how)
+    console.print(table)
+
+
+@rules_app.command("coverage")
+def rules_coverage() -> None:
+    """For every timm module of convolutional models (at least 8 Conv2d layers), whether a loaded rule
+    (shipped or user) covers any of its architectures, with a total."""
+    from timm_compound.authoring.coverage import CONVOLUTIONS, coverage
+
+    with errors.status("building one model of each timm module on the meta device"):
+        found = coverage()
+    table = Table(title=f"timm modules of convolutional models (>= {CONVOLUTIONS} Conv2d layers)")
+    for column in ("module", "covered", "architectures a rule covers", "rule families"):
+        table.add_column(column, overflow="fold")
+    for entry in found:
+        table.add_row(entry.module, "yes" if entry.is_covered else "no", ", ".join(entry.covered),
+                      ", ".join(entry.families))
+    console.print(table)
+    covered = sum(entry.is_covered for entry in found)
+    console.print(f"covered: {covered} of {len(found)} convolutional timm modules", highlight=False)
 
 
 @rules_app.command("new")
@@ -72,9 +110,11 @@ def rules_new(
 @rules_app.command("check")
 def rules_check(
     file: Annotated[Path, typer.Argument(help="A rule file.")],
-    phi: Annotated[str, typer.Option("--phi", help="Phis to build: a range 0-2 or a list 0,1,3.")] = "0-2",
+    phi: Annotated[str, typer.Option("--phi", help="Phis to build: a range 0-3 or a list 0,1,3.")] = "0-3",
 ) -> None:
-    """Validate a rule, rebuild phi=0 against the base exactly, and print each phi's cost ratios."""
+    """Validate a rule, rebuild phi=0 against the base exactly, build each phi and each single-dimension
+    strategy (at the largest phi) on the meta device, read every build back against its plan, and print
+    each one's cost ratios; a build that fails says which width or resolution divisor would work."""
     from timm_compound.authoring.check import check_rule
 
     try:
@@ -82,10 +122,12 @@ def rules_check(
     except CompoundError as error:
         raise fail(error) from None
     table = Table(title=f"rules check {file}")  # "ideal ×" is d·w²·r², r held at a resolution cap
-    for column in ("architecture", "phi", "depths", "widths", "px", "params", "params ×", "MACs ×", "ideal ×", "note"):
+    for column in ("architecture", "phi", "strategy", "depths", "widths", "px", "params", "params ×", "MACs ×",
+                   "ideal ×", "note"):
         table.add_column(column, overflow="fold")
     for row in result.rows:
-        table.add_row(row.arch, f"{row.phi:g}", str(row.plan.depths), str(row.plan.widths), str(row.plan.resolution),
+        table.add_row(row.arch, f"{row.phi:g}", row.strategy, str(row.plan.depths), str(row.plan.widths),
+                      str(row.plan.resolution),
                       f"{row.params:,}", f"{row.params_ratio:.2f}", f"{row.macs_ratio:.2f}", f"{row.ideal:.2f}", row.flag or "")
     console.print(table)
     for note in result.notes:

@@ -352,11 +352,13 @@ def _fit(base: str, targets: dict[str, float], limits: dict[str, float], batch_s
     lo = _neighbours(feasible, lo, lambda phi: (_shape(plan := costs.plan(phi)), plan.resolution))
 
     chosen, fill = costs.plan(lo), "none"
-    if fill_resolution and ("max_gmacs" in targets or "max_train_memory" in targets):
+    fixed = active_rules().rule_for(base)[0].fixed()   # a dimension the rule holds is never filled
+    if fill_resolution and "resolution" not in fixed and ("max_gmacs" in targets or "max_train_memory" in targets):
         chosen = _fill(costs, lo, limits)
         fill = "resolution" if chosen.resolution_source == "override" else "none"
     phi = chosen.phi
-    if fill_width and "max_params" in targets and costs(chosen).params < WIDTH_FILL_BELOW * limits["max_params"]:
+    if fill_width and "width" not in fixed and "max_params" in targets \
+            and costs(chosen).params < WIDTH_FILL_BELOW * limits["max_params"]:
         widened = _fill_width(costs, chosen, limits)
         if widened is not chosen:
             chosen, fill = widened, "width"
@@ -550,7 +552,7 @@ def _fill_width(costs: _Costs, chosen: ScalePlan, limits: dict[str, float]) -> S
         lo, hi = hi, hi * 2
     lo, hi = _bisect_factor(lambda factor: costs.fits(scaled(mult.depth, factor), limits), lo, hi)
     best = chosen if lo == 1.0 else scaled(mult.depth, lo)
-    if _closeness(costs(best), limits) < WIDTH_FILL_BELOW:
+    if _closeness(costs(best), limits) < WIDTH_FILL_BELOW and chosen.rule.depth.fixed is None:
         shallower = _shallower(costs, lambda depth: scaled(depth, hi), mult.depth, limits)
         if shallower is not None and _closeness(costs(shallower), limits) > _closeness(costs(best), limits):
             best = shallower

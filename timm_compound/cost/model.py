@@ -170,7 +170,13 @@ def _deeper(scaled: ScalePlan) -> ScalePlan:
 def _prove(scaled: ScalePlan, resolution: int) -> _Family:
     """Find the family's block classes and check the skeleton counts what a full build counts."""
     for candidate in (scaled, _deeper(scaled)):
-        model = meta_build(candidate)
+        try:
+            model = meta_build(candidate)
+        except Exception as error:  # noqa: BLE001 - a constructor that refuses a deeper stage: count exactly
+            if candidate is scaled:
+                raise
+            return _Family([], False, f"{scaled.base} one block deeper per stage does not build: "
+                                      f"{type(error).__name__}: {error}")
         classes = block_classes(model, candidate.rule.stage_modules)
         if not classes:
             return _Family([], False, f"rule {scaled.rule_file} names no stage_modules with block classes")

@@ -45,6 +45,7 @@ def experiment(
     out: str | Path | None = None,
     resolution: int | None = None,
     coefficients: Any = None,
+    dwr_alpha: float | None = None,
     tolerance: float = 0.05,
     cost: str = "gmacs",
     latency: Any = None,
@@ -67,7 +68,8 @@ def experiment(
     GMACs, the variants matched in measured milliseconds within `tolerance`.
 
     `resolution` is the base's input size (default: its rule's); resolution scaling grows from it.
-    `coefficients` (alpha, beta, gamma) replace the rule's for the compound strategy. The base itself
+    `coefficients` (alpha, beta, gamma) replace the rule's for the compound strategy; `dwr_alpha` is the
+    share of the FLOPs growth the 'dWr' strategy gives width (default 0.8, or the rule's). The base itself
     is trained as the 1x point unless `include_base=False`. `train_arguments` go to every run
     (batch_size, lr, opt, sched, seed, train_samples, ...; see `timm_compound.train`).
     Re-running with the same `out` and settings skips finished runs and resumes an interrupted one;
@@ -131,6 +133,11 @@ def _check(base: str, data: str, given: dict[str, Any]):
     splits = load_data(data, data_dir=arguments.get("data_dir"), download=bool(arguments.get("download")),
                        train_samples=arguments.get("train_samples"), val_samples=arguments.get("val_samples"))
     costing = strategies.Costing(base, splits.num_classes, given["resolution"], timing)
+    dwr = {}
+    if "dWr" in chosen:
+        dwr = {"dwr_alpha": strategies.strategy_of("dWr", rule, given["dwr_alpha"]).share}
+    elif given["dwr_alpha"] is not None:
+        raise CompoundError("dwr_alpha is the dWr strategy's share of growth to width: add dWr to the strategies")
     compound = None
     if given["coefficients"] is not None:
         compound = resolve_coefficients(rule, given["coefficients"], f"{base}'s rule")
@@ -138,7 +145,7 @@ def _check(base: str, data: str, given: dict[str, Any]):
         "base": base, "data": data, "budgets": list(budgets), "strategies": list(chosen), "references": list(named),
         "epochs": epochs, "resolution": costing.resolution, "coefficients": None if compound is None else
         [compound.alpha, compound.beta, compound.gamma], "tolerance": tolerance, "include_base": bool(given["include_base"]),
-        "cam_images": given["cam_images"], "cam_stage": given["cam_stage"], "train": arguments,
+        "cam_images": given["cam_images"], "cam_stage": given["cam_stage"], "train": arguments, **dwr,
         # a GMACs experiment's timings only report: where they run is not a setting (older folders resume)
         **({"cost": cost, "latency": inputs.timing_record(timing)} if cost == "latency" else {}),
     })
@@ -160,7 +167,8 @@ def _plan(base: str, splits: DataSplits, costing: strategies.Costing, compound,
     planned = [origin] if settings["include_base"] else []
     for budget in settings["budgets"]:
         for strategy in settings["strategies"]:
-            planned.append(match(costing, strategy, budget, origin, tolerance=settings["tolerance"], compound=compound))
+            planned.append(match(costing, strategy, budget, origin, tolerance=settings["tolerance"], compound=compound,
+                                 dwr_alpha=settings.get("dwr_alpha")))
     names = [variant.name for variant in planned + others]
     clash = sorted({name for name in names if names.count(name) > 1})
     if clash:

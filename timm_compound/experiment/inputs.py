@@ -15,7 +15,8 @@ from timm_compound.errors import CompoundError
 from timm_compound.train.config import PLACE, TrainConfig, build_config
 from timm_compound.train.settings import finite
 
-STRATEGIES = ("depth", "width", "resolution", "compound")
+STRATEGIES = ("depth", "width", "resolution", "compound")   # the default: the EfficientNet paper's comparison
+KNOWN_STRATEGIES = STRATEGIES + ("dWr",)   # dWr: fast compound scaling, mostly width (scaling.strategies)
 COSTS = ("gmacs", "latency")   # what a budget multiplies: the base's GMACs, or its measured latency
 LATENCY_SECONDS = 3.0          # the time cap of each timing an experiment takes (unless `latency` says)
 TIMING_ARGUMENTS = ("device", "batch_size", "threads", "dtype", "runtime", "max_seconds", "cache")
@@ -99,10 +100,10 @@ def check_strategies(strategies: Any) -> tuple[str, ...]:
         strategies = [part.strip() for part in strategies.split(",") if part.strip()]
     strategies = list(strategies)
     if not strategies:
-        raise CompoundError(f"give at least one strategy: {', '.join(STRATEGIES)}")
+        raise CompoundError(f"give at least one strategy: {', '.join(KNOWN_STRATEGIES)}")
     for name in strategies:
-        if name not in STRATEGIES:
-            raise CompoundError(f"unknown strategy {name!r}: choose from {', '.join(STRATEGIES)}")
+        if name not in KNOWN_STRATEGIES:
+            raise CompoundError(f"unknown strategy {name!r}: choose from {', '.join(KNOWN_STRATEGIES)}")
     if len(set(strategies)) != len(strategies):
         raise CompoundError(f"strategies repeat: {strategies!r}")
     return tuple(strategies)

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from timm_compound.experiment.inputs import STRATEGIES
+from timm_compound.experiment.inputs import KNOWN_STRATEGIES
 from timm_compound.experiment.results import BASE, REFERENCE, Row
 
 STYLE = {   # strategy -> (colour, marker), the same in every figure
     "depth": ("tab:blue", "o"), "width": ("tab:orange", "s"), "resolution": ("tab:green", "^"),
-    "compound": ("tab:red", "D"), BASE: ("black", "o"), REFERENCE: ("dimgray", "*"),
+    "compound": ("tab:red", "D"), "dWr": ("tab:purple", "v"), BASE: ("black", "o"), REFERENCE: ("dimgray", "*"),
 }
 DPI = 150
 
@@ -35,14 +35,14 @@ def _trained(rows: list[Row]) -> list[Row]:
 
 def _lines(rows: list[Row], x, axis, xlabel: str, title: str) -> None:
     base = next((row for row in rows if row.variant.strategy == BASE), None)
-    for strategy in STRATEGIES:
+    for strategy in KNOWN_STRATEGIES:
         points = sorted((row for row in rows if row.variant.strategy == strategy), key=lambda row: x(row))
         if not points:
             continue
         line = ([base] if base is not None else []) + points
         colour, marker = STYLE[strategy]
         axis.plot([x(row) for row in line], [row.top1 for row in line], marker=marker, color=colour, linewidth=2,
-                  markersize=7, label=f"{strategy} only" if strategy != "compound" else "compound")
+                  markersize=7, label=f"{strategy} only" if strategy not in ("compound", "dWr") else strategy)
     if base is not None:
         axis.plot([x(base)], [base.top1], "o", color="black", markersize=8, zorder=5, label="base")
     for row in rows:

@@ -7,6 +7,8 @@ With F the rule's constraint (alpha * beta**2 * gamma**2 = F, 2 for the shipped 
     width       alpha = 1,        beta = sqrt(F),  gamma = 1
     resolution  alpha = 1,        beta = 1,        gamma = sqrt(F)
     compound    the rule's alpha, beta, gamma (or the caller's)
+    dWr         alpha = F**((1-a)/2), beta = F**(a/2), gamma = F**((1-a)/4), a share a = 0.8 of the
+                growth to width (fast compound scaling, ``timm_compound.scaling.strategies``)
 
 Each meets the rule's constraint exactly, so phi promises the same ideal cost F**phi along every
 direction, and phi-scheduled constructor arguments (dropout) follow cost alike. Pixels grow from
@@ -18,7 +20,8 @@ built on the meta device exactly as it will be trained (the dataset's class coun
 counted; bisection finds the edge where cost crosses budget x base cost, and of the plans on
 either side of it the one closer to the budget (in ratio) is taken. Further off than `tolerance`
 is an error before anything is trained, and so is a direction the rule cannot scale at all (a
-depth-only experiment on a rule whose stages are all `fixed_stages`).
+depth-only experiment on a rule whose stages are all `fixed_stages`, or whose depth is `fixed`: the
+rule's reason is quoted).
 
 With ``cost="latency"`` (`equal_latency`) the budget is a multiple of the base's measured latency
 on this machine: MACs guess and timings decide where each direction crosses it
@@ -42,25 +45,36 @@ from timm_compound.scaling.meta_device import fast_meta
 from timm_compound.scaling.plan import ScalePlan, base_resolution
 from timm_compound.scaling.plan import plan as make_plan
 from timm_compound.scaling.rulebook import active_rules
-from timm_compound.scaling.schema import Coefficients, Rule
+from timm_compound.scaling import strategies as scaling_strategies
+from timm_compound.scaling.schema import STRATEGIES, Coefficients, Rule, Strategy
 from timm_compound.scaling.structure import extra_inputs
 
 PHI_MAX = 24.0     # F**24 = 16.7 million times the base: far past any budget worth training
 TOLERANCE = 1e-3   # the bisection stops when the bracket is this narrow in phi
 
 
-def direction(strategy: str, rule: Rule, compound: Coefficients | None = None) -> Coefficients:
-    """The coefficients that scale only what `strategy` names (see the module docstring)."""
-    factor = rule.constraint.flops_factor
-    if strategy == "depth":
-        return Coefficients(alpha=factor, beta=1.0, gamma=1.0)
-    if strategy == "width":
-        return Coefficients(alpha=1.0, beta=math.sqrt(factor), gamma=1.0)
-    if strategy == "resolution":
-        return Coefficients(alpha=1.0, beta=1.0, gamma=math.sqrt(factor))
-    if strategy == "compound":
-        return compound or rule.coefficients
-    raise CompoundError(f"unknown strategy {strategy!r}")
+def direction(strategy: str, rule: Rule, compound: Coefficients | None = None,
+              dwr_alpha: float | None = None) -> Coefficients:
+    """The coefficients that scale only what `strategy` names (see the module docstring); a strategy
+    that grows a dimension the rule fixes is refused with the rule's reason."""
+    if strategy not in STRATEGIES:
+        raise CompoundError(f"unknown strategy {strategy!r}")
+    chosen = strategy_of(strategy, rule, dwr_alpha)
+    coefficients = scaling_strategies.coefficients(chosen, rule, compound or rule.coefficients)
+    scaling_strategies.refuse_fixed(chosen, coefficients, rule, f"'{rule.family}'")
+    return coefficients
+
+
+def strategy_of(strategy: str, rule: Rule, dwr_alpha: float | None = None) -> Strategy:
+    """A strategy name as a Strategy: dWr's alpha from the call, else the rule's (if dWr), else the paper's."""
+    if strategy != "dWr":
+        return Strategy(name=strategy)
+    if dwr_alpha is None and rule.strategy.name == "dWr":
+        return rule.strategy
+    try:
+        return Strategy(name="dWr", alpha=dwr_alpha)
+    except ValueError as error:
+        raise CompoundError(str(error.errors()[0]["msg"]).removeprefix("Value error, ")) from None
 
 
 def check_base(base: str) -> Rule:
@@ -97,9 +111,12 @@ class Costing:
         pixels = rounding.scale_resolution(self.resolution, gamma**phi, policy.divisor, policy.rounding, policy.min)
         return min(pixels, policy.max) if policy.max is not None else pixels
 
-    def plan(self, coefficients: Coefficients, phi: float) -> ScalePlan:
-        return make_plan(self.base, phi, coefficients=coefficients, resolution=self.pixels(coefficients.gamma, phi),
-                         allow_oversize=True)
+    def plan(self, coefficients: Coefficients, phi: float, strategy: Strategy | None = None) -> ScalePlan:
+        """The plan at phi along `coefficients` (the direction of `strategy`, recorded in the plan)."""
+        chosen = {"coefficients": coefficients, "strategy": "compound"} if strategy is None or \
+            strategy.name == "compound" else {"strategy": strategy}
+        return make_plan(self.base, phi, resolution=self.pixels(coefficients.gamma, phi), allow_oversize=True,
+                         **chosen)
 
     @staticmethod
     def too_large(scaled: ScalePlan) -> bool:
@@ -149,17 +166,18 @@ def base_variant(costing: Costing) -> Variant:
 
 
 def equal_cost(costing: Costing, strategy: str, budget: float, base: Variant, *, tolerance: float,
-               compound: Coefficients | None = None) -> Variant:
+               compound: Coefficients | None = None, dwr_alpha: float | None = None) -> Variant:
     """The plan along `strategy` whose real cost is closest to `budget` x the base's (within `tolerance`)."""
-    coefficients = direction(strategy, costing.rule, compound)
+    coefficients = direction(strategy, costing.rule, compound, dwr_alpha)
+    along = strategy_of(strategy, costing.rule, dwr_alpha)
     target = budget * base.cost.macs
-    _check_expressible(costing, strategy, coefficients, base)
+    _check_expressible(costing, strategy, coefficients, base, along)
     points: dict[float, _Point | None] = {}
 
     def point(phi: float) -> _Point | None:
         """The plan at phi, or None when it is past the size limits (never built)."""
         if phi not in points:
-            scaled = costing.plan(coefficients, phi)
+            scaled = costing.plan(coefficients, phi, along)
             points[phi] = None if costing.too_large(scaled) else _Point(phi, scaled, costing(scaled))
         return points[phi]
 
@@ -192,15 +210,16 @@ def equal_cost(costing: Costing, strategy: str, budget: float, base: Variant, *,
 
 
 def equal_latency(costing: Costing, strategy: str, budget: float, base: Variant, *, tolerance: float,
-                  compound: Coefficients | None = None) -> Variant:
+                  compound: Coefficients | None = None, dwr_alpha: float | None = None) -> Variant:
     """The timed plan along `strategy` whose measured median latency is closest to `budget` x the base's
     (within `tolerance`)."""
-    coefficients = direction(strategy, costing.rule, compound)
+    coefficients = direction(strategy, costing.rule, compound, dwr_alpha)
+    along = strategy_of(strategy, costing.rule, dwr_alpha)
     target = budget * base.latency.median_ms
-    _check_expressible(costing, strategy, coefficients, base)
+    _check_expressible(costing, strategy, coefficients, base, along)
 
     def candidate(phi: float) -> ScalePlan | None:
-        scaled = costing.plan(coefficients, phi)
+        scaled = costing.plan(coefficients, phi, along)
         return None if costing.too_large(scaled) else scaled
 
     search = Search(Direction(plan=candidate, macs=lambda scaled: costing(scaled).macs, key=costing.key,
@@ -224,16 +243,19 @@ def equal_latency(costing: Costing, strategy: str, budget: float, base: Variant,
                    latency=chosen.latency)
 
 
-def _check_expressible(costing: Costing, strategy: str, coefficients: Coefficients, base: Variant) -> None:
+def _check_expressible(costing: Costing, strategy: str, coefficients: Coefficients, base: Variant,
+                       along: Strategy) -> None:
     """A direction that changes nothing the strategy names, even far out, is one the rule cannot express."""
-    far = costing.plan(coefficients, 4.0)
+    far = costing.plan(coefficients, 4.0, along)
     unchanged = {
         "depth": far.depths == base.plan.depths,
         "width": (far.widths, far.stem, far.head) == (base.plan.widths, base.plan.stem, base.plan.head),
         "resolution": far.resolution == base.resolution,
         "compound": far.depths == base.plan.depths and far.widths == base.plan.widths
                     and far.resolution == base.resolution,
-    }[strategy]
+    }
+    unchanged["dWr"] = unchanged["compound"]
+    unchanged = unchanged[strategy]
     if unchanged:
         raise CompoundError(
             f"rule {base.plan.rule_file} cannot scale {costing.base} by {strategy} alone: at phi=4 "

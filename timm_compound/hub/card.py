@@ -126,6 +126,10 @@ def render(config: dict[str, Any], scaled: ScalePlan, source: str, model: nn.Mod
         ("parameters", f"{params:,}"),
         (f"GMACs at {scaled.resolution}×{scaled.resolution}", f"{cost:.3f}"),
     ]
+    if scaled.strategy.name != "compound":
+        rows.insert(2, ("strategy", scaled.strategy.label()))
+    rows += [(f"{part} does not scale", reason.replace("|", "/").replace("\n", " "))
+             for part, reason in scaled.rule.fixed().items()]
     table = "\n".join(f"| {key} | {value} |" for key, value in rows)
     versions = config["timm_compound"]
     weights_section = training_section(training) if training else f"\n## Weights\n\n{_WEIGHTS[weights_origin]}\n"

@@ -14,9 +14,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from timm_compound.errors import CompoundError, RuleError
-from timm_compound.scaling import limits, readback, rounding, structure, timm_adapter
+from timm_compound.scaling import limits, readback, rounding, strategies, structure, timm_adapter
+from timm_compound.scaling.layouts import LAYOUTS
 from timm_compound.scaling.rulebook import RuleBook, active_rules
-from timm_compound.scaling.schema import Coefficients, Rule
+from timm_compound.scaling.schema import Coefficients, Rule, Strategy
 
 
 class Multipliers(BaseModel):
@@ -61,6 +62,10 @@ class ScalePlan(BaseModel):
     # the numbers a `multiplier` or `fields` layout wrote ({"width": 1.1}, {"model_cfg.w0": 64}):
     # with them the plan rebuilds exactly; depths and widths are what the constructor made of them
     structure_args: dict[str, Any] = {}
+    # how phi was shared between d, w and r (`coefficients` are that strategy's), and the FLOPs
+    # factor the plan was asked for, when it was planned by FLOPs
+    strategy: Strategy = Strategy()
+    flops: float | None = None
 
     @property
     def size(self) -> limits.PlanSize:
@@ -116,7 +121,10 @@ def plan_resolution(rule: Rule, base: str, r: float, override: int | None = None
     exact = start * r
     if override is not None:
         return start, exact, override, "override"
-    pixels = rounding.scale_resolution(start, r, policy.divisor, policy.rounding, policy.min)
+    if r == 1.0 or policy.fixed is not None:   # the base at its own size, even one off the divisor (299 px)
+        pixels = start
+    else:
+        pixels = rounding.scale_resolution(start, r, policy.divisor, policy.rounding, policy.min)
     if policy.max is not None and pixels > policy.max:
         return start, exact, policy.max, "capped"
     return start, exact, pixels, "rounded"
@@ -131,10 +139,19 @@ def plan(
     r: float | None = None,
     resolution: int | None = None,
     coefficients: Any = None,
+    strategy: str | Strategy | None = None,
+    alpha: float | None = None,
+    flops: float | None = None,
     rules: RuleBook | None = None,
     allow_oversize: bool = False,
 ) -> ScalePlan:
-    """Plan a scaled `base`: give phi (compound) or any of d, w, r (missing ones are 1.0).
+    """Plan a scaled `base`: give phi, a FLOPs factor `flops`, or any of d, w, r (missing ones are 1.0).
+
+    phi and `flops` follow the rule's strategy (compound, with its coefficients, unless the rule says
+    otherwise) or `strategy`: 'compound', 'dWr' (with `alpha`, the share of the FLOPs growth given to
+    width, 0.8 by default), 'depth', 'width' or 'resolution' (``scaling.strategies``). `flops` here is
+    open-loop, phi = log(flops) / log(alpha * beta**2 * gamma**2); ``timm_compound.plan`` measures.
+    A dimension the rule fixes (`depth: {fixed: ...}`) refuses a strategy or d/w/r that grows it.
 
     A plan above `timm_compound.scaling.limits` (10,000 blocks in a stage, 8,192 px) is refused
     with its size unless `allow_oversize=True`.
@@ -142,14 +159,26 @@ def plan(
     >>> plan("efficientnet_b0", d=2.2, w=1.6, resolution=456).widths
     [24, 40, 64, 128, 176, 304, 512]
     """
-    if phi is not None and any(v is not None for v in (d, w, r)):
-        raise CompoundError("give either phi or explicit d/w/r multipliers, not both")
+    explicit = any(v is not None for v in (d, w, r))
+    if sum(given is not None for given in (phi, flops)) + explicit > 1:
+        raise CompoundError("give either phi or explicit d/w/r multipliers, or flops: one of them")
+    if explicit and (strategy is not None or alpha is not None):
+        raise CompoundError("a strategy shares a growth between d, w and r: give it phi or flops, not d/w/r")
     rules = rules or active_rules()
     rule, source_path = rules.rule_for(base)
     source = str(source_path)
-    chosen = resolve_coefficients(rule, coefficients, source)
+    # explicit d/w/r follow no strategy: the coefficients are only recorded (a fitted plan keeps its own)
+    chosen_strategy = Strategy() if explicit else strategies.choose(strategy, alpha, rule)
+    if coefficients is not None and chosen_strategy.name != "compound":
+        raise CompoundError(f"coefficients are the compound strategy's; strategy {chosen_strategy.label()} "
+                            "takes none (give strategy='compound' to use them)")
+    chosen = strategies.coefficients(chosen_strategy, rule, resolve_coefficients(rule, coefficients, source))
+    if flops is not None:
+        flops = _number("flops", flops, positive=True)
+        phi = strategies.phi_for(flops, chosen)
 
     if phi is not None:
+        strategies.refuse_fixed(chosen_strategy, chosen, rule, source)
         phi = _number("phi", phi, positive=False)
         try:
             mult = Multipliers(depth=chosen.alpha**phi, width=chosen.beta**phi, resolution=chosen.gamma**phi)
@@ -161,6 +190,10 @@ def plan(
             width=1.0 if w is None else _number("w", w, positive=True),
             resolution=1.0 if r is None else _number("r", r, positive=True),
         )
+        for part, reason in rule.fixed().items():
+            if getattr(mult, part) != 1.0:
+                raise CompoundError(f"{part[0]}={getattr(mult, part):g} scales {part}, but rule {source} fixes it: "
+                                    f"{reason}")
     if resolution is not None:
         if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 1:
             raise CompoundError(f"resolution must be a positive int, got {resolution!r}")
@@ -181,6 +214,17 @@ def plan(
                                   [math.ceil(c * mult.width) for c in base_widths], pixels)
         limits.check(promised, what, allow_oversize=allow_oversize)
         depths, widths = readback.realised_stages(base, rule, source, depths, widths, stem, head, derived, mult.width)
+    elif rule.depth.fixed is not None or rule.width.fixed is not None:
+        # a fixed dimension has no argument to read: its stages are counted once in the built base
+        counted_depths, counted_widths = readback.realised_stages(base, rule, source, None, None, None, None, None)
+        if rule.depth.fixed is not None:
+            base_depths = depths = counted_depths
+        if rule.width.fixed is not None:
+            base_widths = widths = counted_widths
+        if len(depths) != len(widths):
+            raise RuleError(source, "stage_modules", f"counts {len(counted_depths)} stages in the built {base}, "
+                            f"but the rule's {'width' if rule.depth.fixed else 'depth'}.arg holds "
+                            f"{len(widths) if rule.depth.fixed else len(depths)}")
     limits.check(limits.size_of(depths, widths, pixels), what, allow_oversize=allow_oversize)
 
     realised = Multipliers(
@@ -212,6 +256,8 @@ def plan(
         constructor_args=scheduled,
         rule=rule,
         structure_args=derived,
+        strategy=chosen_strategy,
+        flops=flops,
     )
 
 
@@ -258,10 +304,10 @@ def _fixed(index: int, fixed: list[int], count: int) -> bool:
 
 
 def _scale_depths(rule: Rule, base, d: float) -> list[int]:
-    policy, count = rule.depth, len(base.depths)
+    """Each stage's blocks times d as its layout rounds them (whole groups of `period`, whole tree levels)."""
+    policy, count, layout = rule.depth, len(base.depths), LAYOUTS[rule.depth.layout]
     return [
-        blocks if _fixed(i, policy.fixed_stages, count)
-        else max(floor, rounding.scale_depth(blocks, d, policy.rounding, policy.min))
+        blocks if _fixed(i, policy.fixed_stages, count) else max(floor, layout.scale_depth(blocks, d, policy))
         for i, (blocks, floor) in enumerate(zip(base.depths, base.min_depths))
     ]
 

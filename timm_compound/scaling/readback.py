@@ -80,7 +80,7 @@ def _measure(base, rule, source, depths, widths, stem, head, derived, w) -> Stag
 
     def rewrite(call: timm_adapter.BuildCall) -> timm_adapter.BuildCall:
         if derived is not None:
-            structure.write(rule, call, depths, widths, stem, head, derived, w)
+            structure.write(rule, call, depths, widths, stem, head, derived, w, source)
         return call
 
     def construct() -> nn.Module:
@@ -101,6 +101,11 @@ def _measure(base, rule, source, depths, widths, stem, head, derived, w) -> Stag
         if found is not None:
             return found
     return read(construct())
+
+
+def read_stages(model: nn.Module, base: str, rule: Rule, source: str) -> Stages:
+    """(blocks per stage, output channels per stage) of a built meta model (made shapes-only: throwaway)."""
+    return _read(model, base, rule, source)
 
 
 def _read(model: nn.Module, base: str, rule: Rule, source: str) -> Stages:

@@ -59,12 +59,26 @@ def read_yaml(path: Path) -> dict:
         mark = getattr(error, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         problem = getattr(error, "problem", None) or str(error)
-        raise RuleError(path, None, f"not valid YAML{where}: {problem}") from None
+        raise RuleError(path, None, f"not valid YAML{where}: {problem}{_quote_hint(text, mark, problem)}") from None
     except (RecursionError, _TooLarge) as error:
         raise RuleError(path, None, f"not valid YAML/UTF-8: {error if isinstance(error, _TooLarge) else 'nested too deeply'}") from None
     if not isinstance(data, dict):
         raise RuleError(path, None, f"expected a YAML mapping at the top level, got {type(data).__name__}")
     return data
+
+
+def _quote_hint(text: str, mark, problem: str) -> str:
+    """A `[` or `: ` inside an unquoted value (a note, a reason, a path written with brackets) is YAML
+    syntax there: say which value to quote, and how."""
+    if mark is None or not ("but got '['" in problem or "but got ':'" in problem
+                            or "mapping values are not allowed" in problem):
+        return ""
+    line = text.splitlines()[mark.line] if mark.line < len(text.splitlines()) else ""
+    key = line[:mark.column].rsplit(",", 1)[-1].rsplit("{", 1)[-1].split(":", 1)[0].strip() or "the value"
+    if key == "arg":
+        return f"; in `{line.strip()}` a path writes an index as .2, not [2] (model_cfg.blocks.2.d)"
+    return (f"; in `{line.strip()}` the value of {key} holds a `[` or `: `, which YAML reads as syntax: "
+            f"quote the whole value ({key}: \"...\")")
 
 
 class _TooLarge(Exception):

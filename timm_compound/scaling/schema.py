@@ -8,7 +8,6 @@ the schema (``model_json_schema()``), the validator and the in-memory form.
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -17,10 +16,13 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    StringConstraints,
     ValidationInfo,
     field_validator,
     model_validator,
 )
+
+from timm_compound.scaling import paths
 
 
 class StrictModel(BaseModel):
@@ -60,22 +62,58 @@ class Constraint(StrictModel):
 
 # Layouts the plan reads back from a meta-device build: the constructor, not the rule, decides the stages.
 DERIVED_LAYOUTS = ("multiplier", "fields")
-_ARG_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"  # model_cfg.depth
-_ARG_PATH = re.compile(_ARG_PATTERN)
-ArgPath = Annotated[str, Field(pattern=_ARG_PATTERN)]
+ArgPath = Annotated[str, Field(pattern=paths.PATTERN)]   # model_cfg.blocks.*.d, head_widths.0
 
 
 def _arg_paths(value: Any) -> Any:
     """One clear error for a malformed path, not one per member of the str | list union."""
     for path in [value] if isinstance(value, str) else value if isinstance(value, list) else []:
-        if isinstance(path, str) and not _ARG_PATH.match(path):
-            raise ValueError(f"{path!r} is not an argument path: a constructor argument, then field names, "
-                             "joined by dots (model_cfg.depth)")
+        if isinstance(path, str) and not paths.is_path(path):
+            raise ValueError(f"{path!r} is not an argument path: a constructor argument, then field names, keys, "
+                             "indices (2, -1), `*` or slices (1:) joined by dots (model_cfg.blocks.*.d)")
     return value
 
 
-def _args(arg: str | list[str]) -> list[str]:
-    return [arg] if isinstance(arg, str) else list(arg)
+def _cut_at_a_comma(data: Any, prose: tuple[str, ...], known) -> Any:
+    """`{note: a, b}` is YAML for {note: a, 'b': null}: say so instead of 'extra inputs'."""
+    if isinstance(data, dict) and any(key in data for key in prose):
+        cut = [key for key, value in data.items() if key not in known and value is None]
+        if cut:
+            field = next(key for key in prose if key in data)
+            raise ValueError(f"{cut[0]!r} looks like the rest of the {'reason' if field == 'fixed' else field}, "
+                             "cut at a comma: in an inline "
+                             f"{{...}} mapping a comma ends the value, so quote it: {field}: \"...\"")
+    return data
+
+
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+FIXED = ("A sentence saying why this dimension does not scale (`depth: {fixed: \"...\"}`). A fixed dimension "
+         "takes no scaling policy, its coefficient must be 1, and a strategy that needs it is refused with this reason.")
+
+
+def _fixed_alone(rule: BaseModel, part: str, allowed: tuple[str, ...] = ()) -> bool:
+    """`fixed` with nothing that scales the same dimension; True when the dimension is fixed."""
+    if rule.fixed is None:
+        return False
+    # compared with the defaults, not the keys given: a dumped and re-validated rule holds every field
+    policy = [name for name, info in type(rule).model_fields.items() if name not in ("fixed", *allowed)
+              and getattr(rule, name) != info.get_default(call_default_factory=True)]
+    if policy:
+        raise ValueError(f"`fixed` says {part} does not scale, but {' and '.join(policy)} "
+                         f"{'is a scaling policy' if len(policy) == 1 else 'are scaling policies'} for it: "
+                         "give one or the other")
+    return True
+
+
+def _needs_policy(rule: DepthRule | WidthRule, part: str) -> None:
+    missing = [name for name in ("arg", "layout") if getattr(rule, name) is None]
+    if missing:
+        raise ValueError(f"{part} needs {' and '.join(f'`{m}`' for m in missing)}, or `fixed: \"why {part} "
+                         "does not scale\"`")
+
+
+def _args(arg: str | list[str] | None) -> list[str]:
+    return [] if arg is None else [arg] if isinstance(arg, str) else list(arg)
 
 
 def _check_layout_fields(rule: DepthRule | WidthRule, owned: dict[str, tuple[str, ...]]) -> None:
@@ -93,16 +131,21 @@ def _check_layout_fields(rule: DepthRule | WidthRule, owned: dict[str, tuple[str
 
 
 class DepthRule(StrictModel):
-    """How d reaches the per-stage block counts."""
+    """How d reaches the per-stage block counts, or `fixed` with why it does not."""
 
-    arg: ArgPath | list[ArgPath] = Field(
-        description="Constructor argument holding the depths; a dotted path reaches into a dataclass or dict "
-        "(`model_cfg.depth`); 'multiplier' and 'fields' take a list of paths too."
+    fixed: Reason | None = Field(None, description=FIXED)
+    arg: ArgPath | list[ArgPath] | None = Field(
+        None,
+        description="Constructor argument holding the depths; a path reaches inside it: fields, keys, indices, `*` "
+        "(`model_cfg.blocks.*.d`); 'multiplier' and 'fields' take a list of paths too."
     )
-    layout: Literal["counts", "block_args", "rows", "separated", "multiplier", "fields"] = Field(
-        description="'counts': a list of ints (ResNet `layers`); 'block_args': timm's decoded arch_def, a list of "
+    layout: Literal["counts", "levels", "block_args", "rows", "separated", "entries", "multiplier", "fields"] | None \
+        = Field(None,
+        description="'counts': a list of ints (ResNet `layers`); 'levels': a list of tree levels, a stage of "
+        "level L holding 2**L blocks (DLA `levels`), deepened a whole level at a time; 'block_args': timm's decoded arch_def, a list of "
         "stages each a list of block dicts (EfficientNet); 'rows': a list of stages each a list of rows of numbers "
-        "(GhostNet `cfgs`); 'separated': a flat list whose `marker` ends each stage (VGG `cfg`); 'multiplier': "
+        "(GhostNet `cfgs`); 'separated': a flat list whose `marker` ends each stage (VGG `cfg`); 'entries': a list of stages, each a "
+        "list of one entry of any kind per block (MobileOne's ByoBlockCfg lists); 'multiplier': "
         "float multipliers the constructor applies itself (`depth_mult`), times d; 'fields': int or float fields "
         "(`model_cfg.depth`), ints rounded, floats times d. The last two read the built stages back."
     )
@@ -113,6 +156,15 @@ class DepthRule(StrictModel):
         None, ge=0, description="'rows': the column holding a row's stride; added rows get stride 1."
     )
     marker: str | int | None = Field(None, description="'separated': the list item that ends a stage ('M').")
+    period: int = Field(
+        1, ge=1, description="Blocks come in groups of this many (MobileOne: a depthwise and a pointwise block): a "
+        "stage's depth changes by whole groups, so a stage of n blocks gets period x rounding(n / period x d).",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reason_cut_at_a_comma(cls, data: Any) -> Any:
+        return _cut_at_a_comma(data, ("fixed",), cls.model_fields)
 
     @field_validator("arg", mode="before")
     @classmethod
@@ -121,18 +173,25 @@ class DepthRule(StrictModel):
 
     @model_validator(mode="after")
     def _layout_fields(self) -> DepthRule:
+        if _fixed_alone(self, "depth"):
+            return self
+        _needs_policy(self, "depth")
         _check_layout_fields(self, {"stride_column": ("rows",), "marker": ("separated",)})
         return self
 
 
 class WidthRule(StrictModel):
-    """How w reaches the per-stage channel counts (timm's make_divisible policy)."""
+    """How w reaches the per-stage channel counts (timm's make_divisible policy), or `fixed` with why it does not."""
 
-    arg: ArgPath | list[ArgPath] = Field(
-        description="Constructor argument holding the widths; a dotted path reaches into a dataclass or dict "
-        "(`model_cfg.w0`); 'multiplier' and 'fields' take a list of paths, all scaled by w."
+    fixed: Reason | None = Field(None, description=FIXED)
+    arg: ArgPath | list[ArgPath] | None = Field(
+        None,
+        description="Constructor argument holding the widths; a path reaches inside it: fields, keys, indices, `*` "
+        "(`model_cfg.stage_out_chs`, `model_cfg.blocks.*.c`); 'multiplier' and 'fields' take a list of paths, "
+        "all scaled by w."
     )
-    layout: Literal["list", "scalar", "block_args", "rows", "separated", "multiplier", "fields"] = Field(
+    layout: Literal["list", "scalar", "block_args", "rows", "separated", "multiplier", "fields"] | None = Field(
+        None,
         description="'list': a list of ints, one per stage (ResNet `channels`); 'scalar': one int "
         "that sets every stage's width (DenseNet `growth_rate`); 'block_args': the `out_chs` of "
         "the blocks in each stage of timm's decoded arch_def; 'rows': the `column` of each row (and the "
@@ -158,14 +217,27 @@ class WidthRule(StrictModel):
         description="'fields': fields that add width once per block (RegNet's slope `model_cfg.wa`), scaled "
         "by w/d so that d more blocks still end w times as wide.",
     )
+    scale_with: list[ArgPath] = Field(
+        default_factory=list,
+        description="Other widths that scale by w beside the stages' (a stage's inner width, a block's input "
+        "channels): each int rounded like a width (0 stays 0), floats multiplied, lists and tuples item by item.",
+    )
 
-    @field_validator("arg", mode="before")
+    @model_validator(mode="before")
+    @classmethod
+    def _reason_cut_at_a_comma(cls, data: Any) -> Any:
+        return _cut_at_a_comma(data, ("fixed",), cls.model_fields)
+
+    @field_validator("arg", "scale_with", mode="before")
     @classmethod
     def _paths(cls, value: Any) -> Any:
         return _arg_paths(value)
 
     @model_validator(mode="after")
     def _layout_fields(self) -> WidthRule:
+        if _fixed_alone(self, "width"):
+            return self
+        _needs_policy(self, "width")
         if self.layout == "scalar" and self.fixed_stages:
             raise ValueError("layout 'scalar' is one width for all stages: fixed_stages cannot apply")
         _check_layout_fields(
@@ -174,17 +246,44 @@ class WidthRule(StrictModel):
         overlap = sorted(set(_args(self.arg)) & set(self.per_block))
         if overlap:
             raise ValueError(f"{overlap} is in both `arg` (scaled by w) and `per_block` (scaled by w/d)")
+        again = sorted(set(self.scale_with) & (set(_args(self.arg)) | set(self.per_block)))
+        if again:
+            raise ValueError(f"{again} is in `scale_with` and already scaled as `arg` or `per_block`")
         if self.layout == "rows" and self.column is None:
             raise ValueError("layout 'rows' needs `column`, the row column holding the width")
         return self
 
 
+class StagePart(StrictModel):
+    """One stage of a per-stage list whose blocks are not all its children (EfficientViT's attention
+    stages start with a down-sampling block their depth does not count)."""
+
+    path: str = Field(description="The module whose children are this stage's blocks ('stem', 'stages.2.blocks').")
+    skip: list[str] = Field(default_factory=list, description="Class names of children that are not blocks.")
+    blocks: list[str] = Field(default_factory=list, description="Only children of these class names are blocks.")
+    nested: bool = Field(False, description="Count the `blocks` classes at any depth below the stage, not only its "
+                         "children (a stage built as a tree: DLA's DlaTree of DlaTrees).")
+
+    @model_validator(mode="after")
+    def _one_way_to_count(self) -> StagePart:
+        _one_way_to_count(self)
+        return self
+
+
+def _one_way_to_count(spec: StagePart | StageModules) -> None:
+    if spec.skip and spec.blocks:
+        raise ValueError("give `skip` or `blocks`, not both")
+    if spec.nested and not spec.blocks:
+        raise ValueError("`nested` counts the `blocks` classes below each stage: name them in `blocks`")
+
+
 class StageModules(StrictModel):
     """Where the stages live, and which of their children are blocks."""
 
-    path: str | list[str] = Field(
+    path: str | list[str | StagePart] = Field(
         description="A path whose children are the stages ('blocks'), a path with a '*' pattern for each "
-        "matching child ('stages.*.blocks', 's[0-9]*'), or one path per stage."
+        "matching child ('stages.*.blocks', 's[0-9]*'), or one path per stage, each a path or "
+        "{path, skip | blocks} counting only some of that stage's children."
     )
     skip: list[str] = Field(
         default_factory=list, description="Class names of children that are not blocks (EfficientFormer's Flat)."
@@ -197,11 +296,14 @@ class StageModules(StrictModel):
         description="The path's children are one flat sequence and a child of this class name ends each stage "
         "(VGG's features: MaxPool2d).",
     )
+    nested: bool = Field(False, description="Count the `blocks` classes at any depth below each stage, not only its "
+                         "children (stages built as trees: DLA's DlaTree of DlaTrees).")
 
     @model_validator(mode="after")
     def _one_way_to_count(self) -> StageModules:
-        if self.skip and self.blocks:
-            raise ValueError("give `skip` or `blocks`, not both")
+        _one_way_to_count(self)
+        if self.split_at and self.nested:
+            raise ValueError("`split_at` splits one flat sequence; `nested` counts below stage modules: not both")
         if self.split_at and not isinstance(self.path, str):
             raise ValueError("`split_at` splits the children of one path: `path` must be a single path")
         return self
@@ -212,7 +314,7 @@ class PartRule(StrictModel):
 
     policy: Literal["scale", "fixed", "derived"]
     arg: ArgPath | None = Field(
-        None, description="Constructor argument holding this part's width (a dotted path reaches into a dataclass)."
+        None, description="Constructor argument holding this part's width; a path reaches inside it (`head_widths.0`)."
     )
     value: int | None = Field(
         None, ge=0, description="Width of a fixed part that no constructor argument holds."
@@ -223,13 +325,7 @@ class PartRule(StrictModel):
     @model_validator(mode="before")
     @classmethod
     def _note_cut_at_a_comma(cls, data: Any) -> Any:
-        """`{note: a, b}` is YAML for {note: a, 'b': null}: say so instead of 'extra inputs'."""
-        if isinstance(data, dict) and "note" in data:
-            cut = [key for key, value in data.items() if key not in cls.model_fields and value is None]
-            if cut:
-                raise ValueError(f"{cut[0]!r} looks like the rest of the note, cut at a comma: in an inline "
-                                 f"{{...}} mapping a comma ends the value, so quote the note: note: \"...\"")
-        return data
+        return _cut_at_a_comma(data, ("note",), cls.model_fields)
 
     @model_validator(mode="after")
     def _consistent(self) -> PartRule:
@@ -245,13 +341,24 @@ class PartRule(StrictModel):
 
 
 class ResolutionRule(StrictModel):
-    """How r reaches the input size."""
+    """How r reaches the input size, or `fixed` with why it does not."""
 
+    fixed: Reason | None = Field(None, description=FIXED)
     base: int | None = Field(None, ge=8, description="Base input size; default: the base model's pretrained_cfg.")
     divisor: int = Field(8, ge=1)
     rounding: Literal["round", "ceil", "floor"] = "round"
     min: int = Field(32, ge=1)
     max: int | None = Field(None, ge=1, description="Cap; a capped plan says so (resolution_capped).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reason_cut_at_a_comma(cls, data: Any) -> Any:
+        return _cut_at_a_comma(data, ("fixed",), cls.model_fields)
+
+    @model_validator(mode="after")
+    def _fixed_alone(self) -> ResolutionRule:
+        _fixed_alone(self, "resolution", allowed=("base", "min"))
+        return self
 
 
 class Schedule(StrictModel):
@@ -269,6 +376,58 @@ class Schedule(StrictModel):
         if self.max is not None:
             value = min(self.max, value)
         return round(value, 6)
+
+
+STRATEGIES = ("compound", "dWr", "depth", "width", "resolution")
+DWR_ALPHA = 0.8   # Dollar, Singh and Girshick 2021: 80% of the FLOPs growth to width
+
+
+class Strategy(StrictModel):
+    """What a FLOPs growth s = F**phi (F: the constraint's flops_factor) does to d, w and r.
+
+    'compound': the coefficients (d = alpha**phi, ...); 'dWr': fast compound scaling, `alpha` of
+    the growth to width and the rest shared by depth and resolution (d = s**((1-alpha)/2),
+    w = s**(alpha/2), r = s**((1-alpha)/4)); 'depth', 'width', 'resolution': that dimension alone.
+    """
+
+    name: Literal["compound", "dWr", "depth", "width", "resolution"] = Field(
+        "compound", description="compound (the coefficients), dWr (mostly width), or one dimension alone.")
+    alpha: float | None = Field(
+        None, description="dWr: the share of the FLOPs growth given to width, strictly between 0 and 1 "
+        f"(default {DWR_ALPHA}); depth and resolution share the rest equally.",
+        json_schema_extra={"exclusiveMinimum": 0, "exclusiveMaximum": 1},
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_name(cls, data: Any) -> Any:
+        return {"name": data} if isinstance(data, str) else data
+
+    @model_validator(mode="after")
+    def _alpha_for_dwr(self) -> Strategy:
+        if self.alpha is not None and self.name != "dWr":
+            raise ValueError(f"`alpha` is dWr's share of the growth given to width; strategy {self.name!r} takes none")
+        if self.alpha is not None and not 0 < self.alpha < 1:
+            raise ValueError(f"dWr's alpha is the share of the FLOPs growth given to width: it must lie strictly "
+                             f"between 0 and 1, got {self.alpha:g}")
+        return self
+
+    @property
+    def share(self) -> float:
+        """dWr's alpha, with the paper's default."""
+        return DWR_ALPHA if self.alpha is None else self.alpha
+
+    def label(self) -> str:
+        return f"dWr (alpha={self.share:g})" if self.name == "dWr" else self.name
+
+
+COEFFICIENT_OF = {"depth": "alpha", "width": "beta", "resolution": "gamma"}
+
+
+def scaled_by(strategy: str) -> tuple[str, ...]:
+    """The dimensions a strategy grows (compound: whichever its coefficients grow, checked apart)."""
+    return {"dWr": ("depth", "width", "resolution"), "depth": ("depth",), "width": ("width",),
+            "resolution": ("resolution",)}.get(strategy, ())
 
 
 def _builtin_timm_model(name: str) -> str:
@@ -309,6 +468,10 @@ class Rule(StrictModel):
     architectures: list[TimmArchitecture] = Field(min_length=1, description="timm model names this rule applies to.")
     constraint: Constraint = Constraint()
     coefficients: Coefficients
+    strategy: Strategy = Field(
+        Strategy(), description="What phi means for this rule: 'compound' (the coefficients, the default), 'dWr' "
+        "(with `alpha`, the share of FLOPs growth to width) or one dimension alone; `dWr` or {name: dWr, alpha: 0.7}.",
+    )
     depth: DepthRule
     width: WidthRule
     stem: PartRule
@@ -322,13 +485,14 @@ class Rule(StrictModel):
         description="Training regularisation that grows with phi, applied by `train` (not by create_model) unless "
         "the run sets it: drop_rate (dropout before the classifier) and drop_path_rate (stochastic depth).",
     )
-    stage_modules: str | list[str] | StageModules | None = Field(
+    stage_modules: str | list[str | StagePart] | StageModules | None = Field(
         None,
         validate_default=True,
         description="Where the stages live in the built module, to count their blocks: one path whose "
         "children are the stages ('blocks'), a path with a '*' pattern for each matching child "
-        "('stages.*.blocks'), one path per stage (['layer1', ...]), or {path, skip | blocks, split_at} "
-        "when not every child of a stage is a block. Required by the 'multiplier' and 'fields' layouts.",
+        "('stages.*.blocks'), one path per stage (['layer1', ...]; an item may be {path, skip | blocks}), or "
+        "{path, skip | blocks, split_at} when not every child of a stage is a block. Required by the "
+        "'multiplier' and 'fields' layouts and by a fixed depth or width.",
     )
     replaces: str | None = Field(
         None,
@@ -398,6 +562,30 @@ class Rule(StrictModel):
         constraint.check(coefficients)
         return coefficients
 
+    @field_validator("depth", "width", "resolution")
+    @classmethod
+    def _fixed_dimension_does_not_scale(cls, policy: Any, info: ValidationInfo) -> Any:
+        """A fixed dimension's coefficient is 1, and the rule's strategy may not need it."""
+        part = info.field_name
+        if policy.fixed is None:
+            return policy
+        coefficients, strategy = info.data.get("coefficients"), info.data.get("strategy")
+        name = COEFFICIENT_OF[part]
+        if coefficients is not None and getattr(coefficients, name) != 1.0:
+            raise ValueError(f"{part} is fixed ({policy.fixed}), so coefficients.{name} must be 1, "
+                             f"got {getattr(coefficients, name):g}")
+        if strategy is not None and part in scaled_by(strategy.name):
+            raise ValueError(f"strategy {strategy.label()} scales {part}, which this rule fixes: {policy.fixed}")
+        return policy
+
+    @field_validator("stem", "head")
+    @classmethod
+    def _scaled_parts_need_width(cls, part: PartRule, info: ValidationInfo) -> PartRule:
+        width = info.data.get("width")
+        if part.policy == "scale" and width is not None and width.fixed is not None:
+            raise ValueError(f"policy 'scale' widens with w, but width is fixed ({width.fixed}): make it 'fixed'")
+        return part
+
     @field_validator("width")
     @classmethod
     def _one_marker_per_list(cls, width: WidthRule, info: ValidationInfo) -> WidthRule:
@@ -411,14 +599,22 @@ class Rule(StrictModel):
     @field_validator("stage_modules", mode="before")
     @classmethod
     def _stage_modules_form(cls, value: Any) -> Any:
-        if isinstance(value, dict):  # one error from StageModules, not one per member of the union
+        # one error from StageModules (or a stage's StagePart), not one per member of the union
+        parts = [(StageModules, value, "")] if isinstance(value, dict) else \
+            [(StagePart, item, f"{index}.") for index, item in enumerate(value) if isinstance(item, dict)] \
+            if isinstance(value, list) else []
+        checked = {}
+        for model, item, prefix in parts:
             try:
-                return StageModules.model_validate(value)
+                checked[id(item)] = model.model_validate(item)
             except ValidationError as error:
                 first = error.errors()[0]
-                where = ".".join(str(part) for part in first["loc"])
-                raise ValueError(f"{where + ': ' if where else ''}{first['msg'].removeprefix('Value error, ')}") from None
-        return value
+                where = prefix + ".".join(str(part) for part in first["loc"])
+                raise ValueError(f"{where.rstrip('.') + ': ' if where else ''}"
+                                 f"{first['msg'].removeprefix('Value error, ')}") from None
+        if isinstance(value, dict):
+            return checked[id(value)]
+        return [checked.get(id(item), item) for item in value] if isinstance(value, list) else value
 
     @field_validator("stage_modules")
     @classmethod
@@ -427,6 +623,8 @@ class Rule(StrictModel):
             rule = info.data.get(part)
             if value is None and rule is not None and rule.layout in DERIVED_LAYOUTS:
                 raise ValueError(f"{part}.layout {rule.layout!r} reads the built stages back: set stage_modules")
+            if value is None and rule is not None and rule.fixed is not None:
+                raise ValueError(f"{part} is fixed: the plan counts its stages in the built base, so set stage_modules")
         return value
 
     @field_validator("replaces")
@@ -438,9 +636,14 @@ class Rule(StrictModel):
 
     def structural_args(self) -> set[str]:
         """Constructor arguments the plan owns (the first part of each path); a user may not pass them."""
-        paths = _args(self.depth.arg) + _args(self.width.arg) + list(self.width.per_block)
+        paths = _args(self.depth.arg) + _args(self.width.arg) + list(self.width.per_block) + list(self.width.scale_with)
         paths += [part.arg for part in (self.stem, self.head) if part.arg and part.policy == "scale"]
         return {path.split(".")[0] for path in paths}
+
+    def fixed(self) -> dict[str, str]:
+        """{dimension: why it does not scale} for the dimensions this rule fixes."""
+        return {part: getattr(self, part).fixed for part in ("depth", "width", "resolution")
+                if getattr(self, part).fixed is not None}
 
 
 def _plain(data: Any) -> Any:

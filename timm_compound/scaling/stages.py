@@ -1,7 +1,10 @@
 """Where a built model keeps its stages and their blocks: the rule's `stage_modules`, resolved.
 
 `stage_modules` is a path whose children are the stages ('blocks'), a path with a glob segment
-standing for each matching child ('stages.*.blocks', 's[0-9]*'), a list of one path per stage, or
+standing for each matching child ('stages.*.blocks', 's[0-9]*', 'stage3.*.branches.*': one stage per
+parallel branch), a list of one path per stage (an item may hold globs too, or be
+`{path, skip | blocks, nested}`: that stage counts only some of its children, or its blocks at any
+depth when it is a tree), or
 `{path, skip | blocks, split_at}` when not every child of a stage is a block (EfficientFormer's
 `Flat`) or the stages are runs of one flat Sequential ended by a pooling layer (VGG's `features`).
 """
@@ -14,7 +17,7 @@ from typing import Any
 import torch.nn as nn
 
 from timm_compound.errors import CompoundError
-from timm_compound.scaling.schema import StageModules
+from timm_compound.scaling.schema import StageModules, StagePart
 
 _GLOB = set("*?[")
 
@@ -39,19 +42,27 @@ def stage_paths(model: nn.Module, where: Any) -> list[str]:
         raise CompoundError(f"stage_modules splits the children of {spec.path!r} at {spec.split_at}: "
                             "its stages are runs of modules, not modules; use stage_blocks")
     if not isinstance(spec.path, str):
-        return list(spec.path)
-    parts = spec.path.split(".") if spec.path else []
-    glob = next((i for i, part in enumerate(parts) if _GLOB & set(part)), None)
-    if glob is None:
+        return [path for item in spec.path for path in _expand(model, item.path if isinstance(item, StagePart) else item)]
+    if not _GLOB & set(spec.path):
         prefix = f"{spec.path}." if spec.path else ""
         return [f"{prefix}{name}" for name, _ in _children(model, spec.path)]
-    parent, pattern, rest = ".".join(parts[:glob]), parts[glob], parts[glob + 1:]
+    return _expand(model, spec.path)
+
+
+def _expand(model: nn.Module, path: str) -> list[str]:
+    """A path with glob segments ('stages.*.blocks', 'stage3.*.branches.*'): every matching module path,
+    in the model's order; a path without one is itself."""
+    parts = path.split(".") if path else []
+    glob = next((i for i, part in enumerate(parts) if _GLOB & set(part)), None)
+    if glob is None:
+        return [path]
+    parent, pattern, rest = ".".join(parts[:glob]), parts[glob], ".".join(parts[glob + 1:])
     prefix = f"{parent}." if parent else ""
-    suffix = "".join(f".{part}" for part in rest)
-    return [f"{prefix}{name}{suffix}" for name, _ in _children(model, parent) if fnmatchcase(name, pattern)]
+    return [expanded for name, _ in _children(model, parent) if fnmatchcase(name, pattern)
+            for expanded in _expand(model, f"{prefix}{name}" + (f".{rest}" if rest else ""))]
 
 
-def _is_block(module: nn.Module, spec: StageModules) -> bool:
+def _is_block(module: nn.Module, spec: StageModules | StagePart) -> bool:
     kind = type(module).__name__
     if spec.blocks:
         return kind in spec.blocks
@@ -72,10 +83,21 @@ def stage_blocks(model: nn.Module, where: Any) -> list[list[tuple[str, nn.Module
                 current.append((f"{prefix}{name}", child))
         found.append(current)
         return [stage for stage in found if stage]
-    return [
-        [(f"{path}.{name}", child) for name, child in _children(model, path) if _is_block(child, spec)]
-        for path in stage_paths(model, spec)
-    ]
+    if isinstance(spec.path, list):   # each item may expand to several stages and count its own way
+        parts = [(path, item if isinstance(item, StagePart) else spec) for item in spec.path
+                 for path in _expand(model, item.path if isinstance(item, StagePart) else item)]
+    else:
+        parts = [(path, spec) for path in stage_paths(model, spec)]
+    return [_blocks(model, path, part) for path, part in parts]
+
+
+def _blocks(model: nn.Module, path: str, spec: StageModules | StagePart) -> list[tuple[str, nn.Module]]:
+    """A stage's blocks: its children that are blocks, or with `nested` every `blocks` module below it."""
+    if spec.nested:
+        stage = model.get_submodule(path)
+        return [(f"{path}.{name}", module) for name, module in stage.named_modules()
+                if name and _is_block(module, spec)]
+    return [(f"{path}.{name}", child) for name, child in _children(model, path) if _is_block(child, spec)]
 
 
 def stage_modules(model: nn.Module, where: Any) -> list[nn.Module]:

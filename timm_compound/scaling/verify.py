@@ -31,7 +31,9 @@ def verify_plan(scaled: ScalePlan, where: str) -> ScalePlan:
     override = scaled.resolution if scaled.resolution_source == "override" else None
     try:
         if scaled.phi is not None:
-            again = plan(scaled.base, scaled.phi, resolution=override, coefficients=scaled.coefficients, rules=book)
+            # the plan's coefficients are its strategy's (dWr's too): compound along them reproduces it
+            again = plan(scaled.base, scaled.phi, resolution=override, coefficients=scaled.coefficients,
+                         strategy="compound", rules=book)
         else:
             mult = scaled.multipliers
             again = plan(scaled.base, d=mult.depth, w=mult.width, r=mult.resolution, resolution=override,

@@ -9,12 +9,15 @@ from timm_compound.scaling.layouts.base import Layout
 from timm_compound.scaling.layouts.block_args import BlockArgs
 from timm_compound.scaling.layouts.counts import Counts, IntList, Scalar
 from timm_compound.scaling.layouts.derived import Fields, Multiplier
+from timm_compound.scaling.layouts.entries import Entries
+from timm_compound.scaling.layouts.levels import Levels
 from timm_compound.scaling.layouts.rows import Rows
 from timm_compound.scaling.layouts.separated import Separated
 
 LAYOUTS: dict[str, Layout] = {
     layout.name: layout
-    for layout in (Counts(), IntList(), Scalar(), BlockArgs(), Rows(), Separated(), Multiplier(), Fields())
+    for layout in (Counts(), Levels(), IntList(), Scalar(), BlockArgs(), Rows(), Separated(), Entries(),
+                   Multiplier(), Fields())
 }
 
 
@@ -60,5 +63,5 @@ def shape_hint(value, part: str) -> str:
 
 
 def _holds(name: str, part: str) -> bool:
-    depth_only, width_only = {"counts"}, {"list", "scalar"}
+    depth_only, width_only = {"counts", "levels", "entries"}, {"list", "scalar"}
     return name not in (width_only if part == "depth" else depth_only)

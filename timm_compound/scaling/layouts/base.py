@@ -1,14 +1,15 @@
 """What every layout shares: the place an error points at, the reader/writer interface, and
-argument paths (`model_cfg.depth`) into a constructor's dataclass or dict arguments."""
+argument paths (`model_cfg.blocks.*.d`, ``timm_compound.scaling.paths``) into a constructor's arguments."""
 
 from __future__ import annotations
 
-import dataclasses
 import reprlib
 from dataclasses import dataclass
 from typing import Any
 
 from timm_compound.errors import RuleError
+from timm_compound.scaling import paths
+from timm_compound.scaling.rounding import scale_depth, scale_width
 from timm_compound.scaling.timm_adapter import BuildCall
 
 
@@ -38,6 +39,11 @@ class Layout:
 
     def read_widths(self, value: Any, policy, where: Where) -> list[int]:
         raise where.error(f"layout {self.name!r} does not hold widths", "layout")
+
+    def scale_depth(self, blocks: int, d: float, policy) -> int:
+        """A stage's blocks times d, rounded by the policy, in whole groups of `period` blocks."""
+        period = policy.period
+        return period * scale_depth(blocks // period, d, policy.rounding, -(-policy.min // period))
 
     def realised_widths(self, widths: list[int], policy) -> list[int]:
         """The widths the constructor builds from the ones read (the same, unless it rounds them)."""
@@ -73,49 +79,44 @@ def int_list(value: Any, arg: str, where: Where) -> list[int]:
 
 
 def get_path(call: BuildCall, path: str, where: Where, field: str = "arg") -> Any:
-    """The value at `path`: a constructor argument, then fields of dataclasses or keys of dicts."""
-    first, *rest = path.split(".")
+    """The value at `path` (``timm_compound.scaling.paths``): a constructor argument, then fields,
+    keys and items; a list of values where the path has `*` or a slice."""
+    first, *rest = paths.steps(path)
     try:
         value = call.arg(first)
     except KeyError as error:
         raise where.error(str(error.args[0]), field) from None
-    walked = first
-    for name in rest:
-        value = _child(value, name, walked, where, field)
-        walked = f"{walked}.{name}"
-    return value
+    try:
+        return paths.read(value, rest, first)
+    except paths.PathError as error:
+        raise where.error(str(error), field) from None
 
 
 def set_path(call: BuildCall, path: str, value: Any, where: Where, field: str = "arg") -> None:
-    """Set `path` to `value` in the call, copying (never mutating) each dataclass or dict on the way:
+    """Set `path` to `value` in the call, rebuilding (never mutating) each container on the way:
     timm shares its config objects between builds."""
-    first, *rest = path.split(".")
+    first, *rest = paths.steps(path)
     if not rest:
         call.set(first, value)
         return
-    call.set(first, _replaced(get_path(call, first, where, field), rest, value, first, where, field))
+    current = get_path(call, first, where, field)
+    try:
+        call.set(first, paths.write(current, rest, value, first))
+    except paths.PathError as error:
+        raise where.error(str(error), field) from None
 
 
-def _child(value: Any, name: str, walked: str, where: Where, field: str) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        names = [f.name for f in dataclasses.fields(value)]
-        if name not in names:
-            raise where.error(f"{walked} ({type(value).__name__}) has no field {name!r}; its fields: "
-                              f"{', '.join(names)}", field)
-        return getattr(value, name)
-    if isinstance(value, dict):
-        if name not in value:
-            raise where.error(f"{walked} has no key {name!r}; its keys: {', '.join(map(str, value))}", field)
-        return value[name]
-    raise where.error(f"{walked} is {type(value).__name__}, not a dataclass or dict: "
-                      f"the path cannot reach {name!r}", field)
-
-
-def _replaced(container: Any, rest: list[str], value: Any, walked: str, where: Where, field: str) -> Any:
-    name, *deeper = rest
-    _child(container, name, walked, where, field)  # the error, if it does not exist
-    new = value if not deeper else _replaced(_child(container, name, walked, where, field), deeper, value,
-                                             f"{walked}.{name}", where, field)
-    if isinstance(container, dict):
-        return {**container, name: new}
-    return dataclasses.replace(container, **{name: new})
+def scale_numbers(value: Any, factor: float, policy, where: Where, field: str = "arg") -> Any:
+    """`value` with every number scaled by `factor`, lists and tuples item by item (their type kept):
+    ints rounded by the policy (depth: `rounding`, `min`; width: `divisor`, `round_limit`, `min`, and
+    0 stays 0, a branch that is not there), floats multiplied."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, list, tuple)):
+        raise where.error(f"{short(value)} is not a number or a list of numbers", field)
+    if isinstance(value, (list, tuple)):
+        items = [scale_numbers(item, factor, policy, where, field) for item in value]
+        return items if isinstance(value, list) else type(value)(items) if type(value) is tuple else type(value)(*items)
+    if isinstance(value, float):
+        return round(value * factor, 6)
+    if where.part == "depth":
+        return scale_depth(value, factor, policy.rounding, policy.min)
+    return 0 if value == 0 else scale_width(value, factor, policy.divisor, policy.round_limit, policy.min)

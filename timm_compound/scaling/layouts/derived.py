@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from timm_compound.scaling.layouts.base import Layout, Where, get_path, short
-from timm_compound.scaling.rounding import scale_depth, scale_width
+from timm_compound.scaling.layouts.base import Layout, Where, get_path, scale_numbers, short
 from timm_compound.scaling.timm_adapter import BuildCall
 
 
@@ -42,19 +41,14 @@ class Fields(Layout):
 
     def scale(self, call: BuildCall, policy, m: float, where: Where, d: float = 1.0) -> dict[str, Any]:
         """{path: scaled value}: ints rounded by the rule's policy (depth: `rounding`, `min`; width:
-        `divisor`, `round_limit`, `min`), floats multiplied as they are; a width rule's `per_block`
-        fields by w/d."""
+        `divisor`, `round_limit`, `min`), floats multiplied as they are, lists and tuples (a path with
+        `*`, a tuple of branch widths) item by item; a width rule's `per_block` fields by w/d."""
         scaled = {}
         factors = [(path, m, "arg") for path in _paths(policy)]
         factors += [(path, m / d, f"per_block.{i}") for i, path in enumerate(getattr(policy, "per_block", []))]
         for path, factor, field in factors:
             value = get_path(call, path, where, field)
-            if not _is_number(value):
+            if not _is_number(value) and not (isinstance(value, (list, tuple)) and value):
                 raise where.error(f"{path} is {short(value)}, not an int or float field", field)
-            if isinstance(value, float):
-                scaled[path] = round(value * factor, 6)
-            elif where.part == "depth":
-                scaled[path] = scale_depth(value, factor, policy.rounding, policy.min)
-            else:
-                scaled[path] = scale_width(value, factor, policy.divisor, policy.round_limit, policy.min)
+            scaled[path] = scale_numbers(value, factor, policy, where, field)
         return scaled
