@@ -108,3 +108,14 @@ def reference_variant(reference: str, *, base: str, experiment_resolution: int, 
         d=plan.realised.depth if ours else None, w=plan.realised.width if ours else None,
         r=pixels / experiment_resolution if ours else None,
     )
+
+
+def versus_budget(base: str, other: Variant) -> float:
+    """The budget that puts the compound-scaled base at `other`'s real cost (3 significant digits, so the
+    run folder name stays short, e.g. 2.04x-compound); it must be > 1, since compound scaling grows a base."""
+    budget = float(f"{other.ratio:.3g}")
+    if budget <= 1:
+        raise CompoundError(f"--versus {other.model} costs {other.ratio:.3g}x {base}'s GMACs at {other.resolution} px: "
+                            f"compound scaling grows a base, so the other model must cost more than {base} "
+                            "(swap the two names)")
+    return budget
