@@ -100,14 +100,17 @@ def experiment(
     out = Path(out)
     url = storage if storage is not None else (_default_ledger(out) if workers > 1 else None)
     resuming = runner.prepare(out, settings, shared=url is not None)
+    ledger = None
+    if storage is not None:   # reachable, a database, and not holding another experiment: checked before planning
+        ledger = Ledger(open_engine(storage), storage)
+        ledger.check(settings)
     origin, variants = _plan(base, splits, costing, compound, settings)
     seed_list = runner.seed_list(settings)
     jobs = runner.jobs_of(out, variants, seed_list)
-    ledger = None
     if url is not None:
-        if storage is None:
-            out.mkdir(parents=True, exist_ok=True)   # the default ledger lives in the folder
-        ledger = Ledger(open_engine(url), url)
+        if ledger is None:   # the default ledger lives in the folder
+            out.mkdir(parents=True, exist_ok=True)
+            ledger = Ledger(open_engine(url), url)
         ledger.register(settings, jobs)   # refuses a storage holding another experiment, before anything is written
     runner.write_record(out, settings, variants, resuming=resuming)
     train_images = len(splits.train)

@@ -105,12 +105,19 @@ class Ledger:
                     return True
                 except sa.exc.IntegrityError:
                     pass   # another worker recorded it a moment ago: compare below
+        self.check(settings)
+        return False
+
+    def check(self, settings: dict[str, Any]) -> None:
+        """Refuse a storage that holds a different experiment, naming every difference (nothing is written)."""
+        with errors(self.url):
             recorded = self._recorded()
+        if recorded is None:
+            return
         found = differences(recorded, settings, where="storage")
         if found:
             raise CompoundError(f"storage {self.shown} holds a different experiment ({'; '.join(found)}): refused, "
                                 "nothing was changed; use another database, or repeat its settings to join it")
-        return False
 
     def _recorded(self) -> dict[str, Any] | None:
         import sqlalchemy as sa
