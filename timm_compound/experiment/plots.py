@@ -173,8 +173,8 @@ def accuracy_vs_cost(rows: list[Row], path: Path, *, what: str, title: str, chan
         if base is not None:
             for budget in budgets:
                 axis.axvline(base.variant.cost.macs / 1e9 * budget, color="gray", linestyle=":", linewidth=1)
-                axis.annotate(f"{budget:g}x", (base.variant.cost.macs / 1e9 * budget, 0), xycoords=("data", "axes fraction"),
-                              xytext=(3, 4), textcoords="offset points", fontsize=9, color="gray")
+                axis.annotate(f"{budget:g}x", (base.variant.cost.macs / 1e9 * budget, 1), xycoords=("data", "axes fraction"),
+                              xytext=(3, -12), textcoords="offset points", fontsize=9, color="gray")
     else:
         _lines(trained, lambda row: row.variant.cost.params / 1e6, axis, "parameters (millions, log scale)", title,
                chance=chance)

@@ -143,11 +143,13 @@ def jobs_of(out: Path, variants: list[Variant], seeds: list[int]) -> list[Job]:
 class Progress:
     """One line per epoch across the experiment: run k/n, epoch e/E, share of the compute done, time left."""
 
-    def __init__(self, jobs: list[Job], epochs: int, train_images: int, say: Callable[[str], None]):
+    def __init__(self, jobs: list[Job], epochs: int, train_images: int, say: Callable[[str], None],
+                 finished_runs: Callable[[], int] | None = None):
         self.work = {job.index: job.variant.cost.macs * train_images * epochs for job in jobs}
         self.total = sum(self.work.values()) or 1.0
         self.count = len(jobs)
         self.epochs, self.say = epochs, say
+        self.finished_runs = finished_runs   # a worker among others: the runs every worker has finished
         self.done = 0.0            # MACs-images trained or skipped
         self.timed_work = 0.0      # ... of which trained in this session, for the rate
         self.timed_seconds = 0.0
@@ -162,6 +164,11 @@ class Progress:
         self.timed_work += share
         self.timed_seconds += seconds
         left = (self.total - self.done) * self.timed_seconds / self.timed_work if self.timed_work else None
+        if self.finished_runs is not None:   # this worker's share of the compute says little: count every worker's runs
+            self.say(f"experiment: run {job.index}/{self.count} {job.label}, epoch {epoch}/{self.epochs} done; "
+                     f"{self.finished_runs()} of {self.count} runs finished by all workers, "
+                     f"{_duration(time.perf_counter() - self.start)} elapsed")
+            return
         self.say(f"experiment: run {job.index}/{self.count} {job.label}, epoch {epoch}/{self.epochs} done; "
                  f"{100 * self.done / self.total:.0f}% of the compute, {_duration(time.perf_counter() - self.start)} "
                  f"elapsed, about {_duration(left)} left")

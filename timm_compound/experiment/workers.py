@@ -92,7 +92,8 @@ def work(setup: Setup, say: Callable[[str], None], console: Console | None = Non
     poll = setup.poll or min(5.0, float(setup.heartbeat))
     jobs = {job.index: job for job in setup.jobs}
     recipe = setup.recipe
-    tracker = runner.Progress(setup.jobs, recipe.epochs, setup.train_images, say=say)
+    tracker = runner.Progress(setup.jobs, recipe.epochs, setup.train_images, say=say,
+                              finished_runs=lambda: _finished(ledger, recipe.epochs))
     trained = 0
     waiting_said = False
     while True:
@@ -125,6 +126,11 @@ def work(setup: Setup, say: Callable[[str], None], console: Console | None = Non
             raise
         ledger.finish(claim.id, me, "done" if found.status == "completed" else "failed", found.message)
         trained += 1
+
+
+def _finished(ledger: Ledger, epochs: int) -> int:
+    counts = ledger.counts(epochs)
+    return counts.done + counts.failed
 
 
 def run_many(setup: Setup, workers: int, say: Callable[[str], None]) -> None:
