@@ -163,7 +163,7 @@ class Ledger:
                     if claims >= MAX_CLAIMS:   # its workers died MAX_CLAIMS times: given up, not retried forever
                         connection.execute(sa.update(runs).where(runs.c.id == run_id, free).values(
                             state="failed", worker=None,
-                            message=f"given up: {claims} workers stopped while training it (killed or lost)"))
+                            message=f"given up: {claims} workers stopped while training it (killed, lost or failed)"))
                         continue
                     taken = connection.execute(sa.update(runs).where(runs.c.id == run_id, free).values(
                         state="running", worker=worker, heartbeat=now, claims=runs.c.claims + 1))
@@ -191,9 +191,11 @@ class Ledger:
     def finish(self, run_id: int, worker: str, state: str, message: str | None = None) -> bool:
         return self._update(run_id, worker, state=state, message=message, heartbeat=time.time())
 
-    def release(self, run_id: int, worker: str) -> bool:
-        """Give a run back (this worker was interrupted): waiting again, this claim not counted."""
-        return self._update(run_id, worker, state="waiting", worker=None, claims=RUN_TABLE.c.claims - 1)
+    def release(self, run_id: int, worker: str, *, forgive: bool = True) -> bool:
+        """Give a run back: waiting again. `forgive` (this worker was interrupted): the claim is not counted;
+        otherwise (training raised) it counts towards MAX_CLAIMS, so a run that always fails is given up."""
+        claims = RUN_TABLE.c.claims - 1 if forgive else RUN_TABLE.c.claims
+        return self._update(run_id, worker, state="waiting", worker=None, claims=claims)
 
     # ------------------------------------------------------------------ read
 

@@ -113,6 +113,8 @@ def work(setup: Setup, say: Callable[[str], None], console: Console | None = Non
         if claim.took_over:
             say(f"experiment: took over {job.label} from a worker silent for {grace}s (attempt {claim.claims})")
         if runner.finished(job.run_dir, recipe.epochs):   # trained, but its worker died before saying so
+            if not recipe.keep_checkpoints:
+                runner.thin(job.run_dir)
             ledger.finish(claim.id, me, "done")
             continue
         try:
@@ -121,8 +123,11 @@ def work(setup: Setup, say: Callable[[str], None], console: Console | None = Non
         except ClaimLost as error:
             say(f"experiment: {job.label}: {error}; leaving it to that worker")
             continue
+        except Exception:
+            ledger.release(claim.id, me, forgive=False)   # broken here: another worker may try it (MAX_CLAIMS in all)
+            raise
         except BaseException:
-            ledger.release(claim.id, me)   # interrupted or broken here: another worker may take it at once
+            ledger.release(claim.id, me)   # interrupted (Ctrl-C): another worker may take it at once
             raise
         ledger.finish(claim.id, me, "done" if found.status == "completed" else "failed", found.message)
         trained += 1

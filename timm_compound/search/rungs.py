@@ -2,7 +2,9 @@
 
 Every candidate trains to the first rung (1 epoch); the best third of the distinct models trained
 there continue, from their checkpoints, to the next rung (3 epochs), the best third of those to
-the next (9), and so on up to `epochs`, which is always the last rung. With 11 distinct models and
+the next (9), and so on up to `epochs`, which is always the last rung. The rule's current
+coefficients continue to every rung as a control (one more model per rung at most), so that the
+winner can be tested against them on the final rung; a stopped candidate keeps only its metrics. With 11 distinct models and
 9 epochs that is 11 + 4*2 + 2*6 = 31 epochs instead of 99.
 
 Optuna's SuccessiveHalvingPruner (still there as pruner="asha") is the asynchronous variant: it
