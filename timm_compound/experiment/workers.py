@@ -89,7 +89,7 @@ def work(setup: Setup, say: Callable[[str], None], console: Console | None = Non
     ledger = Ledger(open_engine(setup.url), setup.url)
     me = worker_name()
     grace = 2 * setup.heartbeat
-    poll = setup.poll or min(5.0, float(setup.heartbeat))
+    poll = setup.poll or min(1.0, float(setup.heartbeat))
     jobs = {job.index: job for job in setup.jobs}
     recipe = setup.recipe
     tracker = runner.Progress(setup.jobs, recipe.epochs, setup.train_images, say=say,
