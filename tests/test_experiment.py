@@ -100,8 +100,9 @@ def test_every_file_is_written_and_agrees(done):
         with Image.open(out / name) as image:
             assert image.width > 400 and image.height > 300, name
     for name in RUNS:
-        for file in ("run.json", "metrics.csv", "best.safetensors"):
+        for file in ("run.json", "metrics.csv", "best.safetensors", "predictions.csv"):
             assert (out / "runs" / name / file).is_file(), (name, file)
+        assert not (out / "runs" / name / "last" / "state.pt").exists()   # disk thrift: no optimizer state
     with open(out / "table.csv", newline="") as handle:
         table = list(csv.DictReader(handle))
     assert [line["run"] for line in table] == RUNS
@@ -109,13 +110,22 @@ def test_every_file_is_written_and_agrees(done):
         run = json.loads((row.run_dir / "run.json").read_text())
         assert run["status"] == "completed" and run["epochs_completed"] == 1
         assert float(line["top1"]) == pytest.approx(row.top1) == pytest.approx(run["best"]["top1"])   # one epoch
+        assert row.runs[0].images.top1 == pytest.approx(row.top1)   # predictions.csv: the same evaluation, image by image
         assert 0 <= row.top1 <= 100 and row.top1 <= row.top5
         assert float(line["gmacs"]) == pytest.approx(row.variant.cost.macs / 1e9)
         assert int(line["resolution"]) == row.variant.resolution
     markdown = (out / "table.md").read_text()
-    assert markdown.count("\n") == 2 + len(RUNS) + 2 and "| 2x-compound | compound | 2x |" in markdown
+    assert markdown.split("\n\n")[0].count("\n") == 2 + len(RUNS) - 1 and "| 2x-compound | compound | 2x |" in markdown
+    assert markdown.split("\n\n")[1].startswith("ms: median latency of a forward pass")   # where they were timed
+    # the comparisons: compound against depth, width and resolution, and resnet10t against 2x-compound (one seed)
+    assert markdown.count("| 2x | 2x-compound |") == 4 and "McNemar" in markdown and "Verdict at 2x" in markdown
     saved = json.loads((out / "results.json").read_text())
-    assert saved["best"] == {"2": result.best[BUDGET]}
+    assert saved["best"] == {"2": result.best[BUDGET]} and saved["seeds"] == [0]
+    assert [(c["a"], c["b"]) for c in saved["comparisons"]] == [("2x-compound", "2x-depth"), ("2x-compound", "2x-width"),
+                                                               ("2x-compound", "2x-resolution"), ("2x-compound", "ref-resnet10t")]
+    assert saved["verdict"]["2"] == result.verdicts[BUDGET] and "one seed" in saved["verdict"]["2"]
+    assert all(row["top1"] == [row["top1_mean"]] and row["top1_sd"] is None and row["top1_ci"][0] <= row["top1_mean"]
+               for row in saved["rows"])
     assert [row["name"] for row in saved["rows"]] == RUNS
     recorded = json.loads((out / "experiment.json").read_text())
     assert [model["name"] for model in recorded["models"]] == RUNS
@@ -153,6 +163,8 @@ def test_summary_names_the_best_strategy_and_the_total_compute(done):
     assert result.compute_macs == compute
     assert f"total compute: {compute / 1e12:.4g} TMACs = sum over 6 models of 128 training images x 1 epochs" in output
     assert "experiment: run 6/6 ref-resnet10t, epoch 1/1 done; 100% of the compute" in output
+    assert "warning: one seed per model, so no error bars" in output and "disk: " in output
+    assert f"verdict at {result.verdicts[BUDGET]}" in output
 
 
 def test_report_renders_in_headless_chromium(done, tmp_path):
@@ -162,6 +174,8 @@ def test_report_renders_in_headless_chromium(done, tmp_path):
     page = result.report
     text = page.read_text()
     assert "http://" not in text and "https://" not in text and "<script" not in text   # self-contained
+    assert "<h2>Verdict</h2>" in text and "McNemar" in text
+    assert "&quot;weight_decay&quot;: 2e-05" in text and "&quot;seeds&quot;: 1" in text   # every setting, defaults too
     found = browser.images(page, tmp_path)
     control = found.pop()
     assert control["alt"].startswith("control") and control["width"] == 0   # the check can see a broken image

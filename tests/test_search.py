@@ -22,9 +22,10 @@ from timm_compound.errors import CompoundError, UnknownModelError
 from timm_compound.search.api import candidates, search
 from timm_compound.search.grid import PAPER, Grid, grid_points, search_points
 from timm_compound.search.storage import open_storage, redact, scrub
-from timm_compound.search.study import DUPLICATE, PARAM, SETTINGS_ATTR, check_settings, duplicate_of
+from timm_compound.search.study import DUPLICATE, PARAM, SAME_MODEL, SETTINGS_ATTR, check_settings, duplicate_of
 from timm_compound.search.workers import make_pruner, make_sampler
 from timm_compound.search.rungs import promoted, rung_epochs
+from timm_compound.search.confidence import decode
 from timm_compound.search.write_rule import write_rule
 from timm_compound.train.api import train
 
@@ -33,7 +34,8 @@ runner = CliRunner()
 TINY = dict(step=0.1, bounds=(1.1, 1.1, 1.2), epochs=2, resolution=32, train_samples=32, val_samples=32, batch_size=16)
 TINY_CLI = ["--step", "0.1", "--bounds", "1.1,1.1,1.2", "--epochs", "2", "--resolution", "32", "--train-samples", "32",
             "--val-samples", "32", "--batch-size", "16", "--heartbeat", "2"]
-KEYS = {"1.1/1.1/1.2", "2/1/1", "1/1.4142/1", "1/1/1.4142"}
+CURRENT = "1.2/1.1/1.15"   # the rule's current coefficients: a candidate of every search
+KEYS = {"1.1/1.1/1.2", "2/1/1", "1/1.4142/1", "1/1/1.4142", CURRENT}
 
 
 # --- candidates ---------------------------------------------------------------------------------
@@ -129,8 +131,8 @@ def searched(tmp_path_factory):
     root = tmp_path_factory.mktemp("search")
     out, rules = root / "out", root / "rules"
     with one_thread():
-        result = runner.invoke(app, ["search", "resnet18", *TINY_CLI, "--out", str(out), "--write-rule", str(rules)],
-                               terminal_width=200)
+        result = runner.invoke(app, ["search", "resnet18", *TINY_CLI, "--out", str(out), "--write-rule", str(rules),
+                                     "--force"], terminal_width=200)
     assert result.exit_code == 0, result.output
     return out, rules, result.output
 
@@ -140,46 +142,94 @@ def _trials(out):
     return optuna.load_study(study_name="resnet18-coefficients", storage=storage).get_trials()
 
 
+def _control(trials) -> str:
+    """The candidate whose training stands for the rule's current coefficients: theirs, or their twin's."""
+    current = next(t for t in trials if t.params[PARAM] == CURRENT)
+    if SAME_MODEL not in current.user_attrs:
+        return CURRENT
+    return next(t for t in trials if t.number == current.user_attrs[SAME_MODEL]).params[PARAM]
+
+
 def _rung_trials(out, rung: int):
     name = "resnet18-coefficients" + ("" if rung == 0 else f":rung-{rung}")
     return optuna.load_study(study_name=name, storage=f"sqlite:///{out / 'study.db'}").get_trials()
 
 
 def test_the_search_trains_every_candidate_once_and_reports_it(searched):
-    """Successive halving over 2 epochs: every candidate trains epoch 1 (rung 0); the best ceil(4/3) = 2
-    continue to epoch 2 in the rung-1 study; each rung trial reports only the epochs it trained."""
+    """Successive halving over 2 epochs: every candidate trains epoch 1 (rung 0); the best ceil(5/3) = 2
+    continue to epoch 2 in the rung-1 study, and the rule's current coefficients with them (the control
+    the winner is tested against); each rung trial reports only the epochs it trained."""
     out, _, output = searched
     trials, rung1 = _trials(out), _rung_trials(out, 1)
     assert sorted(t.params[PARAM] for t in trials) == sorted(KEYS)          # one trial each, nothing repeated
-    assert all(t.state.name == "COMPLETE" and list(t.intermediate_values) == [1] for t in trials)
-    assert len(rung1) == 2 and all(t.state.name == "COMPLETE" and list(t.intermediate_values) == [2] for t in rung1)
+    trained = [t for t in trials if SAME_MODEL not in t.user_attrs]   # at 32 px the current coefficients round
+    assert len(trained) == 4                                          # to the model of 1.1/1.1/1.2: one training
+    assert all(t.state.name == "COMPLETE" and list(t.intermediate_values) == [1] for t in trained)
+    ranked = sorted(trained, key=lambda t: (-t.value, t.user_attrs["eval_loss"]))
+    continued = {t.params[PARAM] for t in ranked[:2]} | {_control(trials)}   # ceil(4 / 3) = 2, and the control
+    assert {t.params[PARAM] for t in rung1} == continued
+    assert all(t.state.name == "COMPLETE" and list(t.intermediate_values) == [2] for t in rung1)
     record = json.loads((out / "search.json").read_text())
-    assert record["complete"] and record["trials"] == 6 and record["epochs_spent"] == 4 + 2
+    assert record["complete"] and record["trials"] == 5 + len(rung1) and record["epochs_spent"] == 4 + len(rung1)
     best = max(rung1, key=lambda t: t.value)
     assert record["best"]["key"] == best.params[PARAM] and record["best"]["top1"] == best.value
-    assert f"best: alpha={record['best']['alpha']:g}" in output and "trial 0 " in output
-    assert "rung 1: 2 candidate(s) continue to epoch 2" in output
+    assert f"best: alpha={record['best']['alpha']:g}" in output or "no winner: every candidate is at chance" in output
+    assert "trial 0 " in output
+    assert f"rung 1: {len(rung1)} candidate(s) continue to epoch 2" in output
     rows = list(csv.DictReader(open(out / "trials.csv")))
     assert {row["key"] for row in rows} == KEYS
     assert set(rows[0]) >= {"alpha", "beta", "gamma", "nominal", "gmacs", "ratio", "params", "epochs_run", "state", "top1"}
     by_key = {row["key"]: row for row in rows}
     assert by_key["1/1/1.4142"]["train_resolution"] == "48" and by_key["2/1/1"]["depths"] == "4 4 4 4"
-    continued = {t.params[PARAM] for t in rung1}
-    assert {k: (r["state"], r["epochs_run"], r["rung"]) for k, r in by_key.items()} == \
-        {k: ("complete", "2", "1") if k in continued else ("pruned", "1", "0") for k in KEYS}
+    assert by_key[CURRENT]["kind"] == "current" and by_key[CURRENT]["shared_with"] == _control(trials)
+    assert {k: (r["state"], r["epochs_run"], r["rung"]) for k, r in by_key.items() if k != CURRENT} == \
+        {k: ("complete", "2", "1") if k in continued else ("pruned", "1", "0") for k in KEYS - {CURRENT}}
     for name in ("plane.png", "gmacs.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_the_search_says_how_sure_it_is(searched):
+    """Every trial keeps its per-image results; the winner is tested against chance, the runner-up and the
+    rule's current coefficients on the final rung; this tiny search is at chance level and says so."""
+    out, _, output = searched
+    rung1 = {t.params[PARAM]: t for t in _rung_trials(out, 1)}
+    for trial in [t for t in [*_trials(out), *rung1.values()] if SAME_MODEL not in t.user_attrs]:
+        bits = trial.user_attrs["correct"]
+        assert bits["images"] == 32 and bits["epoch"] == trial.user_attrs["reached"]
+        assert 100 * decode(bits).mean() == pytest.approx(trial.value)   # the per-image results give the top-1
+    record = json.loads((out / "search.json").read_text())["confidence"]
+    assert record["winner"] == json.loads((out / "search.json").read_text())["best"]["key"]
+    assert record["chance"] == pytest.approx(100 * 4 / 32) or record["chance"] >= 10   # most frequent of 32 digits
+    assert record["at_chance"] == (record["p_chance"] >= 0.05)
+    assert record["runner_up"]["key"] in rung1 and record["current"]["key"] == CURRENT
+    if record["winner"] == _control(_trials(out)):   # the current coefficients round to the winner's model
+        assert record["current"]["note"] == "the same trained model as the winner (they round alike)"
+    for versus in (record["runner_up"], record["current"]):
+        assert versus["p"] is not None or versus["note"]
+        if versus["p"] is not None:
+            assert "McNemar" in versus["test"] and versus["p_holm"] >= versus["p"]
+    text = " ".join(output.split())
+    if record["at_chance"]:   # no winner to test against anything
+        assert "at chance level: the best top-1" in text and "no winner: every candidate is at chance level" in text
+    else:
+        assert "against the runner-up" in text and "against the rule's current coefficients" in text
+
+
 def test_successive_halving_continues_the_best_third_from_checkpoints(searched):
     """The 2 best of rung 0 (top-1, then validation loss) continue from their checkpoints, and resuming
-    changes nothing: epoch 2 equals an uninterrupted 2-epoch training. Only their run folders are kept."""
+    changes nothing: epoch 2 equals an uninterrupted 2-epoch training. The stopped candidates keep only
+    their metrics (run.json, metrics.csv, predictions.csv), no weights or checkpoints."""
     out, _, _ = searched
-    rung0 = sorted(_trials(out), key=lambda t: (-t.value, t.user_attrs["eval_loss"]))
+    rung0 = sorted([t for t in _trials(out) if SAME_MODEL not in t.user_attrs],
+                   key=lambda t: (-t.value, t.user_attrs["eval_loss"]))
     rung1 = {t.params[PARAM]: t for t in _rung_trials(out, 1)}
-    assert set(rung1) == {t.params[PARAM] for t in rung0[:2]}
+    assert set(rung1) == {t.params[PARAM] for t in rung0[:2]} | {_control(_trials(out))}
     runs = out / "runs" / "resnet18-coefficients"
-    assert sorted(p.name for p in runs.iterdir()) == sorted(k.replace("/", "_") for k in rung1)
+    assert sorted(p.name for p in runs.iterdir()) == sorted(k.replace("/", "_") for k in KEYS - {CURRENT})
+    for key in KEYS - {CURRENT}:   # the current coefficients trained nothing of their own (a twin's model)
+        folder = runs / key.replace("/", "_")
+        assert (folder / "metrics.csv").is_file() and (folder / "predictions.csv").is_file()
+        assert (folder / "best.safetensors").is_file() == (folder / "last").is_dir() == (key in rung1), key
     key = rung0[0].params[PARAM]
     table = candidates("resnet18", step=0.1, bounds=(1.1, 1.1, 1.2), resolution=32)
     with one_thread():
@@ -204,7 +254,8 @@ def test_rung_epochs_and_promotion():
         study.add_trial(optuna.trial.create_trial(params={PARAM: key}, distributions={PARAM: dist}, value=value,
                                                   user_attrs={"eval_loss": loss, **attrs}))
 
-    a, b, c, d = table.keys
+    a, b, c, d, current = table.keys
+    assert current == CURRENT
     add(a, 50.0, 1.0)
     add(b, 60.0, 2.0)
     add(c, 60.0, 1.5)                      # ties b on top-1: lower validation loss first
@@ -212,6 +263,9 @@ def test_rung_epochs_and_promotion():
     assert promoted(study.trials, table) == [c]                        # ceil(3 trained / 3) = 1
     add(d, 55.0, 3.0)
     assert promoted(study.trials, table) == [b, c]                     # ceil(4 / 3) = 2, in table order
+    assert promoted(study.trials, table, control=current) == [b, c]    # the control continues only if it trained
+    add(current, 10.0, 9.0)
+    assert promoted(study.trials, table, control=current) == [b, c, current]   # ceil(5 / 3) = 2, and the control
 
 
 def test_running_the_same_search_again_resumes_it_and_trains_nothing(searched):
@@ -255,7 +309,7 @@ def test_tpe_with_hyperband_trains_its_budget_of_distinct_candidates(tmp_path):
     trials = optuna.load_study(study_name="resnet18-coefficients", storage=f"sqlite:///{tmp_path / 'study.db'}").trials
     assert len(trials) == 1 and trials[0].state.name == "COMPLETE" and trials[0].params[PARAM] in KEYS
     assert result.complete and result.epochs_spent == 2 and result.best.key == trials[0].params[PARAM]
-    assert sorted(row.state for row in result.rows) == ["complete", "not started", "not started", "not started"]
+    assert sorted(row.state for row in result.rows) == ["complete"] + ["not started"] * 4
     assert result.settings["sampler"] == "tpe" and result.settings["pruner"] == "hyperband" and result.settings["budget"] == 1
 
 
@@ -265,7 +319,7 @@ def test_tpe_picks_the_first_rung_and_successive_halving_continues_the_best(tmp_
         result = search("resnet18", out=tmp_path, sampler="tpe", trials=2, heartbeat=2, **TINY)
     assert result.complete and result.epochs_spent == 2 + 1 and result.trials == 3
     assert sorted((row.state, row.epochs_run) for row in result.rows) == \
-        [("complete", 2), ("not started", 0), ("not started", 0), ("pruned", 1)]
+        [("complete", 2), ("not started", 0), ("not started", 0), ("not started", 0), ("pruned", 1)]
     assert result.best.rung == 1 and (tmp_path / "runs" / "resnet18-coefficients").is_dir()
 
 
@@ -274,6 +328,8 @@ def test_the_written_rule_replaces_the_shipped_one_through_the_rules_path(search
     best = json.loads((out / "search.json").read_text())["best"]
     path = rules / "resnet_searched.yaml"
     assert f"wrote {path}" in " ".join(output.split())
+    architectures = "resnet18, resnet34, resnet50, resnet101, resnext50_32x4d"
+    assert f"it replaces the coefficients of {architectures}" in " ".join(output.split())
     data = yaml.safe_load(path.read_text())
     assert data["family"] == "resnet_searched" and data["replaces"] == "resnet"
     assert data["coefficients"] == {"alpha": best["alpha"], "beta": best["beta"], "gamma": best["gamma"]}
@@ -289,10 +345,36 @@ def test_the_written_rule_replaces_the_shipped_one_through_the_rules_path(search
 
 def test_write_rule_reads_a_search_folder_and_refuses_an_empty_one(searched, tmp_path):
     out, rules, _ = searched
-    assert write_rule(out, tmp_path / "again").read_text().split("\n", 2)[2] == \
+    assert write_rule(out, tmp_path / "again", force=True).read_text().split("\n", 2)[2] == \
         (rules / "resnet_searched.yaml").read_text().split("\n", 2)[2]
     with pytest.raises(CompoundError, match="not a search result"):
         write_rule(tmp_path, tmp_path / "r")
+
+
+def test_write_rule_refuses_a_winner_that_did_not_earn_it(searched, tmp_path):
+    """Without --force: a winner at chance level, or not significantly better than the current coefficients,
+    is refused, naming every architecture the rule would change; nothing is written."""
+    out, _, _ = searched
+    record = json.loads((out / "search.json").read_text())
+    architectures = "resnet18, resnet34, resnet50, resnet101, resnext50_32x4d"
+    at_chance = {**record, "confidence": {**record["confidence"], "at_chance": True, "top1": 18.75, "chance": 12.5}}
+    with pytest.raises(CompoundError, match=rf"at chance level \(top-1 18.75% against 12.5% chance\).*{architectures}"):
+        write_rule(at_chance, tmp_path / "r")
+    current = {**record["confidence"]["current"], "diff_mean": 1.5, "p_holm": 0.4, "significant": False}
+    close = {**record, "confidence": {**record["confidence"], "at_chance": False, "better_than_current": False,
+                                      "current": current}}
+    with pytest.raises(CompoundError, match=rf"not significantly better than the rule's current coefficients "
+                                            rf"{CURRENT} \(\+1.50 points, Holm-corrected p=0.4\); it would replace the "
+                                            rf"coefficients of {architectures}; pass --force"):
+        write_rule(close, tmp_path / "r")
+    with pytest.raises(CompoundError, match="recorded no significance test"):
+        write_rule({**record, "confidence": None}, tmp_path / "r")
+    assert not (tmp_path / "r").exists()
+    earned = {**record, "confidence": {**close["confidence"], "better_than_current": True}}
+    assert write_rule(earned, tmp_path / "r").is_file()
+    code = runner.invoke(app, ["search", "resnet18", *TINY_CLI, "--out", str(out), "--write-rule", str(tmp_path / "c")],
+                         terminal_width=200)
+    assert code.exit_code == 1 and architectures in " ".join(code.output.split()) and not (tmp_path / "c").exists()
 
 
 # --- GridSampler hands a running point out twice: the guard -------------------------------------
@@ -337,8 +419,8 @@ def test_a_candidate_whose_trial_raises_twice_is_queued_again_until_it_trains(tm
     monkeypatch.setattr(train_api, "train", flaky)
     with one_thread():
         result = search("resnet18", out=tmp_path, pruner="none", heartbeat=2, **{**TINY, "epochs": 1})
-    assert result.complete and len(calls) == 6
-    assert sorted(row.attempts for row in result.rows) == [1, 1, 1, 3] and {row.state for row in result.rows} == {"complete"}
+    assert result.complete and len(calls) == 6   # 4 models (the current coefficients share one) + 2 failures
+    assert sorted(row.attempts for row in result.rows) == [1, 1, 1, 1, 3] and {row.state for row in result.rows} == {"complete"}
 
 
 # --- bad input ----------------------------------------------------------------------------------
@@ -386,7 +468,7 @@ def test_cli_lists_candidates_and_fails_without_a_traceback(tmp_path):
     result = runner.invoke(app, ["search", "resnet18", "--dry-run", "--step", "0.1", "--bounds", "1.1,1.2,1.2"],
                            terminal_width=200)
     assert result.exit_code == 0, result.output
-    assert "resnet18 at phi=1: 6 candidates" in result.output and "4·4·4·4" in result.output
+    assert "resnet18 at phi=1: 7 candidates" in result.output and "4·4·4·4" in result.output   # 6 and the rule's
     result = runner.invoke(app, ["search", "resnet18", "--workers", "0", "--out", str(tmp_path)])
     assert result.exit_code == 1 and "error: workers must be a whole number >= 1, got 0" in result.output
     assert "Traceback" not in result.output

@@ -14,7 +14,9 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 from postgres_server import PASSWORD, PostgresServer, server_binaries
-from test_search import KEYS, TINY, TINY_CLI, one_thread
+from test_search import CURRENT, KEYS, TINY, TINY_CLI, one_thread
+
+TRAINED = KEYS - {CURRENT}   # at the 32 px proxy the rule's current coefficients round to 1.1/1.1/1.2's model
 
 from timm_compound.search.api import search
 from timm_compound.search.storage import with_driver
@@ -44,15 +46,16 @@ def test_two_workers_on_postgresql_evaluate_every_grid_point_exactly_once(postgr
                     say=lines.append, **TINY)
     trials = optuna.load_study(study_name="distributed", storage=with_driver(postgres.url)).trials
     finished = [t for t in _trained(trials) if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
-    assert sorted(t.params[PARAM] for t in finished) == sorted(KEYS)              # each point evaluated once
+    assert sorted(t.params[PARAM] for t in finished) == sorted(TRAINED)           # each model evaluated once
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
     assert result.complete and {row.state for row in result.rows} <= {"complete", "pruned"}
     assert any(line.startswith("[worker 1] done") for line in lines)
     assert any(line.startswith("[worker 2] done") for line in lines)
     assert len({t.user_attrs["worker"] for t in trials}) == 2, [t.user_attrs["worker"] for t in trials]
     rung1 = optuna.load_study(study_name="distributed:rung-1", storage=with_driver(postgres.url)).trials
-    continued = [t for t in _trained(rung1) if t.state == TrialState.COMPLETE]   # both workers computed the same 2
-    assert sorted(t.params[PARAM] for t in continued) == sorted(r.key for r in result.rows if r.rung == 1) and len(continued) == 2
+    continued = [t for t in _trained(rung1) if t.state == TrialState.COMPLETE]   # both workers computed the same ones
+    assert sorted(t.params[PARAM] for t in continued) == \
+        sorted(r.key for r in result.rows if r.rung == 1 and r.shared_with is None) and len(continued) in (2, 3)
     record = json.loads((tmp_path / "search.json").read_text())
     assert record["storage"] == f"postgresql://searcher:***@127.0.0.1:{postgres.port}/postgres"
     printed = capfd.readouterr()
@@ -114,12 +117,12 @@ def test_a_worker_killed_mid_trial_leaves_a_trial_the_resumed_search_retries(tmp
     assert len(retries) == 1 and retries[0].state == TrialState.COMPLETE
     assert retries[0].params[PARAM] == killed.params[PARAM]
     complete = [t for t in _trained(trials) if t.state == TrialState.COMPLETE]
-    assert sorted(t.params[PARAM] for t in complete) == sorted(KEYS)               # none lost, none repeated
+    assert sorted(t.params[PARAM] for t in complete) == sorted(TRAINED)            # none lost, none repeated
     for number, trial in before.items():                                         # finished before the kill: kept
         if trial.state == TrialState.COMPLETE:
             assert trials[number].state == TrialState.COMPLETE and trials[number].value == trial.value
     assert result.complete and all(row.state == "complete" for row in result.rows)
-    assert result.epochs_spent == 2 * len(KEYS) + len(killed.intermediate_values)  # the killed trial's epoch counts
+    assert result.epochs_spent == 2 * len(TRAINED) + len(killed.intermediate_values)  # the killed trial's epoch counts
 
 
 def test_a_worker_killed_in_a_later_rung_is_retried_from_its_checkpoint(tmp_path):
@@ -136,5 +139,5 @@ def test_a_worker_killed_in_a_later_rung_is_retried_from_its_checkpoint(tmp_path
     retry = next(t for t in trials if t.system_attrs.get("failed_trial") == killed.number)
     assert retry.state == TrialState.COMPLETE and retry.params[PARAM] == killed.params[PARAM]
     assert retry.user_attrs["reached"] == 2 and set(retry.intermediate_values) <= {2}   # never epoch 1 again
-    assert result.complete and sorted(r.key for r in result.rows if r.rung == 1) == \
+    assert result.complete and sorted(r.key for r in result.rows if r.rung == 1 and r.shared_with is None) == \
         sorted(t.params[PARAM] for t in _trained(trials) if t.state == TrialState.COMPLETE)

@@ -13,7 +13,9 @@ from rich.console import Console
 from timm_compound.errors import CompoundError
 from timm_compound.scaling.plan import plan
 from timm_compound.train.api import evaluate, train
+from timm_compound.train.checkpoint import thin
 from timm_compound.train.engine import NonFiniteLoss
+from timm_compound.train.predictions import read as read_predictions
 
 TIMING = ("seconds", "images_per_second")   # wall-clock measurements: the only columns allowed to differ
 TINY = dict(epochs=2, batch_size=32, train_samples=256, val_samples=128, progress=False)
@@ -66,9 +68,12 @@ def test_run_folder_records_everything(tiny_run):
 
     run_dir, result = tiny_run
     assert sorted(p.name for p in run_dir.iterdir()) == ["best.safetensors", "curves.png", "last", "metrics.csv",
-                                                         "run.json", "tensorboard"]
+                                                         "predictions.csv", "run.json", "tensorboard"]
     record = json.loads((run_dir / "run.json").read_text())
     assert record["status"] == "completed" and record["epochs_completed"] == 2
+    images = read_predictions(run_dir)   # the last epoch, image by image: the same evaluation as metrics.csv's top1
+    assert images.epoch == 2 and list(images.images) == list(range(128)) and images.top1 == result.top1
+    assert result.images.top1 == result.top1 and (images.predicted == result.images.predicted).all()
     assert record["model"]["plan"]["widths"] == [16, 32, 64, 128] and record["model"]["num_classes"] == 10
     assert record["dataset"]["split"] == {"kind": "seeded holdout", "val_fraction": 0.2, "seed": 0}
     assert (record["dataset"]["train_images"], record["dataset"]["val_images"]) == (256, 128)
@@ -195,6 +200,25 @@ def test_resume_of_a_finished_run_trains_only_the_added_epochs(tiny_run, tmp_pat
     assert seen == [3] and [row.epoch for row in longer.history] == [1, 2, 3]
     assert longer.history[:2] == result.history
     assert json.loads((copy / "run.json").read_text())["settings"]["epochs"] == 3
+
+
+def test_a_thinned_run_refuses_to_resume_instead_of_starting_over(tiny_run, tmp_path):
+    """A finished run whose training state was deleted to save disk (experiments do it) cannot be extended:
+    resuming it is refused, and nothing in it changes; its weights and metrics stay."""
+    import shutil
+
+    run_dir, _ = tiny_run
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    freed = thin(copy)
+    assert freed > 0 and not (copy / "last" / "state.pt").exists() and (copy / "last" / "model.safetensors").is_file()
+    before = {p.name: p.stat().st_mtime_ns for p in copy.rglob("*")}
+    with pytest.raises(CompoundError, match=r"completed 2 epoch\(s\) but its training state \(last/state.pt\) is gone"):
+        train(tiny_plan(), resume=copy, **{**TINY, "epochs": 3})
+    assert {p.name: p.stat().st_mtime_ns for p in copy.rglob("*")} == before
+    thin(copy, weights=False)   # what a search keeps of a candidate stopped at a rung: metrics only
+    assert sorted(p.name for p in copy.iterdir()) == ["curves.png", "metrics.csv", "predictions.csv", "run.json",
+                                                      "tensorboard"]
 
 
 def test_resume_true_starts_a_missing_run_and_skips_a_finished_one(tmp_path):

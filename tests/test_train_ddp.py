@@ -36,4 +36,8 @@ def test_torchrun_two_cpu_processes_train_each_sample_once_and_write_once(tmp_pa
     assert result.stdout.count("epoch 1/2: train loss") == 1 and result.stdout.count("epoch 2/2: train loss") == 1
     assert result.stdout.count("completed: resnet18 phi=-6 on builtin:digits") == 1
     assert sorted(p.name for p in run_dir.iterdir()) == ["best.safetensors", "curves.png", "last", "metrics.csv",
-                                                         "run.json", "tensorboard"]
+                                                         "predictions.csv", "run.json", "tensorboard"]
+    # the per-image results gathered from both ranks' shards: every validation image once, in split order
+    with open(run_dir / "predictions.csv", newline="") as handle:
+        images = [int(row["image"]) for row in csv.DictReader(handle)]
+    assert images == list(range(101))

@@ -24,7 +24,7 @@ def _fmt(value: float | None, spec: str = ".2f") -> str:
     return "" if value is None else format(value, spec)
 
 
-_KIND = {"grid": "grid", "depth": "depth", "width": "width", "resolution": "res"}
+_KIND = {"grid": "grid", "depth": "depth", "width": "width", "resolution": "res", "current": "rule"}
 _PLANNED = {"phi": "φ", "multipliers": "d/w/r", "fit": "fit"}   # how a candidate was planned (Candidate.planned_by)
 
 
@@ -89,13 +89,16 @@ def search_command(
     workers: Annotated[int, typer.Option(help="Local worker processes.")] = 1,
     heartbeat: Annotated[int, typer.Option(help="Seconds between trial heartbeats; a trial silent for twice that is retried.")] = 60,
     loader_workers: Annotated[Optional[int], typer.Option(help="Data loader processes per trial.")] = None,
-    write_rule: Annotated[Optional[Path], typer.Option(help="Write the found coefficients as a user rule (replaces: the shipped family) into this folder; load it with TIMM_COMPOUND_RULES_PATH=DIR.")] = None,
+    write_rule: Annotated[Optional[Path], typer.Option(help="Write the found coefficients as a user rule (replaces: the shipped family) into this folder; load it with TIMM_COMPOUND_RULES_PATH=DIR. Refused unless the winner is significantly better than the rule's current coefficients.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="--write-rule even when the winner is not significantly better than the current coefficients (or at chance level).")] = False,
+    keep_checkpoints: Annotated[bool, typer.Option("--keep-checkpoints", help="Keep the checkpoints of candidates stopped at a rung (default: only their metrics).")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List the candidates, planned and measured, and stop.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No per-trial lines.")] = False,
     **settings: Any,
 ) -> None:
     """Search alpha, beta, gamma for BASE: proxy trainings of every candidate in an Optuna study (resumable)."""
     from timm_compound.search.api import candidates, search
+    from timm_compound.search.write_rule import replaced_architectures
     from timm_compound.search.write_rule import write_rule as write_rule_file
 
     try:
@@ -112,21 +115,32 @@ def search_command(
         say = (lambda line: None) if quiet else (lambda line: console.print(line, markup=False, highlight=False))
         result = search(
             base, data, epochs=epochs, sampler=sampler, trials=trials, pruner=pruner, storage=storage, study=study,
-            workers=workers, out=out, heartbeat=heartbeat, say=say, loader_workers=loader_workers, **grid,
-            **given(settings),
+            workers=workers, out=out, heartbeat=heartbeat, say=say, loader_workers=loader_workers,
+            keep_checkpoints=keep_checkpoints, **grid, **given(settings),
         )
         console.print(results_view(result))
         best = result.best
+        confidence = result.confidence
         if best is None:
             console.print("no candidate completed yet: re-run the same command to resume the study")
+        elif confidence is not None and confidence.winner is not None and confidence.at_chance:
+            console.print(f"no winner: every candidate is at chance level (the highest top-1, {best.top1:.2f}% by "
+                          f"{best.key}, only leads by tie-breaks and noise)", markup=False, highlight=False)
         else:
             console.print(f"best: alpha={best.alpha:g} beta={best.beta:.4g} gamma={best.gamma:.4g} ({best.kind}), top-1 "
                           f"{best.top1:.2f}% at {best.gmacs:.3f} GMACs ({best.ratio:.2f}x base)", markup=False)
+        if confidence is not None:
+            for line in confidence.lines():
+                console.print(line, markup=False, highlight=False, soft_wrap=True)
         if not result.complete:
             console.print("the study is not complete (candidates failed or still running elsewhere): re-run to resume")
         console.print(f"wrote {', '.join(str(path) for path in result.files.values())}", markup=False, highlight=False)
         if write_rule is not None:
-            path = write_rule_file(result, write_rule)
-            console.print(f"wrote {path}: use it with TIMM_COMPOUND_RULES_PATH={write_rule}", markup=False, highlight=False)
+            path = write_rule_file(result, write_rule, force=force)
+            console.print(f"wrote {path}: use it with TIMM_COMPOUND_RULES_PATH={write_rule}; it replaces the "
+                          f"coefficients of {', '.join(replaced_architectures(result))}"
+                          + (" (--force: the winner did not earn it by significance)" if force and not (
+                              confidence is not None and confidence.better_than_current) else ""),
+                          markup=False, highlight=False, soft_wrap=True)
     except CompoundError as error:
         raise fail(error) from None

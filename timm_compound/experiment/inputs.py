@@ -21,8 +21,9 @@ COSTS = ("gmacs", "latency")   # what a budget multiplies: the base's GMACs, or 
 LATENCY_SECONDS = 3.0          # the time cap of each timing an experiment takes (unless `latency` says)
 TIMING_ARGUMENTS = ("device", "batch_size", "threads", "dtype", "runtime", "max_seconds", "cache")
 
-# TrainConfig settings an experiment sets itself for each model
-OWN_SETTINGS = ("model", "phi", "data", "epochs", "resolution", "num_classes")
+# TrainConfig settings an experiment sets itself for each model ("workers", the data loader processes, is
+# `loader_workers`: an experiment's `workers` are the processes that share its runs)
+OWN_SETTINGS = ("model", "phi", "data", "epochs", "resolution", "num_classes", "workers")
 # the training settings an experiment passes on to every run unchanged (the same schedule and seed for all)
 TRAIN_ARGUMENTS = tuple(name for name in TrainConfig.model_fields if name not in OWN_SETTINGS)
 # ... of which these say where it runs, not what it computes: a re-run may change them
@@ -111,13 +112,22 @@ def check_strategies(strategies: Any) -> tuple[str, ...]:
 
 def check_train_arguments(arguments: dict[str, Any]) -> dict[str, Any]:
     """The training settings every run shares, checked as train() checks them (before anything is written)."""
-    unknown = sorted(set(arguments) - set(TRAIN_ARGUMENTS))
+    unknown = sorted(set(arguments) - set(TRAIN_ARGUMENTS) - {"workers"})   # workers: given as loader_workers
     if unknown:
         raise CompoundError(f"experiment() does not take {', '.join(unknown)}: the training arguments it passes "
-                            f"to every run are {', '.join(TRAIN_ARGUMENTS)} (each model's resolution is the experiment's)")
+                            f"to every run are {', '.join(TRAIN_ARGUMENTS)} (each model's resolution is the experiment's; "
+                            "the data loader's processes are loader_workers)")
     given = {key: str(value) if isinstance(value, Path) else value for key, value in arguments.items()}
     build_config(where="experiment training settings", **given)
     return given
+
+
+def check_seeds(seeds: Any) -> int:
+    """How many seeds every model trains with (seed, seed + 1, ...): a whole number >= 1."""
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise CompoundError(f"seeds must be a whole number >= 1 (each model trains with seeds seed, seed+1, ...), "
+                            f"got {seeds!r}")
+    return seeds
 
 
 def check_tolerance(tolerance: Any) -> float:
@@ -137,18 +147,29 @@ def train_defaults() -> dict[str, Any]:
     return {name: field.default for name, field in TrainConfig.model_fields.items() if name in TRAIN_ARGUMENTS}
 
 
-def differences(recorded: dict[str, Any], asked: dict[str, Any]) -> list[str]:
+# experiment settings added after the first experiments were recorded: what a record without them meant
+RECORD_DEFAULTS = {"seeds": 1, "versus": None}
+
+
+def every_setting(settings: dict[str, Any]) -> dict[str, Any]:
+    """The settings with every training setting filled in at its default (what the report lists)."""
+    train = {**fingerprint(train_defaults()), **settings.get("train", {})}
+    return {**settings, "train": dict(sorted(train.items()))}
+
+
+def differences(recorded: dict[str, Any], asked: dict[str, Any], where: str = "folder") -> list[str]:
     """'epochs: folder 3, asked 5' for every setting that differs (place arguments ignored; a training
     argument left out counts as train()'s default, so `seed=0` and no seed are the same experiment)."""
+    recorded, asked = {**RECORD_DEFAULTS, **recorded}, {**RECORD_DEFAULTS, **asked}
     keys = sorted(set(recorded) | set(asked))
     defaults = fingerprint(train_defaults())
     found = []
     for key in keys:
         if key == "train":
             old, new = recorded.get(key) or {}, asked.get(key) or {}
-            found += [f"{name}: folder {old.get(name, defaults.get(name))!r}, asked {new.get(name, defaults.get(name))!r}"
+            found += [f"{name}: {where} {old.get(name, defaults.get(name))!r}, asked {new.get(name, defaults.get(name))!r}"
                       for name in sorted(set(old) | set(new))
                       if name not in PLACE_ARGUMENTS and old.get(name, defaults.get(name)) != new.get(name, defaults.get(name))]
         elif recorded.get(key) != asked.get(key):
-            found.append(f"{key}: folder {recorded.get(key)!r}, asked {asked.get(key)!r}")
+            found.append(f"{key}: {where} {recorded.get(key)!r}, asked {asked.get(key)!r}")
     return found

@@ -122,3 +122,14 @@ def timed(variant: Variant, settings: LatencySettings, num_classes: int) -> Vari
     latency = time_model(lambda: timm.create_model(variant.model, num_classes=num_classes), settings,
                          resolution=variant.resolution, identity=identity)
     return replace(variant, latency=latency)
+
+
+def versus_budget(base: str, other: Variant) -> float:
+    """The budget that puts the compound-scaled base at `other`'s real cost (3 significant digits, so the
+    run folder name stays short, e.g. 2.04x-compound); it must be > 1, since compound scaling grows a base."""
+    budget = float(f"{other.ratio:.3g}")
+    if budget <= 1:
+        raise CompoundError(f"--versus {other.model} costs {other.ratio:.3g}x {base}'s GMACs at {other.resolution} px: "
+                            f"compound scaling grows a base, so the other model must cost more than {base} "
+                            "(swap the two names)")
+    return budget

@@ -1,6 +1,7 @@
 """report.html: one self-contained page (figures embedded as data: URIs, no script, no network) with
-the summary, the figures, the table, the class activation maps and every setting; it opens from
-anywhere, the experiment folder or an e-mail attachment."""
+the summary, the verdict and its paired comparisons, the figures, the table, the class activation
+maps and every setting (defaults included); it opens from anywhere, the experiment folder or an
+e-mail attachment."""
 
 from __future__ import annotations
 
@@ -50,17 +51,36 @@ def _table(rows: list[Row]) -> str:
             + ("" if timed is None else f"<p>{html.escape(timed)}.</p>"))
 
 
+def _comparisons(comparisons: list[Any]) -> str:
+    head = "".join(f"<th>{html.escape(name)}</th>" for name in table.COMPARISON_HEADERS)
+    body = "".join(
+        "<tr>" + "".join(f'<td{" class=text" if i in (1, 2, 7, 8) else ""}>{html.escape(cell)}</td>'
+                         for i, cell in enumerate(table.comparison_cells(comparison))) + "</tr>"
+        for comparison in comparisons)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _verdict(verdicts: list[str] | None, comparisons: list[Any] | None, note: str) -> str:
+    if verdicts is None:
+        return ""
+    return ("<h2>Verdict</h2><ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in verdicts) + "</ul>"
+            + (_comparisons(comparisons) if comparisons else "") + f"<p>{html.escape(note)}</p>")
+
+
 def write(path: Path, *, title: str, summary: list[str], settings: dict[str, Any], rows: list[Row],
-          figures: dict[str, Path], cam: Path | None, cam_note: str) -> Path:
+          figures: dict[str, Path], cam: Path | None, cam_note: str, verdicts: list[str] | None = None,
+          comparisons: list[Any] | None = None, statistics_note: str = "", gmacs_caption: str | None = None,
+          curves_caption: str | None = None) -> Path:
     parts = [
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
         f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
         "<h2>Summary</h2><ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in summary) + "</ul>",
+        _verdict(verdicts, comparisons, statistics_note),
         "<h2>Accuracy against cost</h2><div class=pair>",
         _figure(figures.get("accuracy_vs_gmacs"), "top-1 accuracy against GMACs, one line per strategy",
-                "Final top-1 against the real GMACs of each model as trained (log scale); dotted lines mark the "
-                "budgets. Every strategy's line starts at the base; references are labelled stars."),
+                gmacs_caption or "Final top-1 against the real GMACs of each model as trained (log scale); dotted "
+                "lines mark the budgets. Every strategy's line starts at the base; references are labelled stars."),
         _figure(figures.get("accuracy_vs_params"), "top-1 accuracy against parameters",
                 "The same models against their parameter counts."),
         _figure(figures.get("accuracy_vs_latency"), "top-1 accuracy against measured latency",
@@ -68,7 +88,7 @@ def write(path: Path, *, title: str, summary: list[str], settings: dict[str, Any
                 "interval). " + (table.where(rows) or "")),
         "</div><h2>Training curves</h2>",
         _figure(figures.get("curves"), "training loss and validation accuracy against epoch",
-                "Training loss and validation top-1 of every model after each epoch."),
+                curves_caption or "Training loss and validation top-1 of every model after each epoch."),
         "<h2>Table</h2>", _table(rows),
         "<p>d, w, r: realised multipliers against the base (total blocks, summed stage widths, pixels); "
         "x base: real GMACs over the base's; x base ms: median latency over the base's; training time: wall "
@@ -76,7 +96,9 @@ def write(path: Path, *, title: str, summary: list[str], settings: dict[str, Any
         "<h2>Class activation maps</h2>",
         _figure(cam, "Grad-CAM maps, one row per model", cam_note) if cam is not None
         else f"<p>{html.escape(cam_note)}</p>",
-        "<h2>Settings</h2>", f"<pre>{html.escape(json.dumps(settings, indent=2))}</pre>",
+        "<h2>Settings</h2>", "<p>Every setting, defaults included (training settings as every run received them; "
+        "each run's seed is its own, listed in the table).</p>",
+        f"<pre>{html.escape(json.dumps(settings, indent=2))}</pre>",
         "</body></html>",
     ]
     path.write_text("\n".join(part for part in parts if part) + "\n", encoding="utf-8")

@@ -17,7 +17,8 @@ from typing import Any, Callable
 from timm_compound.errors import CompoundError, UnknownModelError
 from timm_compound.search import grid as grid_module
 from timm_compound.search.candidates import CandidateTable, plan_candidates, rule_of
-from timm_compound.search.grid import Grid, search_points
+from timm_compound.search.confidence import assess
+from timm_compound.search.grid import Grid, current_key, search_points
 from timm_compound.search.objective import Recipe
 from timm_compound.search.plots import write_plots
 from timm_compound.search.results import SearchResult, collect, write_files
@@ -26,7 +27,8 @@ from timm_compound.search.storage import DEFAULT_HEARTBEAT, default_url, open_st
 from timm_compound.search.workers import PRUNERS, SAMPLERS, Job, QuietOptuna, complete, connect, run_many, run_search
 from timm_compound.train.config import TrainConfig, build_config
 
-SETTINGS_VERSION = 3   # 2: successive_halving is synchronous (rung studies), Optuna's pruner is "asha"; 3: TrainConfig
+SETTINGS_VERSION = 4   # 2: successive_halving is synchronous (rung studies), Optuna's pruner is "asha"; 3: TrainConfig;
+                       # 4: the rule's current coefficients are a candidate, per-image results in every trial
 # TrainConfig settings a search sets itself, per trial or for the whole search
 _OWN = {"model", "phi", "data", "epochs", "resolution", "workers"}
 
@@ -53,14 +55,15 @@ def search(
     heartbeat: int = DEFAULT_HEARTBEAT,
     say: Callable[[str], None] | None = None,
     loader_workers: int | None = None,
+    keep_checkpoints: bool = False,
     **train_kwargs: Any,
 ) -> SearchResult:
     """Search alpha, beta, gamma for `base` on `data` by proxy trainings; resumable, spread over workers.
 
     Candidates: every point of the `step` grid from 1 to `bounds` (alpha, beta, gamma upper bounds;
     default (1.4, 1.3, 1.3)) with alpha*beta^2*gamma^2 within `tolerance` of `flops_factor`, plus the
-    depth-only, width-only and resolution-only references; each planned at `phi` and measured after
-    rounding (`match_cost`: each fitted to the nominal cost). Each trial trains its candidate for
+    depth-only, width-only and resolution-only references, and the rule's current coefficients; each
+    planned at `phi` and measured after rounding (`match_cost`: each fitted to the nominal cost). Each trial trains its candidate for
     `epochs` (same seed, data, schedule: `train_kwargs` such as batch_size, lr, train_samples,
     val_samples, seed go to `timm_compound.train`; `loader_workers` is its `workers`) at `resolution`
     times the candidate's resolution multiplier (default: the rule's own sizes).
@@ -72,23 +75,28 @@ def search(
     (default an SQLite file in `out`); `study`: its name (default "<base>-coefficients"); `workers`:
     local worker processes. `out` receives trials.csv, search.json, plane.png and gmacs.png (and
     study.db; under successive halving runs/<study>/<candidate>/, the finalists' training runs).
-    Returns the rows best first; `.best` and `.coefficients` are the winner.
+    Returns the rows best first; `.best` and `.coefficients` are the winner, and `.confidence` says
+    whether it is above chance and significantly better than the runner-up and the rule's current
+    coefficients (paired tests on the validation images at the final rung; under successive halving
+    the current coefficients continue to every rung). Candidates stopped at a rung keep only their
+    metrics unless `keep_checkpoints`.
     """
     say = say or (lambda line: None)
     grid = Grid.checked(step=step, bounds=bounds, flops_factor=flops_factor, tolerance=tolerance)
     _check_choices(sampler, pruner, workers, epochs, phi)
     if storage is None and out is None:
         raise CompoundError("give out (the output folder, which holds the default SQLite storage) or storage")
-    _check_base(base)
+    current = _check_base(base)
     train_kwargs = _train_kwargs(train_kwargs, loader_workers)
     _check_data(data, train_kwargs)
-    points = search_points(grid)
+    points = search_points(grid, current)
     if sampler == "grid" and trials is not None:
         raise CompoundError("trials sets the TPE sampler's budget; the grid sampler trains every candidate")
     budget = _budget(trials, len(points)) if sampler == "tpe" else None
 
     table = plan_candidates(base, points, phi=float(phi), resolution=resolution, match_cost=match_cost)
     settings = _settings(base, data, phi, grid, table, epochs, match_cost, sampler, pruner, budget, train_kwargs)
+    settings["current"] = list(current)
     out_dir = Path(out) if out is not None else None
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -98,7 +106,9 @@ def search(
     recipe = Recipe(data, epochs, train_kwargs, runs=runs)
     job = Job(url=url, study_name=name, settings=settings, table=table, recipe=recipe,
               sampler=sampler, pruner=pruner, budget=budget, seed=train_kwargs.get("seed", 0), epochs=epochs,
-              heartbeat=heartbeat, threads=max(1, (os.cpu_count() or 1) // workers))
+              heartbeat=heartbeat, threads=max(1, (os.cpu_count() or 1) // workers),
+              control=current_key(current) if pruner == "successive_halving" else None,
+              keep_checkpoints=bool(keep_checkpoints))
     quiet = QuietOptuna()
     try:
         optuna_study = connect(job)   # created, or checked against its settings, before any worker starts
@@ -123,8 +133,8 @@ def candidates(base: str, *, phi: float = 1.0, flops_factor: float = grid_module
     """The candidates a search would train, planned and measured (no training, no study)."""
     grid = Grid.checked(step=step, bounds=bounds, flops_factor=flops_factor, tolerance=tolerance)
     _check_choices("grid", "none", 1, 1, phi)
-    _check_base(base)
-    return plan_candidates(base, search_points(grid), phi=float(phi), resolution=resolution, match_cost=match_cost,
+    current = _check_base(base)
+    return plan_candidates(base, search_points(grid, current), phi=float(phi), resolution=resolution, match_cost=match_cost,
                            progress=progress)
 
 
@@ -140,14 +150,15 @@ def _check_choices(sampler: str, pruner: str, workers: Any, epochs: Any, phi: An
         raise CompoundError(f"phi must be a number > 0 (the search scales up from the base), got {phi!r}")
 
 
-def _check_base(base: str) -> None:
-    """A base a rule covers (not a registered variant, not an unknown name)."""
+def _check_base(base: str) -> tuple[float, float, float]:
+    """A base a rule covers (not a registered variant, not an unknown name); its rule's current coefficients."""
     if not isinstance(base, str):
         raise CompoundError(f"base must be a model name, got {base!r}")
     try:
-        rule_of(base)
+        rule, _ = rule_of(base)
     except UnknownModelError as error:
         raise UnknownModelError(f"search scales a base a rule covers: {error}") from None
+    return rule.coefficients.alpha, rule.coefficients.beta, rule.coefficients.gamma
 
 
 def _train_kwargs(given: dict[str, Any], loader_workers: int | None) -> dict[str, Any]:
@@ -222,7 +233,8 @@ def _result(job: Job, study, table: CandidateTable, out: Path | None, base: str,
     result = SearchResult(base=base, data=data, phi=float(phi), study_name=job.study_name, storage=redact(job.url),
                           rows=rows, complete=finished, epochs_spent=spent,
                           trials=sum(len(s.get_trials(deepcopy=False)) for s in studies),
-                          settings=job.settings, table=table)
+                          settings=job.settings, table=table,
+                          confidence=assess(rows, studies, current_key(job.settings.get("current"))))
     if out is not None:
         result.files = {**write_files(result, out), **write_plots(result, out)}
         if job.url == default_url(out):

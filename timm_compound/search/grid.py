@@ -4,7 +4,9 @@ Step 1 of the EfficientNet method (Tan & Le 2019, section 3.3): fix phi = 1, sea
 gamma >= 1 with alpha * beta**2 * gamma**2 ~ 2. The grid starts at 1 and goes up in `step` to the
 bounds; a point is a candidate when its factor lies within `tolerance` (relative) of `flops_factor`,
 the same test a rule's `constraint` applies. Three single-dimension points at the same factor
-(depth only, width only, resolution only) are added as references; they lie outside the bounds.
+(depth only, width only, resolution only) are added as references; they lie outside the bounds. The
+rule's current coefficients are a candidate too (kind "current" when the grid does not hold them),
+so the winner can be tested against what it would replace.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ DEFAULT_FLOPS_FACTOR = 2.0
 DEFAULT_TOLERANCE = 0.05
 PAPER = (1.2, 1.1, 1.15)           # EfficientNet-B0's result, a candidate of the default grid
 REFERENCE_KINDS = ("depth", "width", "resolution")
+CURRENT = "current"                # the kind of the rule's current coefficients when they are not a grid point
 _EPS = 1e-12                       # as scaling.schema.Constraint.check: float noise never excludes a point
 
 
@@ -145,9 +148,19 @@ def grid_points(grid: Grid) -> list[Point]:
     return chosen
 
 
-def search_points(grid: Grid) -> list[Point]:
+def search_points(grid: Grid, current: tuple[float, float, float] | None = None) -> list[Point]:
     """The grid's points, then the three single-dimension references (a reference that is also a grid
-    point is listed once, as the reference)."""
+    point is listed once, as the reference), then the rule's `current` coefficients unless listed already."""
     refs = references(grid.flops_factor)
     keys = {ref.key for ref in refs}
-    return [point for point in grid_points(grid) if point.key not in keys] + refs
+    points = [point for point in grid_points(grid) if point.key not in keys] + refs
+    if current is not None:
+        extra = Point(*(float(value) for value in current), kind=CURRENT)
+        if extra.key not in {point.key for point in points}:
+            points.append(extra)
+    return points
+
+
+def current_key(current: tuple[float, float, float] | list[float] | None) -> str | None:
+    """The candidate key of the rule's current coefficients ('1.2/1.1/1.15')."""
+    return None if current is None else Point(*(float(value) for value in current)).key

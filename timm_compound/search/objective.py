@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from timm_compound.search.candidates import CandidateTable
+from timm_compound.search.confidence import CORRECT, encode
 from timm_compound.search.rungs import EVAL_LOSS, REACHED, run_folder
 from timm_compound.search.study import DUPLICATE, PARAM, SAME_MODEL, duplicate_of, trained_twin
 
@@ -77,7 +78,7 @@ class Objective:
         folder = None if self.recipe.runs is None else run_folder(self.recipe.runs, key)
         saved = _saved_epoch(folder, stop)
         if saved is not None:   # a worker died after saving the rung's last epoch, before the trial ended
-            return self._reached(trial, key, saved, trained=False)
+            return self._reached(trial, key, saved, trained=False, images=_saved_images(folder, saved.epoch))
 
         def report(epoch: int, metrics) -> bool:
             trial.report(metrics.top1, epoch)
@@ -92,12 +93,16 @@ class Objective:
                        progress=False, on_epoch=report, out=folder, resume=True if folder is not None else None,
                        **self.recipe.train_kwargs)
         trial.set_user_attr("seconds", result.seconds)
-        return self._reached(trial, key, result.history[-1], trained=True)
+        images = result.images if result.images is not None and result.images.epoch == result.history[-1].epoch \
+            else _saved_images(folder, result.history[-1].epoch)
+        return self._reached(trial, key, result.history[-1], trained=True, images=images)
 
-    def _reached(self, trial, key: str, metrics, *, trained: bool) -> float:
+    def _reached(self, trial, key: str, metrics, *, trained: bool, images=None) -> float:
         candidate = self.table[key]
         trial.set_user_attr(REACHED, metrics.epoch)
         trial.set_user_attr(EVAL_LOSS, metrics.eval_loss)
+        if images is not None:   # per-image results, so the winner can be tested against others image by image
+            trial.set_user_attr(CORRECT, encode(images))
         how = "" if trained else " (saved by an earlier attempt)"
         self.say(f"trial {trial.number} {key}: top-1 {metrics.top1:.2f}% after epoch {metrics.epoch}{how}, "
                  f"{candidate.macs / 1e9:.3f} GMACs at {candidate.train_resolution} px ({candidate.ratio:.2f}x)")
@@ -112,3 +117,13 @@ def _saved_epoch(folder: Path | None, stop: int | None):
         return None
     history = read_metrics(folder)
     return history[stop - 1] if len(history) >= stop else None
+
+
+def _saved_images(folder: Path | None, epoch: int):
+    """The run folder's per-image results when they are those of `epoch` (else None)."""
+    from timm_compound.train import predictions
+
+    if folder is None or not predictions.exists(folder):
+        return None
+    found = predictions.read(folder)
+    return found if found.epoch == epoch else None

@@ -37,7 +37,7 @@ def plot_plane(result: SearchResult, path: str | Path) -> None:
             ax.scatter(row.alpha, row.beta, c=[row.top1], cmap="viridis", marker=marker, s=90, alpha=0.35, **norm)
         ax.annotate(f"γ{row.gamma:.3g}", (row.alpha, row.beta), textcoords="offset points", xytext=(5, 4), fontsize=6)
         if row.kind != "grid":
-            ax.annotate(f"{row.kind} only", (row.alpha, row.beta), textcoords="offset points", xytext=(5, -10),
+            ax.annotate(_label(row.kind), (row.alpha, row.beta), textcoords="offset points", xytext=(5, -10),
                         fontsize=7, color="darkred")
     best = result.best
     if best is not None:
@@ -68,7 +68,7 @@ def plot_gmacs(result: SearchResult, path: str | Path) -> None:
             ax.scatter([row.gmacs for row in rows], [row.top1 for row in rows], label=state, s=40, **style)
     for row in _rows_with_top1(result):
         if row.kind != "grid":
-            ax.annotate(f"{row.kind} only", (row.gmacs, row.top1), textcoords="offset points", xytext=(5, 4),
+            ax.annotate(_label(row.kind), (row.gmacs, row.top1), textcoords="offset points", xytext=(5, 4),
                         fontsize=7, color="darkred")
     table = result.table
     nominal = table.base_macs * (result.rows[0].nominal if result.rows else 1.0) / 1e9
@@ -89,3 +89,7 @@ def write_plots(result: SearchResult, out: Path) -> dict[str, Path]:
     plot_plane(result, plane)
     plot_gmacs(result, gmacs)
     return {"plane": plane, "gmacs": gmacs}
+
+
+def _label(kind: str) -> str:
+    return "the rule's current" if kind == "current" else f"{kind} only"

@@ -74,6 +74,7 @@ class SearchResult:
     settings: dict[str, Any]
     table: CandidateTable = field(repr=False)
     files: dict[str, Path] = field(default_factory=dict)
+    confidence: Any = None        # search.confidence.Confidence: the winner against chance, runner-up, current
 
     @property
     def best(self) -> Row | None:
@@ -96,6 +97,7 @@ class SearchResult:
             "rule_file": self.table.rule_file, "base_resolution": self.table.base_resolution,
             "train_resolution": self.table.train_resolution, "base_gmacs": self.table.base_macs / 1e9,
             "base_gmacs_native": self.table.base_macs_native / 1e9,
+            "confidence": None if self.confidence is None else self.confidence.to_dict(),
             "settings": self.settings, "rows": [row.to_dict() for row in self.rows],
         }
 

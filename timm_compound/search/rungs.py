@@ -2,7 +2,9 @@
 
 Every candidate trains to the first rung (1 epoch); the best third of the distinct models trained
 there continue, from their checkpoints, to the next rung (3 epochs), the best third of those to
-the next (9), and so on up to `epochs`, which is always the last rung. With 11 distinct models and
+the next (9), and so on up to `epochs`, which is always the last rung. The rule's current
+coefficients continue to every rung as a control (one more model per rung at most), so that the
+winner can be tested against them on the final rung; a stopped candidate keeps only its metrics. With 11 distinct models and
 9 epochs that is 11 + 4*2 + 2*6 = 31 epochs instead of 99.
 
 Optuna's SuccessiveHalvingPruner (still there as pruner="asha") is the asynchronous variant: it
@@ -22,7 +24,6 @@ from __future__ import annotations
 
 import math
 import re
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -65,12 +66,14 @@ def _file_name(text: str) -> str:
     return re.sub(r"[^0-9A-Za-z._-]", "_", text)
 
 
-def promoted(trials: list[Any], table: CandidateTable, eta: int = REDUCTION_FACTOR) -> list[str]:
+def promoted(trials: list[Any], table: CandidateTable, eta: int = REDUCTION_FACTOR, control: str | None = None) -> list[str]:
     """The candidates that continue after a finished rung, in table order.
 
     Only trials that trained count (one per distinct model: a twin took its result, a duplicate
     deferred); the best ceil(n / eta) of those n continue, ranked by top-1, then lower validation
-    loss (a small validation set ties often), then fewer GMACs, then table order.
+    loss (a small validation set ties often), then fewer GMACs, then table order. `control` (the
+    rule's current coefficients) continues as well, whatever its rank, so that the winner can be
+    tested against it at the final rung (its twin's model when it shared a twin's training).
     """
     from optuna.trial import TrialState
 
@@ -84,12 +87,28 @@ def promoted(trials: list[Any], table: CandidateTable, eta: int = REDUCTION_FACT
     ranked = sorted(trained, key=lambda k: (-trained[k].value, trained[k].user_attrs.get(EVAL_LOSS, math.inf),
                                             table[k].macs, order[k]))
     keep = set(ranked[: math.ceil(len(ranked) / eta)])
+    if control is not None:
+        keep |= {key for key in (control, _trained_for(control, trials)) if key in trained}
     return [key for key in table.keys if key in keep]
 
 
+def _trained_for(key: str, trials: list[Any]) -> str | None:
+    """The candidate whose training `key`'s trial took (same model), if it took one."""
+    numbers = {trial.number: trial for trial in trials}
+    for trial in trials:
+        if key_of(trial) == key and SAME_MODEL in trial.user_attrs:
+            twin = numbers.get(trial.user_attrs[SAME_MODEL])
+            return None if twin is None else key_of(twin)
+    return None
+
+
 def forget(runs: str | Path | None, keys: list[str]) -> None:
-    """Delete the checkpoints of candidates that stop here: only the continuing ones are needed."""
+    """Delete the checkpoints and weights of candidates that stop here (only the continuing ones are
+    needed); their metrics, run.json and per-image results stay."""
+    from timm_compound.train.checkpoint import thin
+
     if runs is None:
         return
     for key in keys:
-        shutil.rmtree(run_folder(runs, key), ignore_errors=True)
+        if run_folder(runs, key).is_dir():
+            thin(run_folder(runs, key), weights=False)

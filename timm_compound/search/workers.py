@@ -57,6 +57,8 @@ class Job:
     epochs: int = 1
     heartbeat: int = 60
     threads: int | None = None    # torch threads in a spawned worker
+    control: str | None = None    # successive halving: the candidate that always continues (the rule's current)
+    keep_checkpoints: bool = False  # keep the checkpoints of candidates that stop at a rung
 
     @property
     def max_attempts(self) -> int:
@@ -137,8 +139,9 @@ def run_search(job: Job, say: Callable[[str], None], study=None) -> int:
         rung_study = study if index == 0 and study is not None else connect(rung)
         ran += run(rung, say, rung_study)
         if index + 1 < len(job.rungs):
-            keys = promoted(rung_study.get_trials(deepcopy=False), rung.table)
-            forget(job.recipe.runs, [key for key in rung.table.keys if key not in keys])
+            keys = promoted(rung_study.get_trials(deepcopy=False), rung.table, control=job.control)
+            if not job.keep_checkpoints:
+                forget(job.recipe.runs, [key for key in rung.table.keys if key not in keys])
             if not keys:
                 break   # every candidate of this rung failed: nothing continues (the result says incomplete)
     return ran

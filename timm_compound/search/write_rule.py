@@ -4,6 +4,11 @@ The written file is the rule that covers the base (its layouts, rounding, overri
 family of its own, `replaces: <the shipped family>`, the found coefficients and the search's
 constraint. Put DIR on TIMM_COMPOUND_RULES_PATH and `timm.create_model("resnet18_cs_phi2")` builds
 with them; every plan records the rule file and the coefficients it used.
+
+A rule replaces the coefficients of every architecture its family lists, not only the searched base,
+so a winner must earn it: one that is not significantly better than the rule's current coefficients
+(or that is at chance level) is refused unless `force` (see `search.confidence`), and the message
+names every architecture the rule would change.
 """
 
 from __future__ import annotations
@@ -21,8 +26,10 @@ from timm_compound.search.results import JSON_FILE, SearchResult
 SUFFIX = "_searched"
 
 
-def _found(result: SearchResult | str | Path) -> dict:
+def _found(result: SearchResult | str | Path | dict) -> dict:
     """(base, data, study, best row, constraint) from a SearchResult or a search's output folder / search.json."""
+    if isinstance(result, dict):
+        return result
     if isinstance(result, SearchResult):
         record = result.to_dict()
     else:
@@ -37,14 +44,46 @@ def _found(result: SearchResult | str | Path) -> dict:
     return record
 
 
-def write_rule(result: SearchResult | str | Path, folder: str | Path) -> Path:
+def replaced_architectures(result: SearchResult | str | Path) -> list[str]:
+    """Every architecture whose coefficients the written rule replaces: all those its family lists."""
+    record = _found(result)
+    book = active_rules()
+    if record["base"] not in book.rules:
+        raise CompoundError(f"no loaded rule covers {record['base']!r}: cannot write a rule replacing it")
+    return list(book.rules[record["base"]][0].architectures)
+
+
+def _check_earned(record: dict, architectures: list[str]) -> None:
+    """Refuse a winner that is at chance level or not significantly better than the current coefficients."""
+    confidence = record.get("confidence")
+    which = f"it would replace the coefficients of {', '.join(architectures)}"
+    if not confidence:
+        raise CompoundError(f"the search of {record['base']} recorded no significance test (a search.json from an "
+                            f"older version): {which}; pass --force (force=True) to write it anyway")
+    if confidence.get("at_chance"):
+        raise CompoundError(f"the search's best candidate is at chance level (top-1 {confidence['top1']:.2f}% against "
+                            f"{confidence['chance']:.1f}% chance): no winner to write; {which}; pass --force "
+                            "(force=True) to write it anyway")
+    current = confidence["current"]
+    if not confidence.get("better_than_current"):
+        found = (f"{current['diff_mean']:+.2f} points, Holm-corrected p={current['p_holm']:.3g}"
+                 if current.get("diff_mean") is not None else current.get("note") or "not compared")
+        raise CompoundError(f"the winner {confidence['winner']} is not significantly better than the rule's current "
+                            f"coefficients {current.get('key')} ({found}); {which}; pass --force (force=True) to write "
+                            "it anyway")
+
+
+def write_rule(result: SearchResult | str | Path, folder: str | Path, *, force: bool = False) -> Path:
     """Write `<family>_searched.yaml` into `folder` (created if missing; a file of that name is
-    replaced) and check that it loads beside the shipped rules. Returns its path."""
+    replaced) and check that it loads beside the shipped rules. Returns its path. A winner that is not
+    significantly better than the rule's current coefficients is refused unless `force`; the
+    architectures it replaces are `replaced_architectures(result)`."""
     record = _found(result)
     base, best, grid = record["base"], record["best"], record["settings"]["grid"]
+    architectures = replaced_architectures(record)
+    if not force:
+        _check_earned(record, architectures)
     book = active_rules()
-    if base not in book.rules:
-        raise CompoundError(f"no loaded rule covers {base!r}: cannot write a rule replacing it")
     rule, source = book.rules[base]
     replaced = rule.replaces or rule.family   # a searched rule replaces what the shipped rule covers
     family = replaced + SUFFIX
@@ -60,8 +99,8 @@ def write_rule(result: SearchResult | str | Path, folder: str | Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{family}.yaml"
     header = (f"# Written by `timm-compound search` from {source.name}: {note}\n"
-              f"# Load it with TIMM_COMPOUND_RULES_PATH={folder} (it replaces the {replaced!r} rule for the "
-              f"architectures it lists).\n")
+              f"# Load it with TIMM_COMPOUND_RULES_PATH={folder}: it replaces the {replaced!r} rule's coefficients for "
+              f"{', '.join(architectures)}.\n")
     path.write_text(header + yaml.safe_dump(written, sort_keys=False, allow_unicode=True))
     _check_loads(path, replaced)
     return path

@@ -11,4 +11,6 @@
   ``curves``: curves.png; ``recorded``: a finished run read back (for eval and ``publish --run``)
 - ``distributed``: torchrun / DDP; ``progress``: a rich bar, plain lines or nothing
 - ``settings`` / ``results``: what a run was asked to do, and what it measured
+- ``predictions``: per-image results of an evaluation (predictions.csv); ``statistics``: intervals,
+  paired tests and Holm's correction over such results (used by experiments and the search)
 """

@@ -158,6 +158,10 @@ def _train(world: World, request: _Request, progress: Mode | bool, console: Cons
                   "settings": run.settings_record(settings), "workers": workers, "device": str(device),
                   "progressive": stages.describe()}
         last = checkpoint.find_last(run_dir)
+        if last is None and int(record.get("epochs_completed") or 0) > 0:
+            raise CompoundError(f"cannot resume {run_dir}: it completed {record['epochs_completed']} epoch(s) but its "
+                                f"training state ({checkpoint.LAST}/{checkpoint.STATE}) is gone (removed to save disk "
+                                "when it finished); train a new run instead (nothing was changed)")
 
     logs = open_logs(run_dir if world.primary else None, settings, wandb=config.log_wandb and world.primary,
                      title=chosen.spec)

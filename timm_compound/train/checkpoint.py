@@ -5,6 +5,10 @@
 `torch.load(weights_only=True)`. It is written whole to `last.tmp/` and swapped in by renames, so a
 kill at any moment leaves a complete `last/` (or the previous one in `last.old/`, which resume uses).
 `best.safetensors` holds the evaluated weights of the epoch with the highest top-1.
+
+A finished run that will not be continued can be thinned (`thin`): its training state goes, its
+final weights stay (last/model.safetensors, ema.safetensors), and `train` then refuses to resume it
+rather than start it again from nothing; `weights_only=False` keeps the metrics alone.
 """
 
 from __future__ import annotations
@@ -87,6 +91,28 @@ def save_last(run_dir: Path, model_state: dict, ema_state: dict | None, state: d
         last.rename(old)
     partial.rename(last)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def thin(run_dir: Path, *, weights: bool = True, final_is_best: bool = False) -> int:
+    """Delete what only a resume needs (optimizer, scheduler, scaler and RNG state: last/state.pt, and
+    any last.old/ or last.tmp/). `final_is_best`: the last epoch was the best one, so best.safetensors
+    holds the final evaluated weights and last/ goes whole. `weights=False`: every checkpoint and
+    weights file goes, so that only the metrics remain. Returns the bytes freed."""
+    run_dir = Path(run_dir)
+    doomed = [run_dir / f"{LAST}.tmp", run_dir / f"{LAST}.old"]
+    if not weights:
+        doomed += [run_dir / LAST, run_dir / BEST]
+    else:
+        doomed += [run_dir / LAST] if final_is_best and (run_dir / BEST).is_file() else [run_dir / LAST / STATE]
+    freed = 0
+    for path in doomed:
+        if path.is_dir():
+            freed += sum(file.stat().st_size for file in path.rglob("*") if file.is_file())
+            shutil.rmtree(path, ignore_errors=True)
+        elif path.is_file():
+            freed += path.stat().st_size
+            path.unlink(missing_ok=True)
+    return freed
 
 
 def find_last(run_dir: Path) -> Path | None:

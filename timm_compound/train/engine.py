@@ -67,6 +67,7 @@ class EvalSums:
     correct5: float
     images: int
     seconds: float
+    per_image: tuple[list[int], list[int], list[int]] | None = None   # (positions, labels, predicted), when asked
 
 
 def autocast(device: torch.device, amp: str | None):
@@ -175,16 +176,20 @@ def _check_finite(loss_sum: torch.Tensor, world: World, epoch: int, step: int, s
 
 @torch.inference_mode()
 def evaluate_batches(model: nn.Module, loader, device: torch.device, amp: str | None = None, *,
-                     channels_last: bool = False) -> EvalSums:
-    """Summed cross-entropy and top-1/top-5 correct counts (timm.utils.accuracy) over this rank's shard."""
+                     channels_last: bool = False, per_image: bool = False) -> EvalSums:
+    """Summed cross-entropy and top-1/top-5 correct counts (timm.utils.accuracy) over this rank's shard;
+    with `per_image`, also each image's position in the split, its label and the predicted class."""
     from timm.utils import accuracy
 
     model.eval()
     loss_fn = nn.CrossEntropyLoss(reduction="sum")
     loss = correct1 = correct5 = 0.0
     images = 0
+    positions: list[int] = []
+    labels: list[int] = []
+    predicted: list[int] = []
     start = time.perf_counter()
-    for inputs, targets, _ in loader:
+    for inputs, targets, where in loader:
         inputs, targets = to_device(inputs, device, channels_last), targets.to(device, non_blocking=True)
         with autocast(device, amp):
             output = model(inputs)
@@ -195,4 +200,9 @@ def evaluate_batches(model: nn.Module, loader, device: torch.device, amp: str | 
         correct1 += top1.item() * batch / 100.0
         correct5 += top5.item() * batch / 100.0
         images += batch
-    return EvalSums(loss, correct1, correct5, images, time.perf_counter() - start)
+        if per_image:
+            positions += [int(p) for p in where]
+            labels += targets.tolist()
+            predicted += output.topk(1, 1, True, True).indices[:, 0].tolist()   # as accuracy() ranks them
+    return EvalSums(loss, correct1, correct5, images, time.perf_counter() - start,
+                    (positions, labels, predicted) if per_image else None)

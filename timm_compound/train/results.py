@@ -86,6 +86,7 @@ class TrainResult:
     best_epoch: int
     seconds: float
     world_size: int = 1
+    images: Any = None   # predictions.ImageResults of the last epoch this call evaluated (None: it trained none)
 
     @property
     def last(self) -> EpochMetrics:

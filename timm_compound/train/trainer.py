@@ -17,7 +17,7 @@ from typing import Any, Callable
 import torch
 import torch.nn as nn
 
-from timm_compound.train import checkpoint, run
+from timm_compound.train import checkpoint, predictions, run
 from timm_compound.train.curves import plot_curves
 from timm_compound.train.distributed import World
 from timm_compound.train.engine import NonFiniteLoss, Parts, TrainSums, evaluate_batches, non_finite, train_epoch
@@ -26,6 +26,7 @@ from timm_compound.train.progress import Reporter
 from timm_compound.train.results import EpochMetrics, TrainResult
 from timm_compound.train.config import TrainConfig
 from timm_compound.train.logs import Logs
+from timm_compound.train.predictions import ImageResults
 from timm_compound.train.progressive import Stages
 
 OnEpoch = Callable[[int, EpochMetrics], Any]
@@ -52,6 +53,7 @@ class Loop:
     updates: int = 0
     finished: bool = False
     throughput_said: bool = False
+    images: ImageResults | None = None   # the last evaluation, image by image
 
     @property
     def evaluated(self) -> nn.Module:
@@ -104,6 +106,7 @@ class Loop:
             model=self.evaluated, history=list(self.history), status=status, run_dir=self.run_dir,
             settings=self.settings.computed(), dataset=self.record["dataset"], num_classes=self.record["model"]["num_classes"],
             best_epoch=self.best_epoch, seconds=time.perf_counter() - start, world_size=self.world.world_size,
+            images=self.images,
         )
 
     def ask(self, on_epoch: OnEpoch, epoch: int, metrics: EpochMetrics) -> Any:
@@ -132,7 +135,8 @@ class Loop:
         visits = world.sum_tensor(visits).cpu()
         loss, correct, images, seconds = world.sum([sums.loss, sums.correct, sums.images, sums.seconds])
         ev = evaluate_batches(self.evaluated, self.eval_batches, parts.device, parts.amp,
-                              channels_last=parts.channels_last)
+                              channels_last=parts.channels_last, per_image=True)
+        self.images = ImageResults.merged(world.gather(ev.per_image), epoch)
         eval_loss, correct1, correct5, eval_images = world.sum([ev.loss, ev.correct1, ev.correct5, ev.images])
         if not math.isfinite(eval_loss):
             raise non_finite("validation loss", epoch, lr)
@@ -182,6 +186,8 @@ class Loop:
         ema = parts.ema.module.state_dict() if parts.ema is not None else None
         checkpoint.save_last(self.run_dir, parts.module.state_dict(), ema, state)
         run.write_metrics(self.run_dir, self.history)
+        if self.images is not None:
+            predictions.write(self.run_dir, self.images)
         plot_curves(self.history, self.run_dir / run.CURVES, self.title)
         best = self.history[self.best_epoch - 1]
         self.record.update(epochs_completed=epoch, best={"epoch": best.epoch, "top1": best.top1, "top5": best.top5,
