@@ -97,7 +97,7 @@ def unfitted(rows: list[Row]) -> list[str]:
     trained = _trained(rows)
     base = [row for row in trained if row.variant.strategy == BASE]
     found = []
-    for strategy in STRATEGIES:
+    for strategy in KNOWN_STRATEGIES:
         line = base + [row for row in trained if row.variant.strategy == strategy]
         if len(line) > len(base) and _curve(line, lambda row: row.variant.cost.macs / 1e9) is None:
             found.append(strategy)
