@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -20,6 +17,7 @@ from timm_compound.cli.app import (
     parse_coefficients,
     parse_phis,
 )
+from timm_compound.cli.display import FormatOption, check_format, emit, family_view, plan_table
 from timm_compound.errors import CompoundError
 
 
@@ -27,20 +25,20 @@ from timm_compound.errors import CompoundError
 def table(
     base: Annotated[str, typer.Argument(help="A base covered by a rule (resnet18).")],
     phi: Annotated[str, typer.Option("--phi", help="Range 0-7 or list 0,2,4.")] = "0-7",
-    coefficients: Annotated[Optional[str], typer.Option(help="alpha,beta,gamma")] = None,
-    fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
+    coefficients: Annotated[Optional[str], typer.Option(help="alpha,beta,gamma (default: the rule's).")] = None,
+    fmt: FormatOption = "table",
     plot: Annotated[Optional[Path], typer.Option(help="Write a PNG of GMACs and params vs phi.")] = None,
     batch_size: Annotated[int, typer.Option(help="Batch size for MACs and training memory.")] = 1,
     train_memory: Annotated[bool, typer.Option("--train-memory", help="Estimate one SGD step's peak memory.")] = False,
+    allow_oversize: Annotated[bool, typer.Option(
+        "--allow-oversize", help="Measure phis past the size limits (counted on the meta device; slow).")] = False,
 ) -> None:
     """Measure a family over phi: params, GMACs, ratio to phi=0 beside the ideal, activations."""
-    from timm_compound.cli.display import family_view
     from timm_compound.cost.plot import check_plot_path, plot_table
     from timm_compound.cost.table import family_table
 
     try:
-        if fmt not in ("table", "csv", "json"):
-            raise CompoundError(f"--format must be table, csv or json, got {fmt!r}")
+        check_format(fmt)
         if plot is not None:
             check_plot_path(plot)
         phis = parse_phis(phi)
@@ -48,26 +46,18 @@ def table(
             task = progress.add_task(f"measuring {base}", total=len(phis))
             rows = family_table(
                 base, phis, coefficients=parse_coefficients(coefficients), batch_size=batch_size,
-                train_memory=train_memory, progress=lambda _: progress.advance(task),
+                train_memory=train_memory, progress=lambda _: progress.advance(task), allow_oversize=allow_oversize,
             )
     except CompoundError as error:
         raise fail(error) from None
-    if fmt == "json":
-        print(json.dumps([row.to_dict() for row in rows], indent=2))
-    elif fmt == "csv":
-        out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=list(rows[0].to_dict()))
-        writer.writeheader()
-        writer.writerows(row.to_dict() for row in rows)
-        print(out.getvalue(), end="")
-    else:
-        console.print(family_view(base, rows, train_memory))
+    records = [row.to_dict() for row in rows]
+    emit(family_view(base, rows, train_memory), fmt, console=console, records=records)
     if plot is not None:
         try:
             plot_table(rows, plot, title=base)
         except (CompoundError, OSError) as error:
             raise fail(error) from None
-        errors.print(f"wrote {plot}")
+        errors.print(f"wrote {plot}", markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -77,20 +67,22 @@ def fit(
     max_params: Annotated[Optional[float], typer.Option(help="Parameter budget in millions.")] = None,
     max_train_memory: Annotated[Optional[float], typer.Option(help="Training-step memory budget in MiB.")] = None,
     batch_size: Annotated[int, typer.Option(help="Batch size for the budgets.")] = 1,
-    coefficients: Annotated[Optional[str], typer.Option(help="alpha,beta,gamma")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    coefficients: Annotated[Optional[str], typer.Option(help="alpha,beta,gamma (default: the rule's).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="The same as --format json.")] = False,
+    fmt: FormatOption = "table",
     show: Annotated[bool, typer.Option("--show", help="Also print the full plan table.")] = False,
     to_dir: Annotated[Optional[Path], typer.Option(
         "--to-dir", help="Build the fitted model and save it there (Hub layout, loadable with local-dir:).")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Let --to-dir write into a folder that is not empty.")] = False,
 ) -> None:
     """Find the largest phi whose realised model meets every budget."""
-    from timm_compound.cli.display import plan_table
     from timm_compound.cost.fit import fit as run_fit
     from timm_compound.hub.publish import check_output_dir
 
     try:
+        fmt = check_format("json" if as_json else fmt)
         if to_dir is not None:
-            check_output_dir(to_dir)
+            check_output_dir(to_dir, overwrite=overwrite)
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                       console=errors, transient=True) as progress:
             task = progress.add_task(f"fitting {base}")
@@ -101,30 +93,29 @@ def fit(
             )
     except CompoundError as error:
         raise fail(error) from None
-    if as_json:
-        print(json.dumps(result.to_dict(), indent=2))
-    else:
-        scaled = result.plan
-        console.print(
-            f"{base}: phi {result.phi:.4f} (largest at its own resolution: {result.phi_max:.4f}), "
+    scaled = result.plan
+    line = (f"{base}: phi {result.phi:.4f} (largest at its own resolution: {result.phi_max:.4f}), "
             f"{scaled.resolution} px ({scaled.resolution_source}), depths {scaled.depths}, widths {scaled.widths}"
-            + ("" if result.fill == "none" else f"; the budget left over bought {result.fill}")
-        )
-        summary = Table(title="achieved vs target")
-        for column in ("budget", "target", "achieved", "ratio"):
-            summary.add_column(column, justify="right" if column != "budget" else "left", overflow="fold")
-        for budget in result.budgets:
-            summary.add_row(budget.name, f"{budget.target:g} {budget.unit}", f"{budget.achieved:.4f} {budget.unit}",
-                            f"{budget.ratio:.4f}")
-        console.print(summary)
-        if show:
-            console.print(plan_table(scaled))
+            + ("" if result.fill == "none" else f"; the budget left over bought {result.fill}"))
+    if fmt in ("table", "markdown"):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+    summary = Table(title="achieved vs target")
+    for column in ("budget", "target", "achieved", "ratio"):
+        summary.add_column(column, justify="right" if column != "budget" else "left", overflow="fold")
+    for budget in result.budgets:
+        summary.add_row(budget.name, f"{budget.target:g} {budget.unit}", f"{budget.achieved:.4f} {budget.unit}",
+                        f"{budget.ratio:.4f}")
+    records = [{"budget": b.name, "unit": b.unit, "target": b.target, "achieved": b.achieved, "ratio": b.ratio}
+               for b in result.budgets]
+    emit([summary, *([plan_table(scaled)] if show else [])], fmt, console=console, records=records,
+         data=result.to_dict())
     if to_dir is not None:
         from timm_compound.hub.publish import save_to_dir
 
         try:
-            folder = save_to_dir(result.plan, to_dir)
+            folder = save_to_dir(result.plan, to_dir, overwrite=overwrite)
         except CompoundError as error:
             raise fail(error) from None
-        (errors if as_json else console).print(
-            f"built and saved to {folder}: timm.create_model('local-dir:{folder}', pretrained=True)")
+        (console if fmt == "table" else errors).print(
+            f"built and saved to {folder}: timm.create_model('local-dir:{folder}', pretrained=True)",
+            markup=False, highlight=False, soft_wrap=True)

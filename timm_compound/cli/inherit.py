@@ -35,19 +35,21 @@ def inherit_command(
     phi: Annotated[Optional[float], typer.Option(help="Grow a base NAME to this phi.")] = None,
     noise: Annotated[float, typer.Option(help="Perturb the copied units by this much (relative to each weight's std) to break their symmetry; 0 keeps the base's outputs exactly.")] = 0.0,
     seed: Annotated[int, typer.Option(help="Seed of the copied channels, the new blocks' weights and the noise.")] = 0,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Write into an --out folder that is not empty.")] = False,
 ) -> None:
     """Grow a base's weights into a scaled variant that starts with the base's function (Net2Net).
 
     Widened layers copy the base's units and split their outgoing weights; new blocks start as the
     identity. The result is checked against the base on a random input before it is written.
     """
-    from timm_compound.hub.publish import save_to_dir
+    from timm_compound.hub.publish import check_output_dir, save_to_dir
     from timm_compound.inherit.api import TOLERANCE, inherit
 
     try:
+        check_output_dir(out, overwrite=overwrite)   # before any weights are read
         base, described = _source(source)
         model = inherit(base, plan_or_name(name, phi), noise=noise, seed=seed, name=name if phi is None else None)
-        folder = save_to_dir(model, out)
+        folder = save_to_dir(model, out, overwrite=overwrite)
     except CompoundError as error:
         raise fail(error) from None
     report = model.inherit_report

@@ -66,8 +66,6 @@ class Published:
         entrypoint with the plan, so a plain-timm (ResNet-style) config is built and checked like any other."""
         config, owned = self.config, self.plan.rule.structural_args() | set(self.plan.constructor_args)
         cfg = {**config["pretrained_cfg"], **self.location, "num_classes": config["num_classes"]}
-        if cfg.get("input_size") is not None:
-            cfg["input_size"] = tuple(cfg["input_size"])
         model_args = {key: value for key, value in (config.get("model_args") or {}).items() if key not in owned}
         model_args["compound_plan"] = config["compound_plan"]
         return cfg, PLAN_ENTRYPOINT, model_args

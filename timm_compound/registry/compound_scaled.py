@@ -56,6 +56,10 @@ def compound_scaled_from_plan(pretrained: bool = False, compound_plan: dict[str,
     scaled = plan_from_config(compound_plan, f"{where}: model_args.compound_plan")
     try:
         return build(scaled, pretrained=pretrained, **kwargs)
+    except CompoundError as error:   # e.g. the memory guard: name the folder or repo
+        if where in str(error):
+            raise
+        raise CompoundError(f"{where}: {error}") from None
     except TypeError as error:   # a published model_args entry the base's constructor does not take
         if "pretrained_model_args" not in kwargs:
             raise

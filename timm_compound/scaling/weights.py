@@ -40,7 +40,8 @@ def safetensors_header(path: Path, where: str) -> dict[str, tuple[tuple[int, ...
             return {key: (tuple(handle.get_slice(key).get_shape()), str(handle.get_slice(key).get_dtype()))
                     for key in handle.keys()}
     except (SafetensorError, OSError) as error:
-        raise CompoundError(f"{where}: {Path(path).name} is not a valid safetensors file: {error}") from None
+        link = f" (a link to {Path(path).resolve()})" if Path(path).is_symlink() else ""
+        raise CompoundError(f"{where}: {Path(path).name}{link} is not a valid safetensors file: {error}") from None
 
 
 def safetensors_shapes(path: Path, where: str) -> dict[str, tuple[int, ...]]:
