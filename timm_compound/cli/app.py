@@ -98,6 +98,8 @@ DEFAULT_DATA = "builtin:digits"   # timm_compound.train.data.DEFAULT_DATA (not i
 
 # Commands that need neither registered variants nor user rules: they start without torch or timm.
 NO_REGISTRATION = {"validate", "schema"}
+# Commands that register only when they must (`list` reads its rows from a cache when nothing changed)
+REGISTER_THEMSELVES = {"list"}
 
 
 def ensure_registered() -> None:
@@ -119,7 +121,7 @@ def _asks_for_help() -> bool:
 
 @app.callback()
 def _before_command(ctx: typer.Context) -> None:
-    if ctx.invoked_subcommand != "rules" and not _asks_for_help():
+    if ctx.invoked_subcommand not in ("rules", *REGISTER_THEMSELVES) and not _asks_for_help():
         ensure_registered()
 
 

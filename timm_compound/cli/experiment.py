@@ -8,7 +8,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from timm_compound.cli.app import DEFAULT_DATA, app, console, fail, parse_coefficients
+from timm_compound.cli.app import DEFAULT_DATA, app, console, errors, fail, parse_coefficients
 from timm_compound.errors import CompoundError
 
 STRATEGIES = "depth,width,resolution,compound"   # timm_compound.experiment.inputs.STRATEGIES
@@ -24,30 +24,30 @@ def experiment_command(
         help="A timm model or registered variant trained beside the variants (NAME or NAME@PIXELS); repeatable.")] = None,
     epochs: Annotated[int, typer.Option(help="Epochs every model trains.")] = 10,
     out: Annotated[Optional[Path], typer.Option(help="Experiment folder: runs/, table.csv/.md, figures, cam.png, report.html.")] = None,
-    resolution: Annotated[Optional[int], typer.Option(help="The base's input size in pixels [default: its rule's].")] = None,
-    coefficients: Annotated[Optional[str], typer.Option(help="alpha,beta,gamma of the compound strategy [default: the rule's].")] = None,
+    resolution: Annotated[Optional[int], typer.Option(help="The base's input size in pixels (default: its rule's).")] = None,
+    coefficients: Annotated[Optional[str], typer.Option(help="alpha,beta,gamma of the compound strategy (default: the rule's).")] = None,
     tolerance: Annotated[float, typer.Option(help="How far each variant's real GMACs may be from its budget (0.05 = 5%).")] = 0.05,
     include_base: Annotated[bool, typer.Option("--base/--no-base", help="Train the base itself as the 1x point.")] = True,
     cam_images: Annotated[int, typer.Option(help="Validation images in the class activation maps (0: none).")] = 4,
-    cam_stage: Annotated[int, typer.Option(help="Stage the maps are computed on (-1: the last).")] = -1,
-    batch_size: Annotated[Optional[int], typer.Option(help="Images per step [default: 64].")] = None,
-    lr: Annotated[Optional[float], typer.Option(help="Learning rate [default: timm's 0.1 per 256 images].")] = None,
-    opt: Annotated[Optional[str], typer.Option(help="timm optimizer name [default: sgd].")] = None,
-    sched: Annotated[Optional[str], typer.Option(help="timm scheduler name [default: cosine].")] = None,
-    warmup_epochs: Annotated[Optional[int], typer.Option(help="Linear warmup epochs [default: 0].")] = None,
-    weight_decay: Annotated[Optional[float], typer.Option(help="Weight decay [default: 2e-5].")] = None,
-    smoothing: Annotated[Optional[float], typer.Option(help="Label smoothing [default: 0].")] = None,
-    mixup: Annotated[Optional[float], typer.Option(help="Mixup alpha [default: 0, off].")] = None,
+    cam_stage: Annotated[Optional[int], typer.Option(help="Stage the maps are computed on: 1..N, or -1 for the last (default: the last stage whose feature map is at least 4x4).")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Images per step (default: 64).")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Learning rate (default: timm's 0.1 per 256 images).")] = None,
+    opt: Annotated[Optional[str], typer.Option(help="timm optimizer name (default: sgd).")] = None,
+    sched: Annotated[Optional[str], typer.Option(help="timm scheduler name (default: cosine).")] = None,
+    warmup_epochs: Annotated[Optional[int], typer.Option(help="Linear warmup epochs (default: 0).")] = None,
+    weight_decay: Annotated[Optional[float], typer.Option(help="Weight decay (default: 2e-5).")] = None,
+    smoothing: Annotated[Optional[float], typer.Option(help="Label smoothing (default: 0).")] = None,
+    mixup: Annotated[Optional[float], typer.Option(help="Mixup alpha (default: 0, off).")] = None,
     ema: Annotated[bool, typer.Option("--ema", help="Keep, evaluate and save an EMA of the weights.")] = False,
     amp: Annotated[Optional[str], typer.Option(help="Mixed precision: bf16 (CPU or CUDA) or fp16 (CUDA).")] = None,
     augment: Annotated[Optional[bool], typer.Option("--augment/--no-augment", help="timm's training augmentation (default: on, off for builtin:digits).")] = None,
     train_samples: Annotated[Optional[int], typer.Option(help="Train on a fixed subset of this many images.")] = None,
     val_samples: Annotated[Optional[int], typer.Option(help="Evaluate on a fixed subset of this many images.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of every model's weights, data order and augmentation.")] = 0,
-    data_dir: Annotated[Optional[Path], typer.Option(help="Where torch/ and hfds/ datasets live.")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option(help="Where torch/ and hfds/ datasets live (default ~/.cache/timm-compound/datasets).")] = None,
     download: Annotated[bool, typer.Option("--download", help="Let torch/ datasets download (needs network).")] = False,
     workers: Annotated[Optional[int], typer.Option(help="Data loader processes.")] = None,
-    device: Annotated[Optional[str], typer.Option(help="cpu, cuda or cuda:N [default: cuda when available].")] = None,
+    device: Annotated[Optional[str], typer.Option(help="cpu, cuda or cuda:N (default: cuda when available).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only the summary.")] = False,
 ) -> None:
     """Depth vs width vs resolution vs compound scaling of BASE at equal real GMACs, trained and reported.
@@ -98,9 +98,9 @@ def cam_command(
     weights: Annotated[Optional[Path], typer.Option(help="The trained .safetensors state dict (RUN/best.safetensors).")] = None,
     run_dir: Annotated[Optional[Path], typer.Option("--run", help="A run folder: its model, best weights and resolution.")] = None,
     out: Annotated[Path, typer.Option(help="Folder for IMAGE.cam.png files.")] = Path("cam"),
-    resolution: Annotated[Optional[int], typer.Option(help="Input size in pixels [default: the model's or the run's].")] = None,
-    target: Annotated[Optional[int], typer.Option(help="Class index to explain [default: each image's prediction].")] = None,
-    stage: Annotated[int, typer.Option(help="Stage of the rule's stage_modules (-1: the last).")] = -1,
+    resolution: Annotated[Optional[int], typer.Option(help="Input size in pixels (default: the model's or the run's).")] = None,
+    target: Annotated[Optional[int], typer.Option(help="Class index to explain (default: each image's prediction).")] = None,
+    stage: Annotated[Optional[int], typer.Option(help="Stage of the rule's stage_modules: 1..N, or -1 for the last (default: the last stage whose feature map is at least 4x4).")] = None,
 ) -> None:
     """Grad-CAM class activation maps of a trained model on your own images: one IMAGE.cam.png each."""
     from timm_compound.experiment.cam import class_activation_maps
@@ -118,7 +118,8 @@ def cam_command(
         else:
             model = name
         written = class_activation_maps(model, weights, list(image or ()), out, resolution=resolution, target=target,
-                                        stage=stage)
+                                        stage=stage, say=lambda line: errors.print(line, markup=False, highlight=False,
+                                                                                   soft_wrap=True))
     except CompoundError as error:
         raise fail(error) from None
     for path in written:

@@ -18,7 +18,7 @@ def publish(
     weights: Annotated[Optional[Path], typer.Option("--weights", help="A .safetensors state dict to publish instead of fresh weights.")] = None,
     run_dir: Annotated[Optional[Path], typer.Option("--run", help="A training run folder: publish its best weights, with its accuracy, data and settings in the card.")] = None,
     to_dir: Annotated[Optional[Path], typer.Option("--to-dir", help="Write the files to DIR (loadable with local-dir:) and upload nothing.")] = None,
-    revision: Annotated[Optional[str], typer.Option("--revision", help="Branch to commit to (created if missing).")] = None,
+    revision: Annotated[Optional[str], typer.Option("--revision", help="Branch to commit to, created if missing (default: main).")] = None,
     private: Annotated[bool, typer.Option("--private", help="Create the repo private.")] = False,
     endpoint: Annotated[Optional[str], typer.Option("--endpoint", help="Hub URL (default: HF_ENDPOINT or huggingface.co).")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Let --to-dir write into a folder that is not empty (its README.md, config.json and model.safetensors are replaced).")] = False,

@@ -15,27 +15,21 @@ from timm_compound.errors import CompoundError
 @app.command("list")
 def list_variants(fmt: FormatOption = "table") -> None:
     """List the registered variants (timm model names) with their input size."""
-    import timm
-
-    from timm_compound.scaling.catalog import registered
+    from timm_compound.registry.listing import variant_rows
 
     try:
         check_format(fmt)
+        rows = variant_rows()   # from a cache when nothing changed: no torch import
     except CompoundError as error:
         raise fail(error) from None
-    variants = registered().values()
     table = Table(title="timm-compound registered variants")
-    longest = max((len(variant.name) for variant in variants), default=4)
+    longest = max((len(row["name"]) for row in rows), default=4)
     table.add_column("name", no_wrap=True, min_width=longest)   # a name is what users copy: never cut
     for column in ("base", "phi", "input size", "weights"):
         table.add_column(column, overflow="fold")
-    records = []
-    for variant in variants:
-        size = timm.models.get_pretrained_cfg(variant.name).input_size
-        table.add_row(variant.name, variant.base, str(variant.phi), f"{size[-1]}", variant.hf_hub_id or "—")
-        records.append({"name": variant.name, "base": variant.base, "phi": variant.phi, "input_size": size[-1],
-                        "weights": variant.hf_hub_id})
-    emit(table, fmt, console=console, records=records)
+    for row in rows:
+        table.add_row(row["name"], row["base"], str(row["phi"]), str(row["input_size"]), row["weights"] or "—")
+    emit(table, fmt, console=console, records=rows)
 
 
 @app.command()
@@ -45,7 +39,7 @@ def show(
     d: Annotated[Optional[float], typer.Option("--d", help="Explicit depth multiplier.")] = None,
     w: Annotated[Optional[float], typer.Option("--w", help="Explicit width multiplier.")] = None,
     r: Annotated[Optional[float], typer.Option("--r", help="Explicit resolution multiplier.")] = None,
-    resolution: Annotated[Optional[int], typer.Option(help="Override the input size in pixels.")] = None,
+    resolution: Annotated[Optional[int], typer.Option(help="Override the input size in pixels (default: the plan's).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="The same as --format json.")] = False,
     fmt: FormatOption = "table",
     allow_oversize: Annotated[bool, typer.Option(

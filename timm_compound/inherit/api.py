@@ -37,6 +37,9 @@ class InheritReport:
     noise: float
     seed: int
     identity: dict[str, str] = field(default_factory=dict)   # zeroed tensor -> the rule entry that chose it
+    # how the source's weights were trained, when known (a training run's summary: dataset, resolution,
+    # train_resolution, top1, ...); the model card states it, input sizes included
+    source_training: dict[str, Any] | None = None
 
 
 def _target(target: Any) -> ScalePlan:

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
-from timm_compound.errors import CompoundError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
+
+from timm_compound.errors import CompoundError, from_validation_error
 from timm_compound.hub.config import plan_from_config
 from timm_compound.scaling.catalog import registered
 from timm_compound.scaling.plan import ScalePlan
@@ -68,10 +70,67 @@ class RecordedRun:
         }
 
 
+class _Part(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class _Model(_Part):
+    spec: StrictStr
+    name: Optional[StrictStr] = None
+    plan: Optional[dict[str, Any]] = None
+
+
+class _Dataset(_Part):
+    name: StrictStr
+    classes: StrictInt = Field(ge=2)
+    train_images: StrictInt = Field(ge=0)
+    val_images: StrictInt = Field(ge=1)
+
+
+class _Settings(_Part):
+    resolution: StrictInt = Field(ge=1)
+    train_resolution: StrictInt = Field(ge=1)
+    epochs: StrictInt = Field(ge=1)
+    batch_size: StrictInt = Field(ge=1)
+    lr: float
+    opt: StrictStr
+    sched: StrictStr
+    seed: StrictInt
+    ema: StrictBool
+    augment: StrictBool
+
+
+class _Best(_Part):
+    epoch: StrictInt = Field(ge=1)
+    top1: float
+    top5: Optional[float] = None
+    eval_loss: Optional[float] = None
+
+
+class _Record(_Part):
+    model: _Model
+    dataset: _Dataset
+    settings: _Settings
+    best: Optional[_Best] = None
+    epochs_completed: StrictInt = Field(ge=0)
+    world_size: StrictInt = Field(default=1, ge=1)
+
+
+def check_record(record: dict[str, Any], file: Path) -> dict[str, Any]:
+    """`record` if the fields a finished run is read back by (its model, data, settings, best epoch) have
+    their types; a CompoundError naming `file` and the field otherwise (never a bare int() error later)."""
+    try:
+        _Record.model_validate(record)
+    except ValidationError as error:
+        raise from_validation_error(file, error) from None
+    return record
+
+
 def open_run(path: str | Path) -> RecordedRun:
-    """A run folder with a completed epoch, its plan validated; a CompoundError otherwise."""
+    """A run folder with a completed epoch, its record's fields and its plan validated; a CompoundError
+    otherwise."""
     path = Path(path)
-    record = read_record(path)
+    record = check_record(read_record(path), path / RUN_JSON)
     if not (path / BEST).is_file() or not record.get("best"):
         raise CompoundError(f"{path}: no epoch has completed, so the run has no {BEST}")
     plan_data = (record.get("model") or {}).get("plan")
