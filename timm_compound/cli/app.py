@@ -77,7 +77,9 @@ class OneLineErrors(TyperGroup):
                 if help_text:
                     console.print(help_text, markup=False, highlight=False)
                 sys.exit(0)
-            where = f" (see {error.ctx.command_path} --help)" if error.ctx is not None else ""
+            # the command as typed; the program is timm-compound however it was started (python -m, a test runner)
+            path = " ".join(["timm-compound", *error.ctx.command_path.split()[1:]]) if error.ctx is not None else ""
+            where = f" (see {path} --help)" if path else ""
             say_error(error.format_message().rstrip(".") + where)
             sys.exit(1)
         except _ClickException as error:

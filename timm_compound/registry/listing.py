@@ -24,7 +24,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import timm_compound
 from timm_compound.scaling.rulebook import shipped_dir
 from timm_compound.version import __version__
 
@@ -51,7 +50,7 @@ def fingerprint() -> str | None:
     digest = hashlib.sha256()
     try:
         digest.update(f"{__version__}\0{metadata.version('timm')}\0{metadata.version('torch')}\0".encode())
-        package = Path(timm_compound.__file__).parent
+        package = Path(__file__).resolve().parents[1]   # the timm_compound package
         for source in sorted(package.rglob("*.py")):
             stat = source.stat()
             digest.update(f"{source.relative_to(package)}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
