@@ -43,7 +43,7 @@ def say_error(message: object) -> None:
     errors.print(f"[bold red]error:[/] {escape(one_line(message))}", markup=True, highlight=False, soft_wrap=True)
 
 
-def fail(error: Exception) -> typer.Exit:
+def fail(error: Exception | str) -> typer.Exit:
     """Print `error: ...` to stderr as one line (no traceback) and return the exit to raise."""
     say_error(str(error))
     return typer.Exit(1)

@@ -42,14 +42,14 @@ def table(
         if plot is not None:
             check_plot_path(plot)
         phis = parse_phis(phi)
-        with Progress(console=errors, transient=True) as progress:
+        with Progress(console=errors, transient=True, disable=not errors.is_terminal) as progress:
             task = progress.add_task(f"measuring {base}", total=len(phis))
             rows = family_table(
                 base, phis, coefficients=parse_coefficients(coefficients), batch_size=batch_size,
                 train_memory=train_memory, progress=lambda _: progress.advance(task), allow_oversize=allow_oversize,
             )
     except CompoundError as error:
-        raise fail(error) from None
+        raise fail(str(error).replace("allow_oversize=True", "--allow-oversize")) from None
     records = [row.to_dict() for row in rows]
     emit(family_view(base, rows, train_memory), fmt, console=console, records=records)
     if plot is not None:
@@ -84,7 +84,7 @@ def fit(
         if to_dir is not None:
             check_output_dir(to_dir, overwrite=overwrite)
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                      console=errors, transient=True) as progress:
+                      console=errors, transient=True, disable=not errors.is_terminal) as progress:
             task = progress.add_task(f"fitting {base}")
             result = run_fit(
                 base, max_gmacs=max_gmacs, max_params=max_params, max_train_memory=max_train_memory,

@@ -113,7 +113,7 @@ def search_command(
         grid = dict(phi=phi, flops_factor=flops_factor, tolerance=tolerance, step=step, bounds=parse_bounds(bounds),
                     match_cost=match_cost, resolution=resolution)
         if dry_run:
-            with Progress(console=errors, transient=True) as progress:
+            with Progress(console=errors, transient=True, disable=not errors.is_terminal) as progress:
                 task = progress.add_task(f"planning and measuring {base}'s candidates", total=None)
                 table = candidates(base, progress=lambda n: progress.update(task, completed=n), **grid)
             records = [{"key": key, **c.attrs()} for key, c in table.candidates.items()]

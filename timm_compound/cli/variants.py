@@ -60,5 +60,5 @@ def show(
             phi = 0
         scaled = plan(base, phi, d=d, w=w, r=r, resolution=resolution, allow_oversize=allow_oversize)
     except CompoundError as error:
-        raise fail(error) from None
+        raise fail(str(error).replace("allow_oversize=True", "--allow-oversize")) from None
     emit(plan_table(scaled), fmt, console=console, data=scaled.to_dict())
