@@ -1,8 +1,10 @@
-"""Class activation maps (Grad-CAM, from the `grad-cam` package, pytorch_grad_cam) on a model's last
-stage: where in the image the evidence for a class comes from (the EfficientNet paper's Figure 7).
+"""Class activation maps (Grad-CAM, from the `grad-cam` package, pytorch_grad_cam) on a model's stage:
+where in the image the evidence for a class comes from (the EfficientNet paper's Figure 7).
 
-The layer is the stage the model's rule names in `stage_modules` (the last one unless `stage` says
-otherwise); a timm model no rule covers uses timm's own `feature_info`. Images go through the
+The layer is a stage the model's rule names in `stage_modules` (a timm model no rule covers uses timm's
+own `feature_info`), numbered from 1: by default the last one whose feature map is at least 4x4 at the
+input size (a 1x1 map cannot localise), or the one `stage` forces. A map that comes out constant is
+flagged with the reason. Images go through the
 model's evaluation transform at its resolution, and each map is drawn over exactly the pixels the
 model saw (denormalised), so a centre crop shows as one.
 """
@@ -114,12 +116,6 @@ def choose_stage(model: nn.Module, stage: int | None, resolution: int) -> Stage:
             f"cannot localise anything (a 1x1 map is flat); choose an earlier stage or a larger --resolution")
     name, module = stages[index]
     return Stage(index + 1, count, name, module, sizes[index], resolution, note)
-
-
-def target_layer(model: nn.Module, stage: int = -1, resolution: int = 224) -> tuple[str, nn.Module]:
-    """(description, module) of a stage (1..N, or negative from the end)."""
-    chosen = choose_stage(model, stage, resolution)
-    return str(chosen), chosen.module
 
 
 def read_images(paths: list[str | Path]):
