@@ -37,7 +37,10 @@ def main() -> None:
     except Exception as error:  # noqa: BLE001  (the one place a surprise becomes a message)
         if debug:
             raise
-        print(f"error: {type(error).__name__}: {error} (run again with --debug for the traceback)", file=sys.stderr)
+        from timm_compound.errors import without_unsafe_advice
+
+        message = " ".join(without_unsafe_advice(str(error)).split())
+        print(f"error: {type(error).__name__}: {message} (run again with --debug for the traceback)", file=sys.stderr)
         raise SystemExit(1) from None
 
 

@@ -495,3 +495,342 @@ def test_hostile_folders_fail_fast_and_small(published, tmp_path):
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert max(report["seconds"]) < 2, report
     assert report["grew_kb"] < 500 * 1024, report
+
+
+# ---------------------------------------------------------------- every load path as strict as from_hub (issue 29)
+#
+# Each tampered copy of a published folder is refused by timm's own `local-dir:` path (with and without
+# pretrained weights where the fault is in the config) and by the CLI (`inherit --from local-dir:DIR`, which
+# loads through from_dir): exit 1, one line naming the folder and what is wrong, no traceback, no --out folder.
+
+
+def _config(folder: Path) -> dict:
+    return json.loads((folder / "config.json").read_text())
+
+
+def _write_config(folder: Path, config) -> None:
+    (folder / "config.json").write_text(json.dumps(config))
+
+
+def _replace_weights(folder: Path, make) -> None:
+    """Unlink first: the copy's weights are a hard link to the shared fixture's, which must not change."""
+    (folder / "model.safetensors").unlink()
+    make(folder / "model.safetensors")
+
+
+def _huge_resnet(folder: Path, w: float) -> None:
+    """A plan its own rule reproduces (w=40: 20,480-channel stages; w=400: 204,800) as a plain-timm config."""
+    huge = tc.plan("resnet18", w=w, allow_oversize=True).to_dict()
+    config = _config(folder)
+    config.update(compound_plan=huge, model_args={"num_classes": 3, "layers": huge["depths"], "channels": huge["widths"]})
+    config["pretrained_cfg"]["input_size"] = [3, huge["resolution"], huge["resolution"]]
+    _write_config(folder, config)
+
+
+def _integer_weights(path: Path, source: Path) -> None:
+    state = safetensors.torch.load_file(str(source))
+    safetensors.torch.save_file({k: (v * 100).to(torch.int32) if v.is_floating_point() else v for k, v in state.items()},
+                                str(path))
+
+
+def _edit_plan(**changes):
+    def edit(folder: Path) -> None:
+        config = _config(folder)
+        for key, value in changes.items():
+            config["compound_plan"][key] = value(config["compound_plan"][key]) if callable(value) else value
+        _write_config(folder, config)
+    return edit
+
+
+def _edit_config(change):
+    def edit(folder: Path) -> None:
+        config = _config(folder)
+        change(config)
+        _write_config(folder, config)
+    return edit
+
+
+# case -> (how to tamper with a copy of the ResNet folder, the message, whether pretrained=False is refused too)
+TAMPERED = {
+    "config-missing": (lambda f: (f / "config.json").unlink(), "has no config.json: not a timm model folder", True),
+    "config-not-json": (lambda f: (f / "config.json").write_text("{nope"), "config.json is not readable JSON", True),
+    "config-a-list": (lambda f: (f / "config.json").write_text("[1, 2]"), "config.json is not a JSON object (got list)",
+                      True),
+    "config-100000-deep": (lambda f: (f / "config.json").write_text("[" * 100_000 + "]" * 100_000),
+                           "config.json is nested too deeply", True),
+    "config-is-a-folder": (lambda f: ((f / "config.json").unlink(), (f / "config.json").mkdir()),
+                           "config.json is a folder, not a file", True),
+    "architecture-a-vit": (_edit_config(lambda c: c.update(architecture="vit_tiny_patch16_224")),
+                           "architecture 'vit_tiny_patch16_224' is neither", True),
+    "architecture-another-resnet": (_edit_config(lambda c: c.update(architecture="resnet34")),
+                                    "architecture 'resnet34' is neither", True),
+    "widths-doubled-in-the-plan": (_edit_plan(widths=lambda w: [2 * x for x in w]),
+                                   "widths = [128, 256, 512, 1024] is not what its own rule gives", True),
+    "plan-null": (_edit_config(lambda c: c.update(compound_plan=None)),
+                  "compound_plan: no scaling plan (expected an object, got NoneType)", True),
+    "plan-a-string": (_edit_config(lambda c: c.update(compound_plan="resnet18")),
+                      "compound_plan: no scaling plan (expected an object, got str)", True),
+    "plan-invalid-rule": (_edit_config(lambda c: c["compound_plan"]["rule"]["depth"].update(rounding="sideways")),
+                          "rule.depth.rounding: Input should be 'ceil', 'round' or 'floor'", True),
+    "base-a-variant": (_edit_plan(base="resnet18_cs_phi1"), "base 'resnet18_cs_phi1' is not a timm architecture", True),
+    "num-classes-a-string": (_edit_config(lambda c: c.update(num_classes="three")),
+                             "num_classes = 'three' is not a class count", True),
+    "model-args-loading-option": (_edit_config(lambda c: c["model_args"].update(pretrained_strict=False)),
+                                  "model_args.pretrained_strict is one of timm's loading options", True),
+    "input-size-contradicts-plan": (_edit_config(lambda c: c["pretrained_cfg"].update(input_size=[3, 999, 999])),
+                                    "pretrained_cfg.input_size = [3, 999, 999] is not [channels, 224, 224]", True),
+    "stage-20000-wide": (lambda f: _huge_resnet(f, 40), "the weights file holds", False),
+    "stage-200000-wide": (lambda f: _huge_resnet(f, 400), "the weights file holds", False),
+    "weights-of-another-model": (lambda f: _replace_weights(f, lambda p: shutil.copy(f.parent / "source-mnv1" / "model.safetensors", p)),
+                                 "the tensors do not match the plan's model (resnet18, phi=0, num_classes=3)", False),
+    "weights-truncated": (lambda f: _replace_weights(f, lambda p: p.write_bytes(
+        (f.parent / "source" / "model.safetensors").read_bytes()[:5000])), "is not a valid safetensors file", False),
+    "weights-header-too-large": (lambda f: _replace_weights(f, lambda p: p.write_bytes((2**40).to_bytes(8, "little") + b"{}")),
+                                 "is not a valid safetensors file", False),
+    "weights-a-link-to-a-system-file": (lambda f: _replace_weights(f, lambda p: p.symlink_to("/etc/passwd")),
+                                        "model.safetensors (a link to /etc/passwd) is not a valid safetensors file", False),
+    "weights-a-link-to-a-device": (lambda f: _replace_weights(f, lambda p: p.symlink_to("/dev/zero")),
+                                   "model.safetensors (a link to /dev/zero) is not a regular file", False),
+    "weights-a-folder": (lambda f: _replace_weights(f, lambda p: p.mkdir()), "model.safetensors is a folder, not a file",
+                         False),
+    "weights-integers": (lambda f: _replace_weights(f, lambda p: _integer_weights(p, f.parent / "source" / "model.safetensors")),
+                         "conv1.weight is I32 where the model holds torch.float32", False),
+}
+
+
+def _tampered(published: dict[str, Path], tmp_path: Path, case: str) -> Path:
+    shutil.copytree(published["resnet"], tmp_path / "source")
+    shutil.copytree(published["mnv1"], tmp_path / "source-mnv1")
+    folder = _copy(published["resnet"], tmp_path / case)
+    TAMPERED[case][0](folder)
+    return folder
+
+
+@pytest.mark.parametrize("case", TAMPERED)
+def test_a_tampered_folder_is_refused_by_timms_own_loader_and_the_cli(published, tmp_path, case):
+    folder = _tampered(published, tmp_path, case)
+    _, message, config_fault = TAMPERED[case]
+    for pretrained in (True, False) if config_fault else (True,):
+        _raises(lambda: timm.create_model(f"local-dir:{folder}", pretrained=pretrained), str(folder), message)
+    _raises(lambda: tc.from_dir(folder), message)
+    code, output = cli("inherit", "resnet18_cs_phi1", "--from", f"local-dir:{folder}", "--out", tmp_path / "grown")
+    assert_refused(code, output, str(folder), message)
+    assert not (tmp_path / "grown").exists()
+
+
+def test_a_plan_too_large_for_memory_is_refused_before_it_is_built(published, tmp_path):
+    """Without weights to compare with, a 20,480-channel plan (66 GiB of float32) is refused by counting it
+    on the meta device against the memory this process may use; a 204,800-channel one by its lower bound."""
+    folder = _copy(published["resnet"], tmp_path / "wide")
+    _huge_resnet(folder, 40)
+    _raises(lambda: timm.create_model(f"local-dir:{folder}"), str(folder), "is too large: its weights take",
+            "more than the")
+    _huge_resnet(folder, 400)
+    _raises(lambda: timm.create_model(f"local-dir:{folder}"), str(folder), "is too large", "parameters")
+
+
+HUB_IDS = {
+    "hub-id-dotdot": ("hf-hub:../../etc", "'../../etc' is not a Hub repo id"),
+    "hub-revision-dotdot": ("hf-hub:org/name@../../x", "revision '../../x' is not a valid branch, tag or commit name"),
+    "local-dir-dotdot": ("local-dir:../../../../../../../../etc", "(= /etc) has no config.json: not a timm model folder"),
+}
+
+
+@pytest.mark.parametrize("name, message", HUB_IDS.values(), ids=HUB_IDS.keys())
+def test_paths_and_hub_ids_with_dotdot_are_refused(tmp_path, name, message):
+    _raises(lambda: timm.create_model(name), message)
+    code, output = cli("inherit", "resnet18_cs_phi1", "--from", name, "--out", tmp_path / "grown")
+    assert_refused(code, output, message)
+    assert not (tmp_path / "grown").exists()
+
+
+def test_a_refused_pickle_never_repeats_torchs_advice(tmp_path):
+    """torch's refusal says to re-run with weights_only=False; what timm-compound prints never does."""
+    from timm_compound.train.checkpoint import STATE, load_last
+
+    marker = tmp_path / PICKLE_MARKER
+    (tmp_path / "last").mkdir()
+    (tmp_path / "last" / STATE).write_bytes(_malicious_pickle(marker))
+    with pytest.raises(tc.CompoundError) as caught:
+        load_last(tmp_path / "last")
+    message = str(caught.value)
+    assert "cannot read the training state: the file is a pickle that the safe loader refused" in message
+    assert "weights_only" not in message and "trusted source" not in message
+    assert not marker.exists()
+
+
+# ---------------------------------------------------------------- the CLI's own hostile inputs (issue 29)
+
+BOX = "╭"   # click's and rich's error box: never, every error is one line
+
+
+def _run_folder(root: Path, **broken) -> Path:
+    """A finished run's folder (run.json and best.safetensors) with fields of run.json replaced."""
+    scaled = tc.plan("resnet18", 0)
+    torch.manual_seed(0)
+    model = tc.build(scaled, num_classes=3)
+    root.mkdir(parents=True)
+    safetensors.torch.save_file(model.state_dict(), str(root / "best.safetensors"))
+    record = {
+        "format": 1, "status": "completed", "message": None,
+        "model": {"spec": "resnet18_cs_phi0", "name": "resnet18_cs_phi0", "plan": scaled.to_dict(), "num_classes": 3},
+        "dataset": {"name": "builtin:digits", "classes": 3, "train_images": 30, "val_images": 9},
+        "settings": {"epochs": 1, "batch_size": 16, "lr": 0.00625, "opt": "sgd", "sched": "cosine", "warmup_epochs": 0,
+                     "weight_decay": 2e-5, "momentum": 0.9, "smoothing": 0.0, "mixup": 0.0, "ema": False,
+                     "ema_decay": 0.9998, "amp": None, "seed": 0, "resolution": 32, "train_resolution": 32,
+                     "augment": False, "train_samples": None, "val_samples": None},
+        "world_size": 1, "epochs_completed": 1, "best": {"epoch": 1, "top1": 40.0, "top5": 100.0, "eval_loss": 1.0},
+    }
+    for dotted, value in broken.items():
+        _edit(record, dotted.replace("__", "."), value)
+    (root / "run.json").write_text(json.dumps(record))
+    return root
+
+
+def _one_class_folder(root: Path) -> Path:
+    from PIL import Image
+
+    (root / "only").mkdir(parents=True)
+    for index in range(4):
+        Image.new("RGB", (8, 8), (index * 40, 0, 0)).save(root / "only" / f"{index}.png")
+    return root
+
+
+def _weights(tmp_path: Path) -> Path:
+    torch.manual_seed(0)
+    path = tmp_path / "w.safetensors"
+    safetensors.torch.save_file(tc.build(tc.plan("resnet18", 0), num_classes=3).state_dict(), str(path))
+    return path
+
+
+def _image(tmp_path: Path) -> Path:
+    from PIL import Image
+
+    Image.new("RGB", (40, 40), "white").save(tmp_path / "img.png")
+    return tmp_path / "img.png"
+
+
+def _folder_with_readme(tmp_path: Path) -> Path:
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "README.md").write_text("my notes")
+    return tmp_path / "mine"
+
+
+SEARCH = ["search", "resnet18", "--step", "0.1", "--bounds", "1.1,1.1,1.2", "--epochs", "1", "--resolution", "32",
+          "--train-samples", "32", "--val-samples", "32"]
+
+# case -> (arguments, with {tmp}, {weights}, {image}, {run}, {oneclass}, {mine}, {textdb} filled in; the message).
+# Afterwards no file under the test's folder has appeared or changed, and {tmp}/out does not exist.
+CLI_HOSTILE = {
+    "usage-unknown-option": (["show", "resnet18", "--phii", "2"], "No such option: --phii"),
+    "usage-missing-argument": (["show"], "Missing argument 'name' (see timm-compound show --help)"),
+    "usage-bad-number": (["table", "resnet18", "--batch-size", "many"], "Invalid value for '--batch-size'"),
+    "usage-unknown-command": (["shwo", "resnet18"], "No such command 'shwo'"),
+    "usage-unknown-rules-command": (["rules", "nope"], "No such command 'nope' (see timm-compound rules --help)"),
+    "publish-revision-dotdot": (["publish", "resnet18_cs_phi0", "--repo", "org/x", "--revision", "../../x"],
+                                "revision '../../x' is not a valid branch, tag or commit name: it contains '..'"),
+    "publish-revision-space": (["publish", "resnet18_cs_phi0", "--repo", "org/x", "--revision", "my branch"],
+                               "contains a space"),
+    "publish-repo-a-path": (["publish", "resnet18_cs_phi0", "--repo", "../x"], "'../x' is not a Hub repo id"),
+    "publish-into-a-used-folder": (["publish", "resnet18_cs_phi0", "--to-dir", "{mine}"],
+                                   "is not empty: it would replace README.md"),
+    "fit-into-a-used-folder": (["fit", "resnet18", "--max-gmacs", "4", "--to-dir", "{mine}"],
+                               "is not empty: it would replace README.md"),
+    "inherit-into-a-used-folder": (["inherit", "resnet18_cs_phi1", "--from", "{weights}", "--out", "{mine}"],
+                                   "is not empty: it would replace README.md"),
+    "search-storage-not-a-url": ([*SEARCH, "--out", "{tmp}/out", "--storage", "notaurl"],
+                                 "storage must be a database URL"),
+    "search-storage-a-text-file": ([*SEARCH, "--out", "{tmp}/out", "--storage", "sqlite:///{textdb}"],
+                                   "cannot reach storage sqlite:///"),
+    "search-storage-unreachable-postgres": ([*SEARCH, "--out", "{tmp}/out", "--storage",
+                                             "postgresql://nobody@127.0.0.1:9/studies"], "storage postgresql://"),
+    "search-zero-workers-dry-run": (["search", "resnet18", "--workers", "0", "--dry-run"],
+                                    "workers must be a whole number >= 1, got 0"),
+    "search-out-a-file": ([*SEARCH, "--out", "{textdb}"], "exists and is not a folder"),
+    "cam-stage-99": (["cam", "resnet18_cs_phi0", "--weights", "{weights}", "--image", "{image}", "--resolution", "32",
+                      "--stage", "99", "--out", "{tmp}/out"], "stage 99 does not exist: ResNet has 4 stages"),
+    "cam-stage-0": (["cam", "resnet18_cs_phi0", "--weights", "{weights}", "--image", "{image}", "--resolution", "32",
+                     "--stage", "0", "--out", "{tmp}/out"], "numbered 1 to 4 (or -1 for the last)"),
+    "eval-run-json-bad-resolution": (["eval", "--run", "{run}"],
+                                     "run.json: settings.resolution: Input should be a valid integer"),
+    "cam-run-json-bad-resolution": (["cam", "--run", "{run}", "--image", "{image}", "--out", "{tmp}/out"],
+                                    "run.json: settings.resolution: Input should be a valid integer"),
+    "train-one-class": (["train", "resnet18_cs_phi0", "--data", "{oneclass}", "--resolution", "32", "--epochs", "1",
+                         "--out", "{tmp}/out"], "has only one class: classification needs at least two"),
+    "show-past-the-limits": (["show", "resnet18", "--phi", "50"],
+                             "resnet18 at phi=50 is too large: 18,201 blocks in a stage"),
+    "table-past-the-limits": (["table", "resnet18", "--phi", "40-41"], "is too large"),
+    "bad-format": (["list", "--format", "xml"], "--format must be table, csv, json or markdown, got 'xml'"),
+}
+
+
+@pytest.mark.parametrize("args, message", CLI_HOSTILE.values(), ids=CLI_HOSTILE.keys())
+def test_hostile_cli_input_is_one_line_and_writes_nothing(tmp_path, args, message):
+    needs = " ".join(args)
+    fill = {"tmp": str(tmp_path), "textdb": str(tmp_path / "notes.txt")}
+    (tmp_path / "notes.txt").write_text("not a database\n")
+    if "{weights}" in needs:
+        fill["weights"] = str(_weights(tmp_path))
+    if "{image}" in needs:
+        fill["image"] = str(_image(tmp_path))
+    if "{run}" in needs:
+        fill["run"] = str(_run_folder(tmp_path / "run", settings__resolution="32 px"))
+    if "{oneclass}" in needs:
+        fill["oneclass"] = str(_one_class_folder(tmp_path / "oneclass"))
+    if "{mine}" in needs:
+        fill["mine"] = str(_folder_with_readme(tmp_path))
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    code, output = cli(*[a.format(**fill) for a in args])
+    assert_refused(code, output, message)
+    assert BOX not in output and len([line for line in output.splitlines() if line.startswith("error:")]) == 1, output
+    assert not (tmp_path / "out").exists()
+    after = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    assert after == before   # nothing written, nothing changed (the README.md of a used folder included)
+
+
+def test_a_registry_phi_that_overflows_names_the_file_and_field(tmp_path):
+    path = tmp_path / "registry.yaml"
+    path.write_text(yaml.safe_dump({"variants": [{"base": "resnet18", "phis": [100000], "name": "{base}_big{phi}"}]}))
+    code, output = cli("rules", "validate", path)
+    assert_refused(code, output, f"{path}: variants.0.phis: phi=100000 overflows the multipliers")
+    path.write_text(yaml.safe_dump({"variants": [{"base": "resnet18", "phis": [40], "name": "{base}_big{phi}"}]}))
+    with pytest.raises(tc.RuleError, match=r"variants\.0\.phis: phi=40 gives a 60,000 px input \(limit 8,192\)"):
+        tc.load_rules(path)
+    assert not timm.is_model("resnet18_big40")
+
+
+def test_show_and_table_go_past_the_limits_when_asked():
+    code, output = cli("show", "resnet18", "--phi", "50", "--allow-oversize", "--format", "json")
+    assert code == 0, output
+    assert json.loads(output)["depths"] == [18201] * 4
+
+
+def test_an_unreadable_rules_folder_is_named_not_skipped(tmp_path, monkeypatch):
+    """A folder on TIMM_COMPOUND_RULES_PATH that cannot be listed (permissions; the tests run as root, so
+    the listing is made to fail) is an error naming it: `list` exits 1, nothing is registered."""
+    from timm_compound.registry import startup
+
+    folder = tmp_path / "my-rules"
+    folder.mkdir()
+    listing = Path.iterdir
+
+    def iterdir(self):
+        if self == folder:
+            raise PermissionError(13, "Permission denied", str(self))
+        return listing(self)
+
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    monkeypatch.setattr(startup, "_done", False)
+    monkeypatch.setattr(startup, "register_shipped", lambda: None)   # registered already in this process
+    monkeypatch.setenv("TIMM_COMPOUND_RULES_PATH", str(folder))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    code, output = cli("list")
+    assert_refused(code, output, f"{folder}: cannot read the folder: Permission denied (loaded from TIMM_COMPOUND_RULES_PATH)")
+    assert not (tmp_path / "cache").exists()
+
+
+def test_python_dash_m_usage_errors_are_one_line_too():
+    run = subprocess.run([sys.executable, "-m", "timm_compound", "rules", "validate", "--strict"], capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 1 and run.stdout == ""
+    assert run.stderr.strip() == "error: No such option: --strict (see timm-compound rules validate --help)"

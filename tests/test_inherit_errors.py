@@ -91,7 +91,7 @@ def test_cli_grows_a_run_into_a_folder_that_loads_back_with_the_base_outputs(run
     assert again.inherit_report.source == f"the folder {out}" and again.inherit_report.new_blocks == []
     assert all(torch.equal(value, loaded.state_dict()[key]) for key, value in again.state_dict().items())
     # a plain path reads the same folder (and its plan: phi=1 cannot grow into phi=0)
-    with pytest.raises(CompoundError, match=re.escape("resnet18 at phi=0 has 2 blocks in stage 0 where its base has 3: "
+    with pytest.raises(CompoundError, match=re.escape("resnet18 at phi=0 has 2 blocks in stage 1 of 4 where its base has 3: "
                                                       "inheritance only grows a model")):
         timm_compound.inherit(str(out), "resnet18_cs_phi0")
 
@@ -200,9 +200,9 @@ def test_files_that_are_not_safetensors_are_refused(tmp_path):
 @pytest.mark.parametrize("target, message", [
     (lambda: timm_compound.plan("resnet18", phi=-1), "resnet18 at phi=-1 is smaller than its base: inheritance only "
                                                      "grows a model (phi >= 0)"),
-    (lambda: timm_compound.plan("resnet18", d=0.5), "has 1 blocks in stage 0 where its base has 2: inheritance only "
+    (lambda: timm_compound.plan("resnet18", d=0.5), "has 1 blocks in stage 1 of 4 where its base has 2: inheritance only "
                                                     "grows a model"),
-    (lambda: timm_compound.plan("resnet18", w=0.5), "has 32 channels in stage 0 where its base has 64"),
+    (lambda: timm_compound.plan("resnet18", w=0.5), "has 32 channels in stage 1 of 4 where its base has 64"),
     (lambda: "resnet18", "resnet18 is a base: give a registered variant (resnet18_cs_phi1)"),
     (lambda: 1.0, "cannot grow into float"),
 ])

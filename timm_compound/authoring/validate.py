@@ -11,8 +11,6 @@ from pathlib import Path
 from typing import Iterable, Literal
 
 from timm_compound.errors import CompoundError
-from timm_compound.scaling.catalog import collect
-from timm_compound.scaling.plan import check_resolves
 from timm_compound.scaling.rulebook import (
     RuleBook,
     active_rules,
@@ -30,7 +28,11 @@ def validate_file(path: str | Path, rules: list[tuple[Rule, Path]] = ()) -> Lite
     covers (the loaded rules, plus `rules`: rule files validated beside it), every name new to timm.
     """
     path = Path(path)
-    if "variants" in read_yaml(path):
+    data = read_yaml(path)   # a file that is not YAML is refused before torch and timm are imported
+    from timm_compound.scaling.catalog import collect
+    from timm_compound.scaling.plan import check_resolves
+
+    if "variants" in data:
         book = active_rules()
         loaded = {source.resolve() for _, source in book.rules.values()}
         collect([path], book.extended([(r, p) for r, p in rules if Path(p).resolve() not in loaded]))

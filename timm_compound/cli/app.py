@@ -7,6 +7,9 @@ attaches its commands to `app` or `rules_app` here with a plain decorator;
 The console script starts without torch (see ``timm_compound_cli``): the app's callbacks register
 the variants and user rules (`ensure_registered`) before every command except `--help`,
 `rules validate` and `rules schema`.
+
+Every error, usage errors included, is one `error: ...` line on stderr and exit status 1
+(`OneLineErrors`, `fail`); docs/cli.md states the convention.
 """
 
 from __future__ import annotations
@@ -17,26 +20,89 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+from typer.core import TyperGroup
 
 from timm_compound.errors import CompoundError
 from timm_compound.train.config import DEFAULT_DATA  # pydantic only, no torch: --help stays light
-
-app = typer.Typer(help="EfficientNet-style compound scaling for timm models.", no_args_is_help=True)
-rules_app = typer.Typer(help="Work with rule files.", no_args_is_help=True)
-app.add_typer(rules_app, name="rules")
 
 console = Console()
 errors = Console(stderr=True)
 
 
-def fail(error: Exception) -> typer.Exit:
+def one_line(message: object) -> str:
+    """A message on one line: its lines joined by '; ' ("invalid fields:" lists become 'a: ...; b: ...')."""
+    lines = [" ".join(line.split()) for line in str(message).splitlines() if line.strip()]
+    if not lines:
+        return ""
+    head, rest = lines[0], lines[1:]
+    return head + (" " if head.endswith(":") else "; ") + "; ".join(rest) if rest else head
+
+
+def say_error(message: object) -> None:
+    """`error: ...` on stderr, as one line (no box, no traceback)."""
+    errors.print(f"[bold red]error:[/] {escape(one_line(message))}", markup=True, highlight=False, soft_wrap=True)
+
+
+def fail(error: Exception | str) -> typer.Exit:
     """Print `error: ...` to stderr as one line (no traceback) and return the exit to raise."""
-    errors.print(f"[bold red]error:[/] {error}", markup=True, highlight=False, soft_wrap=True)
+    say_error(str(error))
     return typer.Exit(1)
+
+
+def _click_exception(name: str) -> type[Exception]:
+    """click's exception class `name` as this typer uses it (typer >= 0.20 vendors click as typer._click;
+    typer.BadParameter is public and derives from UsageError and ClickException either way)."""
+    return next(cls for cls in typer.BadParameter.__mro__ if cls.__name__ == name)
+
+
+_ClickException, _UsageError = _click_exception("ClickException"), _click_exception("UsageError")
+
+
+class OneLineErrors(TyperGroup):
+    """The root command: a usage error (unknown option, missing argument, bad value) is one `error:` line
+    and exit status 1, like every other error, instead of click's box and status 2. No arguments at all
+    prints the help (status 0)."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, windows_expand_args=True,
+             **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False,
+                                windows_expand_args=windows_expand_args, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False,
+                                windows_expand_args=windows_expand_args, **extra)
+        except _UsageError as error:
+            if type(error).__name__ == "NoArgsIsHelpError":   # `timm-compound` or `timm-compound rules` alone
+                help_text = error.ctx.get_help()   # typer's rich help prints itself and returns ''
+                if help_text:
+                    console.print(help_text, markup=False, highlight=False)
+                sys.exit(0)
+            # the command as typed; the program is timm-compound however it was started (python -m, a test runner)
+            path = " ".join(["timm-compound", *error.ctx.command_path.split()[1:]]) if error.ctx is not None else ""
+            where = f" (see {path} --help)" if path else ""
+            say_error(error.format_message().rstrip(".") + where)
+            sys.exit(1)
+        except _ClickException as error:
+            say_error(error.format_message())
+            sys.exit(1)
+        except typer.Abort:
+            say_error("aborted")
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+app = typer.Typer(help="EfficientNet-style compound scaling for timm models.", no_args_is_help=True, cls=OneLineErrors)
+rules_app = typer.Typer(help="Work with rule files.", no_args_is_help=True)
+app.add_typer(rules_app, name="rules")
+
+DEFAULT_DATA = "builtin:digits"   # timm_compound.train.data.DEFAULT_DATA (not imported: --help stays light)
 
 
 # Commands that need neither registered variants nor user rules: they start without torch or timm.
 NO_REGISTRATION = {"validate", "schema"}
+# Commands that register only when they must (`list` reads its rows from a cache when nothing changed)
+REGISTER_THEMSELVES = {"list"}
 
 
 def ensure_registered() -> None:
@@ -58,7 +124,7 @@ def _asks_for_help() -> bool:
 
 @app.callback()
 def _before_command(ctx: typer.Context) -> None:
-    if ctx.invoked_subcommand != "rules" and not _asks_for_help():
+    if ctx.invoked_subcommand not in ("rules", *REGISTER_THEMSELVES) and not _asks_for_help():
         ensure_registered()
 
 

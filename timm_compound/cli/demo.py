@@ -65,7 +65,7 @@ def build_and_run(names: list[str] | None, console: Console) -> list[dict]:
     import timm
     import torch
 
-    from timm_compound.cli.display import plan_table
+    from timm_compound.cli.display import plan_table, print_table
     from timm_compound.scaling.catalog import registered
 
     names = list(names or DEFAULT_VARIANTS)
@@ -81,7 +81,7 @@ def build_and_run(names: list[str] | None, console: Console) -> list[dict]:
     for name in names:
         model = timm.create_model(name, pretrained=False).eval()
         config = timm.data.resolve_model_data_config(model)
-        console.print(plan_table(model.compound_plan, title=name))
+        print_table(plan_table(model.compound_plan, title=name), console)
         start = time.perf_counter()
         with torch.inference_mode():
             logits = model(torch.randn(1, *config["input_size"]))
@@ -99,16 +99,16 @@ def build_and_run(names: list[str] | None, console: Console) -> list[dict]:
     for row in rows:
         table.add_row(row["name"], f"{row['params']:,}", f"{row['input_size']}px", str(row["output"]),
                       f"{row['seconds'] * 1000:.0f} ms")
-    console.print(table)
+    print_table(table, console)
     return rows
 
 
 def family(console: Console) -> None:
     """The family table: what compound scaling promised (ideal) and what rounding delivered."""
-    from timm_compound.cli.display import family_view
+    from timm_compound.cli.display import family_view, print_table
     from timm_compound.cost.table import family_table
 
-    console.print(family_view(TABLE_BASE, family_table(TABLE_BASE, list(TABLE_PHIS)), compact=True))
+    print_table(family_view(TABLE_BASE, family_table(TABLE_BASE, list(TABLE_PHIS)), compact=True), console)
 
 
 def publish_and_reload(console: Console) -> bool:

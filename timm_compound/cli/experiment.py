@@ -8,7 +8,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from timm_compound.cli.app import DEFAULT_DATA, app, console, fail, parse_coefficients
+from timm_compound.cli.app import DEFAULT_DATA, app, console, errors, fail, parse_coefficients
 from timm_compound.cli.config_options import config_options, given
 from timm_compound.cli.measure import shown_warnings
 from timm_compound.errors import CompoundError
@@ -26,16 +26,16 @@ def experiment_command(
     data: Annotated[str, typer.Option(help="builtin:digits, an image folder, torch/<name> or hfds/<name>.")] = DEFAULT_DATA,
     budgets: Annotated[Optional[str], typer.Option(
         help="Multiples of the base's GMACs (or of its measured latency with --cost latency), each > 1, "
-             "comma-separated \\[default: 2,4].", show_default=False)] = None,
+             "comma-separated (default: 2,4).", show_default=False)] = None,
     strategies: Annotated[Optional[str], typer.Option(
-        help=f"Comma-separated subset of {STRATEGIES},dWr \\[default: {STRATEGIES}].", show_default=False)] = None,
+        help=f"Comma-separated subset of {STRATEGIES},dWr (default: {STRATEGIES}).", show_default=False)] = None,
     reference: Annotated[Optional[list[str]], typer.Option(
         help="A timm model or registered variant trained beside the variants (NAME or NAME@PIXELS); repeatable.")] = None,
     epochs: Annotated[int, typer.Option(help="Epochs every model trains.")] = 10,
     out: Annotated[Optional[Path], typer.Option(help="Experiment folder: runs/, table.csv/.md, figures, cam.png, report.html.")] = None,
-    resolution: Annotated[Optional[int], typer.Option(help="The base's input size in pixels \\[default: its rule's].")] = None,
-    coefficients: Annotated[Optional[str], typer.Option(help="alpha,beta,gamma of the compound strategy \\[default: the rule's].")] = None,
-    dwr_alpha: Annotated[Optional[float], typer.Option(help="dWr: the share of the FLOPs growth given to width \\[default: 0.8].")] = None,
+    resolution: Annotated[Optional[int], typer.Option(help="The base's input size in pixels (default: its rule's).")] = None,
+    coefficients: Annotated[Optional[str], typer.Option(help="alpha,beta,gamma of the compound strategy (default: the rule's).")] = None,
+    dwr_alpha: Annotated[Optional[float], typer.Option(help="dWr: the share of the FLOPs growth given to width (default: 0.8).")] = None,
     tolerance: Annotated[float, typer.Option(help="How far each variant's real GMACs may be from its budget (0.05 = 5%).")] = 0.05,
     cost: Annotated[str, typer.Option(
         help="What a budget multiplies: gmacs, or latency (the base's median latency, timed here).")] = "gmacs",
@@ -44,10 +44,10 @@ def experiment_command(
     latency_batch_size: Annotated[int, typer.Option(help="Images per timed forward pass.")] = 1,
     no_latency: Annotated[bool, typer.Option("--no-latency", help="Time nothing (not with --cost latency).")] = False,
     include_base: Annotated[Optional[bool], typer.Option(
-        "--base/--no-base", help="Train the base itself as the 1x point \\[default: yes; no with --versus].",
+        "--base/--no-base", help="Train the base itself as the 1x point (default: yes; no with --versus).",
         show_default=False)] = None,
     cam_images: Annotated[int, typer.Option(help="Validation images in the class activation maps (0: none).")] = 4,
-    cam_stage: Annotated[int, typer.Option(help="Stage the maps are computed on (-1: the last).")] = -1,
+    cam_stage: Annotated[Optional[int], typer.Option(help="Stage the maps are computed on: 1..N, or -1 for the last (default: the last stage whose feature map is at least 4x4).")] = None,
     seeds: Annotated[int, typer.Option(help="Seeds per model: seed, seed+1, ... (--seed is the first); the same for "
                                             "every model, so comparisons are paired. 1 gives no error bars.")] = 1,
     versus: Annotated[Optional[str], typer.Option(
@@ -126,9 +126,9 @@ def cam_command(
     weights: Annotated[Optional[Path], typer.Option(help="The trained .safetensors state dict (RUN/best.safetensors).")] = None,
     run_dir: Annotated[Optional[Path], typer.Option("--run", help="A run folder: its model, best weights and resolution.")] = None,
     out: Annotated[Path, typer.Option(help="Folder for IMAGE.cam.png files.")] = Path("cam"),
-    resolution: Annotated[Optional[int], typer.Option(help="Input size in pixels [default: the model's or the run's].")] = None,
-    target: Annotated[Optional[int], typer.Option(help="Class index to explain [default: each image's prediction].")] = None,
-    stage: Annotated[int, typer.Option(help="Stage of the rule's stage_modules (-1: the last).")] = -1,
+    resolution: Annotated[Optional[int], typer.Option(help="Input size in pixels (default: the model's or the run's).")] = None,
+    target: Annotated[Optional[int], typer.Option(help="Class index to explain (default: each image's prediction).")] = None,
+    stage: Annotated[Optional[int], typer.Option(help="Stage of the rule's stage_modules: 1..N, or -1 for the last (default: the last stage whose feature map is at least 4x4).")] = None,
 ) -> None:
     """Grad-CAM class activation maps of a trained model on your own images: one IMAGE.cam.png each."""
     from timm_compound.experiment.cam import class_activation_maps
@@ -146,7 +146,8 @@ def cam_command(
         else:
             model = name
         written = class_activation_maps(model, weights, list(image or ()), out, resolution=resolution, target=target,
-                                        stage=stage)
+                                        stage=stage, say=lambda line: errors.print(line, markup=False, highlight=False,
+                                                                                   soft_wrap=True))
     except CompoundError as error:
         raise fail(error) from None
     for path in written:

@@ -18,9 +18,10 @@ def publish(
     weights: Annotated[Optional[Path], typer.Option("--weights", help="A .safetensors state dict to publish instead of fresh weights.")] = None,
     run_dir: Annotated[Optional[Path], typer.Option("--run", help="A training run folder: publish its best weights, with its accuracy, data and settings in the card.")] = None,
     to_dir: Annotated[Optional[Path], typer.Option("--to-dir", help="Write the files to DIR (loadable with local-dir:) and upload nothing.")] = None,
-    revision: Annotated[Optional[str], typer.Option("--revision", help="Branch to commit to (created if missing).")] = None,
+    revision: Annotated[Optional[str], typer.Option("--revision", help="Branch to commit to, created if missing (default: main).")] = None,
     private: Annotated[bool, typer.Option("--private", help="Create the repo private.")] = False,
     endpoint: Annotated[Optional[str], typer.Option("--endpoint", help="Hub URL (default: HF_ENDPOINT or huggingface.co).")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Let --to-dir write into a folder that is not empty (its README.md, config.json and model.safetensors are replaced).")] = False,
 ) -> None:
     """Publish a registered variant: model.safetensors, config.json (with the plan) and a model card.
 
@@ -29,6 +30,12 @@ def publish(
     from timm_compound.hub import publish as hub
 
     try:
+        if to_dir is not None:
+            hub.check_output_dir(to_dir, overwrite=overwrite)   # before anything is built or read
+        elif repo is not None:
+            hub.check_repo_id(repo)
+            if revision is not None:
+                hub.check_revision(revision)
         model, training = name, None
         if run_dir is not None:
             model, weights, training = _from_run(run_dir, name, weights)
@@ -36,7 +43,7 @@ def publish(
         elif name is None:
             raise CompoundError("give a registered variant NAME, or --run RUN")
         if to_dir is not None:
-            folder = hub.save_to_dir(model, to_dir, weights=weights, repo_id=repo, training=training)
+            folder = hub.save_to_dir(model, to_dir, weights=weights, repo_id=repo, training=training, overwrite=overwrite)
             console.print(f"wrote {folder}: config.json, model.safetensors, README.md "
                           f"(load with timm.create_model('local-dir:{folder.resolve()}', pretrained=True))",
                           markup=False, highlight=False, soft_wrap=True)

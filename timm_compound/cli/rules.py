@@ -7,9 +7,11 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from timm_compound.cli.app import console, errors, fail, parse_phis, rules_app
+from timm_compound.cli.app import console, errors, fail, one_line, parse_phis, rules_app
+from timm_compound.cli.display import FormatOption, check_format, emit
 from timm_compound.errors import CompoundError
 
 
@@ -26,10 +28,11 @@ def rules_validate(
     failed = False
     for path, kind, error in validate_files(files):
         if error is not None:
-            errors.print(f"[bold red]invalid:[/] {error}", markup=True, highlight=False)
+            errors.print(f"[bold red]invalid:[/] {escape(one_line(error))}", markup=True,
+                         highlight=False, soft_wrap=True)
             failed = True
         else:
-            console.print(f"[green]valid[/] {kind}: {path}")
+            console.print(f"[green]valid[/] {kind}: {escape(str(path))}", highlight=False, soft_wrap=True)
     if failed:
         raise typer.Exit(1)
 
@@ -104,13 +107,15 @@ def rules_new(
     else:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(text)
-        console.print(f"wrote {output}; next: timm-compound rules check {output}")
+        console.print(f"wrote {output}; next: timm-compound rules check {output}", markup=False, highlight=False,
+                      soft_wrap=True)
 
 
 @rules_app.command("check")
 def rules_check(
     file: Annotated[Path, typer.Argument(help="A rule file.")],
     phi: Annotated[str, typer.Option("--phi", help="Phis to build: a range 0-3 or a list 0,1,3.")] = "0-3",
+    fmt: FormatOption = "table",
 ) -> None:
     """Validate a rule, rebuild phi=0 against the base exactly, build each phi and each single-dimension
     strategy (at the largest phi) on the meta device, read every build back against its plan, and print
@@ -118,6 +123,7 @@ def rules_check(
     from timm_compound.authoring.check import check_rule
 
     try:
+        check_format(fmt)
         result = check_rule(file, parse_phis(phi))
     except CompoundError as error:
         raise fail(error) from None
@@ -125,17 +131,26 @@ def rules_check(
     for column in ("architecture", "phi", "strategy", "depths", "widths", "px", "params", "params ×", "MACs ×",
                    "ideal ×", "note"):
         table.add_column(column, overflow="fold")
+    records = []
     for row in result.rows:
         table.add_row(row.arch, f"{row.phi:g}", row.strategy, str(row.plan.depths), str(row.plan.widths),
                       str(row.plan.resolution),
                       f"{row.params:,}", f"{row.params_ratio:.2f}", f"{row.macs_ratio:.2f}", f"{row.ideal:.2f}", row.flag or "")
-    console.print(table)
+        records.append({"architecture": row.arch, "phi": row.phi, "strategy": row.strategy, "depths": row.plan.depths,
+                        "widths": row.plan.widths,
+                        "resolution": row.plan.resolution, "params": row.params, "params_ratio": row.params_ratio,
+                        "macs_ratio": row.macs_ratio, "ideal": row.ideal, "note": row.flag or ""})
+    emit(table, fmt, console=console, records=records)
+    human = fmt in ("table", "markdown")
     for note in result.notes:
-        console.print(f"[yellow]note:[/] {note}", markup=True, highlight=False)
+        (console if human else errors).print(f"[yellow]note:[/] {escape(note)}", markup=True, highlight=False,
+                                             soft_wrap=True)
     for failure in result.failures:
-        errors.print(f"[bold red]fail:[/] {failure}", markup=True, highlight=False)
+        errors.print(f"[bold red]fail:[/] {escape(failure)}", markup=True, highlight=False, soft_wrap=True)
     if not result.ok:
         raise typer.Exit(1)
     counted = "" if any(row.plan.rule.stage_modules is not None for row in result.rows) else \
         " (blocks per stage not checked: no stage_modules)"
-    console.print(f"[green]ok[/]: phi=0 equals the base for {', '.join(sorted({r.arch for r in result.rows}))}{counted}")
+    (console if human else errors).print(
+        f"[green]ok[/]: phi=0 equals the base for {', '.join(sorted({r.arch for r in result.rows}))}{counted}",
+        markup=True, highlight=False, soft_wrap=True)

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from timm_compound.cli.app import DEFAULT_DATA, app, console, errors, fail, parse_alpha_beta_gamma
 from timm_compound.cli.config_options import config_options, given
+from timm_compound.cli.display import FormatOption, check_format, emit
 from timm_compound.errors import CompoundError
 
 
@@ -94,53 +95,64 @@ def search_command(
     keep_checkpoints: Annotated[bool, typer.Option("--keep-checkpoints", help="Keep the checkpoints of candidates stopped at a rung (default: only their metrics).")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List the candidates, planned and measured, and stop.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No per-trial lines.")] = False,
+    fmt: FormatOption = "table",
     **settings: Any,
 ) -> None:
     """Search alpha, beta, gamma for BASE: proxy trainings of every candidate in an Optuna study (resumable)."""
-    from timm_compound.search.api import candidates, search
+    from timm_compound.search.api import candidates, check_workers, search
     from timm_compound.search.write_rule import replaced_architectures
     from timm_compound.search.write_rule import write_rule as write_rule_file
 
     try:
+        check_format(fmt)
+        check_workers(workers)   # refused alike with or without --dry-run
         grid = dict(phi=phi, flops_factor=flops_factor, tolerance=tolerance, step=step, bounds=parse_bounds(bounds),
                     match_cost=match_cost, resolution=resolution)
         if dry_run:
-            with Progress(console=errors, transient=True) as progress:
+            with Progress(console=errors, transient=True, disable=not errors.is_terminal) as progress:
                 task = progress.add_task(f"planning and measuring {base}'s candidates", total=None)
                 table = candidates(base, progress=lambda n: progress.update(task, completed=n), **grid)
-            console.print(candidates_view(table))
+            records = [{"key": key, **c.attrs()} for key, c in table.candidates.items()]
+            emit(candidates_view(table), fmt, console=console, records=records)
             return
         if out is None:
             raise CompoundError("give --out DIR, the search's output folder")
-        say = (lambda line: None) if quiet else (lambda line: console.print(line, markup=False, highlight=False))
+        human = fmt in ("table", "markdown")
+        lines = console if human else errors   # csv and json keep stdout for the data
+        say = (lambda line: None) if quiet else (lambda line: lines.print(line, markup=False, highlight=False,
+                                                                          soft_wrap=True))
         result = search(
             base, data, epochs=epochs, sampler=sampler, trials=trials, pruner=pruner, storage=storage, study=study,
             workers=workers, out=out, heartbeat=heartbeat, say=say, loader_workers=loader_workers,
             keep_checkpoints=keep_checkpoints, **grid, **given(settings),
         )
-        console.print(results_view(result))
         best = result.best
         confidence = result.confidence
+        notes = []
         if best is None:
-            console.print("no candidate completed yet: re-run the same command to resume the study")
+            notes.append("no candidate completed yet: re-run the same command to resume the study")
         elif confidence is not None and confidence.winner is not None and confidence.at_chance:
-            console.print(f"no winner: every candidate is at chance level (the highest top-1, {best.top1:.2f}% by "
-                          f"{best.key}, only leads by tie-breaks and noise)", markup=False, highlight=False)
+            notes.append(f"no winner: every candidate is at chance level (the highest top-1, {best.top1:.2f}% by "
+                         f"{best.key}, only leads by tie-breaks and noise)")
         else:
-            console.print(f"best: alpha={best.alpha:g} beta={best.beta:.4g} gamma={best.gamma:.4g} ({best.kind}), top-1 "
-                          f"{best.top1:.2f}% at {best.gmacs:.3f} GMACs ({best.ratio:.2f}x base)", markup=False)
+            notes.append(f"best: alpha={best.alpha:g} beta={best.beta:.4g} gamma={best.gamma:.4g} ({best.kind}), top-1 "
+                         f"{best.top1:.2f}% at {best.gmacs:.3f} GMACs ({best.ratio:.2f}x base)")
         if confidence is not None:
-            for line in confidence.lines():
-                console.print(line, markup=False, highlight=False, soft_wrap=True)
+            notes += list(confidence.lines())
         if not result.complete:
-            console.print("the study is not complete (candidates failed or still running elsewhere): re-run to resume")
-        console.print(f"wrote {', '.join(str(path) for path in result.files.values())}", markup=False, highlight=False)
+            notes.append("the study is not complete (candidates failed or still running elsewhere): re-run to resume")
+        notes.append(f"wrote {', '.join(str(path) for path in result.files.values())}")
+        emit(results_view(result), fmt, console=console, records=[row.to_dict() for row in result.rows],
+             data=result.to_dict(), notes=notes)
+        if not human:
+            for note in notes:
+                errors.print(note, markup=False, highlight=False, soft_wrap=True)
         if write_rule is not None:
             path = write_rule_file(result, write_rule, force=force)
-            console.print(f"wrote {path}: use it with TIMM_COMPOUND_RULES_PATH={write_rule}; it replaces the "
-                          f"coefficients of {', '.join(replaced_architectures(result))}"
-                          + (" (--force: the winner did not earn it by significance)" if force and not (
-                              confidence is not None and confidence.better_than_current) else ""),
-                          markup=False, highlight=False, soft_wrap=True)
+            lines.print(f"wrote {path}: use it with TIMM_COMPOUND_RULES_PATH={write_rule}; it replaces the "
+                        f"coefficients of {', '.join(replaced_architectures(result))}"
+                        + (" (--force: the winner did not earn it by significance)" if force and not (
+                            confidence is not None and confidence.better_than_current) else ""),
+                        markup=False, highlight=False, soft_wrap=True)
     except CompoundError as error:
         raise fail(error) from None

@@ -115,8 +115,8 @@ def eval_command(
     batch_size: Annotated[int, typer.Option(help="Images per batch.")] = 64,
     val_samples: Annotated[Optional[int], typer.Option(help="Evaluate on a fixed subset of this many images.")] = None,
     data_dir: Annotated[Optional[Path], typer.Option(help="Where torch/ and hfds/ datasets live (default ~/.cache/timm-compound/datasets).")] = None,
-    workers: Annotated[Optional[int], typer.Option(help="Data loader processes.")] = None,
-    device: Annotated[Optional[str], typer.Option(help="cpu, cuda or cuda:N.")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Data loader processes (default: 0 for builtin data).")] = None,
+    device: Annotated[Optional[str], typer.Option(help="cpu, cuda or cuda:N (default: cuda when available).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Evaluate weights on a validation split: top-1, top-5, loss and images/s."""

@@ -2,33 +2,34 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Optional
 
 import typer
 from rich.table import Table
 
 from timm_compound.cli.app import app, console, fail
+from timm_compound.cli.display import FormatOption, check_format, emit, plan_table
 from timm_compound.errors import CompoundError
 
 
 @app.command("list")
-def list_variants() -> None:
+def list_variants(fmt: FormatOption = "table") -> None:
     """List the registered variants (timm model names) with their input size."""
-    import timm
+    from timm_compound.registry.listing import variant_rows
 
-    from timm_compound.scaling.catalog import registered
-
-    variants = registered().values()
+    try:
+        check_format(fmt)
+        rows = variant_rows()   # from a cache when nothing changed: no torch import
+    except CompoundError as error:
+        raise fail(error) from None
     table = Table(title="timm-compound registered variants")
-    longest = max((len(variant.name) for variant in variants), default=4)
+    longest = max((len(row["name"]) for row in rows), default=4)
     table.add_column("name", no_wrap=True, min_width=longest)   # a name is what users copy: never cut
     for column in ("base", "phi", "input size", "weights"):
         table.add_column(column, overflow="fold")
-    for variant in variants:
-        size = timm.models.get_pretrained_cfg(variant.name).input_size
-        table.add_row(variant.name, variant.base, str(variant.phi), f"{size[-1]}", variant.hf_hub_id or "—")
-    console.print(table)
+    for row in rows:
+        table.add_row(row["name"], row["base"], str(row["phi"]), str(row["input_size"]), row["weights"] or "—")
+    emit(table, fmt, console=console, records=rows)
 
 
 @app.command()
@@ -38,15 +39,18 @@ def show(
     d: Annotated[Optional[float], typer.Option("--d", help="Explicit depth multiplier.")] = None,
     w: Annotated[Optional[float], typer.Option("--w", help="Explicit width multiplier.")] = None,
     r: Annotated[Optional[float], typer.Option("--r", help="Explicit resolution multiplier.")] = None,
-    resolution: Annotated[Optional[int], typer.Option(help="Override the input size in pixels.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
+    resolution: Annotated[Optional[int], typer.Option(help="Override the input size in pixels (default: the plan's).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="The same as --format json.")] = False,
+    fmt: FormatOption = "table",
+    allow_oversize: Annotated[bool, typer.Option(
+        "--allow-oversize", help="Plan past the size limits (10,000 blocks in a stage, 8,192 px).")] = False,
 ) -> None:
     """Show the scaling plan for a variant or a base."""
-    from timm_compound.cli.display import plan_table
     from timm_compound.scaling.catalog import lookup
     from timm_compound.scaling.plan import plan
 
     try:
+        fmt = check_format("json" if as_json else fmt)
         base, registered_phi = lookup(name)
         if registered_phi is not None and any(v is not None for v in (phi, d, w, r)):
             raise CompoundError(f"{name} is registered at phi={registered_phi}; give its base to choose phi or d/w/r")
@@ -54,10 +58,7 @@ def show(
             phi = registered_phi
         elif phi is None and all(v is None for v in (d, w, r)):
             phi = 0
-        scaled = plan(base, phi, d=d, w=w, r=r, resolution=resolution)
+        scaled = plan(base, phi, d=d, w=w, r=r, resolution=resolution, allow_oversize=allow_oversize)
     except CompoundError as error:
-        raise fail(error) from None
-    if as_json:
-        print(json.dumps(scaled.to_dict(), indent=2))
-    else:
-        console.print(plan_table(scaled))
+        raise fail(str(error).replace("allow_oversize=True", "--allow-oversize")) from None
+    emit(plan_table(scaled), fmt, console=console, data=scaled.to_dict())

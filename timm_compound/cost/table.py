@@ -61,18 +61,21 @@ def family_table(
     train_memory: bool = False,
     latency: LatencySettings | None = None,
     progress: Callable[[float], None] | None = None,
+    allow_oversize: bool = False,
 ) -> list[TableRow]:
     """One row per phi, each measured at its own resolution (``measure``); with `latency` (checked
     settings, whose batch size must be `batch_size`), each row's model is also timed (``cost.latency``).
 
     Every phi is planned before anything is measured, so a range that reaches a plan above the size
-    limits (``scaling.limits``) is refused at once, naming that phi's size.
+    limits (``scaling.limits``) is refused at once, naming that phi's size, unless `allow_oversize`
+    (measuring counts on the meta device: nothing is allocated, but a huge plan takes long).
     """
     phis = list(phis)
     if latency is not None and latency.batch_size != batch_size:
         raise ValueError(f"the timing's batch size ({latency.batch_size}) must be the table's ({batch_size})")
     zero = make_plan(base, 0, coefficients=coefficients)
-    plans = [zero if phi == 0 else make_plan(base, phi, coefficients=coefficients) for phi in phis]
+    plans = [zero if phi == 0 else make_plan(base, phi, coefficients=coefficients, allow_oversize=allow_oversize)
+             for phi in phis]
     # phi = 0 is the reference for every ratio; when it is also a row, it is measured once for both
     reference = measure(zero, batch_size=batch_size, train_memory=train_memory and 0 in phis)
     rows = []

@@ -63,7 +63,7 @@ def experiment(
     latency: Any = None,
     include_base: bool | None = None,
     cam_images: int = 4,
-    cam_stage: int = -1,
+    cam_stage: int | None = None,
     seeds: int = 1,
     versus: str | None = None,
     storage: str | None = None,
@@ -200,8 +200,10 @@ def _check(base: str, data: str, given: dict[str, Any]):
     timing = inputs.check_latency(given["latency"], cost)
     seeds = inputs.check_seeds(given["seeds"])
     positive_int("cam_images", given["cam_images"], minimum=0)
-    if isinstance(given["cam_stage"], bool) or not isinstance(given["cam_stage"], int):
-        raise CompoundError(f"cam_stage must be a stage index (-1: the last), got {given['cam_stage']!r}")
+    stage = given["cam_stage"]
+    if stage is not None and (isinstance(stage, bool) or not isinstance(stage, int) or stage == 0):
+        raise CompoundError(f"cam_stage must be a stage number 1..N, or -1 for the last (None: the last stage at "
+                            f"least 4x4), got {stage!r}")
     if given["out"] is None:
         raise CompoundError("give out: the experiment folder (run folders, table, figures and report.html go there)")
     positive_int("workers", given["workers"])
@@ -322,28 +324,37 @@ def _best(rows: list[Row], budgets: tuple[float, ...]) -> dict[float, str]:
     return best
 
 
-def _cams(rows: list[Row], splits: DataSplits, out: Path, count: int, stage: int, num_classes: int):
+def _cams(rows: list[Row], splits: DataSplits, out: Path, count: int, stage: int | None, num_classes: int):
     if count == 0:
         return None, "Class activation maps were not asked for (cam_images=0)."
     images, labels = _fixed_images(splits, count)
     names = _class_names(splits, num_classes)
-    grid_rows = []
+    grid_rows, remarks = [], []
     for row in rows:
         if row.runs[0].status != "completed" or not row.history:
             continue   # the maps show each model's first seed
         model = runner.load_final(row.variant, row.run_dir, num_classes)
         maps = cam.compute(model, images, resolution=row.variant.resolution, targets=labels, crop_pct=splits.crop_pct,
                            stage=stage)
-        grid_rows.append(cam.GridRow(f"{row.variant.label}\ntop-1 {row.runs[0].top1:.1f}%", maps))
+        chosen = maps.stage
+        grid_rows.append(cam.GridRow(f"{row.variant.label}\nstage {chosen.number}/{chosen.count}, "
+                                     f"top-1 {row.runs[0].top1:.1f}%", maps))
+        if chosen.note:
+            remarks.append(f"{row.variant.label}: {chosen.note}.")
+        flat = [reason for reason in maps.flat or [] if reason]
+        if flat:
+            remarks.append(f"{row.variant.label}: {len(flat)} of {len(images)} maps are flat (constant): {flat[0]}.")
     if not grid_rows:
         return None, "No model finished training, so there are no maps."
-    where = "the last stage" if stage == -1 else f"stage {stage}"
+    where = ("the last stage at least 4x4 at each model's input size" if stage is None
+             else f"stage {stage}" if stage > 0 else "the last stage" if stage == -1 else f"stage {stage} from the end")
     path = cam.grid(grid_rows, out / "cam.png", column_titles=[f"class {names[label]}" for label in labels],
                     class_names=names, title=f"Grad-CAM on {where} (rule stage_modules) for the true class")
     seeds = "" if len(rows[0].runs) == 1 else " (its first seed's run)"
-    note = (f"Grad-CAM (pytorch-grad-cam) on {where} of each model{seeds}, for the true class of {len(images)} fixed "
-            "validation images (the first of each class in split order); the title over each map is the model's "
-            "prediction (green: right, red: wrong). A stage whose feature map is 1x1 at this resolution gives a flat map.")
+    note = (f"Grad-CAM (pytorch-grad-cam) on {where} of each model{seeds} (its row says which, stages numbered from 1), "
+            f"for the true class of {len(images)} fixed validation images (the first of each class in split order); "
+            "the title over each map is the model's prediction (green: right, red: wrong). "
+            + (" ".join(remarks) if remarks else "No map is flat."))
     return path, note
 
 

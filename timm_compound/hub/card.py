@@ -24,6 +24,14 @@ def _number(value: Any, digits: int = 2, suffix: str = "") -> str:
     return "—" if value is None else f"{value:,.{digits}f}{suffix}"
 
 
+def _trained_at(model: nn.Module) -> str:
+    """'; weights trained at 32 px' for a grown model whose source's training is known, else ''."""
+    report = getattr(model, "inherit_report", None)
+    trained = getattr(report, "source_training", None) or {}
+    pixels = trained.get("train_resolution") or trained.get("resolution")
+    return f"; weights trained at {pixels} px" if pixels else ""
+
+
 def _part(width: int | None) -> str:
     return "derived by timm" if width is None else str(width)
 
@@ -87,6 +95,35 @@ _WEIGHTS = {
 }
 
 
+def inherited_section(report: Any, scaled: ScalePlan) -> str:
+    """'## Weights' of a grown model (its `inherit_report`, read as plain attributes): the source, what grew,
+    how close it stays to the source, and the input sizes the source was trained and evaluated at."""
+    blocks = list(report.new_blocks)
+    listed = ", ".join(f"`{b}`" for b in blocks[:8]) + (f" and {len(blocks) - 8} more" if len(blocks) > 8 else "")
+    grew = (f"{len(blocks)} new block{'s' if len(blocks) != 1 else ''} start{'s' if len(blocks) == 1 else ''} as "
+            f"the identity ({listed})" if blocks else "no block was added")
+    noise = f", then noise {report.noise:g} broke the copies' symmetry" if report.noise else ""
+    trained = report.source_training or {}
+    if trained.get("resolution"):
+        at, evaluated = trained.get("train_resolution") or trained["resolution"], trained["resolution"]
+        pixels = f"{at} px" if at == evaluated else f"{at} px (evaluated at {evaluated} px)"
+        top1 = f"; top-1 {trained['top1']:.2f}% on its validation split" if trained.get("top1") is not None else ""
+        origin = (f"The source's weights were trained at {pixels} on **{trained.get('dataset')}**"
+                  f"{top1}. This model's input size, {scaled.resolution} px, is its plan's: it has not been "
+                  f"trained or evaluated at {scaled.resolution} px (use it at {evaluated} px, or fine-tune it).")
+    else:
+        origin = ("How and at what input size the source's weights were trained is not recorded, so no accuracy "
+                  "is stated here; this model has not been trained since it was grown.")
+    return f"""
+## Weights
+
+**Grown from {report.source}** by `timm_compound.inherit` (Net2Net: the grown model computes the source's
+function): {grew}; {report.widened} channel set{'s' if report.widened != 1 else ''} widened by copying units
+(seed {report.seed}{noise}). Outputs differ from the source's by {report.deviation:.1e} (relative, on a
+random input). {origin}
+"""
+
+
 def render(config: dict[str, Any], scaled: ScalePlan, source: str, model: nn.Module,
            training: dict[str, Any] | None = None, weights_origin: str = "model") -> str:
     """The card: front matter (library_name: timm, tags), the plan and its cost, a usage snippet that works,
@@ -121,7 +158,7 @@ def render(config: dict[str, Any], scaled: ScalePlan, source: str, model: nn.Mod
         ("blocks per stage", f"{_fmt(scaled.base_depths)} → {_fmt(scaled.depths)}"),
         ("stage widths", f"{_fmt(scaled.base_widths)} → {_fmt(scaled.widths)}"),
         ("stem / head", f"{_part(scaled.stem)} / {_part(scaled.head)}"),
-        ("input size", f"{scaled.base_resolution} → {scaled.resolution} ({scaled.resolution_source})"),
+        ("input size", f"{scaled.base_resolution} → {scaled.resolution} ({scaled.resolution_source})" + _trained_at(model)),
         ("classes", str(num_classes)),
         ("parameters", f"{params:,}"),
         (f"GMACs at {scaled.resolution}×{scaled.resolution}", f"{cost:.3f}"),
@@ -132,7 +169,13 @@ def render(config: dict[str, Any], scaled: ScalePlan, source: str, model: nn.Mod
              for part, reason in scaled.rule.fixed().items()]
     table = "\n".join(f"| {key} | {value} |" for key, value in rows)
     versions = config["timm_compound"]
-    weights_section = training_section(training) if training else f"\n## Weights\n\n{_WEIGHTS[weights_origin]}\n"
+    report = getattr(model, "inherit_report", None)
+    if training:
+        weights_section = training_section(training)
+    elif report is not None and weights_origin == "model":
+        weights_section = inherited_section(report, scaled)
+    else:
+        weights_section = f"\n## Weights\n\n{_WEIGHTS[weights_origin]}\n"
     return f"""---
 library_name: timm
 {license_line}tags:

@@ -27,6 +27,7 @@ from timm_compound.version import __version__
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
+MAX_CONFIG_BYTES = 16 * 2**20   # a published config.json is a few kB: anything this large is not one
 CARD_NAME = "README.md"
 PLAN_ENTRYPOINT = "compound_scaled_from_plan"   # the timm entrypoint timm_compound.registry registers
 # pretrained_cfg keys that locate the sender's weights: meaningless (or harmful) in a published config
@@ -48,16 +49,43 @@ def plan_from_config(data: Any, where: str) -> ScalePlan:
     return verify_plan(scaled, where)
 
 
+def read_json(path: Path, where: str) -> Any:
+    """A JSON file's data; a CompoundError for a file too large, not UTF-8, not JSON or nested too deeply
+    (a 100,000-deep nesting is refused, not a RecursionError)."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise CompoundError(f"{where}: {path.name} is {size:,} bytes, larger than any config "
+                                f"({MAX_CONFIG_BYTES:,}): refused unread")
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except RecursionError:
+        raise CompoundError(f"{where}: {path.name} is nested too deeply to be a config") from None
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        if isinstance(error, CompoundError):
+            raise
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CompoundError(f"{where}: {path.name} is not readable JSON: {reason}") from None
+
+
 def read_config(path: Path, where: str) -> tuple[dict[str, Any], ScalePlan]:
     """config.json -> (config, plan); a CompoundError if it is not a valid timm-compound config."""
+    return check_config(read_json(path, where), where)
+
+
+def _class_count(value: Any, field: str, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise CompoundError(f"{where}: config.json {field} = {value!r} is not a class count (an integer >= 0)")
+    return value
+
+
+def check_config(config: Any, where: str) -> tuple[dict[str, Any], ScalePlan]:
+    """A parsed config.json -> (config, plan): its shape and types, the plan verified against its own rule
+    (sizes included), the architecture and `model_args` consistent with the plan, no loading options."""
     import timm
 
-    try:
-        config = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise CompoundError(f"{where}: config.json is not readable JSON: {error}") from None
     if not isinstance(config, dict):
-        raise CompoundError(f"{where}: config.json is not a JSON object")
+        raise CompoundError(f"{where}: config.json is not a JSON object (got {type(config).__name__})")
     if "compound_plan" not in config:
         raise CompoundError(f"{where}: config.json has no compound_plan: not published by timm-compound")
     scaled = plan_from_config(config["compound_plan"], f"{where}: config.json compound_plan")
@@ -65,6 +93,14 @@ def read_config(path: Path, where: str) -> tuple[dict[str, Any], ScalePlan]:
     model_args = config.get("model_args") or {}
     if not isinstance(model_args, dict):
         raise CompoundError(f"{where}: config.json model_args is not an object")
+    classes = _class_count(config.get("num_classes"), "num_classes", where)
+    if "num_classes" in model_args and _class_count(model_args["num_classes"], "model_args.num_classes", where) != classes:
+        raise CompoundError(f"{where}: config.json model_args.num_classes = {model_args['num_classes']!r} "
+                            f"contradicts num_classes ({classes!r})")
+    loading = sorted(set(model_args) & timm_adapter.LOADING_OPTIONS - {"compound_plan"})
+    if loading:
+        raise CompoundError(f"{where}: config.json model_args.{loading[0]} is one of timm's loading options, "
+                            "not a model argument: refused")
     if architecture == PLAN_ENTRYPOINT:
         if model_args.get("compound_plan") != config["compound_plan"]:
             raise CompoundError(f"{where}: config.json model_args.compound_plan differs from compound_plan")
@@ -87,6 +123,11 @@ def read_config(path: Path, where: str) -> tuple[dict[str, Any], ScalePlan]:
     if not isinstance(cfg, dict) or set(cfg) - known:
         unknown = sorted(set(cfg) - known) if isinstance(cfg, dict) else "not an object"
         raise CompoundError(f"{where}: config.json pretrained_cfg is invalid: unknown keys {unknown}")
+    size = cfg.get("input_size")
+    if size is not None and (not isinstance(size, list) or len(size) != 3 or list(size[1:]) != [scaled.resolution] * 2
+                             or isinstance(size[0], bool) or not isinstance(size[0], int) or size[0] < 1):
+        raise CompoundError(f"{where}: config.json pretrained_cfg.input_size = {size!r} is not "
+                            f"[channels, {scaled.resolution}, {scaled.resolution}] (the plan's resolution)")
     return config, scaled
 
 

@@ -1,28 +1,105 @@
 """Loading weights safely: every path checks files, plan and tensor shapes before timm reads a byte.
 
-`build(plan, pretrained=True)` (what registered names and `compound_scaled_from_plan` call) and
-`from_hub(repo)` resolve where the weights are (a Hub repo, a `local-dir:` folder, a local file),
-refuse anything but `model.safetensors`, check the published plan and the tensor shapes against
-the plan being built, and only then hand timm a local safetensors file.
+Two doors lead to a published model, and both run the same checks:
+
+- timm's own `timm.create_model("local-dir:DIR")` / `"hf-hub:ORG/NAME[@REV]"`: once timm_compound is
+  imported, timm asks `timm_source` for the folder's or repo's config. A config that carries a
+  `compound_plan` is checked by `published_config` (the id and revision, the files, the JSON, the
+  plan against its own rule and the size limits, `model_args` and `pretrained_cfg`) and is then
+  always built by the plugin entrypoint `compound_scaled_from_plan`, also when its `architecture`
+  names the plain timm base; any other config is timm's business and goes to timm's loader;
+- `from_hub(repo)` / `from_dir(folder)`, which require a timm-compound config and take the same door.
+
+The entrypoint builds with `build(plan, pretrained=True)`, which refuses anything but
+`model.safetensors`, compares the safetensors header (size, tensor names, shapes, kinds of number)
+with the plan being built, and only then hands timm a checked local safetensors file.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch.nn as nn
 
 from timm_compound.errors import CompoundError
-
-LOCAL_DIR = "local-dir:"
-from timm_compound.hub.config import WEIGHTS_NAME, read_config, same_structure
-from timm_compound.hub.files import fetch, local_files, split_revision
+from timm_compound.hub.config import (
+    CONFIG_NAME,
+    PLAN_ENTRYPOINT,
+    WEIGHTS_NAME,
+    check_config,
+    read_config,
+    read_json,
+    same_structure,
+)
+from timm_compound.hub.files import (
+    download,
+    fetch,
+    local_config,
+    local_files,
+    regular_file,
+    repo_files,
+    split_revision,
+)
 from timm_compound.scaling import build as scaling_build
 from timm_compound.scaling import timm_adapter
 from timm_compound.scaling.plan import ScalePlan
 from timm_compound.scaling.plan import plan as make_plan
 from timm_compound.scaling.weights import check_weights
+
+LOCAL_DIR = "local-dir:"
+HF_HUB = "hf-hub:"
+
+
+@dataclass(frozen=True)
+class Published:
+    """A checked timm-compound config.json and where it came from."""
+
+    where: str                  # the folder, or org/name@revision
+    config: dict[str, Any]
+    plan: ScalePlan
+    location: dict[str, Any]    # the pretrained_cfg fields that locate its weights, spelt as timm does
+
+    def timm_config(self) -> tuple[dict[str, Any], str, dict[str, Any]]:
+        """(pretrained_cfg, architecture, model_args) as timm's config loaders return them: always the plugin
+        entrypoint with the plan, so a plain-timm (ResNet-style) config is built and checked like any other."""
+        config, owned = self.config, self.plan.rule.structural_args() | set(self.plan.constructor_args)
+        cfg = {**config["pretrained_cfg"], **self.location, "num_classes": config["num_classes"]}
+        model_args = {key: value for key, value in (config.get("model_args") or {}).items() if key not in owned}
+        model_args["compound_plan"] = config["compound_plan"]
+        return cfg, PLAN_ENTRYPOINT, model_args
+
+
+def published_config(source: str, model_id: str, cache_dir: str | Path | None = None) -> Published | None:
+    """The checked config of a folder (`source` "local-dir") or a Hub repo ("hf-hub", `model_id`
+    org/name[@rev]); None for a readable JSON object without `compound_plan` (a plain timm model: not
+    ours to check). Anything else wrong is a CompoundError naming the folder or repo and the field."""
+    if source == "local-dir":
+        folder = Path(model_id)
+        where, location = str(folder), {"file": str(folder), "source": "local-dir"}
+        path = local_config(folder)
+    elif source == "hf-hub":
+        repo, rev = split_revision(model_id)
+        sha, _ = repo_files(repo, rev)
+        where, location = f"{repo}@{rev or sha}", {"hf_hub_id": model_id, "source": "hf-hub"}
+        path = regular_file(download(repo, CONFIG_NAME, sha, cache_dir), where)
+    else:
+        raise CompoundError(f"unknown model source {source!r}: local-dir or hf-hub")
+    config = read_json(path, where)
+    if isinstance(config, dict) and "compound_plan" not in config:
+        return None
+    config, scaled = check_config(config, where)
+    return Published(where, config, scaled, location)
+
+
+def timm_source(source: str, model_id: str, cache_dir: str | Path | None, timm_loader: Callable[..., Any]):
+    """What timm's `local-dir:` / `hf-hub:` config loaders return (timm_adapter.guard_sources installs it):
+    a timm-compound config checked and routed to the plugin entrypoint; any other config as timm reads it."""
+    published = published_config(source, model_id, cache_dir)
+    if published is None:
+        return timm_loader(model_id) if source == "local-dir" else timm_loader(model_id, cache_dir=cache_dir)
+    return published.timm_config()
 
 
 def safe_pretrained_cfg(scaled: ScalePlan, cfg: Any, cache_dir: str | Path | None = None) -> dict[str, Any]:
@@ -38,6 +115,7 @@ def safe_pretrained_cfg(scaled: ScalePlan, cfg: Any, cache_dir: str | Path | Non
         config_path, weights = local_files(Path(cfg.get("file") or ""))
     elif cfg.get("file"):
         weights, config_path, where = Path(cfg["file"]), None, str(cfg["file"])
+        regular_file(weights, where)
     elif cfg.get("hf_hub_id"):
         filename = cfg.get("hf_hub_filename") or WEIGHTS_NAME
         if filename != WEIGHTS_NAME:
@@ -117,29 +195,30 @@ def from_hub(repo_id: str, revision: str | None = None, **timm_kwargs) -> nn.Mod
     """Load a timm-compound repo ('org/name' or 'org/name@rev', or a folder as 'local-dir:PATH');
     checks files, plan and tensor shapes before timm loads anything. `timm_kwargs` go to
     `timm.create_model` (pretrained defaults to True)."""
+    repo_id = str(repo_id)
     if repo_id.startswith(LOCAL_DIR):
         return from_dir(repo_id[len(LOCAL_DIR):], **timm_kwargs)
-    repo, rev = split_revision(repo_id, revision)
-    sha, config_path, weights = fetch(repo, rev, timm_kwargs.get("cache_dir"))
-    return _checked_create(f"hf-hub:{repo}@{sha}", f"{repo}@{sha}", config_path, weights, timm_kwargs)
+    repo, rev = split_revision(repo_id.removeprefix(HF_HUB), revision)
+    sha, _ = repo_files(repo, rev)   # one commit: what is checked is what is loaded
+    return _checked_create("hf-hub", f"{repo}@{sha}", timm_kwargs)
 
 
 def from_dir(folder: str | Path, **timm_kwargs) -> nn.Module:
-    """Load a published folder (what `save_to_dir` or `publish --to-dir` wrote) with every check
-    `from_hub` makes; timm's own `local-dir:` loader does not check plain-timm (ResNet-style) folders."""
-    folder = Path(folder)
-    config_path, weights = local_files(folder)
-    return _checked_create(f"{LOCAL_DIR}{folder}", str(folder), config_path, weights, timm_kwargs)
+    """Load a published folder (what `save_to_dir` or `publish --to-dir` wrote) with every check `from_hub`
+    makes; `timm.create_model("local-dir:...")` makes the same ones once timm_compound is imported."""
+    return _checked_create("local-dir", str(folder), timm_kwargs)
 
 
-def _checked_create(source: str, where: str, config_path: Path, weights: Path, timm_kwargs: dict[str, Any]) -> nn.Module:
+def _checked_create(source: str, model_id: str, timm_kwargs: dict[str, Any]) -> nn.Module:
+    """timm.create_model through timm's own `local-dir:` / `hf-hub:` door (which `timm_source` guards), for
+    a config that must be timm-compound's."""
     import timm
 
-    config, scaled = read_config(config_path, where)
+    if published_config(source, model_id, timm_kwargs.get("cache_dir")) is None:
+        raise CompoundError(f"{model_id}: config.json has no compound_plan: not published by timm-compound")
     timm_kwargs.setdefault("pretrained", True)
-    if timm_kwargs["pretrained"]:
-        check_weights(scaled, weights, {**(config.get("model_args") or {}), "num_classes": config.get("num_classes")}, where)
-    model = timm.create_model(source, **timm_kwargs)
+    model = timm.create_model(f"{source}:{model_id}", **timm_kwargs)
     if not isinstance(getattr(model, "compound_plan", None), ScalePlan):
-        model.compound_plan = scaled
+        raise CompoundError(f"{model_id}: timm did not build it with {PLAN_ENTRYPOINT}: timm_compound's check of "
+                            "timm's local-dir:/hf-hub: configs is not installed")
     return model

@@ -18,7 +18,7 @@ import torch.nn as nn
 from timm_compound.errors import CompoundError, UnknownModelError
 from timm_compound.hub import card
 from timm_compound.hub.config import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, hub_config
-from timm_compound.hub.files import first_line, hub_errors
+from timm_compound.hub.files import check_repo_id, check_revision, first_line, hub_errors
 from timm_compound.scaling.build import build, pretrained_cfg
 from timm_compound.scaling.catalog import registered
 from timm_compound.scaling.plan import ScalePlan
@@ -91,17 +91,20 @@ def save_to_dir(
     weights: str | Path | None = None,
     repo_id: str | None = None,
     training: dict[str, Any] | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Write model.safetensors, config.json and README.md to `directory` (loadable with `local-dir:`).
 
     `repo_id` only changes the card's usage snippet (hf-hub:<repo_id> instead of local-dir:<path>).
     `training` (plain data: dataset, measured accuracy, settings; see `card.render`) adds a
     training section to the card; `timm-compound publish --run RUN` fills it from the run folder.
+    A folder that is not empty is refused, naming what would be replaced, unless `overwrite=True`
+    (which replaces the three files and leaves anything else in the folder alone).
     """
     import safetensors.torch
 
     directory = Path(directory)
-    check_output_dir(directory)   # before building anything
+    check_output_dir(directory, overwrite=overwrite)   # before building anything
     model, scaled, name, state, origin = resolve(model_or_name, weights)
     config = hub_config(model, scaled, name)
     source = f"hf-hub:{repo_id}" if repo_id else f"local-dir:{directory.resolve()}"
@@ -121,10 +124,24 @@ def save_to_dir(
     return directory
 
 
-def check_output_dir(directory: Path) -> None:
-    """Refuse, before any work, a folder that cannot be made or written (a file, /dev/null, read-only)."""
+def check_output_dir(directory: Path, *, overwrite: bool = False) -> None:
+    """Refuse, before any work, a folder that cannot be made or written (a file, /dev/null, read-only),
+    and one that is not empty unless `overwrite` (the error lists what would be replaced)."""
+    directory = Path(directory)
     if directory.exists() and not directory.is_dir():
         raise CompoundError(f"{directory} exists and is not a folder: give a folder to write the model into")
+    if directory.is_dir() and not overwrite:
+        try:
+            present = sorted(p.name for p in directory.iterdir())
+        except OSError as error:
+            raise CompoundError(f"cannot write into {directory}: {error.strerror or error}") from None
+        if present:
+            replaced = [name for name in (CARD_NAME, CONFIG_NAME, WEIGHTS_NAME) if name in present]
+            others = len(present) - len(replaced)
+            what = (f"it would replace {', '.join(replaced)}" if replaced else "nothing in it would be replaced")
+            kept = f" ({others} other entr{'y' if others == 1 else 'ies'} would stay)" if others else ""
+            raise CompoundError(f"{directory} is not empty: {what}{kept}; pass --overwrite (overwrite=True) to "
+                                "write there anyway, or give an empty or new folder")
     existing = next((parent for parent in (directory, *directory.parents) if parent.exists()), None)
     if existing is None or not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
         raise CompoundError(f"cannot write into {directory}: {existing} is not a writable folder")
@@ -151,6 +168,9 @@ def publish(
     """Publish to the Hub in one commit (a failed upload leaves the repo as it was); returns the commit sha."""
     from huggingface_hub import CommitOperationAdd, HfApi
 
+    check_repo_id(repo_id)
+    if revision is not None:
+        check_revision(revision)
     with tempfile.TemporaryDirectory(prefix="timm-compound-publish-") as tmp:
         folder = save_to_dir(model_or_name, tmp, weights=weights, repo_id=repo_id, training=training)
         plan_json = json.loads((folder / CONFIG_NAME).read_text())["compound_plan"]

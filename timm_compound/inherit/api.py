@@ -37,6 +37,9 @@ class InheritReport:
     noise: float
     seed: int
     identity: dict[str, str] = field(default_factory=dict)   # zeroed tensor -> the rule entry that chose it
+    # how the source's weights were trained, when known (a training run's summary: dataset, resolution,
+    # train_resolution, top1, ...); the model card states it, input sizes included
+    source_training: dict[str, Any] | None = None
 
 
 def _target(target: Any) -> ScalePlan:
@@ -61,7 +64,7 @@ def _check_growth(base: ScalePlan, target: ScalePlan) -> None:
             raise CompoundError(f"{name} has {len(new)} stages and its base {len(old)}")
         for stage, (a, b) in enumerate(zip(old, new)):
             if b < a:
-                raise CompoundError(f"{name} has {b} {what} in stage {stage} where its base has {a}: "
+                raise CompoundError(f"{name} has {b} {what} in stage {stage + 1} of {len(old)} where its base has {a}: "
                                     "inheritance only grows a model")
     for part, old, new in (("stem", base.stem, target.stem), ("head", base.head, target.head)):
         if old is not None and new is not None and new < old:

@@ -2,9 +2,11 @@
 
 timm's registry files each entrypoint under the last part of its module name
 (`timm.list_models(module="compound_scaled")`) and reads the module's `default_cfgs`;
-both live here. Every entrypoint builds through `timm_compound.hub.load.build`, so
-`pretrained=True` loads only checked safetensors weights (published for that exact variant), and
-`inherit_from=BASE` grows the base's weights into the variant instead (`timm_compound.inherit`).
+both live here. Importing it also makes timm's `local-dir:` / `hf-hub:` sources check a
+timm-compound config (`timm_compound.hub.load.timm_source`) and build it here. Every entrypoint
+builds through `timm_compound.hub.load.build`, so `pretrained=True` loads only checked safetensors
+weights (published for that exact variant), and `inherit_from=BASE` grows the base's weights into
+the variant instead (`timm_compound.inherit`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 
 from timm_compound.errors import CompoundError
 from timm_compound.hub.config import PLAN_ENTRYPOINT, plan_from_config
-from timm_compound.hub.load import build
+from timm_compound.hub.load import build, timm_source
 from timm_compound.inherit.api import inherit
 from timm_compound.scaling import timm_adapter
 from timm_compound.scaling.plan import plan
@@ -48,8 +50,20 @@ def make_entrypoint(name: str, base: str, phi: int, hf_hub_id: str | None):
 def compound_scaled_from_plan(pretrained: bool = False, compound_plan: dict[str, Any] | None = None, **kwargs):
     """Build the model a published config.json describes: its `model_args` carry the whole plan, so
     `timm.create_model("hf-hub:...")` works where the receiver's rules and registry do not know it."""
-    scaled = plan_from_config(compound_plan, "model_args.compound_plan")
-    return build(scaled, pretrained=pretrained, **kwargs)
+    cfg = kwargs.get("pretrained_cfg")
+    cfg = cfg.to_dict() if hasattr(cfg, "to_dict") else dict(cfg or {})
+    where = cfg.get("file") or cfg.get("hf_hub_id") or "config.json"
+    scaled = plan_from_config(compound_plan, f"{where}: model_args.compound_plan")
+    try:
+        return build(scaled, pretrained=pretrained, **kwargs)
+    except CompoundError as error:   # e.g. the memory guard: name the folder or repo
+        if where in str(error):
+            raise
+        raise CompoundError(f"{where}: {error}") from None
+    except TypeError as error:   # a published model_args entry the base's constructor does not take
+        if "pretrained_model_args" not in kwargs:
+            raise
+        raise CompoundError(f"{where}: config.json model_args do not fit {scaled.base}'s constructor: {error}") from None
 
 
 assert compound_scaled_from_plan.__name__ == PLAN_ENTRYPOINT  # the name published configs use
@@ -65,3 +79,4 @@ def register_plan_entrypoint() -> None:
 
 
 register_plan_entrypoint()
+timm_adapter.guard_sources(timm_source)   # timm.create_model("local-dir:..."/"hf-hub:...") checks as from_hub does

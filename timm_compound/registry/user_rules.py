@@ -31,8 +31,14 @@ ENV_VAR = "TIMM_COMPOUND_RULES_PATH"
 
 
 def _yaml_files(path: Path) -> list[Path]:
+    """A file, or a folder's *.yaml then *.yml files by name; a folder that cannot be listed is an error
+    naming it, never an empty list (which would silently load nothing)."""
     if path.is_dir():
-        return sorted(path.glob("*.yaml")) + sorted(path.glob("*.yml"))
+        try:
+            entries = sorted(path.iterdir())
+        except OSError as error:
+            raise RuleError(path, None, f"cannot read the folder: {error.strerror or error}") from None
+        return [p for p in entries if p.suffix == ".yaml"] + [p for p in entries if p.suffix == ".yml"]
     if path.is_file():
         return [path]
     raise RuleError(path, None, "no such file or folder")

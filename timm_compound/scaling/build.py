@@ -70,6 +70,8 @@ def build(
     """
     on_meta = torch.get_default_device().type == "meta" or str(timm_kwargs.get("device", "")) == "meta"
     limits.check(plan.size, f"the plan for {plan.base}", allocates=not on_meta, allow_oversize=allow_oversize)
+    if not on_meta and not allow_oversize and limits.needs_exact_count(plan.size):
+        limits.check_memory(_weight_bytes(plan, timm_kwargs), f"the plan for {plan.base}")
     if "pretrained" in timm_kwargs:
         raise CompoundError("scaling.build builds the structure only: load weights with "
                             "timm_compound.build(plan, pretrained=True), which checks them first")
@@ -99,6 +101,15 @@ def build(
     model = timm_adapter.build(plan.base, rewrite, pretrained=weights_cfg is not None, **timm_kwargs)
     model.compound_plan = plan
     return model
+
+
+def _weight_bytes(plan: ScalePlan, timm_kwargs: dict[str, Any]) -> int:
+    """Bytes of the parameters and buffers the plan's model will allocate, counted on the meta device."""
+    kwargs = {key: value for key, value in timm_kwargs.items() if key not in ("pretrained", "device")}
+    with torch.device("meta"):
+        model = build(plan, allow_oversize=True, **kwargs)
+    tensors = [*model.parameters(), *model.buffers()]
+    return sum(t.numel() * t.element_size() for t in tensors)
 
 
 def scale(

@@ -10,8 +10,9 @@ import difflib
 from dataclasses import dataclass
 from pathlib import Path
 
-from timm_compound.errors import RuleError, UnknownModelError
+from timm_compound.errors import CompoundError, RuleError, UnknownModelError
 from timm_compound.scaling import timm_adapter
+from timm_compound.scaling.plan import variant_resolution
 from timm_compound.scaling.rulebook import RuleBook, active_rules, load_registry
 
 
@@ -48,6 +49,11 @@ def collect(paths: list[Path], rules: RuleBook) -> list[Variant]:
             if entry.base not in rules.rules:
                 known = "unknown timm architecture" if not timm_adapter.is_builtin_model(entry.base) else "no rule covers"
                 raise RuleError(path, f"variants.{index}.base", f"{known} {entry.base!r}")
+            for phi in entry.phis:   # sizes first: phi=100000 is an error here, never an OverflowError later
+                try:
+                    variant_resolution(entry.base, phi, rules)
+                except CompoundError as error:
+                    raise RuleError(path, f"variants.{index}.phis", str(error)) from None
             for phi, name in entry.names().items():
                 field = f"variants.{index}.name"
                 if name in _registered and _registered[name].source == str(path):

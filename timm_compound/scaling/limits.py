@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from timm_compound.errors import CompoundError
 
@@ -46,16 +47,36 @@ def size_of(depths: list[int], widths: list[int], resolution: int) -> PlanSize:
 
 
 def memory_bytes() -> int | None:
-    """This machine's physical memory, or None where the OS does not say."""
+    """The memory this process may use: the machine's physical memory, or less where a cgroup limit
+    (a container, a systemd slice) or an address-space / data rlimit says so; None where nothing says."""
+    limits = []
     try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        limits.append(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
     except (AttributeError, ValueError, OSError):
-        return None
+        pass
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            text = Path(path).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit() and int(text) < 2**60:   # "max" or a huge number: no limit
+            limits.append(int(text))
+    try:
+        import resource
+
+        for which in (resource.RLIMIT_AS, resource.RLIMIT_DATA):
+            soft, _ = resource.getrlimit(which)
+            if soft != resource.RLIM_INFINITY and soft > 0:
+                limits.append(soft)
+    except (ImportError, AttributeError, ValueError, OSError):
+        pass
+    return min(limits) if limits else None
 
 
 def check(size: PlanSize, what: str, *, allocates: bool = False, allow_oversize: bool = False) -> None:
     """Refuse a plan above the limits, naming its size. `allocates`: real weights are about to be
-    made, so a plan whose float32 parameters alone exceed this machine's memory is refused too."""
+    made, so a plan whose float32 parameters alone exceed the memory this process may use is refused
+    too (`check_memory` then counts them exactly when this lower bound is too close to tell)."""
     if allow_oversize:
         return
     problems = []
@@ -66,7 +87,30 @@ def check(size: PlanSize, what: str, *, allocates: bool = False, allow_oversize:
     memory = memory_bytes() if allocates else None
     if memory is not None and size.min_params * 4 > memory:
         problems.append(f"at least {size.min_params:,} parameters, more than this machine's "
-                        f"{memory / 2**30:.0f} GiB hold as float32")
+                        f"{_gib(memory)} hold as float32")
     if problems:
         raise CompoundError(f"{what} is too large: {'; '.join(problems)}; pass allow_oversize=True "
                             "if you really mean it")
+
+
+# when the lower bound on a plan's weights is within this factor of the memory, they are counted exactly
+EXACT_COUNT_FACTOR = 64
+
+
+def needs_exact_count(size: PlanSize) -> bool:
+    """The lower bound cannot vouch for the plan: its weights might not fit (count them on the meta device)."""
+    memory = memory_bytes()
+    return memory is not None and size.min_params * 4 * EXACT_COUNT_FACTOR > memory
+
+
+def check_memory(weight_bytes: int, what: str) -> None:
+    """Refuse, before allocating, a model whose parameters and buffers (counted exactly) exceed the memory
+    this process may use."""
+    memory = memory_bytes()
+    if memory is not None and weight_bytes > memory:
+        raise CompoundError(f"{what} is too large: its weights take {weight_bytes / 2**30:,.1f} GiB, more than "
+                            f"the {_gib(memory)} this process may use; pass allow_oversize=True if you really mean it")
+
+
+def _gib(memory: int) -> str:
+    return f"{memory / 2**30:.0f} GiB" if memory >= 2**30 else f"{memory / 2**30:.2f} GiB"

@@ -332,7 +332,20 @@ def variant_resolution(base: str, phi: float, rules: RuleBook | None = None) -> 
     """(base pixels, planned pixels) of `base` at `phi`: what a registered name's pretrained_cfg needs,
     without reading the structure (registration builds nothing)."""
     rule, _ = (rules or active_rules()).rule_for(base)
-    start, _, pixels, _ = plan_resolution(rule, base, rule.coefficients.gamma ** phi)
+    c = rule.coefficients
+    try:
+        factors = (c.alpha ** phi, c.beta ** phi, c.gamma ** phi)
+    except OverflowError:
+        factors = (math.inf,)
+    if not all(math.isfinite(f) for f in factors):
+        raise CompoundError(f"phi={phi:g} overflows the multipliers (alpha**phi, beta**phi, gamma**phi are not "
+                            "finite numbers); use a smaller phi")
+    if c.alpha > 1 and c.alpha ** phi > limits.MAX_BLOCKS_PER_STAGE:
+        raise CompoundError(f"phi={phi:g} multiplies depth by {c.alpha ** phi:,.0f}: more than "
+                            f"{limits.MAX_BLOCKS_PER_STAGE:,} blocks in a stage")
+    start, _, pixels, _ = plan_resolution(rule, base, factors[2])
+    if pixels > limits.MAX_RESOLUTION:
+        raise CompoundError(f"phi={phi:g} gives a {pixels:,} px input (limit {limits.MAX_RESOLUTION:,})")
     return start, pixels
 
 

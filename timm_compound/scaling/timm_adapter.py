@@ -1,11 +1,13 @@
 """Every use of timm internals lives here, so a timm upgrade touches one file.
 
-The scaler needs two things timm does not offer publicly:
+The plugin needs three things timm does not offer publicly:
 
 * the keyword arguments a base entrypoint passes to its model class (to read the
   base's stage depths and widths without building it), and
 * a way to change those arguments in flight, so the base entrypoint's own
-  logic (feature extraction, kwargs filters, post-processing) still runs.
+  logic (feature extraction, kwargs filters, post-processing) still runs;
+* a say in what timm's `local-dir:` / `hf-hub:` model sources build (`guard_sources`), so a
+  published timm-compound folder gets the same checks through `timm.create_model` as anywhere.
 
 Every timm model module calls its module-level ``build_model_with_cfg``; we swap
 that name, for the duration of one call and under a lock, with a wrapper that
@@ -204,3 +206,21 @@ def register(fn: Callable[..., Any], cfg: dict[str, Any]) -> None:
 def model_args(model) -> dict[str, Any]:
     """The kwargs timm recorded when it built `model` (all of them, drop rates included)."""
     return dict(getattr(model, "_model_args", None) or {})
+
+
+def guard_sources(handler: Callable[..., Any]) -> None:
+    """Let `handler(source, model_id, cache_dir, timm_loader)` answer timm's config lookups for
+    `create_model("local-dir:...")` ("local-dir") and `("hf-hub:...")` ("hf-hub") in place of timm's own
+    loaders, which it gets as `timm_loader` for configs it leaves to timm. Installed once; timm's
+    factory looks these two names up in its module when it resolves a source."""
+    from timm.models import _factory
+
+    for name, source in (("load_model_config_from_path", "local-dir"), ("load_model_config_from_hf", "hf-hub")):
+        current = getattr(_factory, name)
+        original = getattr(current, "timm_compound_original", current)
+
+        def guarded(model_id, cache_dir=None, *, _source=source, _original=original):
+            return handler(_source, model_id, cache_dir, _original)
+
+        guarded.timm_compound_original = original
+        setattr(_factory, name, guarded)

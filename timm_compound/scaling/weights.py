@@ -28,17 +28,45 @@ def state_shapes(state: dict[str, torch.Tensor]) -> dict[str, tuple[int, ...]]:
     return {key: tuple(value.shape) for key, value in state.items()}
 
 
-def safetensors_shapes(path: Path, where: str) -> dict[str, tuple[int, ...]]:
-    """Tensor names and shapes from a safetensors header, without loading the tensors."""
+def safetensors_header(path: Path, where: str) -> dict[str, tuple[tuple[int, ...], str]]:
+    """Tensor names -> (shape, safetensors dtype such as 'F32') from a safetensors header, without
+    loading the tensors. The library itself refuses a header over 100 MB or offsets past the file's end."""
     from safetensors import SafetensorError, safe_open
 
     if Path(path).suffix != ".safetensors":
         raise CompoundError(f"{where}: {Path(path).name} is not a .safetensors file; timm-compound never unpickles weights")
     try:
         with safe_open(str(path), framework="pt") as handle:
-            return {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}
+            return {key: (tuple(handle.get_slice(key).get_shape()), str(handle.get_slice(key).get_dtype()))
+                    for key in handle.keys()}
     except (SafetensorError, OSError) as error:
-        raise CompoundError(f"{where}: {Path(path).name} is not a valid safetensors file: {error}") from None
+        link = f" (a link to {Path(path).resolve()})" if Path(path).is_symlink() else ""
+        raise CompoundError(f"{where}: {Path(path).name}{link} is not a valid safetensors file: {error}") from None
+
+
+def safetensors_shapes(path: Path, where: str) -> dict[str, tuple[int, ...]]:
+    """Tensor names and shapes from a safetensors header, without loading the tensors."""
+    return {key: shape for key, (shape, _) in safetensors_header(path, where).items()}
+
+
+def _kind(dtype: torch.dtype | str) -> str:
+    """'float', 'int' or 'bool' for a torch dtype or a safetensors dtype name."""
+    if isinstance(dtype, torch.dtype):
+        return "bool" if dtype == torch.bool else "float" if dtype.is_floating_point else \
+            "complex" if dtype.is_complex else "int"
+    name = dtype.upper()
+    return "bool" if name == "BOOL" else "float" if name.startswith(("F", "BF")) else \
+        "complex" if name.startswith("C") else "int"
+
+
+def check_dtypes(expected: dict[str, torch.dtype], got: dict[str, str], where: str) -> None:
+    """Each tensor holds the kind of number the model keeps there: integer weights for a float
+    parameter (or floats for an int buffer such as BatchNorm's step count) are refused, naming the first."""
+    wrong = [f"{key} is {got[key]} where the model holds {expected[key]}" for key in expected
+             if key in got and _kind(expected[key]) != _kind(got[key])]
+    if wrong:
+        more = f" (+{len(wrong) - 3} more)" if len(wrong) > 3 else ""
+        raise CompoundError(f"{where}: wrong kind of number: {', '.join(wrong[:3])}{more}")
 
 
 def check_shapes(expected: dict[str, tuple[int, ...]], got: dict[str, tuple[int, ...]], where: str, what: str) -> None:
@@ -56,13 +84,18 @@ def check_shapes(expected: dict[str, tuple[int, ...]], got: dict[str, tuple[int,
     raise CompoundError(f"{where}: the tensors do not match {what}: " + "; ".join(parts))
 
 
-def expected_shapes(scaled: ScalePlan, model_args: dict[str, Any] | None = None) -> dict[str, tuple[int, ...]]:
-    """The state_dict shapes the plan's model has, built on the meta device (no memory, no init cost)."""
+def expected_tensors(scaled: ScalePlan, model_args: dict[str, Any] | None = None) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
+    """The plan's model's state_dict: name -> (shape, dtype), built on the meta device (no memory, no init cost)."""
     owned = scaled.rule.structural_args() | set(scaled.constructor_args) | set(LOAD_KWARGS)
     kwargs = {k: v for k, v in (model_args or {}).items() if k not in owned}
     with torch.device("meta"):
         model = build(scaled, **kwargs)
-    return state_shapes(model.state_dict())
+    return {key: (tuple(value.shape), value.dtype) for key, value in model.state_dict().items()}
+
+
+def expected_shapes(scaled: ScalePlan, model_args: dict[str, Any] | None = None) -> dict[str, tuple[int, ...]]:
+    """The state_dict shapes the plan's model has, built on the meta device (no memory, no init cost)."""
+    return {key: shape for key, (shape, _) in expected_tensors(scaled, model_args).items()}
 
 
 def describe(scaled: ScalePlan, num_classes: Any) -> str:
@@ -87,7 +120,13 @@ def check_header_fits(scaled: ScalePlan, got: dict[str, tuple[int, ...]], where:
 
 
 def check_weights(scaled: ScalePlan, path: Path, model_args: dict[str, Any], where: str) -> None:
-    """A safetensors file holds exactly the tensors of the plan's model built with `model_args`."""
-    got = safetensors_shapes(path, where)
+    """A safetensors file holds exactly the tensors of the plan's model built with `model_args`: names,
+    shapes and kinds of number (its header is compared with the plan's size before anything is built)."""
+    header = safetensors_header(path, where)
+    got = {key: shape for key, (shape, _) in header.items()}
     check_header_fits(scaled, got, where)
-    check_shapes(expected_shapes(scaled, model_args), got, where, describe(scaled, model_args.get("num_classes")))
+    expected = expected_tensors(scaled, model_args)
+    check_shapes({key: shape for key, (shape, _) in expected.items()}, got, where,
+                 describe(scaled, model_args.get("num_classes")))
+    check_dtypes({key: dtype for key, (_, dtype) in expected.items()}, {key: dtype for key, (_, dtype) in header.items()},
+                 where)

@@ -98,8 +98,7 @@ def search(
     settings = _settings(base, data, phi, grid, table, epochs, match_cost, sampler, pruner, budget, train_kwargs)
     settings["current"] = list(current)
     out_dir = Path(out) if out is not None else None
-    if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
+    created = _make_out(out_dir)
     url = storage or default_url(out_dir)
     name = study or f"{base}-coefficients"
     runs = runs_folder(out_dir, name) if pruner == "successive_halving" else None
@@ -111,7 +110,12 @@ def search(
               keep_checkpoints=bool(keep_checkpoints))
     quiet = QuietOptuna()
     try:
-        optuna_study = connect(job)   # created, or checked against its settings, before any worker starts
+        try:
+            optuna_study = connect(job)   # created, or checked against its settings, before any worker starts
+        except CompoundError:
+            if created:   # refused before any trial: leave no trace
+                shutil.rmtree(out_dir, ignore_errors=True)
+            raise
         say(f"study {name!r} in {redact(url)}: {len(points)} candidates, {len(optuna_study.trials)} trial(s) so far")
         if workers == 1:
             run_search(job, say, optuna_study)
@@ -138,14 +142,34 @@ def candidates(base: str, *, phi: float = 1.0, flops_factor: float = grid_module
                            progress=progress)
 
 
+def _make_out(out: Path | None) -> bool:
+    """Create the output folder; True when this call created it (so a refusal can remove it again)."""
+    if out is None:
+        return False
+    if out.exists() and not out.is_dir():
+        raise CompoundError(f"out {out} exists and is not a folder")
+    created = not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise CompoundError(f"cannot create the output folder {out}: {error.strerror or error}") from None
+    return created
+
+
+def check_workers(workers: Any) -> None:
+    """Local worker processes: a whole number >= 1 (the dry run checks it too, so it is refused alike)."""
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise CompoundError(f"workers must be a whole number >= 1, got {workers!r}")
+
+
 def _check_choices(sampler: str, pruner: str, workers: Any, epochs: Any, phi: Any) -> None:
     if sampler not in SAMPLERS:
         raise CompoundError(f"sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
     if pruner not in PRUNERS:
         raise CompoundError(f"pruner must be one of {', '.join(PRUNERS)}, got {pruner!r}")
-    for name, value in (("workers", workers), ("epochs", epochs)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise CompoundError(f"{name} must be a whole number >= 1, got {value!r}")
+    check_workers(workers)
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise CompoundError(f"epochs must be a whole number >= 1, got {epochs!r}")
     if isinstance(phi, bool) or not isinstance(phi, (int, float)) or not math.isfinite(phi) or phi <= 0:
         raise CompoundError(f"phi must be a number > 0 (the search scales up from the base), got {phi!r}")
 

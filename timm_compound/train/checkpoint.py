@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from timm_compound.errors import CompoundError
+from timm_compound.errors import CompoundError, without_unsafe_advice
 
 LAST, BEST = "last", "best.safetensors"
 MODEL, EMA, STATE = "model.safetensors", "ema.safetensors", "state.pt"
@@ -129,6 +129,6 @@ def load_last(folder: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Te
     try:
         state = torch.load(folder / STATE, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - a corrupt or foreign file
-        raise CompoundError(f"{folder / STATE}: cannot read the training state: {error}") from None
+        raise CompoundError(f"{folder / STATE}: cannot read the training state: {without_unsafe_advice(str(error))}") from None
     ema = load_weights(folder / EMA) if (folder / EMA).is_file() else None
     return load_weights(folder / MODEL), ema, state

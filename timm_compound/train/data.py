@@ -80,6 +80,7 @@ def load_data(
             f"unknown dataset {data!r}: not an image folder, not builtin:digits, and not a timm dataset name "
             "(torch/<name> or hfds/<name>)"
         )
+    check_classes(splits.num_classes, data)
     if num_classes is not None and num_classes != splits.num_classes:
         raise CompoundError(f"{data} has {splits.num_classes} classes but num_classes={num_classes} was asked for")
     splits.train = _subset(splits.train, train_samples, "train_samples", data)
@@ -89,6 +90,15 @@ def load_data(
         train_samples=train_samples, val_samples=val_samples,
     )
     return splits
+
+
+def check_classes(count: int, data: str) -> None:
+    """At least two classes: with one, every prediction is right (top-1 100% against a chance of 100%),
+    so a "trained" model would report a result that means nothing."""
+    if count < 2:
+        found = "no class" if count == 0 else "only one class"
+        raise CompoundError(f"{data} has {found}: classification needs at least two (an image folder needs one "
+                            "subfolder per class)")
 
 
 def _holdout(count: int) -> tuple[list[int], list[int]]:

@@ -69,9 +69,10 @@ class RecordedRun:
 
 
 def open_run(path: str | Path) -> RecordedRun:
-    """A run folder with a completed epoch, its plan validated; a CompoundError otherwise."""
+    """A run folder with a completed epoch, its record's fields and its plan validated; a CompoundError
+    otherwise."""
     path = Path(path)
-    record = read_record(path)
+    record = read_record(path)   # checked: the types of every field read here
     if not (path / BEST).is_file() or not record.get("best"):
         raise CompoundError(f"{path}: no epoch has completed, so the run has no {BEST}")
     plan_data = (record.get("model") or {}).get("plan")

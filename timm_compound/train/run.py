@@ -60,8 +60,11 @@ def check_new(path: Path) -> None:
         raise CompoundError(f"run folder {path} is not empty; {hint}")
 
 
-class _Model(BaseModel):
+class _Part(BaseModel):
     model_config = ConfigDict(extra="allow", strict=True)
+
+
+class _Model(_Part):
     spec: str
     name: Optional[str] = None
     num_classes: Optional[int] = None
@@ -69,29 +72,43 @@ class _Model(BaseModel):
     kwargs: Optional[dict[str, Any]] = None
 
 
-class _Dataset(BaseModel):
-    model_config = ConfigDict(extra="allow", strict=True)
+class _Dataset(_Part):
     name: str
-    classes: int
-    train_images: int
-    val_images: int
+    classes: int = Field(ge=2)
+    train_images: int = Field(ge=0)
+    val_images: int = Field(ge=1)
 
 
-class _Best(BaseModel):
-    model_config = ConfigDict(extra="allow", strict=True)
-    epoch: int
+class _Settings(_Part):
+    """The resolved settings the readers of a finished run use (the rest is checked as a TrainConfig on resume)."""
+
+    resolution: int = Field(ge=1)
+    train_resolution: int = Field(ge=1)
+    epochs: int = Field(ge=1)
+    batch_size: int = Field(ge=1)
+    lr: float
+    opt: str
+    sched: str
+    seed: int
+    ema: bool
+    augment: bool
+
+
+class _Best(_Part):
+    epoch: int = Field(ge=1)
     top1: float
+    top5: Optional[float] = None
+    eval_loss: Optional[float] = None
 
 
-class _Record(BaseModel):
+class _Record(_Part):
     """The shape of run.json that the code reading it relies on (more keys are allowed)."""
 
-    model_config = ConfigDict(extra="allow", strict=True)
     format: Literal[1]
     status: str
     model: _Model
     dataset: _Dataset
-    settings: dict[str, Any]
+    settings: _Settings
     config: Optional[dict[str, Any]] = None
     world_size: int = Field(1, ge=1)
     epochs_completed: int = Field(0, ge=0)
