@@ -36,21 +36,16 @@ def _cli_type(annotation: Any) -> type:
 
 def _default_text(field: FieldInfo) -> str:
     default = field.default
-    if default is None or "[default:" in (field.description or ""):
+    if default is None or "(default:" in (field.description or ""):
         return ""
     if isinstance(default, bool):
-        return " [default: on]" if default else ""
-    return f" [default: {default}]"
-
-
-def _escape(text: str) -> str:
-    """Square brackets are rich markup in typer's help: keep them as text."""
-    return text.replace("[", "\\[")
+        return " (default: on)" if default else ""
+    return f" (default: {default})"
 
 
 def _parameter(name: str, field: FieldInfo) -> inspect.Parameter:
     kind = _cli_type(field.annotation)
-    help_text = _escape((field.description or "") + _default_text(field))
+    help_text = (field.description or "") + _default_text(field)
     panel = _PANEL_OF.get(name, "Training")
     if kind is bool:
         option = typer.Option(f"{flag(name)}/--no-{name.replace('_', '-')}", help=help_text, rich_help_panel=panel,

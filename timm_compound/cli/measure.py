@@ -18,10 +18,10 @@ from timm_compound.errors import CompoundError, CompoundWarning
 Device = Annotated[str, typer.Option(help="Where to time: cpu, cuda or cuda:N.")]
 Threads = Annotated[int, typer.Option(help="torch threads while timing (capped at this machine's cores).")]
 Dtype = Annotated[str, typer.Option(help="float32, float16 or bfloat16.")]
-Runtime = Annotated[str, typer.Option(help="eager, compile (torch.compile) or onnxruntime (the [onnx] extra).")]
+Runtime = Annotated[str, typer.Option(help="eager, compile (torch.compile) or onnxruntime (the onnx extra).")]
 NoCache = Annotated[bool, typer.Option("--no-cache", help="Time again instead of reading the latency cache.")]
 MaxSeconds = Annotated[Optional[float], typer.Option(
-    help="Time cap of one timing, warm-up included [default: 10 for measure and table, 5 per fit timing].")]
+    help="Time cap of one timing, warm-up included (default: 10 for measure and table, 5 per fit timing).")]
 
 
 @contextlib.contextmanager
@@ -52,7 +52,7 @@ def timing_options(device: str, batch_size: int, threads: int, dtype: str, runti
 def measure_command(
     name: Annotated[str, typer.Argument(help="A registered variant (resnet18_cs_phi2) or a base (resnet18).")],
     phi: Annotated[Optional[float], typer.Option("--phi", help="Compound coefficient of a base.")] = None,
-    resolution: Annotated[Optional[int], typer.Option(help="Input size in pixels [default: the plan's].")] = None,
+    resolution: Annotated[Optional[int], typer.Option(help="Input size in pixels (default: the plan's).")] = None,
     batch_size: Annotated[int, typer.Option(help="Images per forward pass (MACs, memory and timings).")] = 1,
     train_memory: Annotated[bool, typer.Option("--train-memory", help="Estimate one SGD step's peak memory.")] = False,
     latency: Annotated[bool, typer.Option("--latency", help="Also time the model on this machine.")] = False,

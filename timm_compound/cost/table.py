@@ -41,7 +41,16 @@ class TableRow:
     runtime: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Every field; the timing fields only when the row was timed (a table of counts stays as it was)."""
+        found = asdict(self)
+        if self.latency_ms is None:
+            for key in TIMING_FIELDS:
+                found.pop(key)
+        return found
+
+
+TIMING_FIELDS = ("latency_ms", "latency_low_ms", "latency_high_ms", "throughput", "ms_per_gmac", "latency_converged",
+                 "device", "threads", "latency_batch_size", "dtype", "runtime")
 
 
 def _timing(latency: Latency, gmacs: float) -> dict[str, Any]:

@@ -78,9 +78,9 @@ class TrainConfig(BaseModel):
     model: Optional[str] = Field(None, description="A registered variant (resnet18_cs_phi0) or a base (resnet18).")
     phi: Optional[float] = Field(None, description="Scale the base MODEL by this phi.")
     drop_rate: Optional[float] = Field(
-        None, ge=0.0, lt=1.0, description="Dropout before the classifier [default: the rule's recipe at phi, else the model's].")
+        None, ge=0.0, lt=1.0, description="Dropout before the classifier (default: the rule's recipe at phi, else the model's).")
     drop_path: Optional[float] = Field(
-        None, ge=0.0, lt=1.0, description="Stochastic depth rate [default: the rule's recipe at phi, else 0].")
+        None, ge=0.0, lt=1.0, description="Stochastic depth rate (default: the rule's recipe at phi, else 0).")
 
     # --- data
     data: str = Field(DEFAULT_DATA, min_length=1,
@@ -88,11 +88,11 @@ class TrainConfig(BaseModel):
     num_classes: Optional[int] = Field(None, ge=2, description="Expected class count (checked against the data).")
     train_samples: Optional[int] = Field(None, ge=1, description="Train on a fixed subset of this many images.")
     val_samples: Optional[int] = Field(None, ge=1, description="Evaluate on a fixed subset of this many images.")
-    resolution: Optional[int] = Field(None, ge=1, description="Evaluation input size in pixels [default: the plan's].")
+    resolution: Optional[int] = Field(None, ge=1, description="Evaluation input size in pixels (default: the plan's).")
     train_resolution: Annotated[Optional[int | float], BeforeValidator(_pixels_or_fraction)] = Field(
         None, description="Train at these pixels (160) or this fraction (0.5) of the resolution.")
     augment: Optional[bool] = Field(
-        None, description="timm's training augmentation [default: on, off for builtin:digits].")
+        None, description="timm's training augmentation (default: on, off for builtin:digits).")
     aa: Optional[str] = Field(None, description="timm's AutoAugment/RandAugment string (rand-m9-mstd0.5-inc1).")
     reprob: float = Field(0.0, ge=0.0, le=1.0, description="Random erasing probability.")
     mixup: float = Field(0.0, ge=0.0, description="Mixup alpha (0: off).")
@@ -107,7 +107,7 @@ class TrainConfig(BaseModel):
     epochs: int = Field(10, ge=1, description="Epochs to train.")
     batch_size: int = Field(64, ge=1, description="Images per step and process.")
     grad_accum: int = Field(1, ge=1, description="Batches whose gradients add up to one optimizer step.")
-    lr: Optional[float] = Field(None, gt=0.0, description="Learning rate [default: lr_base x global batch / lr_base_size].")
+    lr: Optional[float] = Field(None, gt=0.0, description="Learning rate (default: lr_base x global batch / lr_base_size).")
     lr_base: float = Field(0.1, gt=0.0, description="Learning rate per lr_base_size images (timm's linear rule).")
     lr_base_size: int = Field(256, ge=1, description="Global batch size lr_base is given for.")
     opt: str = Field("sgd", min_length=1, description="timm optimizer name (sgd, adamw, lamb, ...).")
@@ -132,14 +132,14 @@ class TrainConfig(BaseModel):
 
     # --- logging
     log_every: Optional[int] = Field(
-        None, ge=1, description="Steps between TensorBoard step scalars [default: about ten per epoch].")
+        None, ge=1, description="Steps between TensorBoard step scalars (default: about ten per epoch).")
     log_wandb: bool = Field(False, description="Also log to Weights & Biases (needs wandb installed).")
 
     # --- where it runs (a resumed run may change these)
-    device: Optional[str] = Field(None, description="cpu, cuda or cuda:N [default: cuda when available].")
-    workers: Optional[int] = Field(None, ge=0, description="Data loader processes [default: 0 for builtin data].")
+    device: Optional[str] = Field(None, description="cpu, cuda or cuda:N (default: cuda when available).")
+    workers: Optional[int] = Field(None, ge=0, description="Data loader processes (default: 0 for builtin data).")
     data_dir: Optional[str] = Field(
-        None, description="Where torch/ and hfds/ datasets live [default: ~/.cache/timm-compound/datasets].")
+        None, description="Where torch/ and hfds/ datasets live (default: ~/.cache/timm-compound/datasets).")
     download: bool = Field(False, description="Let torch/ datasets download (needs network).")
 
     @field_validator("train_resolution")
