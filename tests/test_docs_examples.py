@@ -5,8 +5,9 @@ their own, which also check what the commands print).
   preceded by `<!-- not run: REASON -->` (a GPU, the network, hours) is compiled only.
 - ```console blocks run: each `$ ` line in bash, in that page's working directory.
 - ```bash blocks show commands at realistic sizes: each `timm-compound` command in them (also under
-  `torchrun ... -m timm_compound` or `python -m timm_compound`) is parsed by the real command line,
-  so a renamed command or option, or a value of the wrong type, fails here; the rest is `bash -n`.
+  `torchrun ... -m timm_compound` or `python -m timm_compound`), on every page, is parsed by the real
+  command line, so a renamed command or option, or a value of the wrong type, fails here; the rest is
+  `bash -n`.
 """
 
 from __future__ import annotations
@@ -97,7 +98,10 @@ def _parse(arguments: list[str]) -> None:
     command.make_context(command.name, words)
 
 
-@pytest.mark.parametrize("page", [p for p in PAGES if blocks(p, "bash")], ids=_id)
+ALL_PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+@pytest.mark.parametrize("page", [p for p in ALL_PAGES if blocks(p, "bash")], ids=_id)
 def test_bash_examples_parse(page):
     checked = 0
     for body, _ in blocks(page, "bash"):
