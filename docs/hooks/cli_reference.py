@@ -1,6 +1,9 @@
-"""mkdocs hook: the command-line reference, generated from the Typer app itself when the site builds
-(`reference/cli.md`), so it cannot drift from `--help`. tests/test_docs_site.py checks that every
-command and option `--help` shows is in it."""
+"""mkdocs hooks: pages generated when the site builds, so they cannot drift.
+
+- `reference/cli.md`: the command-line reference, from the Typer app itself (the same commands, options,
+  defaults and help as `--help`; tests/test_docs_site.py checks every one is there);
+- `index.md`: the README, the site's quickstart, its links into docs/ made site links.
+"""
 
 from __future__ import annotations
 
@@ -67,8 +70,17 @@ def render() -> str:
     return "\n".join(lines) + "\n"
 
 
+def quickstart(readme: str) -> str:
+    """The README as the site's first page: links into docs/ point at the pages beside it."""
+    return readme.replace("](docs/", "](")
+
+
 def on_files(files, config):
+    from pathlib import Path
+
     from mkdocs.structure.files import File
 
+    root = Path(config["config_file_path"]).parent
     files.append(File.generated(config, "reference/cli.md", content=render()))
+    files.append(File.generated(config, "index.md", content=quickstart((root / "README.md").read_text(encoding="utf-8"))))
     return files
