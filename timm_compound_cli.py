@@ -19,7 +19,7 @@ CLI_RUN = False
 def main() -> None:
     global CLI_RUN
     CLI_RUN = True
-    sys.modules.setdefault("timm_compound_cli", sys.modules[__name__])   # also when run as a script
+    sys.modules.setdefault("timm_compound_cli", sys.modules[__name__])  # also when run as a script
     try:
         from timm_compound.cli import app
     except ValueError as error:  # timm_compound.errors.CompoundError, which cannot be imported here
@@ -31,10 +31,10 @@ def main() -> None:
     sys.argv[1:] = [arg for arg in sys.argv[1:] if arg != "--debug"]
     try:
         app(prog_name="timm-compound")
-    except BrokenPipeError:   # `timm-compound list | head`
+    except BrokenPipeError:  # `timm-compound list | head`
         sys.stderr.close()
         raise SystemExit(0) from None
-    except Exception as error:  # noqa: BLE001  (the one place a surprise becomes a message)
+    except Exception as error:
         if debug:
             raise
         from timm_compound.errors import without_unsafe_advice

@@ -43,7 +43,9 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--train-samples", type=int, default=256)
     parser.add_argument("--val-samples", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--out", type=Path, default=None, help="keep both experiments' folders here (default: a temp dir)")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="keep both experiments' folders here (default: a temp dir)"
+    )
     return parser.parse_args()
 
 
@@ -55,10 +57,22 @@ def run(args: argparse.Namespace, folder: Path, workers: int) -> dict:
     console.print = lambda text="", **_: lines.append(str(text))
     cpu = time.process_time()
     start = time.perf_counter()
-    result = experiment(args.base, budgets=tuple(float(b) for b in args.budgets.split(",")),
-                        strategies=args.strategies, seeds=args.seeds, epochs=args.epochs, resolution=args.resolution,
-                        train_samples=args.train_samples, val_samples=args.val_samples, batch_size=args.batch_size,
-                        cam_images=0, storage=url, workers=workers, out=folder / "exp", console=console)
+    result = experiment(
+        args.base,
+        budgets=tuple(float(b) for b in args.budgets.split(",")),
+        strategies=args.strategies,
+        seeds=args.seeds,
+        epochs=args.epochs,
+        resolution=args.resolution,
+        train_samples=args.train_samples,
+        val_samples=args.val_samples,
+        batch_size=args.batch_size,
+        cam_images=0,
+        storage=url,
+        workers=workers,
+        out=folder / "exp",
+        console=console,
+    )
     seconds = time.perf_counter() - start
     rows = Ledger(open_engine(url), url).rows()
     by_worker: dict[str, int] = {}
@@ -66,19 +80,29 @@ def run(args: argparse.Namespace, folder: Path, workers: int) -> dict:
         by_worker[row["worker"]] = by_worker.get(row["worker"], 0) + 1
     twice = sum(row["claims"] > 1 or row["epochs_trained"] > args.epochs for row in rows)
     top1 = {(row.variant.name, run.seed): run.top1 for row in result.rows for run in row.runs}
-    return {"seconds": seconds, "cpu": time.process_time() - cpu, "runs": len(rows), "by_worker": by_worker,
-            "twice": twice, "top1": top1, "done": sum(row["state"] == "done" for row in rows),
-            "verdict": list(result.verdicts.values())}
+    return {
+        "seconds": seconds,
+        "cpu": time.process_time() - cpu,
+        "runs": len(rows),
+        "by_worker": by_worker,
+        "twice": twice,
+        "top1": top1,
+        "done": sum(row["state"] == "done" for row in rows),
+        "verdict": list(result.verdicts.values()),
+    }
 
 
 def main() -> None:
     args = arguments()
-    torch.set_num_threads(1)   # the 1-worker side: this process; each spawned worker gets cores // 2 = 1 on 2 cores
+    torch.set_num_threads(1)  # the 1-worker side: this process; each spawned worker gets cores // 2 = 1 on 2 cores
     root = args.out or Path(tempfile.mkdtemp(prefix="bench-experiment-"))
     load_before = os.getloadavg()[0]
-    print(f"{args.base} on builtin:digits: budgets {args.budgets}, strategies {args.strategies}, {args.seeds} seeds, "
-          f"{args.epochs} epochs of {args.train_samples} train / {args.val_samples} val images at {args.resolution} px, "
-          f"batch {args.batch_size}; {os.cpu_count()} cores, torch {torch.__version__}, 1 thread per worker", flush=True)
+    print(
+        f"{args.base} on builtin:digits: budgets {args.budgets}, strategies {args.strategies}, {args.seeds} seeds, "
+        f"{args.epochs} epochs of {args.train_samples} train / {args.val_samples} val images at {args.resolution} px, "
+        f"batch {args.batch_size}; {os.cpu_count()} cores, torch {torch.__version__}, 1 thread per worker",
+        flush=True,
+    )
     one = run(args, root / "one-worker", 1)
     two = run(args, root / "two-workers", 2)
     load_after = os.getloadavg()[0]

@@ -45,8 +45,10 @@ def main() -> None:
     common = dict(resolution=args.pixels, batch_size=args.batch_size, progress=False)
     target = f"{args.base}_cs_phi1"
     start = time.perf_counter()
-    print(f"{DATA}, {args.pixels} px, batch {args.batch_size}, SGD + cosine (timm's defaults), "
-          f"torch threads {torch.get_num_threads()}")
+    print(
+        f"{DATA}, {args.pixels} px, batch {args.batch_size}, SGD + cosine (timm's defaults), "
+        f"torch threads {torch.get_num_threads()}"
+    )
 
     base = train(args.base, DATA, epochs=args.base_epochs, seed=args.seed, **common)
     print(f"base {args.base}: top-1 per epoch " + ", ".join(f"{row.top1:.1f}%" for row in base.history))
@@ -54,8 +56,10 @@ def main() -> None:
     grown = inherit(base.model, target, noise=args.noise, seed=args.seed)
     before = evaluate(grown, DATA, resolution=args.pixels, batch_size=args.batch_size).top1
     base_top1 = evaluate(base.model, DATA, resolution=args.pixels, batch_size=args.batch_size).top1
-    print(f"{target} grown from it (noise {args.noise:g}): top-1 {before:.1f}% before training "
-          f"(the base: {base_top1:.1f}%; output deviation {grown.inherit_report.deviation:.1e} relative)")
+    print(
+        f"{target} grown from it (noise {args.noise:g}): top-1 {before:.1f}% before training "
+        f"(the base: {base_top1:.1f}%; output deviation {grown.inherit_report.deviation:.1e} relative)"
+    )
 
     inherited = train(grown, DATA, epochs=args.epochs, seed=args.seed + 1, **common)
     scratch = train(target, DATA, epochs=args.epochs, seed=args.seed + 1, **common)
@@ -67,10 +71,14 @@ def main() -> None:
         print(f"{ours.epoch:>5} {ours.top1:9.1f}% {theirs.top1:8.1f}% {ours.seconds:9.1f} /{theirs.seconds:6.1f}")
     first = inherited.history[0].top1
     reached = next((row.epoch for row in scratch.history if row.top1 >= first), None)
-    print(f"scratch reaches the inherited run's epoch-1 top-1 ({first:.1f}%) "
-          + (f"at epoch {reached}" if reached else f"in none of its {args.epochs} epochs"))
-    print(f"best: inherited {max(r.top1 for r in inherited.history):.1f}%, scratch "
-          f"{max(r.top1 for r in scratch.history):.1f}%; {time.perf_counter() - start:.0f} s in all")
+    print(
+        f"scratch reaches the inherited run's epoch-1 top-1 ({first:.1f}%) "
+        + (f"at epoch {reached}" if reached else f"in none of its {args.epochs} epochs")
+    )
+    print(
+        f"best: inherited {max(r.top1 for r in inherited.history):.1f}%, scratch "
+        f"{max(r.top1 for r in scratch.history):.1f}%; {time.perf_counter() - start:.0f} s in all"
+    )
 
 
 if __name__ == "__main__":

@@ -32,8 +32,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import timm_compound  # noqa: F401  (registers the variants)
 from timm_compound.cost import model as cost_model
-from timm_compound.cost.counter import COUNTED_OPS
 from timm_compound.cost.complexity import resolve_target
+from timm_compound.cost.counter import COUNTED_OPS
 from timm_compound.cost.fit import fit
 from timm_compound.cost.measure import measure
 from timm_compound.cost.reference import measure_reference
@@ -63,12 +63,12 @@ def flop_counter_on_meta(name: str) -> int:
 
 def measure_all(fvcore_max_phi: int) -> None:
     variants = list(registered().values())
-    cost_model.clear()   # the stage reader's learned block classes too
-    gc.collect()   # each pass starts without the garbage of what came before it
+    cost_model.clear()  # the stage reader's learned block classes too
+    gc.collect()  # each pass starts without the garbage of what came before it
     cold = {name: timed(measure, name) for name in variants_names(variants)}
     cost_model.clear()
     gc.collect()
-    for base in sorted({v.base for v in variants}):   # prove each family (not timed), then count every plan anew
+    for base in sorted({v.base for v in variants}):  # prove each family (not timed), then count every plan anew
         measure(base)
     warm = {name: timed(measure, name) for name in variants_names(variants)}
     cost_model.forget_plans()
@@ -78,8 +78,10 @@ def measure_all(fvcore_max_phi: int) -> None:
     gc.collect()
     with gc_paused():
         constructors = sum(timed(bare_build, scaled)[1] for scaled in plans.values())
-    print(f"{'variant':34} {'GMACs':>8} {'method':>6} {'cold ms':>8} {'warm ms':>8} {'FlopCounterMode ms':>18} "
-          f"{'fvcore ms':>9}")
+    print(
+        f"{'variant':34} {'GMACs':>8} {'method':>6} {'cold ms':>8} {'warm ms':>8} {'FlopCounterMode ms':>18} "
+        f"{'fvcore ms':>9}"
+    )
     totals = {"cold": 0.0, "warm": 0.0, "baseline": 0.0, "fvcore": 0.0, "warm_where_fvcore": 0.0}
     for variant in variants:
         (cost, cold_s), (_, warm_s) = cold[variant.name], warm[variant.name]
@@ -89,26 +91,40 @@ def measure_all(fvcore_max_phi: int) -> None:
         if variant.phi <= fvcore_max_phi:
             reference, fvcore_s = timed(measure_reference, variant.name)
             assert (reference.macs, reference.params, reference.activations) == (
-                cost.macs, cost.params, cost.activations), variant.name
+                cost.macs,
+                cost.params,
+                cost.activations,
+            ), variant.name
             totals["fvcore"] += fvcore_s
             totals["warm_where_fvcore"] += warm_s
             fvcore_cell = f"{fvcore_s * 1e3:9.0f}"
         totals["cold"] += cold_s
         totals["warm"] += warm_s
         totals["baseline"] += baseline_s
-        print(f"{variant.name:34} {cost.gmacs:8.3f} {cost.method:>6} {cold_s * 1e3:8.1f} {warm_s * 1e3:8.1f} "
-              f"{baseline_s * 1e3:18.0f} {fvcore_cell:>9}", flush=True)
-    print(f"\n{len(variants)} registered variants, identical MACs on all three paths "
-          f"({sum(1 for v in variants if cold[v.name][0].method == 'model')} counted by the cost model, the rest exactly):")
-    print(f"  cost model cold {totals['cold']:.2f} s, warm {totals['warm']:.2f} s; "
-          f"FlopCounterMode on meta {totals['baseline']:.2f} s "
-          f"(baseline / warm {totals['baseline'] / totals['warm']:.1f}x, baseline / cold {totals['baseline'] / totals['cold']:.1f}x)")
-    print(f"  floors for plans never counted: the cost model steady (every block already memoised) {steady:.2f} s "
-          f"({totals['baseline'] / steady:.1f}x); timm's constructors alone, nothing counted, {constructors:.2f} s "
-          f"({totals['baseline'] / constructors:.1f}x)")
+        print(
+            f"{variant.name:34} {cost.gmacs:8.3f} {cost.method:>6} {cold_s * 1e3:8.1f} {warm_s * 1e3:8.1f} "
+            f"{baseline_s * 1e3:18.0f} {fvcore_cell:>9}",
+            flush=True,
+        )
+    print(
+        f"\n{len(variants)} registered variants, identical MACs on all three paths "
+        f"({sum(1 for v in variants if cold[v.name][0].method == 'model')} counted by the cost model, the rest exactly):"
+    )
+    print(
+        f"  cost model cold {totals['cold']:.2f} s, warm {totals['warm']:.2f} s; "
+        f"FlopCounterMode on meta {totals['baseline']:.2f} s "
+        f"(baseline / warm {totals['baseline'] / totals['warm']:.1f}x, baseline / cold {totals['baseline'] / totals['cold']:.1f}x)"
+    )
+    print(
+        f"  floors for plans never counted: the cost model steady (every block already memoised) {steady:.2f} s "
+        f"({totals['baseline'] / steady:.1f}x); timm's constructors alone, nothing counted, {constructors:.2f} s "
+        f"({totals['baseline'] / constructors:.1f}x)"
+    )
     if totals["fvcore"]:
-        print(f"  fvcore on real models (phi <= {fvcore_max_phi}) {totals['fvcore']:.1f} s vs the cost model (warm) "
-              f"{totals['warm_where_fvcore']:.2f} s on the same variants: {totals['fvcore'] / totals['warm_where_fvcore']:.0f}x")
+        print(
+            f"  fvcore on real models (phi <= {fvcore_max_phi}) {totals['fvcore']:.1f} s vs the cost model (warm) "
+            f"{totals['warm_where_fvcore']:.2f} s on the same variants: {totals['fvcore'] / totals['warm_where_fvcore']:.0f}x"
+        )
 
 
 def bare_build(scaled) -> None:
@@ -121,8 +137,11 @@ def variants_names(variants) -> list[str]:
     return [variant.name for variant in variants]
 
 
-BUDGETS = {"max_gmacs": ("gmacs", {}), "max_params": ("mparams", {}),
-           "max_train_memory": ("train_memory_mib", {"train_memory": True})}
+BUDGETS = {
+    "max_gmacs": ("gmacs", {}),
+    "max_params": ("mparams", {}),
+    "max_train_memory": ("train_memory_mib", {"train_memory": True}),
+}
 
 
 def fit_sweep(bases: list[str], factors: list[float]) -> None:
@@ -136,7 +155,7 @@ def fit_sweep(bases: list[str], factors: list[float]) -> None:
             for factor in factors:
                 try:
                     result, took = timed(fit, base, **{budget: unit * factor})
-                except Exception as error:   # e.g. a cap on resolution: report it, do not hide it
+                except Exception as error:  # e.g. a cap on resolution: report it, do not hide it
                     failures.append(f"{factor:g}x: {error}")
                     continue
                 ratios.append(result.budgets[0].ratio)
@@ -144,9 +163,12 @@ def fit_sweep(bases: list[str], factors: list[float]) -> None:
             everything[budget] += ratios
             seconds[budget] += times
             if ratios:
-                print(f"  {base:26} {budget:17} achieved/target min {min(ratios):.4f} median "
-                      f"{statistics.median(ratios):.4f} max {max(ratios):.4f}; s per fit median "
-                      f"{statistics.median(times):.2f} max {max(times):.2f}", flush=True)
+                print(
+                    f"  {base:26} {budget:17} achieved/target min {min(ratios):.4f} median "
+                    f"{statistics.median(ratios):.4f} max {max(ratios):.4f}; s per fit median "
+                    f"{statistics.median(times):.2f} max {max(times):.2f}",
+                    flush=True,
+                )
             for failure in failures:
                 print(f"  {base:26} {budget:17} failed {failure}")
     print("\nover all bases:")
@@ -156,10 +178,12 @@ def fit_sweep(bases: list[str], factors: list[float]) -> None:
         within_2 = sum(r >= 0.98 for r in ratios) / len(ratios)
         within_5 = sum(r >= 0.95 for r in ratios) / len(ratios)
         under_1s = sum(t < 1.0 for t in seconds[budget]) / len(seconds[budget])
-        print(f"  {budget:17} {len(ratios)} fits: achieved/target min {min(ratios):.4f} median "
-              f"{statistics.median(ratios):.4f} max {max(ratios):.4f}; within 2% {within_2:.0%}, within 5% "
-              f"{within_5:.0%}; s per fit median {statistics.median(seconds[budget]):.2f} max "
-              f"{max(seconds[budget]):.2f}, under 1 s {under_1s:.0%}")
+        print(
+            f"  {budget:17} {len(ratios)} fits: achieved/target min {min(ratios):.4f} median "
+            f"{statistics.median(ratios):.4f} max {max(ratios):.4f}; within 2% {within_2:.0%}, within 5% "
+            f"{within_5:.0%}; s per fit median {statistics.median(seconds[budget]):.2f} max "
+            f"{max(seconds[budget]):.2f}, under 1 s {under_1s:.0%}"
+        )
 
 
 def main() -> None:

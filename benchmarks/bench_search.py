@@ -55,7 +55,9 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--lr", type=float, default=0.05)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch threads per search process")
-    parser.add_argument("--pruner", default="successive_halving", help="the pruner compared with the grid (asha: Optuna's)")
+    parser.add_argument(
+        "--pruner", default="successive_halving", help="the pruner compared with the grid (asha: Optuna's)"
+    )
     parser.add_argument("--out", type=Path, default=None, help="keep both searches' folders here (default: a temp dir)")
     return parser.parse_args()
 
@@ -82,10 +84,22 @@ def run_search(args, root: Path, pruner: str):
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     out = root / pruner
     wall, cpu = time.perf_counter(), time.process_time()
-    result = search(args.base, "builtin:digits", step=args.step, bounds=tuple(float(b) for b in args.bounds.split(",")),
-                    epochs=args.epochs, pruner=pruner, resolution=args.resolution, train_samples=args.train_samples,
-                    val_samples=args.val_samples, batch_size=args.batch_size, lr=args.lr, seed=args.seed, out=out,
-                    say=lambda line: print(f"  [{pruner}] {line}", flush=True))
+    result = search(
+        args.base,
+        "builtin:digits",
+        step=args.step,
+        bounds=tuple(float(b) for b in args.bounds.split(",")),
+        epochs=args.epochs,
+        pruner=pruner,
+        resolution=args.resolution,
+        train_samples=args.train_samples,
+        val_samples=args.val_samples,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        out=out,
+        say=lambda line: print(f"  [{pruner}] {line}", flush=True),
+    )
     return result, time.perf_counter() - wall, time.process_time() - cpu, curves(out, result.study_name)
 
 
@@ -100,19 +114,25 @@ def main() -> None:
             grid, grid_wall, grid_cpu, grid_curves = exhaustive.result()
             halving, sh_wall, sh_cpu, sh_curves = halving_run.result()
 
-    print(f"\n{args.base} on builtin:digits: {len(grid.rows)} candidates (step {args.step:g}, bounds {args.bounds}), "
-          f"{args.epochs} epochs each, {args.train_samples} train / {args.val_samples} val images, "
-          f"{args.resolution} px proxy, batch {args.batch_size}, lr {args.lr:g}, seed {args.seed}, "
-          f"2 processes x {args.threads} torch thread(s)")
+    print(
+        f"\n{args.base} on builtin:digits: {len(grid.rows)} candidates (step {args.step:g}, bounds {args.bounds}), "
+        f"{args.epochs} epochs each, {args.train_samples} train / {args.val_samples} val images, "
+        f"{args.resolution} px proxy, batch {args.batch_size}, lr {args.lr:g}, seed {args.seed}, "
+        f"2 processes x {args.threads} torch thread(s)"
+    )
     sh_rows = {row.key: row for row in halving.rows}
-    print(f"{'candidate':<13}{'kind':<11}{'×base':>6}{'grid top-1':>11}{'rank':>5}{'SH epochs':>10}  "
-          f"{'SH state':<9}{'SH top-1':>9}")
+    print(
+        f"{'candidate':<13}{'kind':<11}{'×base':>6}{'grid top-1':>11}{'rank':>5}{'SH epochs':>10}  "
+        f"{'SH state':<9}{'SH top-1':>9}"
+    )
     for rank, row in enumerate(grid.rows, 1):
         sh = sh_rows[row.key]
-        print(f"{row.key:<13}{row.kind:<11}{row.ratio:>6.2f}{row.top1:>11.2f}{rank:>5}{sh.epochs_run:>10}  "
-              f"{sh.state:<9}{sh.top1:>9.2f}")
+        print(
+            f"{row.key:<13}{row.kind:<11}{row.ratio:>6.2f}{row.top1:>11.2f}{rank:>5}{sh.epochs_run:>10}  "
+            f"{sh.state:<9}{sh.top1:>9.2f}"
+        )
 
-    same_prefix = [key for key, values in sh_curves.items() if values == grid_curves.get(key, [])[:len(values)]]
+    same_prefix = [key for key, values in sh_curves.items() if values == grid_curves.get(key, [])[: len(values)]]
     winner, sh_winner = grid.best, halving.best
     position = next(i for i, row in enumerate(grid.rows, 1) if row.key == sh_winner.key)
     # candidates that round to the same model are one model, one training, one result: rank models
@@ -120,26 +140,44 @@ def main() -> None:
     for row in grid.rows:
         models.setdefault(grid.table[row.key].model_key, row)
     sh_model = grid.table[sh_winner.key].model_key
-    above = sum(1 for model, row in models.items()
-                if model != sh_model and row.top1 is not None and row.top1 > sh_rows[sh_winner.key].top1 + 1e-9)
+    above = sum(
+        1
+        for model, row in models.items()
+        if model != sh_model and row.top1 is not None and row.top1 > sh_rows[sh_winner.key].top1 + 1e-9
+    )
     print(f"\n{'':<22}{'exhaustive grid':>18}{'succ. halving':>18}{'SH / grid':>11}")
-    print(f"{'training epochs':<22}{grid.epochs_spent:>18}{halving.epochs_spent:>18}"
-          f"{halving.epochs_spent / grid.epochs_spent:>11.3f}")
+    print(
+        f"{'training epochs':<22}{grid.epochs_spent:>18}{halving.epochs_spent:>18}"
+        f"{halving.epochs_spent / grid.epochs_spent:>11.3f}"
+    )
     print(f"{'wall seconds':<22}{grid_wall:>18.1f}{sh_wall:>18.1f}{sh_wall / grid_wall:>11.3f}")
     print(f"{'process CPU seconds':<22}{grid_cpu:>18.1f}{sh_cpu:>18.1f}{sh_cpu / grid_cpu:>11.3f}")
     print(f"{'winner':<22}{winner.key:>18}{sh_winner.key:>18}")
     print(f"{'winner top-1 %':<22}{winner.top1:>18.2f}{sh_winner.top1:>18.2f}")
-    verdict = ("the same winner" if grid.table[winner.key].model_key == sh_model else
-               "within the exhaustive top 2" if above < 2 else "NOT within the exhaustive top 2")
-    print(f"successive halving's winner {sh_winner.key}: position {position} of {len(grid.rows)} candidates in the "
-          f"exhaustive results; {len(models)} distinct models (twins round to one), {above} of them strictly better "
-          f"-> {verdict}")
-    print(f"epochs: successive halving spent {halving.epochs_spent / grid.epochs_spent:.1%} of the grid's "
-          f"({'at most' if 3 * halving.epochs_spent <= grid.epochs_spent else 'MORE than'} a third)")
-    print(f"load average (1 min) before / after: {load_before[0]:.1f} / {os.getloadavg()[0]:.1f} "
-          f"on {os.cpu_count()} cores")
-    print(f"determinism: {len(same_prefix)} of {len(sh_curves)} successive-halving curves equal the first epochs of the "
-          f"exhaustive ones")
+    verdict = (
+        "the same winner"
+        if grid.table[winner.key].model_key == sh_model
+        else "within the exhaustive top 2"
+        if above < 2
+        else "NOT within the exhaustive top 2"
+    )
+    print(
+        f"successive halving's winner {sh_winner.key}: position {position} of {len(grid.rows)} candidates in the "
+        f"exhaustive results; {len(models)} distinct models (twins round to one), {above} of them strictly better "
+        f"-> {verdict}"
+    )
+    print(
+        f"epochs: successive halving spent {halving.epochs_spent / grid.epochs_spent:.1%} of the grid's "
+        f"({'at most' if 3 * halving.epochs_spent <= grid.epochs_spent else 'MORE than'} a third)"
+    )
+    print(
+        f"load average (1 min) before / after: {load_before[0]:.1f} / {os.getloadavg()[0]:.1f} "
+        f"on {os.cpu_count()} cores"
+    )
+    print(
+        f"determinism: {len(same_prefix)} of {len(sh_curves)} successive-halving curves equal the first epochs of the "
+        f"exhaustive ones"
+    )
 
 
 if __name__ == "__main__":

@@ -22,15 +22,27 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-COMMANDS = [["--help"], ["list"], ["rules", "validate", "rules/resnet.yaml"], ["rules", "validate", "{garbage}"],
-            ["rules", "schema"], ["show", "resnet18"], ["table", "--help"]]
+COMMANDS = [
+    ["--help"],
+    ["list"],
+    ["rules", "validate", "rules/resnet.yaml"],
+    ["rules", "validate", "{garbage}"],
+    ["rules", "schema"],
+    ["show", "resnet18"],
+    ["table", "--help"],
+]
 
 
 def cpu_seconds(args: list[str], source: Path, env: dict[str, str]) -> float:
     """CPU seconds of one `timm-compound ARGS` run with `source` first on the import path."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    subprocess.run([sys.executable, "-c", "import timm_compound_cli; timm_compound_cli.main()", *args], cwd=source,
-                   env={**env, "PYTHONPATH": str(source)}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-c", "import timm_compound_cli; timm_compound_cli.main()", *args],
+        cwd=source,
+        env={**env, "PYTHONPATH": str(source)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
 
@@ -46,15 +58,17 @@ def main() -> None:
         garbage.write_text("family: [unclosed\n")
         env = {**os.environ, "XDG_CACHE_HOME": str(Path(tmp) / "cache")}
         env.pop("TIMM_COMPOUND_RULES_PATH", None)
-        cold = {name: cpu_seconds(["list"], tree, env) for name, tree in trees.items()}   # fills the list cache
+        cold = {name: cpu_seconds(["list"], tree, env) for name, tree in trees.items()}  # fills the list cache
         times: dict[tuple[str, str], list[float]] = {}
         for _ in range(options.runs):
             for command in COMMANDS:
                 args = [a.format(garbage=garbage) for a in command]
                 for name, tree in trees.items():
                     times.setdefault((" ".join(command), name), []).append(cpu_seconds(args, tree, env))
-    print(f"CPU seconds per command (user + system), {options.runs} runs per tree, trees alternating; "
-          f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
+    print(
+        f"CPU seconds per command (user + system), {options.runs} runs per tree, trees alternating; "
+        f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs"
+    )
     header = f"{'command':38s}" + "".join(f"{name + ' median':>15s}{name + ' min':>12s}" for name in trees)
     print(header + ("   after/before" if len(trees) == 2 else ""))
     for command in COMMANDS:

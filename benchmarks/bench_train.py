@@ -51,12 +51,15 @@ class HandWritten:
         self.model = build(with_resolution(registered_plan(MODEL), PIXELS), num_classes=10).train()
         self.features = features
         config = timm.data.resolve_model_data_config(self.model)
-        transform, _ = make_transforms(config, PIXELS, PIXELS, augment=features, crop_pct=1.0,
-                                       aa=FEATURES["aa"] if features else None)
-        self.loader = DataLoader(Samples(load_data("builtin:digits").train, transform), batch_size=BATCH,
-                                 shuffle=True, drop_last=True)
-        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=0.1 * BATCH / 256, momentum=0.9,
-                                         nesterov=True, weight_decay=2e-5)
+        transform, _ = make_transforms(
+            config, PIXELS, PIXELS, augment=features, crop_pct=1.0, aa=FEATURES["aa"] if features else None
+        )
+        self.loader = DataLoader(
+            Samples(load_data("builtin:digits").train, transform), batch_size=BATCH, shuffle=True, drop_last=True
+        )
+        self.optimizer = torch.optim.SGD(
+            self.model.parameters(), lr=0.1 * BATCH / 256, momentum=0.9, nesterov=True, weight_decay=2e-5
+        )
         if features:
             self.model.to(memory_format=torch.channels_last)
             self.mixup = Mixup(mixup_alpha=FEATURES["mixup"], label_smoothing=0.0, num_classes=10)
@@ -91,15 +94,26 @@ def against_hand(rounds: int, epochs: int, features: bool) -> None:
     for index in range(1, rounds + 1):
         hand = HandWritten(seed=index, features=features)
         hand_rates: list[float] = []
-        result = train(MODEL, "builtin:digits", epochs=epochs, batch_size=BATCH, resolution=PIXELS, seed=index,
-                       progress=False, on_epoch=lambda epoch, metrics: hand_rates.append(hand.epoch()),
-                       **(FEATURES if features else {}))
+        result = train(
+            MODEL,
+            "builtin:digits",
+            epochs=epochs,
+            batch_size=BATCH,
+            resolution=PIXELS,
+            seed=index,
+            progress=False,
+            on_epoch=lambda epoch, metrics: hand_rates.append(hand.epoch()),
+            **(FEATURES if features else {}),
+        )
         ours = [row.images_per_second for row in result.history]
         ratio = statistics.median(a / b for a, b in zip(ours[1:], hand_rates[1:]))
         ratios.append(ratio)
         seconds = statistics.median(row.seconds for row in result.history[1:])
-        print(f"{index:>5} {statistics.median(hand_rates[1:]):11.1f} {statistics.median(ours[1:]):12.1f} "
-              f"{ratio:11.3f} {seconds:14.2f} {result.top1:6.1f}%", flush=True)
+        print(
+            f"{index:>5} {statistics.median(hand_rates[1:]):11.1f} {statistics.median(ours[1:]):12.1f} "
+            f"{ratio:11.3f} {seconds:14.2f} {result.top1:6.1f}%",
+            flush=True,
+        )
     ratio = statistics.median(ratios)
     print(f"median train/hand-written throughput: {ratio:.3f} (overhead {100 * (1 - ratio):+.1f}%)")
 
@@ -120,14 +134,26 @@ def bf16_against_fp32(rounds: int, epochs: int) -> None:
                 other.set()
                 mine.wait()
                 mine.clear()
+
             mine.wait()
             mine.clear()
-            results[amp] = train(MODEL, "builtin:digits", epochs=epochs, batch_size=BATCH, resolution=PIXELS, seed=index,
-                                 progress=False, amp=amp, on_epoch=hand_over)
+            results[amp] = train(
+                MODEL,
+                "builtin:digits",
+                epochs=epochs,
+                batch_size=BATCH,
+                resolution=PIXELS,
+                seed=index,
+                progress=False,
+                amp=amp,
+                on_epoch=hand_over,
+            )
             other.set()
 
-        threads = [threading.Thread(target=run, args=(None, turns[0], turns[1])),
-                   threading.Thread(target=run, args=("bf16", turns[1], turns[0]))]
+        threads = [
+            threading.Thread(target=run, args=(None, turns[0], turns[1])),
+            threading.Thread(target=run, args=("bf16", turns[1], turns[0])),
+        ]
         for thread in threads:
             thread.start()
         turns[0].set()
@@ -136,8 +162,11 @@ def bf16_against_fp32(rounds: int, epochs: int) -> None:
         fp32 = statistics.median(row.images_per_second for row in results[None].history[1:])
         bf16 = statistics.median(row.images_per_second for row in results["bf16"].history[1:])
         ratios.append(bf16 / fp32)
-        print(f"{index:>5} {fp32:11.1f} {bf16:11.1f} {bf16 / fp32:10.3f} {results[None].top1:10.1f}% "
-              f"{results['bf16'].top1:10.1f}%", flush=True)
+        print(
+            f"{index:>5} {fp32:11.1f} {bf16:11.1f} {bf16 / fp32:10.3f} {results[None].top1:10.1f}% "
+            f"{results['bf16'].top1:10.1f}%",
+            flush=True,
+        )
     print(f"median bf16/fp32 throughput: {statistics.median(ratios):.3f}")
 
 
@@ -151,8 +180,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"{MODEL} at {PIXELS} px, builtin:digits, batch {BATCH}, {args.epochs} epochs per round, torch threads "
-          f"{torch.get_num_threads()}; medians over epochs 2..{args.epochs}")
+    print(
+        f"{MODEL} at {PIXELS} px, builtin:digits, batch {BATCH}, {args.epochs} epochs per round, torch threads "
+        f"{torch.get_num_threads()}; medians over epochs 2..{args.epochs}"
+    )
     against_hand(args.rounds, args.epochs, features=False)
     if args.features:
         against_hand(args.rounds, args.epochs, features=True)

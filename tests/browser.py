@@ -14,22 +14,34 @@ import subprocess
 from pathlib import Path
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--allow-file-access-from-files",
-         "--no-first-run", "--disable-extensions", "--virtual-time-budget=10000"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--hide-scrollbars",
+    "--allow-file-access-from-files",
+    "--no-first-run",
+    "--disable-extensions",
+    "--virtual-time-budget=10000",
+]
 # a control image that cannot decode: the check must report it broken, or the check itself is broken
 CONTROL = '<img alt="control: broken on purpose" src="data:image/png;base64,AAAA">'
-CHECK = CONTROL + """<script>
+CHECK = (
+    CONTROL
+    + """<script>
 window.addEventListener("load", () => {
   const found = [...document.images].map(image => ({alt: image.alt, complete: image.complete,
                                                   width: image.naturalWidth, height: image.naturalHeight}));
   document.body.setAttribute("data-images", JSON.stringify(found));
 });
 </script>"""
+)
 
 
 def _run(arguments: list[str], cwd: Path, timeout: float) -> str:
-    done = subprocess.run([CHROMIUM, *FLAGS, *arguments], cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                          check=False)
+    done = subprocess.run(
+        [CHROMIUM, *FLAGS, *arguments], cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
+    )
     if done.returncode != 0:
         raise RuntimeError(f"chromium exited {done.returncode}: {done.stderr[-2000:]}")
     return done.stdout
@@ -51,8 +63,11 @@ def images(page: Path, workdir: Path, timeout: float = 60) -> list[dict]:
 
 def screenshot(page: Path, path: Path, *, width: int = 1280, height: int = 2400, timeout: float = 60) -> Path:
     """A PNG of the page as Chromium renders it (the first `height` pixels)."""
-    _run([f"--screenshot={path.resolve()}", f"--window-size={width},{height}", page.resolve().as_uri()],
-         path.parent, timeout)
+    _run(
+        [f"--screenshot={path.resolve()}", f"--window-size={width},{height}", page.resolve().as_uri()],
+        path.parent,
+        timeout,
+    )
     if not path.is_file():
         raise AssertionError(f"chromium wrote no screenshot to {path}")
     return path

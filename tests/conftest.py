@@ -16,13 +16,15 @@ def _free_port() -> int:
 
 _HF_HOME = tempfile.mkdtemp(prefix="timm-compound-hf-home-")
 atexit.register(shutil.rmtree, _HF_HOME, ignore_errors=True)
-os.environ.update({
-    "HF_ENDPOINT": f"http://127.0.0.1:{_free_port()}",  # tests/hub_server.py serves here (hub fixture)
-    "HF_HOME": _HF_HOME,
-    "HF_HUB_DISABLE_TELEMETRY": "1",
-    "HF_HUB_DISABLE_XET": "1",  # the test server speaks git-LFS, not xet
-    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
-})
+os.environ.update(
+    {
+        "HF_ENDPOINT": f"http://127.0.0.1:{_free_port()}",  # tests/hub_server.py serves here (hub fixture)
+        "HF_HOME": _HF_HOME,
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "HF_HUB_DISABLE_XET": "1",  # the test server speaks git-LFS, not xet
+        "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    }
+)
 # measured latencies are cached here, never in the user's cache folder (timm_compound.cost.latency_cache)
 _CACHE = tempfile.mkdtemp(prefix="timm-compound-cache-")
 atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
@@ -52,7 +54,9 @@ def hub_server(tmp_path_factory):
     from hub_server import HubServer
 
     endpoint = os.environ["HF_ENDPOINT"]
-    assert huggingface_hub.constants.ENDPOINT == endpoint, "huggingface_hub was imported before conftest set HF_ENDPOINT"
+    assert endpoint == huggingface_hub.constants.ENDPOINT, (
+        "huggingface_hub was imported before conftest set HF_ENDPOINT"
+    )
     server = HubServer(tmp_path_factory.mktemp("hub"), port=int(endpoint.rsplit(":", 1)[1])).start()
     yield server
     server.stop()

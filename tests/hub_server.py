@@ -168,7 +168,7 @@ def _handler(server: HubServer):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def log_message(self, format, *args):  # noqa: A002 - keep test output quiet
+        def log_message(self, format, *args):
             return
 
         # ------------------------------------------------------------ plumbing
@@ -186,8 +186,14 @@ def _handler(server: HubServer):
                     self.rfile.readline()
             return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
-        def _send(self, status: int, body: bytes | dict | list = b"", headers: dict[str, str] | None = None,
-                  content_type: str = "application/json", length: int | None = None) -> None:
+        def _send(
+            self,
+            status: int,
+            body: bytes | dict | list = b"",
+            headers: dict[str, str] | None = None,
+            content_type: str = "application/json",
+            length: int | None = None,
+        ) -> None:
             if isinstance(body, (dict, list)):
                 body = json.dumps(body).encode()
             self.send_response(status)
@@ -285,23 +291,44 @@ def _handler(server: HubServer):
         def _info(self, repo_id: str, revision: str) -> None:
             commit = server.commit_at(repo_id, revision, self._authorized())
             siblings = [
-                {"rfilename": path, "size": e.size, "blobId": e.git_oid,
-                 **({"lfs": {"size": e.size, "sha256": e.sha256, "pointerSize": 134}} if e.lfs else {})}
+                {
+                    "rfilename": path,
+                    "size": e.size,
+                    "blobId": e.git_oid,
+                    **({"lfs": {"size": e.size, "sha256": e.sha256, "pointerSize": 134}} if e.lfs else {}),
+                }
                 for path, e in sorted(commit.files.items())
             ]
             repo = server.repos[repo_id]
-            self._send(200, {
-                "_id": hashlib.md5(repo_id.encode()).hexdigest()[:24], "id": repo_id, "modelId": repo_id,
-                "author": repo_id.split("/")[0], "sha": commit.sha, "lastModified": commit.date,
-                "private": repo.private, "disabled": False, "gated": False, "tags": [], "siblings": siblings,
-            })
+            self._send(
+                200,
+                {
+                    "_id": hashlib.md5(repo_id.encode()).hexdigest()[:24],
+                    "id": repo_id,
+                    "modelId": repo_id,
+                    "author": repo_id.split("/")[0],
+                    "sha": commit.sha,
+                    "lastModified": commit.date,
+                    "private": repo.private,
+                    "disabled": False,
+                    "gated": False,
+                    "tags": [],
+                    "siblings": siblings,
+                },
+            )
 
         def _tree(self, repo_id: str, revision: str, prefix: str) -> None:
             commit = server.commit_at(repo_id, revision, self._authorized())
             items = [
-                {"type": "file", "oid": e.git_oid, "size": e.size, "path": path,
-                 **({"lfs": {"oid": e.sha256, "size": e.size, "pointerSize": 134}} if e.lfs else {})}
-                for path, e in sorted(commit.files.items()) if not prefix or path.startswith(prefix.rstrip("/") + "/")
+                {
+                    "type": "file",
+                    "oid": e.git_oid,
+                    "size": e.size,
+                    "path": path,
+                    **({"lfs": {"oid": e.sha256, "size": e.size, "pointerSize": 134}} if e.lfs else {}),
+                }
+                for path, e in sorted(commit.files.items())
+                if not prefix or path.startswith(prefix.rstrip("/") + "/")
             ]
             self._send(200, items)
 
@@ -313,8 +340,9 @@ def _handler(server: HubServer):
                 lfs = item["path"].endswith(server.lfs_suffixes) and item["size"] > 0
                 existing = commit.files.get(item["path"])
                 oid = None if existing is None else (existing.sha256 if existing.lfs else existing.git_oid)
-                files.append({"path": item["path"], "uploadMode": "lfs" if lfs else "regular",
-                              "shouldIgnore": False, "oid": oid})
+                files.append(
+                    {"path": item["path"], "uploadMode": "lfs" if lfs else "regular", "shouldIgnore": False, "oid": oid}
+                )
             self._send(200, {"files": files, "commitOid": commit.sha})
 
         def _lfs_batch(self, repo_id: str, payload: dict) -> None:
@@ -326,8 +354,14 @@ def _handler(server: HubServer):
                     objects.append({"oid": obj["oid"], "size": obj["size"]})
                 else:
                     href = f"{server.url}/lfs-upload/{obj['oid']}"
-                    objects.append({"oid": obj["oid"], "size": obj["size"], "authenticated": True,
-                                    "actions": {"upload": {"href": href, "header": {}}}})
+                    objects.append(
+                        {
+                            "oid": obj["oid"],
+                            "size": obj["size"],
+                            "authenticated": True,
+                            "actions": {"upload": {"href": href, "header": {}}},
+                        }
+                    )
             self._send(200, {"transfer": "basic", "objects": objects}, content_type="application/vnd.git-lfs+json")
 
         def _lfs_put(self, oid: str, body: bytes) -> None:
@@ -370,7 +404,9 @@ def _handler(server: HubServer):
                     if not blob.exists() or ("size" in value and blob.stat().st_size != value["size"]):
                         raise HubError(422, f"LFS object {value['oid']} for {value['path']} was not uploaded")
                     pointer = f"version https://git-lfs.github.com/spec/v1\noid sha256:{value['oid']}\nsize {blob.stat().st_size}\n"
-                    files[value["path"]] = Entry(value["oid"], blob.stat().st_size, git_blob_sha1(pointer.encode()), lfs=True)
+                    files[value["path"]] = Entry(
+                        value["oid"], blob.stat().st_size, git_blob_sha1(pointer.encode()), lfs=True
+                    )
                 elif line["key"] == "deletedFile":
                     if files.pop(value["path"], None) is None:
                         raise HubError(404, "A file with this name doesn't exist", "EntryNotFound")
@@ -379,8 +415,15 @@ def _handler(server: HubServer):
             if "commit" in server.fail:
                 raise HubError(500, "injected commit failure")
             sha = server._commit(repo, revision, head.sha, header.get("summary", ""), files)
-            self._send(200, {"success": True, "commitOid": sha, "commitUrl": f"{server.url}/{repo_id}/commit/{sha}",
-                             "commitMessage": header.get("summary", "")})
+            self._send(
+                200,
+                {
+                    "success": True,
+                    "commitOid": sha,
+                    "commitUrl": f"{server.url}/{repo_id}/commit/{sha}",
+                    "commitMessage": header.get("summary", ""),
+                },
+            )
 
         def _resolve(self, repo_id: str, revision: str, path: str) -> None:
             commit = server.commit_at(repo_id, revision, self._authorized())
@@ -390,8 +433,13 @@ def _handler(server: HubServer):
             data = b"" if self.command == "HEAD" else server.blob(entry.sha256)
             headers = {"X-Repo-Commit": commit.sha, "Accept-Ranges": "bytes"}
             if entry.lfs:
-                headers.update({"ETag": f'"{entry.sha256}"', "X-Linked-Etag": f'"{entry.sha256}"',
-                                "X-Linked-Size": str(entry.size)})
+                headers.update(
+                    {
+                        "ETag": f'"{entry.sha256}"',
+                        "X-Linked-Etag": f'"{entry.sha256}"',
+                        "X-Linked-Size": str(entry.size),
+                    }
+                )
             else:
                 headers["ETag"] = f'"{entry.git_oid}"'
             start = 0

@@ -64,8 +64,15 @@ class PostgresServer:
                 os.setuid(self.user.pw_uid)
 
         env = {"PATH": os.environ.get("PATH", ""), "LANG": "C", "LC_ALL": "C", "HOME": str(self.folder)}
-        subprocess.run([str(self.bindir / args[0]), *args[1:]], check=True, capture_output=True, timeout=timeout,
-                       preexec_fn=drop, env=env, cwd=self.folder)
+        subprocess.run(
+            [str(self.bindir / args[0]), *args[1:]],
+            check=True,
+            capture_output=True,
+            timeout=timeout,
+            preexec_fn=drop,
+            env=env,
+            cwd=self.folder,
+        )
 
     @classmethod
     def start(cls, bindir: Path) -> PostgresServer:
@@ -77,10 +84,33 @@ class PostgresServer:
         if user is not None:
             os.chown(folder / "pw", user.pw_uid, user.pw_gid)
         server = cls(folder, _free_port(), bindir, user)
-        server._call("initdb", "-D", str(folder / "data"), "-U", USER, f"--pwfile={folder / 'pw'}",
-                     "--auth-local=trust", "--auth-host=scram-sha-256", "--no-sync", "--encoding=UTF8", "--locale=C")
-        server._call("pg_ctl", "-D", str(folder / "data"), "-l", str(folder / "log"), "-w", "-t", "60", "-o",
-                     f"-p {server.port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off", "start", timeout=90)
+        server._call(
+            "initdb",
+            "-D",
+            str(folder / "data"),
+            "-U",
+            USER,
+            f"--pwfile={folder / 'pw'}",
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
+            "--no-sync",
+            "--encoding=UTF8",
+            "--locale=C",
+        )
+        server._call(
+            "pg_ctl",
+            "-D",
+            str(folder / "data"),
+            "-l",
+            str(folder / "log"),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            f"-p {server.port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off",
+            "start",
+            timeout=90,
+        )
         return server
 
     def stop(self) -> None:

@@ -27,13 +27,23 @@ def test_the_layer_contracts_hold():
     assert "3 kept, 0 broken" in result.stdout
 
 
-@pytest.mark.parametrize("module, bad_import, messages", [
-    # a lower layer importing a higher one, hidden inside a function
-    ("scaling/rounding.py", "def _sneaky():\n    from timm_compound.cli import app\n",
-     ["timm_compound.scaling.rounding -> timm_compound.cli"]),
-    # a cycle between two modules of one subpackage (config imports publish, publish imports config)
-    ("hub/config.py", "from timm_compound.hub import publish\n", ["No cycles are allowed in timm_compound.hub", ".config -> .publish"]),
-])
+@pytest.mark.parametrize(
+    "module, bad_import, messages",
+    [
+        # a lower layer importing a higher one, hidden inside a function
+        (
+            "scaling/rounding.py",
+            "def _sneaky():\n    from timm_compound.cli import app\n",
+            ["timm_compound.scaling.rounding -> timm_compound.cli"],
+        ),
+        # a cycle between two modules of one subpackage (config imports publish, publish imports config)
+        (
+            "hub/config.py",
+            "from timm_compound.hub import publish\n",
+            ["No cycles are allowed in timm_compound.hub", ".config -> .publish"],
+        ),
+    ],
+)
 def test_an_added_cycle_breaks_the_contract_and_names_the_import(tmp_path, module, bad_import, messages):
     copy = tmp_path / "src"
     shutil.copytree(ROOT / "timm_compound", copy / "timm_compound", ignore=shutil.ignore_patterns("__pycache__"))

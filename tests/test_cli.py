@@ -24,7 +24,9 @@ def test_list_shows_registered_variants_with_their_input_size():
 
 
 def test_show_json_is_the_plan():
-    result = runner.invoke(app, ["show", "efficientnet_b0", "--d", "2.2", "--w", "1.6", "--resolution", "456", "--json"])
+    result = runner.invoke(
+        app, ["show", "efficientnet_b0", "--d", "2.2", "--w", "1.6", "--resolution", "456", "--json"]
+    )
     assert result.exit_code == 0, result.output
     plan = json.loads(result.output)
     assert plan["depths"] == [3, 5, 5, 7, 7, 9, 3]
@@ -77,7 +79,9 @@ def test_demo_builds_and_runs_a_variant():
 
 
 def test_console_script_help_runs_in_a_fresh_process():
-    result = subprocess.run([sys.executable, "-m", "timm_compound", "--help"], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "timm_compound", "--help"], capture_output=True, text=True, check=True
+    )
     for command in ("list", "show", "rules", "demo"):
         assert command in result.stdout
 
@@ -96,23 +100,33 @@ def test_default_demo_runs_every_step(capsys):
     assert "reloaded with local-dir: at input [3, 256, 256]: identical outputs" in " ".join(out.split())
 
 
-@pytest.mark.parametrize("entry", [[str(Path(sys.executable).parent / "timm-compound")],
-                                   ["-m", "timm_compound"]], ids=["script", "python -m"])
+@pytest.mark.parametrize(
+    "entry",
+    [[str(Path(sys.executable).parent / "timm-compound")], ["-m", "timm_compound"]],
+    ids=["script", "python -m"],
+)
 @pytest.mark.parametrize("args", [["--help"], ["rules", "schema"]])
 def test_help_and_schema_do_not_import_torch(entry, args):
-    result = subprocess.run([sys.executable, "-X", "importtime", *entry, *args], capture_output=True, text=True,
-                            check=True)
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", *entry, *args], capture_output=True, text=True, check=True
+    )
     imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
     assert "timm_compound" in imported and not {m for m in imported if re.match(r"(torch|timm)(\.|$)", m)}
 
 
-@pytest.mark.parametrize("entry", [[str(Path(sys.executable).parent / "timm-compound")],
-                                   [sys.executable, "-m", "timm_compound"]], ids=["script", "python -m"])
+@pytest.mark.parametrize(
+    "entry",
+    [[str(Path(sys.executable).parent / "timm-compound")], [sys.executable, "-m", "timm_compound"]],
+    ids=["script", "python -m"],
+)
 def test_bad_rules_path_is_one_error_line_from_the_console_script(tmp_path, entry):
     env = dict(os.environ, TIMM_COMPOUND_RULES_PATH=str(tmp_path / "missing"))
     result = subprocess.run([*entry, "list"], capture_output=True, text=True, env=env)
     assert result.returncode == 1
-    assert result.stderr.strip() == f"error: {tmp_path / 'missing'}: no such file or folder (loaded from TIMM_COMPOUND_RULES_PATH)"
+    assert (
+        result.stderr.strip()
+        == f"error: {tmp_path / 'missing'}: no such file or folder (loaded from TIMM_COMPOUND_RULES_PATH)"
+    )
 
 
 def test_bad_phi_arguments_exit_1():

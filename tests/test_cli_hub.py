@@ -32,8 +32,11 @@ def test_publish_uses_hf_token_and_never_prints_it(hub):
     token = "hf_cli" + uuid.uuid4().hex
     hub.token = token
     repo = f"org/cli-{uuid.uuid4().hex[:8]}"
-    result = runner.invoke(app, ["publish", "mobilenetv1_100_cs_phi0", "--repo", repo, "--endpoint", os.environ["HF_ENDPOINT"]],
-                           env={"HF_TOKEN": token})
+    result = runner.invoke(
+        app,
+        ["publish", "mobilenetv1_100_cs_phi0", "--repo", repo, "--endpoint", os.environ["HF_ENDPOINT"]],
+        env={"HF_TOKEN": token},
+    )
     assert result.exit_code == 0, result.output
     assert f"published mobilenetv1_100_cs_phi0 to {repo} at commit {hub.head(repo)}" in result.output
     assert f"Bearer {token}" in hub.seen_authorization

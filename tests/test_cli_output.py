@@ -66,8 +66,14 @@ def _piped(columns: int, cache: Path) -> subprocess.Popen:
     """Every table command's stdout through a real pipe, in a child started with COLUMNS=columns."""
     env = {**os.environ, "COLUMNS": str(columns), "XDG_CACHE_HOME": str(cache), "TERM": "xterm-256color"}
     env.pop("FORCE_COLOR", None)
-    return subprocess.Popen([sys.executable, "-c", PIPE_SCRIPT.format(commands=list(PIPED.values()))], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=Path(__file__).parent.parent)
+    return subprocess.Popen(
+        [sys.executable, "-c", PIPE_SCRIPT.format(commands=list(PIPED.values()))],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).parent.parent,
+    )
 
 
 def _sections(text: str) -> dict[str, str]:
@@ -98,7 +104,7 @@ def test_every_table_command_piped_at_40_columns_keeps_every_number_whole(tmp_pa
         assert NUMBER.findall(untimed[0]) == NUMBER.findall(untimed[1]), name
         assert len(NUMBER.findall(untimed[0])) > 5, name
     assert re.search(r"│ d \(depth\) +│ 1\.4400 │ +1\.5000 │ \[2, 2, 2, 2\] → \[3, 3, 3, 3\] +│", narrow["show"])
-    assert max(len(line) for line in narrow["table"].splitlines()) > 100   # full width, not 40
+    assert max(len(line) for line in narrow["table"].splitlines()) > 100  # full width, not 40
 
 
 # ---------------------------------------------------------------- --format on every table command
@@ -116,8 +122,9 @@ def test_every_table_command_takes_every_format(name):
     parsed = json.loads(outputs["json"])
     rows = list(csv.DictReader(io.StringIO(outputs["csv"])))
     assert rows and parsed
-    assert re.search(r"^\| .+ \|$", outputs["markdown"], re.M) and re.search(r"^\|(---|--:)(\|(---|--:))*\|$",
-                                                                            outputs["markdown"], re.M)
+    assert re.search(r"^\| .+ \|$", outputs["markdown"], re.M) and re.search(
+        r"^\|(---|--:)(\|(---|--:))*\|$", outputs["markdown"], re.M
+    )
     code, output = run(*args, "--format", "xml")
     assert code == 1 and output.strip() == "error: --format must be table, csv, json or markdown, got 'xml'"
 
@@ -126,26 +133,35 @@ def test_formats_carry_the_measured_numbers():
     code, output = data("table", "resnet18", "--phi", "0,1", "--format", "json")
     rows = json.loads(output)
     assert code == 0 and [row["resolution"] for row in rows] == [224, 256]
-    assert round(rows[0]["gmacs"], 3) == 1.814 and round(rows[1]["ratio"], 2) == 2.41   # README: 2.41x at phi=1
+    assert round(rows[0]["gmacs"], 3) == 1.814 and round(rows[1]["ratio"], 2) == 2.41  # README: 2.41x at phi=1
     code, output = data("table", "resnet18", "--phi", "0,1", "--format", "csv")
     assert next(csv.DictReader(io.StringIO(output)))["depths"] == "[2, 2, 2, 2]"
     code, output = data("list", "--format", "json")
     listed = {row["name"]: row for row in json.loads(output)}
     assert listed["resnet18_cs_phi2"]["input_size"] == 296 and listed["resnet18_cs_phi2"]["weights"] is None
-    code, output = data("show", "efficientnet_b0", "--d", "2.2", "--w", "1.6", "--resolution", "456", "--format", "markdown")
-    assert "| w (width) | 1.6000 | 1.5918 | [16, 24, 40, 80, 112, 192, 320] → [24, 40, 64, 128, 176, 304, 512] |" in output
+    code, output = data(
+        "show", "efficientnet_b0", "--d", "2.2", "--w", "1.6", "--resolution", "456", "--format", "markdown"
+    )
+    assert (
+        "| w (width) | 1.6000 | 1.5918 | [16, 24, 40, 80, 112, 192, 320] → [24, 40, 64, 128, 176, 304, 512] |" in output
+    )
 
 
 # ---------------------------------------------------------------- one exit-code convention
 
 
-@pytest.mark.parametrize("args, message", [
-    (["table", "resnet18", "--phii", "1"], "error: No such option: --phii (Possible options: --phi) "
-                                           "(see timm-compound table --help)"),
-    (["fit"], "error: Missing argument 'base' (see timm-compound fit --help)"),
-    (["fit", "resnet18", "--max-gmacs", "four"], "error: Invalid value for '--max-gmacs'"),
-    (["train", "resnet18_cs_phi0", "--augment", "--epochs"], "error: Option '--epochs' requires an argument"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["table", "resnet18", "--phii", "1"],
+            "error: No such option: --phii (Possible options: --phi) (see timm-compound table --help)",
+        ),
+        (["fit"], "error: Missing argument 'base' (see timm-compound fit --help)"),
+        (["fit", "resnet18", "--max-gmacs", "four"], "error: Invalid value for '--max-gmacs'"),
+        (["train", "resnet18_cs_phi0", "--augment", "--epochs"], "error: Option '--epochs' requires an argument"),
+    ],
+)
 def test_usage_errors_are_one_line_and_exit_1(args, message):
     code, output = run(*args)
     assert code == 1
@@ -191,8 +207,13 @@ def test_help_texts_show_each_default_once_and_no_stray_markup():
 
 def _timm_compound(*args: str, env: dict[str, str] | None = None) -> tuple[str, set[str]]:
     """(stdout, the modules it imported) of the console script run with `args`."""
-    result = subprocess.run([sys.executable, "-X", "importtime", str(Path(sys.executable).parent / "timm-compound"), *args],
-                            capture_output=True, text=True, env=env, check=True)
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", str(Path(sys.executable).parent / "timm-compound"), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
     imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
     return result.stdout, imported
 
@@ -233,13 +254,24 @@ def test_list_starts_without_torch_once_its_rows_are_cached(tmp_path, monkeypatc
     registry.write_text("variants:\n  - {base: resnet18, phis: [4], name: '{base}_mine{phi}'}\n")
     assert len({plain, mine, listing.fingerprint()}) == 3
     monkeypatch.setenv("TIMM_COMPOUND_RULES_PATH", str(tmp_path / "missing"))
-    assert listing.fingerprint() is None   # no cache: registration reports the missing path
+    assert listing.fingerprint() is None  # no cache: registration reports the missing path
 
 
 def test_rules_validate_refuses_a_file_that_is_not_yaml_without_torch(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("family: [unclosed\n")
-    result = subprocess.run([sys.executable, "-X", "importtime", str(Path(sys.executable).parent / "timm-compound"),
-                             "rules", "validate", str(bad)], capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-X",
+            "importtime",
+            str(Path(sys.executable).parent / "timm-compound"),
+            "rules",
+            "validate",
+            str(bad),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 1 and f"invalid: {bad}: not valid YAML" in result.stderr
     assert not re.search(r"\|\s+torch$", result.stderr, re.M)

@@ -29,22 +29,25 @@ def _counts(cost):
 
 @pytest.mark.parametrize("base", BASES)
 def test_cost_model_counts_what_the_exact_meta_path_counts(base):
-    fixed = {part[0] for part in shipped_rules().rule_for(base)[0].fixed()}   # a fixed dimension refuses d/w/r
+    fixed = {part[0] for part in shipped_rules().rule_for(base)[0].fixed()}  # a fixed dimension refuses d/w/r
     plans = [plan(base, phi) for phi in PHIS] + [
-        plan(base, **{key: 1.0 if key in fixed else value for key, value in mult.items()}) for mult in EXPLICIT]
+        plan(base, **{key: 1.0 if key in fixed else value for key, value in mult.items()}) for mult in EXPLICIT
+    ]
     for scaled in plans:
         modelled, exact = measure(scaled), measure(scaled, method="meta")
         assert exact.method == "meta"
-        assert modelled.method == "model", (base, scaled.phi)   # VGG too: its stages' Conv2d layers are the blocks
+        assert modelled.method == "model", (base, scaled.phi)  # VGG too: its stages' Conv2d layers are the blocks
         assert _counts(modelled) == _counts(exact), (base, scaled.phi, scaled.multipliers)
     # another batch and input size: the memoised blocks replay for the new shapes too
     scaled = plans[2]
-    assert _counts(measure(scaled, resolution=136, batch_size=3)) == \
-        _counts(measure(scaled, resolution=136, batch_size=3, method="meta"))
+    assert _counts(measure(scaled, resolution=136, batch_size=3)) == _counts(
+        measure(scaled, resolution=136, batch_size=3, method="meta")
+    )
 
 
-@pytest.mark.parametrize("base", ["resnet50", "efficientnet_b0", "convnext_atto", "densenet121", "mobilenetv3_large_100",
-                                  "vgg11_bn"])
+@pytest.mark.parametrize(
+    "base", ["resnet50", "efficientnet_b0", "convnext_atto", "densenet121", "mobilenetv3_large_100", "vgg11_bn"]
+)
 def test_training_memory_composed_from_blocks_equals_the_whole_models_timeline(base):
     """VGG too: a replayed layer's output is a non-leaf, so ConvMlp's in-place ReLU after fc1 accepts it."""
     for scaled in (plan(base, 1), plan(base, d=1.5, w=0.9, r=1.0)):
@@ -77,9 +80,9 @@ def test_a_module_built_from_its_plan_is_modelled_and_a_changed_one_is_counted_e
     model = timm_compound.build(plan("resnet18", 1))
     assert measure(model).method == "model"
     assert measure(model) == measure(model, method="meta")
-    model.layer2[0].act1 = nn.GELU()          # a layer the plan never builds
+    model.layer2[0].act1 = nn.GELU()  # a layer the plan never builds
     assert measure(model).method == "meta"
-    model = timm_compound.build(plan("resnet18", 1), num_classes=10)   # another head than the plan's
+    model = timm_compound.build(plan("resnet18", 1), num_classes=10)  # another head than the plan's
     assert measure(model).method == "meta"
     assert measure(nn.Sequential(nn.Conv2d(3, 8, 3)), resolution=32).method == "meta"
 
@@ -117,7 +120,9 @@ class _Meddling(nn.Module):
             self.blocks[1].conv.stride = (2, 2)
 
 
-@pytest.mark.parametrize("how, reason", [("set", "was set after construction"), ("template", "was modified by its parent")])
+@pytest.mark.parametrize(
+    "how, reason", [("set", "was set after construction"), ("template", "was modified by its parent")]
+)
 def test_a_parent_that_changes_a_block_taints_the_skeleton(how, reason):
     with torch.device("meta"), blocks.stubbing([_Block]) as taints:
         _Meddling(how)
@@ -128,7 +133,7 @@ def test_a_parent_that_changes_a_block_taints_the_skeleton(how, reason):
 def test_stubs_share_a_template_only_for_identical_constructor_calls():
     with torch.device("meta"), blocks.stubbing([_Block]) as taints:
         a, b, c = _Block(8), _Block(8), _Block(16)
-        d = _Block(8, scale=torch.ones(1))       # a tensor argument cannot be keyed: built for real
+        d = _Block(8, scale=torch.ones(1))  # a tensor argument cannot be keyed: built for real
     assert not taints and all(blocks.is_stub(m) for m in (a, b, c)) and not blocks.is_stub(d)
     assert blocks.template_of(a) is blocks.template_of(b) is not blocks.template_of(c)
 
@@ -147,14 +152,18 @@ def test_keys_tell_apart_what_constructs_different_modules():
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last", "permuted"])
 def test_shape_rules_match_the_meta_kernels(layout):
     x = torch.empty(2, 8, 5, 7, device="meta")
-    x = {"contiguous": x, "channels_last": x.to(memory_format=torch.channels_last),
-         "permuted": x.permute(0, 2, 3, 1)}[layout]
+    x = {"contiguous": x, "channels_last": x.to(memory_format=torch.channels_last), "permuted": x.permute(0, 2, 3, 1)}[
+        layout
+    ]
     channels, last = x.shape[1], x.shape[-1]
     for func, rule in _RULES.items():
         if "batch_norm" in str(func):
             c = torch.empty(channels, device="meta")
-            args = (x, c, c, c, c, False, 0.1, 1e-5) if "native_batch_norm.default" == str(func).split("aten.")[-1] \
+            args = (
+                (x, c, c, c, c, False, 0.1, 1e-5)
+                if str(func).split("aten.")[-1] == "native_batch_norm.default"
                 else (x, c, c, c, c, 0.1, 1e-5)
+            )
         elif "layer_norm" in str(func):
             args = (x, [last], torch.empty(last, device="meta"), torch.empty(last, device="meta"), 1e-6)
         elif "mean" in str(func):
@@ -162,16 +171,21 @@ def test_shape_rules_match_the_meta_kernels(layout):
                 assert spec_of(func(x, dims, keepdim)) == rule(x, dims, keepdim), (func, layout, dims)
             continue
         elif "cat" in str(func):
-            continue   # its rule holds for contiguous inputs only: see the next test
+            continue  # its rule holds for contiguous inputs only: see the next test
         elif "convolution" in str(func):
-            for weight, stride, padding, dilation, groups in (((16, channels, 3, 3), [2, 1], [1, 0], [1, 1], 1),
-                                                              ((channels, 1, 5, 3), [1, 2], [2, 1], [2, 1], channels)):
+            for weight, stride, padding, dilation, groups in (
+                ((16, channels, 3, 3), [2, 1], [1, 0], [1, 1], 1),
+                ((channels, 1, 5, 3), [1, 2], [2, 1], [2, 1], channels),
+            ):
                 args = (x, torch.empty(weight, device="meta"), None, stride, padding, dilation, False, [0, 0], groups)
                 assert spec_of(func(*args)) == rule(*args), (func, layout, weight)
             continue
         elif "addmm" in str(func):
-            args = (torch.empty(4, device="meta"), torch.empty(3, x.numel() // 3, device="meta"),
-                    torch.empty(x.numel() // 3, 4, device="meta"))
+            args = (
+                torch.empty(4, device="meta"),
+                torch.empty(3, x.numel() // 3, device="meta"),
+                torch.empty(x.numel() // 3, 4, device="meta"),
+            )
         else:
             args = (x,)
         assert spec_of(func(*args)) == rule(*args), (func, layout)
@@ -184,13 +198,14 @@ def test_concatenation_gives_the_kernels_shapes_whether_its_rule_is_trusted_or_n
     from timm_compound.cost.counter import ShapeCounter, _checked
 
     x = torch.empty(2, 8, 5, 7, device="meta")
-    x = {"contiguous": x, "channels_last": x.to(memory_format=torch.channels_last),
-         "permuted": x.permute(0, 2, 3, 1)}[layout]
+    x = {"contiguous": x, "channels_last": x.to(memory_format=torch.channels_last), "permuted": x.permute(0, 2, 3, 1)}[
+        layout
+    ]
     y = torch.empty_like(x)
-    for args in (([x, y], 1), ([x, y, x], 1), ([x, y], -1), ([x, y], 1)):   # the last one after the check
+    for args in (([x, y], 1), ([x, y, x], 1), ([x, y], -1), ([x, y], 1)):  # the last one after the check
         expected = spec_of(torch.ops.aten.cat.default(*args))
         assert spec_of(ShapeCounter._memoised(torch.ops.aten.cat.default, args, {})) == expected, (layout, args)
-    if layout == "contiguous":   # DenseNet's case: the rule is trusted, the kernel not run again
+    if layout == "contiguous":  # DenseNet's case: the rule is trusted, the kernel not run again
         from timm_compound.cost.counter import _layout
 
         assert _checked[(torch.ops.aten.cat.default, (_layout(x), _layout(y)), (1,))] is True
@@ -216,6 +231,6 @@ def test_measure_and_fit_leave_the_garbage_collector_as_they_found_it():
     gc.disable()
     try:
         measure(plan("resnet18", 0.7))
-        assert not gc.isenabled()   # a caller that holds it keeps holding it
+        assert not gc.isenabled()  # a caller that holds it keeps holding it
     finally:
         gc.enable()

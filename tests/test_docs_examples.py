@@ -25,7 +25,9 @@ ROOT = Path(__file__).resolve().parent.parent
 # rules.md and cli.md have tests of their own (test_docs_rules.py, test_docs_cli.py) that also check outputs
 OWN_TESTS = ("rules.md", "cli.md")
 PAGES = [ROOT / "README.md", *sorted(p for p in (ROOT / "docs").glob("*.md") if p.name not in OWN_TESTS)]
-BLOCK = re.compile(r"(<!--\s*not run:\s*(?P<reason>[^>]*?)\s*-->\s*\n)?```(?P<lang>[\w-]*)[^\n]*\n(?P<body>.*?)```", re.S)
+BLOCK = re.compile(
+    r"(<!--\s*not run:\s*(?P<reason>[^>]*?)\s*-->\s*\n)?```(?P<lang>[\w-]*)[^\n]*\n(?P<body>.*?)```", re.S
+)
 
 
 def blocks(page: Path, lang: str) -> list[tuple[str, str | None]]:
@@ -54,8 +56,9 @@ def test_console_examples_run(page, tmp_path):
             if not line.startswith("$ ") or reason is not None:
                 continue
             command = line[2:]
-            result = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=env, capture_output=True, text=True,
-                                    timeout=600)
+            result = subprocess.run(
+                ["bash", "-c", command], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+            )
             assert result.returncode == 0, f"{_id(page)}: {command}\n{result.stdout}\n{result.stderr}"
 
 
@@ -74,12 +77,12 @@ def _commands(body: str) -> list[str]:
 def _cli_arguments(command: str) -> list[str] | None:
     """The arguments given to timm-compound in `command`, or None when it does not run timm-compound."""
     words = shlex.split(command.split(">")[0])
-    while words and re.fullmatch(r"\w+=\S*", words[0]):   # VAR=value prefixes
+    while words and re.fullmatch(r"\w+=\S*", words[0]):  # VAR=value prefixes
         words = words[1:]
     if words[:1] == ["timm-compound"]:
         return words[1:]
-    if "-m" in words and words[words.index("-m") + 1:words.index("-m") + 2] == ["timm_compound"]:
-        return words[words.index("-m") + 2:]
+    if "-m" in words and words[words.index("-m") + 1 : words.index("-m") + 2] == ["timm_compound"]:
+        return words[words.index("-m") + 2 :]
     return None
 
 
@@ -112,9 +115,9 @@ def test_bash_examples_parse(page):
             if arguments is not None and arguments:
                 try:
                     _parse(arguments)
-                except SystemExit as exit:   # click's own exit (e.g. --help) is fine; errors are not
+                except SystemExit as exit:  # click's own exit (e.g. --help) is fine; errors are not
                     assert exit.code in (0, None), f"{_id(page)}: {command}"
-                except Exception as error:  # noqa: BLE001 - any parse failure is the finding
+                except Exception as error:
                     pytest.fail(f"{_id(page)}: {command}\n{type(error).__name__}: {error}")
                 checked += 1
     assert checked or page.name == "development.md"

@@ -14,8 +14,14 @@ from timm_compound.scaling.schema import DepthRule, PartRule, Rule, Strategy, Wi
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "rules.md"
 BLOCK = re.compile(r"```(\w+)([^\n]*)\n(.*?)```", re.S)
-FRAGMENT_PARTS = {"depth": DepthRule, "width": WidthRule, "stem": PartRule, "head": PartRule, "strategy": Strategy,
-                  "stage_modules": Rule.model_fields["stage_modules"].annotation}
+FRAGMENT_PARTS = {
+    "depth": DepthRule,
+    "width": WidthRule,
+    "stem": PartRule,
+    "head": PartRule,
+    "strategy": Strategy,
+    "stage_modules": Rule.model_fields["stage_modules"].annotation,
+}
 
 
 def test_walkthrough_runs_in_a_fresh_directory(tmp_path):
@@ -39,12 +45,18 @@ def test_walkthrough_runs_in_a_fresh_directory(tmp_path):
         elif lang == "console":
             for line in body.splitlines():
                 command = line.removeprefix("$ ")
-                result = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=env, capture_output=True,
-                                        text=True, timeout=300)
+                result = subprocess.run(
+                    ["bash", "-c", command], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+                )
                 assert result.returncode == 0, f"{command}\n{result.stdout}\n{result.stderr}"
                 ran.append((command, result.stdout))
-    assert written == ["trees/dla.yaml", "branches/hrnet.yaml", "my-rules/rexnet.yaml", "my-rules/rexnet-variants.yaml",
-                       "fixed-resolution/resnet18.yaml"]
+    assert written == [
+        "trees/dla.yaml",
+        "branches/hrnet.yaml",
+        "my-rules/rexnet.yaml",
+        "my-rules/rexnet-variants.yaml",
+        "fixed-resolution/resnet18.yaml",
+    ]
     assert fragments >= 13
     outputs = dict(ran)
     scaffolded = next(out for cmd, out in ran if cmd.startswith("timm-compound rules new"))
@@ -57,19 +69,40 @@ def test_walkthrough_runs_in_a_fresh_directory(tmp_path):
     # rules v3: the tree deepens a whole level, the branches check clean, the fixed depth is said with its reason
     assert "ok: phi=0 equals the base for dla34" in next(out for cmd, out in ran if "trees/dla.yaml" in cmd)
     assert "ok: phi=0 equals the base for hrnet_w18_small" in next(out for cmd, out in ran if "branches/hrnet" in cmd)
-    assert "fixed: A second OSA block in a stage" in " ".join(outputs["timm-compound rules show ese_vovnet19b_dw"].split())
+    assert "fixed: A second OSA block in a stage" in " ".join(
+        outputs["timm-compound rules show ese_vovnet19b_dw"].split()
+    )
     assert "Row(kernel=3, out_chs=24, stride=1)" in next(out for cmd, out in ran if "namedtuple" in cmd)
     validated = next(out for cmd, out in ran if cmd.startswith("timm-compound rules validate my-rules/*.yaml"))
-    assert "valid registry: my-rules/rexnet-variants.yaml" in validated and "valid rule: my-rules/rexnet.yaml" in validated
+    assert (
+        "valid registry: my-rules/rexnet-variants.yaml" in validated and "valid rule: my-rules/rexnet.yaml" in validated
+    )
 
 
 def test_the_shipped_rules_quoted_in_the_doc_are_the_shipped_ones():
     """The layout sections quote parts of rules/*.yaml: each quote must equal the shipped file."""
-    shipped = {path.name: yaml.safe_load(path.read_text())
-               for path in (Path(__file__).resolve().parent.parent / "rules").glob("*.yaml")}
-    fragments = [yaml.safe_load(body) for lang, info, body in BLOCK.findall(DOC.read_text())
-                 if lang == "yaml" and "file=" not in info]
-    quoted = {name for fragment in fragments for name, rule in shipped.items()
-              if all(rule.get(key) == value for key, value in fragment.items())}
-    assert {"efficientnetv2.yaml", "vgg.yaml", "regnet.yaml", "gernet.yaml", "vovnet.yaml", "selecsls.yaml",
-            "xception.yaml", "mobileone.yaml"} <= quoted
+    shipped = {
+        path.name: yaml.safe_load(path.read_text())
+        for path in (Path(__file__).resolve().parent.parent / "rules").glob("*.yaml")
+    }
+    fragments = [
+        yaml.safe_load(body)
+        for lang, info, body in BLOCK.findall(DOC.read_text())
+        if lang == "yaml" and "file=" not in info
+    ]
+    quoted = {
+        name
+        for fragment in fragments
+        for name, rule in shipped.items()
+        if all(rule.get(key) == value for key, value in fragment.items())
+    }
+    assert {
+        "efficientnetv2.yaml",
+        "vgg.yaml",
+        "regnet.yaml",
+        "gernet.yaml",
+        "vovnet.yaml",
+        "selecsls.yaml",
+        "xception.yaml",
+        "mobileone.yaml",
+    } <= quoted

@@ -50,9 +50,12 @@ def test_every_page_in_the_navigation_exists_and_is_not_a_stub():
     for page in sorted(set(pages) - generated):
         text = (ROOT / "docs" / page).read_text()
         assert len(text.split()) > 150 and "TODO" not in text, page
-    listed = {page for page in pages}
-    unlisted = [p.relative_to(ROOT / "docs").as_posix() for p in (ROOT / "docs").rglob("*.md")
-                if p.relative_to(ROOT / "docs").as_posix() not in listed]
+    listed = set(pages)
+    unlisted = [
+        p.relative_to(ROOT / "docs").as_posix()
+        for p in (ROOT / "docs").rglob("*.md")
+        if p.relative_to(ROOT / "docs").as_posix() not in listed
+    ]
     assert not unlisted, f"pages not in mkdocs.yml's nav: {unlisted}"
 
 

@@ -62,38 +62,69 @@ def test_unsafe_yaml_tags_are_refused(tmp_path):
         (dict(width__divisor="eight"), "width.divisor", "valid integer"),
         (dict(depth__rounding="up"), "depth.rounding", "'ceil', 'round' or 'floor'"),
         (dict(coefficients__alpha=0.9), "coefficients.alpha", "greater than or equal to 1"),
-        (dict(coefficients={"alpha": 1.5, "beta": 1.1, "gamma": 1.15}), "coefficients",
-         r"alpha\*beta\^2\*gamma\^2 = 2.4003 is outside 2.0 ± 5%"),
+        (
+            dict(coefficients={"alpha": 1.5, "beta": 1.1, "gamma": 1.15}),
+            "coefficients",
+            r"alpha\*beta\^2\*gamma\^2 = 2.4003 is outside 2.0 ± 5%",
+        ),
         (dict(architectures=["resnet18", "resnet19"]), "architectures.1", "unknown timm architecture 'resnet19'"),
         (dict(width__divisr=8), "width.divisr", "Extra inputs are not permitted"),
         (dict(stem={"policy": "fixed"}), "stem", "needs `arg`"),
         (dict(stem={"policy": "scale"}), "stem", "needs `arg`"),
-        (dict(overrides={"resnet152": {"width": {"divisor": 16}}}), "overrides",
-         "'resnet152' is not one of this rule's architectures"),
-        (dict(overrides={"resnet50": {"width": {"divisor": "sixteen"}}}), "overrides",
-         "resnet50.width.divisor: Input should be a valid integer"),
+        (
+            dict(overrides={"resnet152": {"width": {"divisor": 16}}}),
+            "overrides",
+            "'resnet152' is not one of this rule's architectures",
+        ),
+        (
+            dict(overrides={"resnet50": {"width": {"divisor": "sixteen"}}}),
+            "overrides",
+            "resnet50.width.divisor: Input should be a valid integer",
+        ),
         (dict(overrides={"resnet50": {"family": "other"}}), "overrides", "may not change family"),
         # the v2 layouts' fields, each only with its layout
-        (dict(depth__layout="rows", depth__arg=["layers", "more"]), "depth",
-         "layout 'rows' takes one `arg`; a list of args is for 'multiplier' and 'fields'"),
+        (
+            dict(depth__layout="rows", depth__arg=["layers", "more"]),
+            "depth",
+            "layout 'rows' takes one `arg`; a list of args is for 'multiplier' and 'fields'",
+        ),
         (dict(depth__stride_column=4), "depth", "`stride_column` applies to layout 'rows', not 'counts'"),
         (dict(width__layout="rows"), "width", "layout 'rows' needs `column`"),
         (dict(depth__layout="separated"), "depth", "layout 'separated' needs `marker`"),
         (dict(width__per_block=["channels"]), "width", "`per_block` applies to layout 'fields', not 'list'"),
         (dict(width={"arg": "w0", "layout": "fields", "per_block": ["w0"]}), "width", r"\['w0'\] is in both `arg`"),
-        (dict(depth={"arg": "layers", "layout": "fields", "fixed_stages": [0]}), "depth",
-         "lets the constructor decide the stages: fixed_stages cannot apply"),
-        (dict(depth={"arg": "layers", "layout": "multiplier"}, stage_modules=None), "stage_modules",
-         "depth.layout 'multiplier' reads the built stages back: set stage_modules"),
-        (dict(depth={"arg": "cfg", "layout": "separated", "marker": "M"},
-              width={"arg": "cfg", "layout": "separated", "marker": "P"}), "width", "split the same list differently"),
+        (
+            dict(depth={"arg": "layers", "layout": "fields", "fixed_stages": [0]}),
+            "depth",
+            "lets the constructor decide the stages: fixed_stages cannot apply",
+        ),
+        (
+            dict(depth={"arg": "layers", "layout": "multiplier"}, stage_modules=None),
+            "stage_modules",
+            "depth.layout 'multiplier' reads the built stages back: set stage_modules",
+        ),
+        (
+            dict(
+                depth={"arg": "cfg", "layout": "separated", "marker": "M"},
+                width={"arg": "cfg", "layout": "separated", "marker": "P"},
+            ),
+            "width",
+            "split the same list differently",
+        ),
         (dict(stage_modules={"path": ["a", "b"], "split_at": "MaxPool2d"}), "stage_modules", "must be a single path"),
-        (dict(stage_modules={"path": "a", "skip": ["X"], "blocks": ["Y"]}), "stage_modules", "`skip` or `blocks`, not both"),
+        (
+            dict(stage_modules={"path": "a", "skip": ["X"], "blocks": ["Y"]}),
+            "stage_modules",
+            "`skip` or `blocks`, not both",
+        ),
         (dict(width__round_limit=-0.1), "width.round_limit", "greater than or equal to 0"),
         (dict(depth__arg="model cfg.depth"), "depth.arg", "'model cfg.depth' is not an argument path"),
         (dict(replaces="resnet"), "replaces", "needs a family name of its own"),
-        (dict(stem={"policy": "fixed", "value": 64, "note": "hard-coded", "unless stem_type is deep": None}), "stem",
-         "'unless stem_type is deep' looks like the rest of the note, cut at a comma"),
+        (
+            dict(stem={"policy": "fixed", "value": 64, "note": "hard-coded", "unless stem_type is deep": None}),
+            "stem",
+            "'unless stem_type is deep' looks like the rest of the note, cut at a comma",
+        ),
     ],
 )
 def test_invalid_rule_names_file_and_field(tmp_path, changes, field, message):
@@ -142,8 +173,12 @@ def _shipped_rule(tmp_path: Path, name: str, **parts) -> Path:
 
 
 def test_rows_column_out_of_range(tmp_path):
-    path = _shipped_rule(tmp_path, "ghostnet.yaml", width={"arg": "cfgs", "layout": "rows", "column": 7},
-                         stem={"policy": "fixed", "value": 16, "note": "hard-coded"})
+    path = _shipped_rule(
+        tmp_path,
+        "ghostnet.yaml",
+        width={"arg": "cfgs", "layout": "rows", "column": 7},
+        stem={"policy": "fixed", "value": 16, "note": "hard-coded"},
+    )
     error = _plan_error(path, "ghostnet_100")
     assert (error.source, error.field) == (str(path), "width.column")
     assert error.reason == "column 7 is out of range for rows of 5 values (columns 0-4)"
@@ -165,20 +200,26 @@ def test_dotted_path_that_does_not_exist(tmp_path):
     assert error.reason.startswith("model_cfg (RegNetCfg) has no field 'w1'; its fields: depth, w0, wa, wm, group_size")
     path = write_rule(tmp_path, depth__arg="layers.first")
     error = _plan_error(path, "resnet18")
-    assert (error.field, error.reason) == ("depth.arg", "layers is a tuple ((2, 2, 2, 2)), not a dataclass, named tuple or dict: "
-                                           "the path cannot reach 'first'")
+    assert (error.field, error.reason) == (
+        "depth.arg",
+        "layers is a tuple ((2, 2, 2, 2)), not a dataclass, named tuple or dict: the path cannot reach 'first'",
+    )
 
 
 def test_an_argument_of_another_shape_names_the_layouts_it_fits(tmp_path):
     path = _shipped_rule(tmp_path, "ghostnet.yaml", depth={"arg": "cfgs", "layout": "counts", "stride_column": None})
     error = _plan_error(path, "ghostnet_100")
     assert error.field == "depth.arg"
-    assert "not a list of ints; it fits layout rows (layouts for depth: counts, levels, block_args, rows, separated, " \
-           "entries, multiplier, fields)" in error.reason
+    assert (
+        "not a list of ints; it fits layout rows (layouts for depth: counts, levels, block_args, rows, separated, "
+        "entries, multiplier, fields)" in error.reason
+    )
     path = write_rule(tmp_path, width__arg="num_classes")
-    assert _plan_error(path, "resnet18").reason == ("constructor argument 'num_classes' is 1000, not a list of ints; "
-                                                    "it fits layout scalar or fields (layouts for width: list, scalar, "
-                                                    "block_args, rows, separated, multiplier, fields)")
+    assert _plan_error(path, "resnet18").reason == (
+        "constructor argument 'num_classes' is 1000, not a list of ints; "
+        "it fits layout scalar or fields (layouts for width: list, scalar, "
+        "block_args, rows, separated, multiplier, fields)"
+    )
 
 
 def test_two_rules_claiming_one_architecture(tmp_path):
@@ -234,8 +275,11 @@ def test_registry_collision_with_a_registered_variant(tmp_path):
         ("variants:\n  - {base: resnet18, phis: [1, 1]}\n", "variants.0.phis", "a phi is listed twice"),
         ("variants:\n  - {base: resnet18, phis: one}\n", "variants.0.phis", "valid list"),
         ("variants:\n  - {base: resnet18, phis: [1], hub: {2: org/x}}\n", "variants.0", r"hub lists phi \[2\]"),
-        ("variants:\n  - {base: resnet18, phis: [1], name: 'x_{base}_{foo}'}\n", "variants.0.name",
-         "name template 'x_{base}_{foo}' is not valid"),
+        (
+            "variants:\n  - {base: resnet18, phis: [1], name: 'x_{base}_{foo}'}\n",
+            "variants.0.name",
+            "name template 'x_{base}_{foo}' is not valid",
+        ),
         ("variants:\n  - {base: resnet18, phis: [1], name: 'x_{base'}\n", "variants.0.name", "is not valid"),
         ("variants:\n  - {base: resnet18, phis: [1, 2], name: 'x_{base}'}\n", "variants.0", "must contain {phi}"),
     ],

@@ -28,7 +28,8 @@ def test_efficientnet_b1_to_b7(name, meta):
     assert param_count(scaled) == params
     reference = timm.create_model(name)
     assert {k: v.shape for k, v in scaled.state_dict().items()} == {
-        k: v.shape for k, v in reference.state_dict().items()}
+        k: v.shape for k, v in reference.state_dict().items()
+    }
     assert scaled.pretrained_cfg["input_size"] == (3, resolution, resolution)
 
 
@@ -63,7 +64,8 @@ def test_efficientnetv2_b1_to_b3(name, meta):
     reference = timm.create_model(name)
     assert param_count(scaled) == param_count(reference) == params
     assert {k: v.shape for k, v in scaled.state_dict().items()} == {
-        k: v.shape for k, v in reference.state_dict().items()}
+        k: v.shape for k, v in reference.state_dict().items()
+    }
 
 
 def test_efficientnetv2_needs_round_limit_zero(tmp_path, meta):
@@ -86,4 +88,5 @@ def test_ghostnet_width_variants(name, w, meta):
     reference = timm.create_model(name)
     assert param_count(scaled) == param_count(reference)
     assert {k: v.shape for k, v in scaled.state_dict().items()} == {
-        k: v.shape for k, v in reference.state_dict().items()}
+        k: v.shape for k, v in reference.state_dict().items()
+    }

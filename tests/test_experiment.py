@@ -25,11 +25,19 @@ from timm_compound.hub.load import build
 from timm_compound.scaling.rulebook import active_rules, set_active_rules
 from timm_compound.train.recorded import open_run
 
-BASE = "convnext_atto"    # small and cheap at 32 px, and 2x is a budget all four strategies reach within 5%
+BASE = "convnext_atto"  # small and cheap at 32 px, and 2x is a budget all four strategies reach within 5%
 BUDGET = 2.0
-REFERENCE = "resnet10t"   # a timm model no rule covers: trained from timm.create_model (at 32 px: its stride)
-SETTINGS = dict(budgets=(BUDGET,), references=(f"{REFERENCE}@32",), epochs=1, resolution=32, train_samples=128,
-                val_samples=64, batch_size=64, cam_images=3)
+REFERENCE = "resnet10t"  # a timm model no rule covers: trained from timm.create_model (at 32 px: its stride)
+SETTINGS = dict(
+    budgets=(BUDGET,),
+    references=(f"{REFERENCE}@32",),
+    epochs=1,
+    resolution=32,
+    train_samples=128,
+    val_samples=64,
+    batch_size=64,
+    cam_images=3,
+)
 RUNS = ["base", "2x-depth", "2x-width", "2x-resolution", "2x-compound", "ref-resnet10t"]
 FIGURES = ["accuracy_vs_gmacs.png", "accuracy_vs_params.png", "accuracy_vs_latency.png", "curves.png", "cam.png"]
 
@@ -40,13 +48,13 @@ def cli(*args) -> tuple[int, str]:
 
 
 def flat(text: str) -> str:
-    return " ".join(text.split())   # rich wraps long lines
+    return " ".join(text.split())  # rich wraps long lines
 
 
 @pytest.fixture(scope="module")
 def threads():
     before = torch.get_num_threads()
-    torch.set_num_threads(1)   # small models: a second thread helps little, and on a shared machine it can cost 5x
+    torch.set_num_threads(1)  # small models: a second thread helps little, and on a shared machine it can cost 5x
     yield
     torch.set_num_threads(before)
 
@@ -102,30 +110,38 @@ def test_every_file_is_written_and_agrees(done):
     for name in RUNS:
         for file in ("run.json", "metrics.csv", "best.safetensors", "predictions.csv"):
             assert (out / "runs" / name / file).is_file(), (name, file)
-        assert not (out / "runs" / name / "last" / "state.pt").exists()   # disk thrift: no optimizer state
+        assert not (out / "runs" / name / "last" / "state.pt").exists()  # disk thrift: no optimizer state
     with open(out / "table.csv", newline="") as handle:
         table = list(csv.DictReader(handle))
     assert [line["run"] for line in table] == RUNS
     for line, row in zip(table, result.rows):
         run = json.loads((row.run_dir / "run.json").read_text())
         assert run["status"] == "completed" and run["epochs_completed"] == 1
-        assert float(line["top1"]) == pytest.approx(row.top1) == pytest.approx(run["best"]["top1"])   # one epoch
-        assert row.runs[0].images.top1 == pytest.approx(row.top1)   # predictions.csv: the same evaluation, image by image
+        assert float(line["top1"]) == pytest.approx(row.top1) == pytest.approx(run["best"]["top1"])  # one epoch
+        assert row.runs[0].images.top1 == pytest.approx(
+            row.top1
+        )  # predictions.csv: the same evaluation, image by image
         assert 0 <= row.top1 <= 100 and row.top1 <= row.top5
         assert float(line["gmacs"]) == pytest.approx(row.variant.cost.macs / 1e9)
         assert int(line["resolution"]) == row.variant.resolution
     markdown = (out / "table.md").read_text()
     assert markdown.split("\n\n")[0].count("\n") == 2 + len(RUNS) - 1 and "| 2x-compound | compound | 2x |" in markdown
-    assert markdown.split("\n\n")[1].startswith("ms: median latency of a forward pass")   # where they were timed
+    assert markdown.split("\n\n")[1].startswith("ms: median latency of a forward pass")  # where they were timed
     # the comparisons: compound against depth, width and resolution, and resnet10t against 2x-compound (one seed)
     assert markdown.count("| 2x | 2x-compound |") == 4 and "McNemar" in markdown and "Verdict at 2x" in markdown
     saved = json.loads((out / "results.json").read_text())
     assert saved["best"] == {"2": result.best[BUDGET]} and saved["seeds"] == [0]
-    assert [(c["a"], c["b"]) for c in saved["comparisons"]] == [("2x-compound", "2x-depth"), ("2x-compound", "2x-width"),
-                                                               ("2x-compound", "2x-resolution"), ("2x-compound", "ref-resnet10t")]
+    assert [(c["a"], c["b"]) for c in saved["comparisons"]] == [
+        ("2x-compound", "2x-depth"),
+        ("2x-compound", "2x-width"),
+        ("2x-compound", "2x-resolution"),
+        ("2x-compound", "ref-resnet10t"),
+    ]
     assert saved["verdict"]["2"] == result.verdicts[BUDGET] and "one seed" in saved["verdict"]["2"]
-    assert all(row["top1"] == [row["top1_mean"]] and row["top1_sd"] is None and row["top1_ci"][0] <= row["top1_mean"]
-               for row in saved["rows"])
+    assert all(
+        row["top1"] == [row["top1_mean"]] and row["top1_sd"] is None and row["top1_ci"][0] <= row["top1_mean"]
+        for row in saved["rows"]
+    )
     assert [row["name"] for row in saved["rows"]] == RUNS
     recorded = json.loads((out / "experiment.json").read_text())
     assert [model["name"] for model in recorded["models"]] == RUNS
@@ -144,11 +160,14 @@ def test_every_model_is_timed_as_trained_and_shown_with_where(done):
         assert float(line["x_base_ms"]) == pytest.approx(timing.median_ms / base.median_ms)
         assert float(line["throughput"]) == pytest.approx(1000 / timing.median_ms)
         assert (line["latency_device"].startswith("cpu ("), line["latency_threads"], line["latency_batch_size"]) == (
-            True, "1", "1")
+            True,
+            "1",
+            "1",
+        )
     markdown = (out / "table.md").read_text()
     assert "| ms | 95% interval | img/s | x base ms |" in markdown
     assert "timed on cpu (" in markdown and "1 thread, batch 1, float32, eager" in markdown
-    assert "timed on cpu (" in output and "ms (" in output   # the plan lines show each model's timing
+    assert "timed on cpu (" in output and "ms (" in output  # the plan lines show each model's timing
     saved = json.loads((out / "results.json").read_text())
     assert saved["rows"][0]["latency"]["median_ms"] == base.median_ms
 
@@ -173,27 +192,46 @@ def test_report_renders_in_headless_chromium(done, tmp_path):
     result, _, _ = done
     page = result.report
     text = page.read_text()
-    assert "http://" not in text and "https://" not in text and "<script" not in text   # self-contained
+    assert "http://" not in text and "https://" not in text and "<script" not in text  # self-contained
     assert "<h2>Verdict</h2>" in text and "McNemar" in text
-    assert "&quot;weight_decay&quot;: 2e-05" in text and "&quot;seeds&quot;: 1" in text   # every setting, defaults too
+    assert "&quot;weight_decay&quot;: 2e-05" in text and "&quot;seeds&quot;: 1" in text  # every setting, defaults too
     found = browser.images(page, tmp_path)
     control = found.pop()
-    assert control["alt"].startswith("control") and control["width"] == 0   # the check can see a broken image
+    assert control["alt"].startswith("control") and control["width"] == 0  # the check can see a broken image
     assert len(found) == len(FIGURES)
     for image in found:
         assert image["complete"] and image["width"] > 100 and image["height"] > 100, image
-    shot = browser.screenshot(page, tmp_path / "report.png")   # the artifact: tmp_path of this test
+    shot = browser.screenshot(page, tmp_path / "report.png")  # the artifact: tmp_path of this test
     with Image.open(shot) as image:
         assert image.size == (1280, 2400)
-        assert len(image.convert("L").getcolors(256 * 256) or []) > 20   # not a blank page
+        assert len(image.convert("L").getcolors(256 * 256) or []) > 20  # not a blank page
 
 
 def test_rerun_from_the_cli_skips_finished_runs(done):
     result, out, _ = done
     stamps = {name: (out / "runs" / name / "run.json").stat().st_mtime_ns for name in RUNS}
-    code, output = cli("experiment", BASE, "--budgets", "2", "--reference", f"{REFERENCE}@32", "--epochs", 1,
-                       "--resolution", 32, "--train-samples", 128, "--val-samples", 64, "--batch-size", 64,
-                       "--cam-images", 3, "--out", out)
+    code, output = cli(
+        "experiment",
+        BASE,
+        "--budgets",
+        "2",
+        "--reference",
+        f"{REFERENCE}@32",
+        "--epochs",
+        1,
+        "--resolution",
+        32,
+        "--train-samples",
+        128,
+        "--val-samples",
+        64,
+        "--batch-size",
+        64,
+        "--cam-images",
+        3,
+        "--out",
+        out,
+    )
     assert code == 0, output
     text = flat(output)
     for index, name in enumerate(RUNS, 1):
@@ -205,7 +243,9 @@ def test_rerun_from_the_cli_skips_finished_runs(done):
 def test_a_folder_with_other_settings_is_refused_unchanged(done, tmp_path):
     _, out, _ = done
     before = {path: path.stat().st_mtime_ns for path in out.rglob("*")}
-    with pytest.raises(tc.CompoundError, match=r"different settings \(epochs: folder 1, asked 2\).*nothing was changed"):
+    with pytest.raises(
+        tc.CompoundError, match=r"different settings \(epochs: folder 1, asked 2\).*nothing was changed"
+    ):
         tc.experiment(BASE, out=out, progress=False, **{**SETTINGS, "epochs": 2})
     assert {path: path.stat().st_mtime_ns for path in out.rglob("*")} == before
     (tmp_path / "notes.txt").write_text("mine")
@@ -305,8 +345,17 @@ def test_cam_of_a_trained_model_on_your_images(done, tmp_path):
 
     _, out, _ = done
     pictures = _pictures(tmp_path)
-    code, output = cli("cam", "--run", out / "runs" / "base", "--image", pictures[0], "--image", pictures[1],
-                       "--out", tmp_path / "maps")
+    code, output = cli(
+        "cam",
+        "--run",
+        out / "runs" / "base",
+        "--image",
+        pictures[0],
+        "--image",
+        pictures[1],
+        "--out",
+        tmp_path / "maps",
+    )
     assert code == 0, output
     for picture in pictures:
         with Image.open(tmp_path / "maps" / f"{picture.stem}.cam.png") as image:
@@ -315,15 +364,29 @@ def test_cam_of_a_trained_model_on_your_images(done, tmp_path):
     chosen = load_trained(BASE, out / "runs" / "base" / "best.safetensors", resolution=32)
     opened = cam.read_images(pictures)
     maps = cam.compute(chosen.model, opened, resolution=32)
-    assert maps.overlays.shape == (2, 32, 32, 3) and 0 <= maps.overlays.min() and maps.overlays.max() <= 1
+    assert maps.overlays.shape == (2, 32, 32, 3) and maps.overlays.min() >= 0 and maps.overlays.max() <= 1
     with torch.no_grad():
         inputs = torch.from_numpy(maps.inputs).permute(0, 3, 1, 2)
         config = chosen.model.pretrained_cfg
-        normalised = (inputs - torch.tensor(config["mean"]).view(1, 3, 1, 1)) / torch.tensor(config["std"]).view(1, 3, 1, 1)
+        normalised = (inputs - torch.tensor(config["mean"]).view(1, 3, 1, 1)) / torch.tensor(config["std"]).view(
+            1, 3, 1, 1
+        )
         assert chosen.model(normalised).argmax(-1).tolist() == maps.predicted
     # a timm model no rule covers, by name and weights
-    code, output = cli("cam", REFERENCE, "--weights", out / "runs" / f"ref-{REFERENCE}" / "best.safetensors",
-                       "--image", pictures[0], "--resolution", 32, "--target", 3, "--out", tmp_path / "ref")
+    code, output = cli(
+        "cam",
+        REFERENCE,
+        "--weights",
+        out / "runs" / f"ref-{REFERENCE}" / "best.safetensors",
+        "--image",
+        pictures[0],
+        "--resolution",
+        32,
+        "--target",
+        3,
+        "--out",
+        tmp_path / "ref",
+    )
     assert code == 0, output
     assert (tmp_path / "ref" / "picture0.cam.png").is_file()
 
@@ -334,8 +397,9 @@ def test_cam_refuses_an_unreadable_image(done, tmp_path):
     broken.write_text("not an image")
     weights = out / "runs" / "base" / "best.safetensors"
     for image, message in ((broken, "cannot be read as an image"), (tmp_path / "missing.png", "no such image file")):
-        code, output = cli("cam", BASE, "--weights", weights, "--resolution", 32, "--image", image,
-                           "--out", tmp_path / "maps")
+        code, output = cli(
+            "cam", BASE, "--weights", weights, "--resolution", 32, "--image", image, "--out", tmp_path / "maps"
+        )
         assert code == 1 and "Traceback" not in output and message in flat(output) and str(image.name) in output, output
     assert not (tmp_path / "maps").exists()
     code, output = cli("cam", BASE, "--weights", weights, "--out", tmp_path / "maps")
@@ -351,9 +415,11 @@ def test_help_lists_experiment_and_cam_after_search():
 @pytest.mark.parametrize("command", ["experiment", "cam"])
 def test_command_help_starts_without_torch(command):
     """The console script's --help must stay fast: the commands import torch and timm only when they run."""
-    code = (f"import sys, timm_compound_cli\nsys.argv = ['timm-compound', {command!r}, '--help']\n"
-            "try:\n    timm_compound_cli.main()\nexcept SystemExit:\n    pass\n"
-            "print('IMPORTED', *[m for m in ('torch', 'timm') if m in sys.modules])\n")
+    code = (
+        f"import sys, timm_compound_cli\nsys.argv = ['timm-compound', {command!r}, '--help']\n"
+        "try:\n    timm_compound_cli.main()\nexcept SystemExit:\n    pass\n"
+        "print('IMPORTED', *[m for m in ('torch', 'timm') if m in sys.modules])\n"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "Usage: timm-compound " + command in " ".join(result.stdout.split())
     assert result.stdout.strip().splitlines()[-1] == "IMPORTED"

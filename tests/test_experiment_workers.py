@@ -22,8 +22,20 @@ from timm_compound.experiment.ledger import Ledger
 from timm_compound.storage.database import open_engine
 
 BASE = "convnext_atto"
-TINY = ["--epochs", "1", "--resolution", "32", "--train-samples", "64", "--val-samples", "64", "--batch-size", "32",
-        "--cam-images", "0"]
+TINY = [
+    "--epochs",
+    "1",
+    "--resolution",
+    "32",
+    "--train-samples",
+    "64",
+    "--val-samples",
+    "64",
+    "--batch-size",
+    "32",
+    "--cam-images",
+    "0",
+]
 TINY_API = dict(epochs=1, resolution=32, train_samples=64, val_samples=64, batch_size=32, cam_images=0)
 VERSUS = ["--versus", "resnet10t@32", "--seeds", "2"]
 KEYS = {"budget", "a", "b", "diff_mean", "diff_ci", "p", "p_holm", "significant", "test"}
@@ -31,10 +43,23 @@ BINARIES = server_binaries()
 
 
 def _worker(out, url, *extra) -> subprocess.Popen:
-    command = [sys.executable, "-m", "timm_compound", "experiment", BASE, *TINY, *extra, "--storage", url,
-               "--out", str(out), "--quiet"]
-    return subprocess.Popen(command, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    command = [
+        sys.executable,
+        "-m",
+        "timm_compound",
+        "experiment",
+        BASE,
+        *TINY,
+        *extra,
+        "--storage",
+        url,
+        "--out",
+        str(out),
+        "--quiet",
+    ]
+    return subprocess.Popen(
+        command, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 def _ledger(url: str) -> list[dict]:
@@ -49,7 +74,7 @@ def shared(tmp_path_factory):
     out, url = root / "exp", f"sqlite:///{root / 'ledger.db'}"
     workers = [_worker(out, url, *VERSUS) for _ in range(2)]
     outputs = [worker.communicate(timeout=600) for worker in workers]
-    for worker, (stdout, stderr) in zip(workers, outputs):
+    for worker, (_stdout, stderr) in zip(workers, outputs):
         assert worker.returncode == 0, stderr
     return out, url, [stdout for stdout, _ in outputs]
 
@@ -57,15 +82,19 @@ def shared(tmp_path_factory):
 def test_two_workers_train_every_run_exactly_once(shared):
     out, url, outputs = shared
     rows = _ledger(url)
-    assert sorted((row["name"], row["seed"]) for row in rows) == \
-        [("2x-compound", 0), ("2x-compound", 1), ("ref-resnet10t", 0), ("ref-resnet10t", 1)]
+    assert sorted((row["name"], row["seed"]) for row in rows) == [
+        ("2x-compound", 0),
+        ("2x-compound", 1),
+        ("ref-resnet10t", 0),
+        ("ref-resnet10t", 1),
+    ]
     assert all(row["state"] == "done" and row["claims"] == 1 and row["epochs_trained"] == 1 for row in rows), rows
     for row in rows:
         folder = out / "runs" / row["name"] / f"seed-{row['seed']}"
         record = json.loads((folder / "run.json").read_text())
         assert record["status"] == "completed" and record["config"]["seed"] == row["seed"]
         assert (folder / "predictions.csv").is_file() and not (folder / "last" / "state.pt").exists()
-    for output in outputs:   # each worker found everything done and wrote the report (atomically)
+    for output in outputs:  # each worker found everything done and wrote the report (atomically)
         assert "verdict at 2x the base's GMACs:" in flat(output) and "report:" in output
 
 
@@ -78,13 +107,15 @@ def test_the_results_hold_every_statistic(shared):
     for row in saved["rows"]:
         assert len(row["top1"]) == 2 and row["top1_mean"] == pytest.approx(sum(row["top1"]) / 2)
         assert row["top1_ci"][0] <= row["top1_mean"] <= row["top1_ci"][1] and row["top1_sd"] >= 0
-        for seed, run in zip((0, 1), row["runs"]):   # each seed's top-1 is its predictions.csv's share right
+        for seed, run in zip((0, 1), row["runs"]):  # each seed's top-1 is its predictions.csv's share right
             with open(out / "runs" / row["name"] / f"seed-{seed}" / "predictions.csv", newline="") as handle:
                 right = [int(line["correct"]) for line in csv.DictReader(handle)]
             assert len(right) == 64 and run["top1"] == pytest.approx(100 * sum(right) / 64)
     (comparison,) = saved["comparisons"]
     assert set(comparison) >= KEYS and (comparison["a"], comparison["b"]) == ("2x-compound", "ref-resnet10t")
-    assert comparison["p_holm"] == comparison["p"] and "two-way bootstrap over 64 images and 2 seeds" in comparison["test"]
+    assert (
+        comparison["p_holm"] == comparison["p"] and "two-way bootstrap over 64 images and 2 seeds" in comparison["test"]
+    )
     assert comparison["significant"] == (comparison["p_holm"] < 0.05)
     verdict = saved["verdict"]["2"]
     assert "resnet10t" in verdict and "2 seeds" in verdict and "seed-to-seed spread is" in verdict
@@ -105,9 +136,13 @@ def test_experiment_report_rewrites_the_report_from_the_folder(shared):
 def test_a_storage_holding_another_experiment_is_refused_unchanged(shared, tmp_path):
     _, url, _ = shared
     before = _ledger(url)
-    code, output = cli("experiment", BASE, *TINY, "--epochs", "2", *VERSUS, "--storage", url, "--out", tmp_path / "other")
-    assert code == 1 and "holds a different experiment (epochs: storage 1, asked 2): refused, nothing was changed" \
-        in flat(output), output
+    code, output = cli(
+        "experiment", BASE, *TINY, "--epochs", "2", *VERSUS, "--storage", url, "--out", tmp_path / "other"
+    )
+    assert (
+        code == 1
+        and "holds a different experiment (epochs: storage 1, asked 2): refused, nothing was changed" in flat(output)
+    ), output
     assert _ledger(url) == before and not (tmp_path / "other").exists()
 
 
@@ -117,7 +152,7 @@ def test_a_killed_worker_s_run_is_taken_over_and_resumed(tmp_path, threads):  # 
     worker = _worker(out, url, *arguments[:-2], "--heartbeat", "1", "--epochs", "2")
     deadline = time.monotonic() + 300
     try:
-        while time.monotonic() < deadline:   # wait until epoch 1 of the run is saved, then kill the worker
+        while time.monotonic() < deadline:  # wait until epoch 1 of the run is saved, then kill the worker
             assert worker.poll() is None, worker.communicate()[1]
             try:
                 rows = _ledger(url)
@@ -139,20 +174,31 @@ def test_a_killed_worker_s_run_is_taken_over_and_resumed(tmp_path, threads):  # 
     if killed["state"] == "done":
         pytest.skip("the worker finished epoch 2 before the kill reached it")
     assert killed["state"] == "running" and killed["epochs_trained"] == 1
-    result = tc.experiment(BASE, budgets=(2,), strategies=("compound",), include_base=False, storage=url, heartbeat=1,
-                           out=out, console=Console(file=open(os.devnull, "w")), **{**TINY_API, "epochs": 2})
+    result = tc.experiment(
+        BASE,
+        budgets=(2,),
+        strategies=("compound",),
+        include_base=False,
+        storage=url,
+        heartbeat=1,
+        out=out,
+        console=Console(file=open(os.devnull, "w")),
+        **{**TINY_API, "epochs": 2},
+    )
     (taken,) = _ledger(url)
-    assert taken["state"] == "done" and taken["claims"] == 2 and taken["epochs_trained"] == 2   # epoch 1 not redone
+    assert taken["state"] == "done" and taken["claims"] == 2 and taken["epochs_trained"] == 2  # epoch 1 not redone
     lines = (run_dir / "metrics.csv").read_text().splitlines()
-    assert len(lines) == 3 and lines[1] == epoch1   # the epoch before the kill kept as it was
+    assert len(lines) == 3 and lines[1] == epoch1  # the epoch before the kill kept as it was
     assert result.row("2x-compound").runs[0].status == "completed"
 
 
 @pytest.fixture
 def postgres():
     if BINARIES is None:
-        pytest.skip("no PostgreSQL server binaries (initdb, pg_ctl) on this machine: `make system-deps` installs "
-                    "Debian's postgresql package with apt")
+        pytest.skip(
+            "no PostgreSQL server binaries (initdb, pg_ctl) on this machine: `make system-deps` installs "
+            "Debian's postgresql package with apt"
+        )
     server = PostgresServer.start(BINARIES)
     yield server
     server.stop()
@@ -161,16 +207,27 @@ def postgres():
 def test_two_workers_on_postgresql(postgres, tmp_path, capfd):
     lines = []
     console = Console(file=open(os.devnull, "w"))
-    console.print = lambda text, **_: lines.append(str(text))   # every line the experiment says
-    result = tc.experiment(BASE, budgets=(2,), strategies=("compound",), storage=postgres.url, workers=2,
-                           keep_checkpoints=True, out=tmp_path / "exp", console=console, **TINY_API)
+    console.print = lambda text, **_: lines.append(str(text))  # every line the experiment says
+    result = tc.experiment(
+        BASE,
+        budgets=(2,),
+        strategies=("compound",),
+        storage=postgres.url,
+        workers=2,
+        keep_checkpoints=True,
+        out=tmp_path / "exp",
+        console=console,
+        **TINY_API,
+    )
     rows = _ledger(postgres.url)
-    assert len(rows) == 2 and all(row["state"] == "done" and row["claims"] == 1 and row["epochs_trained"] == 1
-                                  for row in rows)
-    assert any(line.startswith("[worker 1] done") for line in lines) and any(line.startswith("[worker 2] done")
-                                                                              for line in lines)
+    assert len(rows) == 2 and all(
+        row["state"] == "done" and row["claims"] == 1 and row["epochs_trained"] == 1 for row in rows
+    )
+    assert any(line.startswith("[worker 1] done") for line in lines) and any(
+        line.startswith("[worker 2] done") for line in lines
+    )
     assert [row.status for row in result.rows] == ["completed"] * 2
-    assert (tmp_path / "exp" / "runs" / "base" / "last" / "state.pt").is_file()   # --keep-checkpoints
+    assert (tmp_path / "exp" / "runs" / "base" / "last" / "state.pt").is_file()  # --keep-checkpoints
     printed = capfd.readouterr()
     for text in (*lines, printed.out, printed.err, (tmp_path / "exp" / "results.json").read_text()):
         assert PASSWORD not in text
@@ -182,8 +239,10 @@ BAD = {
     "versus unknown": (["--versus", "resnet_nonexistent"], "'resnet_nonexistent' is not a timm model"),
     "versus with strategies": (["--versus", "resnet34", "--strategies", "compound"], "versus sets the budget"),
     "storage not a url": (["--budgets", "2", "--storage", "ledger.db"], "storage must be a database URL"),
-    "storage unreachable": (["--budgets", "2", "--storage", "postgresql://someone:pw@127.0.0.1:9/db"],
-                            "cannot reach storage postgresql://someone:***@127.0.0.1:9/db"),
+    "storage unreachable": (
+        ["--budgets", "2", "--storage", "postgresql://someone:pw@127.0.0.1:9/db"],
+        "cannot reach storage postgresql://someone:***@127.0.0.1:9/db",
+    ),
 }
 
 
@@ -196,8 +255,17 @@ def test_bad_input_is_one_error_line_and_writes_nothing(tmp_path, arguments, mes
 
 def test_a_storage_that_is_not_a_database_and_a_report_without_experiment(tmp_path):
     (tmp_path / "notes.db").write_text("not a database, just notes\n" * 100)
-    code, output = cli("experiment", BASE, *TINY, "--budgets", "2", "--storage", f"sqlite:///{tmp_path / 'notes.db'}", "--out",
-                       tmp_path / "exp")
+    code, output = cli(
+        "experiment",
+        BASE,
+        *TINY,
+        "--budgets",
+        "2",
+        "--storage",
+        f"sqlite:///{tmp_path / 'notes.db'}",
+        "--out",
+        tmp_path / "exp",
+    )
     assert code == 1 and "file is not a database" in flat(output) and not (tmp_path / "exp").exists(), output
     code, output = cli("experiment", "report", "--out", tmp_path)
     assert code == 1 and f"{tmp_path} holds no experiment (no experiment.json)" in flat(output), output

@@ -9,12 +9,28 @@ from conftest import param_count
 import timm_compound as tc
 from timm_compound.scaling.stages import stage_blocks
 
-NEW_BASES = ["mobileone_s0", "gernet_s", "dm_nfnet_f0", "resnest50d", "skresnet18", "xception41", "tresnet_m",
-             "selecsls42b", "ese_vovnet19b_dw", "repghostnet_100", "inception_next_tiny", "efficientvit_b0",
-             "starnet_s1"]
+NEW_BASES = [
+    "mobileone_s0",
+    "gernet_s",
+    "dm_nfnet_f0",
+    "resnest50d",
+    "skresnet18",
+    "xception41",
+    "tresnet_m",
+    "selecsls42b",
+    "ese_vovnet19b_dw",
+    "repghostnet_100",
+    "inception_next_tiny",
+    "efficientvit_b0",
+    "starnet_s1",
+]
 # what each rule says does not scale, and the first words of why
-FIXED = {"dm_nfnet_f0": {"width": "NFNet's grouped 3x3 convs"}, "xception41": {"depth": "XceptionAligned takes"},
-         "selecsls42b": {"depth": "A SelecSLS stage"}, "ese_vovnet19b_dw": {"depth": "A second OSA block"}}
+FIXED = {
+    "dm_nfnet_f0": {"width": "NFNet's grouped 3x3 convs"},
+    "xception41": {"depth": "XceptionAligned takes"},
+    "selecsls42b": {"depth": "A SelecSLS stage"},
+    "ese_vovnet19b_dw": {"depth": "A second OSA block"},
+}
 
 
 def _shapes(model):
@@ -26,11 +42,13 @@ def _stages(model, plan):
     stages = stage_blocks(model, plan.rule.stage_modules)
     seen = {}
 
-    def channels(out):   # SelecSLS blocks pass a list along: the feature map is its first item
+    def channels(out):  # SelecSLS blocks pass a list along: the feature map is its first item
         return (out[0] if isinstance(out, (list, tuple)) else out).shape[1]
 
-    hooks = [blocks[-1][1].register_forward_hook(lambda m, i, out, k=k: seen.__setitem__(k, channels(out)))
-             for k, blocks in enumerate(stages)]
+    hooks = [
+        blocks[-1][1].register_forward_hook(lambda m, i, out, k=k: seen.__setitem__(k, channels(out)))
+        for k, blocks in enumerate(stages)
+    ]
     out = model(torch.empty(1, 3, plan.resolution, plan.resolution, device="meta"))
     for hook in hooks:
         hook.remove()
@@ -54,8 +72,9 @@ def test_phi_zero_is_timms_base_and_each_phi_builds_as_planned(base, meta):
         assert _stages(model, plan) == (plan.depths, [width * e for width, e in zip(plan.widths, expansion)])
         macs.append(tc.measure(f"{base}_cs_phi{phi}").macs)
     assert macs == sorted(macs) and len(set(macs)) == 4, macs
-    assert {part: reason[:len(FIXED.get(base, {}).get(part, ""))] for part, reason in plan.rule.fixed().items()} \
-        == FIXED.get(base, {})
+    assert {
+        part: reason[: len(FIXED.get(base, {}).get(part, ""))] for part, reason in plan.rule.fixed().items()
+    } == FIXED.get(base, {})
 
 
 @pytest.mark.parametrize("base", NEW_BASES)

@@ -7,15 +7,18 @@ from timm_compound.cost.measure import measure
 from timm_compound.errors import CompoundError, RuleError, UnknownModelError
 from timm_compound.scaling.plan import plan
 
-RESNET18_GMACS = 1.814073344      # measure("resnet18").gmacs
+RESNET18_GMACS = 1.814073344  # measure("resnet18").gmacs
 RESNET18_MPARAMS = 11.689512
 EFFICIENTNET_B0_GMACS = 0.385814752
 
 
-@pytest.mark.parametrize("base, unit, factors", [
-    ("resnet18", RESNET18_GMACS, [1.3, 4, 20, 64]),
-    ("efficientnet_b0", EFFICIENTNET_B0_GMACS, [1.3, 2.5, 12]),
-])
+@pytest.mark.parametrize(
+    "base, unit, factors",
+    [
+        ("resnet18", RESNET18_GMACS, [1.3, 4, 20, 64]),
+        ("efficientnet_b0", EFFICIENTNET_B0_GMACS, [1.3, 2.5, 12]),
+    ],
+)
 def test_achieved_gmacs_are_within_5_percent_under_the_target(base, unit, factors):
     for factor in factors:
         result = fit(base, max_gmacs=unit * factor)
@@ -38,7 +41,7 @@ def test_params_fit_is_the_largest_phi_and_width_fills_a_depth_step_gap():
         assert result.plan.resolution == plan("resnet18", result.phi).resolution
         assert result.plan.depths == plan("resnet18", result.phi).depths
         above = measure(plan("resnet18", result.phi + 2e-3))
-        assert above.mparams > target     # the next step up does not fit: phi is the largest
+        assert above.mparams > target  # the next step up does not fit: phi is the largest
         strict = fit("resnet18", max_params=target, fill_width=False)
         assert strict.fill == "none" and strict.plan.phi == result.phi
         if factor == 8:
@@ -68,13 +71,16 @@ def test_a_budget_below_the_smallest_model_names_its_cost():
         fit("resnet18", max_gmacs=0.001)
 
 
-@pytest.mark.parametrize("budgets, message", [
-    ({}, "at least one budget"),
-    ({"max_gmacs": 0}, "must be > 0"),
-    ({"max_params": -3}, "must be > 0"),
-    ({"max_gmacs": "4"}, "finite number"),
-    ({"max_gmacs": float("nan")}, "finite number"),
-])
+@pytest.mark.parametrize(
+    "budgets, message",
+    [
+        ({}, "at least one budget"),
+        ({"max_gmacs": 0}, "must be > 0"),
+        ({"max_params": -3}, "must be > 0"),
+        ({"max_gmacs": "4"}, "finite number"),
+        ({"max_gmacs": float("nan")}, "finite number"),
+    ],
+)
 def test_bad_budgets_are_clear_errors(budgets, message):
     with pytest.raises(CompoundError, match=message):
         fit("resnet18", **budgets)
@@ -103,7 +109,7 @@ def test_width_fill_keeps_the_scheduled_dropout():
 
 @pytest.mark.parametrize("factor", [3, 10])
 def test_params_budget_within_5_percent_on_a_second_family(factor):
-    target = 5.288548 * factor   # efficientnet_b0's parameters, in millions
+    target = 5.288548 * factor  # efficientnet_b0's parameters, in millions
     (budget,) = fit("efficientnet_b0", max_params=target).budgets
     assert 0.95 <= budget.ratio <= 1.0, budget
 
@@ -123,13 +129,16 @@ def test_a_base_whose_constructor_rejects_the_smallest_plan_still_fits():
     assert 0.95 <= result.budgets[0].ratio <= 1.0 and result.plan.phi > 0
 
 
-@pytest.mark.parametrize("limits", [
-    {"max_gmacs": RESNET18_GMACS * 1e9},          # no room: the base's own resolution
-    {"max_gmacs": RESNET18_GMACS * 1.1e9},        # the guess (232 px) is one step too many: 224 px
-    {"max_gmacs": RESNET18_GMACS * 1.7e9},        # the guess (288 px) is right
-    {"max_gmacs": RESNET18_GMACS * 9e9},          # many steps up
-    {"max_train_memory": 200 * 2**20},            # weights, grads and momentum do not grow with pixels
-])
+@pytest.mark.parametrize(
+    "limits",
+    [
+        {"max_gmacs": RESNET18_GMACS * 1e9},  # no room: the base's own resolution
+        {"max_gmacs": RESNET18_GMACS * 1.1e9},  # the guess (232 px) is one step too many: 224 px
+        {"max_gmacs": RESNET18_GMACS * 1.7e9},  # the guess (288 px) is right
+        {"max_gmacs": RESNET18_GMACS * 9e9},  # many steps up
+        {"max_train_memory": 200 * 2**20},  # weights, grads and momentum do not grow with pixels
+    ],
+)
 def test_the_resolution_fill_finds_the_last_step_that_fits(limits):
     """The fill's first probe is a guess (cost growing with pixels squared); the answer must be the
     one a step-by-step scan finds, and a MACs budget must take few measurements."""
@@ -155,7 +164,7 @@ def test_the_resolution_fill_stops_at_the_largest_phi_within_1_percent(monkeypat
     from timm_compound.cost import fit as fit_module
 
     kept = fit("resnet18", max_gmacs=RESNET18_GMACS * 4)
-    monkeypatch.setattr(fit_module, "CLOSE_ENOUGH", 2.0)   # never close enough: the closest in the window wins
+    monkeypatch.setattr(fit_module, "CLOSE_ENOUGH", 2.0)  # never close enough: the closest in the window wins
     closest = fit("resnet18", max_gmacs=RESNET18_GMACS * 4)
     assert kept.phi == kept.phi_max == closest.phi_max and closest.phi < kept.phi - 0.25
     assert 0.99 <= kept.budgets[0].ratio < closest.budgets[0].ratio <= 1.0
@@ -170,7 +179,7 @@ def test_shapes_that_differ_only_in_schedules_are_searched_once(monkeypatch):
 
     budget = measure("efficientnet_b0").gmacs * 16
     once = fit("efficientnet_b0", max_gmacs=budget)
-    monkeypatch.setattr(fit_module, "_shape", fit_module._structure)   # dropout counted as shape
+    monkeypatch.setattr(fit_module, "_shape", fit_module._structure)  # dropout counted as shape
     every = fit("efficientnet_b0", max_gmacs=budget)
     assert once.plan == every.plan and once.complexity == every.complexity
     assert once.fill == "resolution" and 0.97 < once.budgets[0].ratio <= 1.0
@@ -193,5 +202,5 @@ def test_a_coarse_width_step_is_taken_with_less_depth(monkeypatch):
     assert all(d <= d_max for d, d_max in zip(result.plan.depths, at_phi_max.depths))
     assert result.plan.multipliers.depth < at_phi_max.multipliers.depth
     assert measure(result.plan, method="meta").params == result.complexity.params
-    monkeypatch.setattr(fit_module, "_shallower", lambda *args: None)   # widen at the fitted depths only
+    monkeypatch.setattr(fit_module, "_shallower", lambda *args: None)  # widen at the fitted depths only
     assert fit("densenet121", max_params=target).budgets[0].ratio < 0.85

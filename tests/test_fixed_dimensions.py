@@ -25,20 +25,34 @@ def _rule(tmp_path, name="vovnet.yaml", **changes):
     return path
 
 
-@pytest.mark.parametrize("changes, field, message", [
-    (dict(depth={"fixed": "one block per stage", "arg": "model_cfg.block_per_stage", "layout": "counts"}), "depth",
-     "`fixed` says depth does not scale, but arg and layout are scaling policies for it: give one or the other"),
-    (dict(coefficients={"alpha": 1.2, "beta": 1.1, "gamma": 1.15}), "depth",
-     f"depth is fixed ({VOVNET_REASON}"),
-    (dict(stage_modules=None), "stage_modules",
-     "depth is fixed: the plan counts its stages in the built base, so set stage_modules"),
-    (dict(depth={"arg": "model_cfg.block_per_stage"}), "depth",
-     "depth needs `layout`, or `fixed: \"why depth does not scale\"`"),
-    (dict(resolution={"fixed": "the deployment takes 224 px", "divisor": 16}), "resolution",
-     "`fixed` says resolution does not scale, but divisor is a scaling policy for it"),
-    (dict(strategy="depth"), "depth", f"strategy depth scales depth, which this rule fixes: {VOVNET_REASON}"),
-    (dict(depth={"fixed": "a", "b": None}), "depth", "'b' looks like the rest of the reason, cut at a comma"),
-])
+@pytest.mark.parametrize(
+    "changes, field, message",
+    [
+        (
+            dict(depth={"fixed": "one block per stage", "arg": "model_cfg.block_per_stage", "layout": "counts"}),
+            "depth",
+            "`fixed` says depth does not scale, but arg and layout are scaling policies for it: give one or the other",
+        ),
+        (dict(coefficients={"alpha": 1.2, "beta": 1.1, "gamma": 1.15}), "depth", f"depth is fixed ({VOVNET_REASON}"),
+        (
+            dict(stage_modules=None),
+            "stage_modules",
+            "depth is fixed: the plan counts its stages in the built base, so set stage_modules",
+        ),
+        (
+            dict(depth={"arg": "model_cfg.block_per_stage"}),
+            "depth",
+            'depth needs `layout`, or `fixed: "why depth does not scale"`',
+        ),
+        (
+            dict(resolution={"fixed": "the deployment takes 224 px", "divisor": 16}),
+            "resolution",
+            "`fixed` says resolution does not scale, but divisor is a scaling policy for it",
+        ),
+        (dict(strategy="depth"), "depth", f"strategy depth scales depth, which this rule fixes: {VOVNET_REASON}"),
+        (dict(depth={"fixed": "a", "b": None}), "depth", "'b' looks like the rest of the reason, cut at a comma"),
+    ],
+)
 def test_a_fixed_dimension_that_is_also_scaled_is_refused(tmp_path, changes, field, message):
     path = _rule(tmp_path, **changes)
     with pytest.raises(tc.RuleError) as caught:
@@ -56,14 +70,20 @@ def test_a_scaled_stem_needs_a_width_that_scales(tmp_path):
 def test_a_fixed_resolution_keeps_the_base_size(tmp_path):
     data = yaml.safe_load((shipped_dir("rules") / "resnet.yaml").read_text())
     data.pop("overrides")
-    data.update(family="resnet_224", architectures=["resnet26"], coefficients={"alpha": 1.4, "beta": 1.2, "gamma": 1.0},
-                resolution={"fixed": "the deployment takes 224 px inputs"})
+    data.update(
+        family="resnet_224",
+        architectures=["resnet26"],
+        coefficients={"alpha": 1.4, "beta": 1.2, "gamma": 1.0},
+        resolution={"fixed": "the deployment takes 224 px inputs"},
+    )
     path = tmp_path / "fixed_px.yaml"
     path.write_text(yaml.safe_dump(data))
     book = RuleBook.alone(load_rule(path), path)
     assert tc.plan("resnet26", 3, rules=book).resolution == 224
-    with pytest.raises(tc.CompoundError, match="r=1.5 scales resolution, but rule .*fixed_px.yaml fixes it: the "
-                                               "deployment takes 224 px inputs"):
+    with pytest.raises(
+        tc.CompoundError,
+        match="r=1.5 scales resolution, but rule .*fixed_px.yaml fixes it: the deployment takes 224 px inputs",
+    ):
         tc.plan("resnet26", r=1.5, rules=book)
 
 

@@ -50,8 +50,14 @@ def outputs(model: torch.nn.Module) -> torch.Tensor:
 
 def run_fresh(code: str, tmp_path: Path) -> None:
     """Run `code` in a new interpreter (same HF_* environment: it reaches the test Hub)."""
-    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=tmp_path, env=dict(os.environ),
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=tmp_path,
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
 
 
@@ -117,8 +123,10 @@ def test_config_is_timm_format_plus_the_whole_plan(published, hub):
     assert set(cfg) <= {f.name for f in fields(timm.models.PretrainedCfg)}
     assert not {"hf_hub_id", "file", "url", "source", "architecture"} & set(cfg)
     assert config["timm_compound"] == {
-        "version": timm_compound.__version__, "timm_version": timm.__version__,
-        "torch_version": torch.__version__.split("+")[0], "name": "mobilenetv1_100_cs_phi1",
+        "version": timm_compound.__version__,
+        "timm_version": timm.__version__,
+        "torch_version": torch.__version__.split("+")[0],
+        "name": "mobilenetv1_100_cs_phi1",
         "plain_timm_loadable": False,
     }
 
@@ -138,8 +146,11 @@ def test_model_card(published, hub):
     repo, sha, model = published["registered"]
     card = hub.files(repo, sha)["README.md"].decode()
     front = yaml.safe_load(card.split("---\n")[1])
-    assert front == {"library_name": "timm", "license": "apache-2.0",
-                     "tags": ["image-classification", "timm", "timm-compound", "compound-scaling", "mobilenetv1"]}
+    assert front == {
+        "library_name": "timm",
+        "license": "apache-2.0",
+        "tags": ["image-classification", "timm", "timm-compound", "compound-scaling", "mobilenetv1"],
+    }
     params = sum(p.numel() for p in model.parameters())
     assert f"| parameters | {params:,} |" in card
     assert "| blocks per stage | 1, 2, 2, 6, 2 → 2, 3, 3, 8, 3 |" in card
@@ -166,7 +177,8 @@ def test_round_trip_in_a_fresh_process(published, hub, tmp_path):
         "custom_rule": f"hf-hub:{published['custom_rule'][0]}",
         "coefficients": f"hf-hub:{published['coefficients'][0]}",
     }
-    run_fresh(f"""
+    run_fresh(
+        f"""
         import json, sys, safetensors.torch, torch, timm
         x = safetensors.torch.load_file("input.safetensors")["x"]
 
@@ -189,7 +201,9 @@ def test_round_trip_in_a_fresh_process(published, hub, tmp_path):
             safetensors.torch.save_file({{**sd, "__out__": out}}, key + ".safetensors")
             sizes[key] = list(timm.data.resolve_model_data_config(model)["input_size"])
         json.dump(sizes, open("sizes.json", "w"))
-    """, tmp_path)
+    """,
+        tmp_path,
+    )
     sizes = json.loads((tmp_path / "sizes.json").read_text())
     for key in loads:
         model = published[key][2]
@@ -232,7 +246,9 @@ def register(tmp_path: Path, repo: str):
     """Register mobilenetv1_100 phi=1 under a fresh name, its weights at `repo`."""
     name = f"t{uuid.uuid4().hex[:8]}_{{base}}_phi{{phi}}"
     path = tmp_path / f"{uuid.uuid4().hex[:8]}.yaml"
-    path.write_text(yaml.safe_dump({"variants": [{"base": "mobilenetv1_100", "phis": [1], "name": name, "hub": {1: repo}}]}))
+    path.write_text(
+        yaml.safe_dump({"variants": [{"base": "mobilenetv1_100", "phis": [1], "name": name, "hub": {1: repo}}]})
+    )
     return timm_compound.register_files([path])
 
 
@@ -278,15 +294,23 @@ def bad_repos(published, hub, tmp_path) -> dict[str, tuple[dict[str, bytes], str
     other_weights = hub.files(*published["coefficients"][:2])["model.safetensors"]
     evil = pickle.dumps(Unpickled(tmp_path / "UNPICKLED"))
     return {
-        "no_plan": ({"config.json": json.dumps(no_plan).encode(), "model.safetensors": good["model.safetensors"]},
-                    "config.json has no compound_plan: not published by timm-compound"),
-        "invalid_plan": ({"config.json": json.dumps(invalid).encode(), "model.safetensors": good["model.safetensors"]},
-                         "compound_plan: depths: Input should be a valid list"),
-        "wrong_shapes": ({"config.json": good["config.json"], "model.safetensors": other_weights},
-                         "the tensors do not match the plan's model (mobilenetv1_100, phi=1, num_classes=10): shape mismatch: "),
+        "no_plan": (
+            {"config.json": json.dumps(no_plan).encode(), "model.safetensors": good["model.safetensors"]},
+            "config.json has no compound_plan: not published by timm-compound",
+        ),
+        "invalid_plan": (
+            {"config.json": json.dumps(invalid).encode(), "model.safetensors": good["model.safetensors"]},
+            "compound_plan: depths: Input should be a valid list",
+        ),
+        "wrong_shapes": (
+            {"config.json": good["config.json"], "model.safetensors": other_weights},
+            "the tensors do not match the plan's model (mobilenetv1_100, phi=1, num_classes=10): shape mismatch: ",
+        ),
         "no_weights": ({"config.json": good["config.json"]}, "has no model.safetensors"),
-        "pickle_only": ({"config.json": good["config.json"], "pytorch_model.bin": evil},
-                        "holds only pickled weights (pytorch_model.bin); timm-compound loads model.safetensors only and never unpickles"),
+        "pickle_only": (
+            {"config.json": good["config.json"], "pytorch_model.bin": evil},
+            "holds only pickled weights (pytorch_model.bin); timm-compound loads model.safetensors only and never unpickles",
+        ),
     }
 
 
@@ -325,11 +349,16 @@ def test_publish_refuses_weights_that_do_not_fit_the_plan(hub, tmp_path):
     other = timm.create_model("mobilenetv1_100_cs_phi0", num_classes=10)
     safetensors.torch.save_file(other.state_dict(), str(tmp_path / "phi0.safetensors"))
     repo = repo_name("refused")
-    with pytest.raises(CompoundError, match=r"phi0.safetensors: the tensors do not match the plan's model "
-                                            r"\(mobilenetv1_100, phi=1, num_classes=10\): shape mismatch: "):
+    with pytest.raises(
+        CompoundError,
+        match=r"phi0.safetensors: the tensors do not match the plan's model "
+        r"\(mobilenetv1_100, phi=1, num_classes=10\): shape mismatch: ",
+    ):
         tc_hub.publish("mobilenetv1_100_cs_phi1", repo, weights=tmp_path / "phi0.safetensors")
     (tmp_path / "w.bin").write_bytes(b"not a pickle")
-    with pytest.raises(CompoundError, match=r"w.bin: weights must be a .safetensors state dict; timm-compound never unpickles"):
+    with pytest.raises(
+        CompoundError, match=r"w.bin: weights must be a .safetensors state dict; timm-compound never unpickles"
+    ):
         tc_hub.publish("mobilenetv1_100_cs_phi1", repo, weights=tmp_path / "w.bin")
     assert repo not in hub.repos
 
@@ -353,7 +382,9 @@ def test_token_is_sent_but_never_printed_or_logged(hub, capfd, caplog):
     caplog.set_level("DEBUG")
     model = timm.create_model("mobilenetv1_100_cs_phi0", num_classes=3)
     repo = repo_name("token")
-    with pytest.raises(CompoundError, match="publishing to .* failed, nothing was committed: Client error '401 Unauthorized'"):
+    with pytest.raises(
+        CompoundError, match="publishing to .* failed, nothing was committed: Client error '401 Unauthorized'"
+    ):
         tc_hub.publish(model, repo, token="hf_wrong")
     tc_hub.publish(model, repo, token=token)
     assert hub.seen_authorization.count(f"Bearer {token}") >= 3  # create, preupload, commit...
@@ -401,8 +432,10 @@ def test_unreachable_endpoint_is_a_clear_error_not_a_traceback(tmp_path):
     env = dict(os.environ, HF_ENDPOINT=f"http://127.0.0.1:{port}", HF_HOME=str(tmp_path))
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.splitlines() == ["CompoundError cannot load org/x from the Hub",
-                                       "CompoundError publishing to org/x failed, nothing was committed"]
+    assert out.stdout.splitlines() == [
+        "CompoundError cannot load org/x from the Hub",
+        "CompoundError publishing to org/x failed, nothing was committed",
+    ]
 
 
 def test_plain_timm_config_that_contradicts_its_plan_is_refused(published, hub):
@@ -413,7 +446,9 @@ def test_plain_timm_config_that_contradicts_its_plan_is_refused(published, hub):
     assert config["architecture"] == "resnet18"
     config["model_args"]["layers"] = [2, 2, 2, 2]
     bad = upload({"config.json": json.dumps(config).encode(), "model.safetensors": good["model.safetensors"]})
-    with pytest.raises(CompoundError, match=r"model_args.layers = \[2, 2, 2, 2\] contradicts compound_plan \(\[1, 1, 1, 1\]\)"):
+    with pytest.raises(
+        CompoundError, match=r"model_args.layers = \[2, 2, 2, 2\] contradicts compound_plan \(\[1, 1, 1, 1\]\)"
+    ):
         tc_hub.from_hub(bad)
     missing = upload({"model.safetensors": good["model.safetensors"]})
     with pytest.raises(CompoundError, match="has no config.json: not a timm model repo"):
@@ -423,10 +458,13 @@ def test_plain_timm_config_that_contradicts_its_plan_is_refused(published, hub):
 OLD_CONFIGS = Path(__file__).parent / "data" / "published-0.1.0"
 
 
-@pytest.mark.parametrize("variant, architecture", [
-    ("mobilenetv1_100_cs_phi1", PLAN_ENTRYPOINT),   # built by the plugin entrypoint from the plan in model_args
-    ("resnet18_cs_phi1", "resnet18"),               # plain timm kwargs
-])
+@pytest.mark.parametrize(
+    "variant, architecture",
+    [
+        ("mobilenetv1_100_cs_phi1", PLAN_ENTRYPOINT),  # built by the plugin entrypoint from the plan in model_args
+        ("resnet18_cs_phi1", "resnet18"),  # plain timm kwargs
+    ],
+)
 def test_configs_published_before_the_package_layout_still_load(tmp_path, variant, architecture):
     """config.json files written by timm-compound 0.1.0 (flat modules), kept verbatim in tests/data:
     the entrypoint name timm resolves and the config format did not move with the code."""

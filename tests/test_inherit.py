@@ -70,10 +70,10 @@ def test_grown_model_computes_the_base_function(bases, probe, base, phi):
     model = bases(base)
     grown = timm_compound.inherit(model, f"{base}_cs_phi{phi}")
     scaled = grown.compound_plan
-    assert scaled.phi == phi and stage_depths(grown, scaled) == scaled.depths       # depth grown
+    assert scaled.phi == phi and stage_depths(grown, scaled) == scaled.depths  # depth grown
     assert sum(scaled.depths) > sum(scaled.base_depths) and sum(scaled.widths) > sum(scaled.base_widths)
     shapes = {k: v.shape for k, v in timm_compound.build(scaled, num_classes=10).state_dict().items()}
-    assert {k: v.shape for k, v in grown.state_dict().items()} == shapes            # an ordinary model of the plan
+    assert {k: v.shape for k, v in grown.state_dict().items()} == shapes  # an ordinary model of the plan
     report = grown.inherit_report
     assert report.new_blocks and report.widened > 0 and report.deviation < 1e-4
     assert relative(outputs(grown, probe), outputs(model, probe)) < 1e-4
@@ -87,15 +87,15 @@ def test_noise_breaks_symmetry_by_a_bounded_amount(bases, probe):
     for noise in (1e-3, 1e-2):
         noisy = timm_compound.inherit(model, "resnet18_cs_phi1", seed=3, noise=noise)
         deviations[noise] = relative(outputs(noisy, probe), want)
-        assert 0 < deviations[noise] < noise                            # bounded: below the noise level itself
-        assert 0 < noisy.inherit_report.deviation < noise                 # and the report says so
-    assert 5 < deviations[1e-2] / deviations[1e-3] < 20                  # and proportional to it
+        assert 0 < deviations[noise] < noise  # bounded: below the noise level itself
+        assert 0 < noisy.inherit_report.deviation < noise  # and the report says so
+    assert 5 < deviations[1e-2] / deviations[1e-3] < 20  # and proportional to it
     # without noise the copies of a channel are identical; with it, they differ
     weight = exact.state_dict()["layer4.0.conv1.weight"]
     noisy_weight = noisy.state_dict()["layer4.0.conv1.weight"]
     base_rows = model.state_dict()["layer4.0.conv1.weight"].shape[0]
-    copies = [j for j in range(base_rows, weight.shape[0])]
-    assert torch.equal(weight[:base_rows], noisy_weight[:base_rows])    # the base's own units are untouched
+    copies = list(range(base_rows, weight.shape[0]))
+    assert torch.equal(weight[:base_rows], noisy_weight[:base_rows])  # the base's own units are untouched
     assert not torch.equal(weight[copies], noisy_weight[copies])
 
 
@@ -108,14 +108,17 @@ def test_the_seed_chooses_the_copies_and_is_reproducible(bases):
     assert not torch.equal(a.state_dict()[key], c.state_dict()[key])
 
 
-@pytest.mark.parametrize("base, how", [
-    ("resnext50_32x4d", {"phi": 1}),              # grouped convs keep their 32 groups: each widens in itself
-    ("efficientnet_b0_g16_evos", {"phi": 1}),     # group convs keep groups of 16: whole groups are copied
-    ("regnety_008", {"phi": 1}),                  # a `fields` layout (stages read back), SE, grouped convs
-    ("tf_efficientnetv2_b0", {"phi": 1}),         # fused MBConv and a ConvBnAct stage with a skip
-    ("resnetv2_50", {"phi": 1}),                  # pre-activation blocks end in a conv
-    ("convnext_atto", {"d": 2.0}),                # depth only: its LayerNorm forbids widening
-])
+@pytest.mark.parametrize(
+    "base, how",
+    [
+        ("resnext50_32x4d", {"phi": 1}),  # grouped convs keep their 32 groups: each widens in itself
+        ("efficientnet_b0_g16_evos", {"phi": 1}),  # group convs keep groups of 16: whole groups are copied
+        ("regnety_008", {"phi": 1}),  # a `fields` layout (stages read back), SE, grouped convs
+        ("tf_efficientnetv2_b0", {"phi": 1}),  # fused MBConv and a ConvBnAct stage with a skip
+        ("resnetv2_50", {"phi": 1}),  # pre-activation blocks end in a conv
+        ("convnext_atto", {"d": 2.0}),  # depth only: its LayerNorm forbids widening
+    ],
+)
 def test_other_families_grow_exactly(bases, probe, base, how):
     model = bases(base)
     grown = timm_compound.inherit(model, timm_compound.plan(base, **how))
@@ -141,7 +144,7 @@ def test_registered_name_grows_through_timm(bases, probe):
     with pytest.raises(timm_compound.CompoundError, match="pretrained=True loads the weights published for"):
         timm.create_model("resnet18_cs_phi2", inherit_from=model, pretrained=True)
     with pytest.raises(timm_compound.CompoundError, match="no weights are published"):
-        timm.create_model("resnet18_cs_phi2", pretrained=True)   # pretrained keeps its meaning
+        timm.create_model("resnet18_cs_phi2", pretrained=True)  # pretrained keeps its meaning
 
 
 # ---------------------------------------------------------------- the generic machinery, on small models
@@ -173,11 +176,14 @@ class Branchy(nn.Module):
         return self.head(x.mean((2, 3)))
 
 
-@pytest.mark.parametrize("base, wide", [
-    ((8, 4, 2, 16), (12, 6, 2, 24)),     # the group count stays: channels copied within their group
-    ((8, 4, 4, 16), (12, 6, 4, 32)),     # 4 groups of 4 -> of 8
-    ((8, 4, 16, 16), (10, 8, 24, 24)),   # depthwise: the group size (1) stays, whole groups are copied
-])
+@pytest.mark.parametrize(
+    "base, wide",
+    [
+        ((8, 4, 2, 16), (12, 6, 2, 24)),  # the group count stays: channels copied within their group
+        ((8, 4, 4, 16), (12, 6, 4, 32)),  # 4 groups of 4 -> of 8
+        ((8, 4, 16, 16), (10, 8, 24, 24)),  # depthwise: the group size (1) stays, whole groups are copied
+    ],
+)
 def test_concatenation_groups_gates_and_residuals(base, wide):
     torch.manual_seed(0)
     small, large = randomise(Branchy(*base)), Branchy(*wide)
@@ -188,10 +194,13 @@ def test_concatenation_groups_gates_and_residuals(base, wide):
     assert relative(outputs(large, probe), outputs(small, probe)) < 1e-5
 
 
-@pytest.mark.parametrize("base, wide, message", [
-    ((8, 4, 4, 16, False), (12, 6, 2, 24, False), "keeps neither its group count nor its group size"),
-    ((8, 4, 2, 16, True), (12, 6, 2, 24, True), "a grouped conv over concatenated channels cannot be widened"),
-])
+@pytest.mark.parametrize(
+    "base, wide, message",
+    [
+        ((8, 4, 4, 16, False), (12, 6, 2, 24, False), "keeps neither its group count nor its group size"),
+        ((8, 4, 2, 16, True), (12, 6, 2, 24, True), "a grouped conv over concatenated channels cannot be widened"),
+    ],
+)
 def test_groupings_that_cannot_be_copied_are_refused(base, wide, message):
     small, large = randomise(Branchy(*base)), Branchy(*wide)
     with pytest.raises(timm_compound.CompoundError, match=message):

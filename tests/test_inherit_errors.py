@@ -62,8 +62,17 @@ def run_folder(tmp_path_factory) -> tuple[Path, torch.nn.Module]:
     torch.manual_seed(1)
     model = randomise(timm.create_model("resnet18_cs_phi0", num_classes=10)).train()
     run = tmp_path_factory.mktemp("run") / "r18"
-    train(model, "builtin:digits", epochs=1, resolution=32, train_samples=64, val_samples=32, batch_size=64,
-          out=run, progress=False)
+    train(
+        model,
+        "builtin:digits",
+        epochs=1,
+        resolution=32,
+        train_samples=64,
+        val_samples=32,
+        batch_size=64,
+        out=run,
+        progress=False,
+    )
     trained = timm.create_model("resnet18", num_classes=10)
     trained.load_state_dict(safetensors.torch.load_file(str(run / "best.safetensors")))
     return run, trained.eval()
@@ -72,15 +81,18 @@ def run_folder(tmp_path_factory) -> tuple[Path, torch.nn.Module]:
 def test_cli_grows_a_run_into_a_folder_that_loads_back_with_the_base_outputs(run_folder, probe, tmp_path):
     run, trained = run_folder
     out = tmp_path / "grown"
-    result = runner.invoke(app, ["inherit", "resnet18_cs_phi1", "--from", str(run), "--out", str(out)],
-                           terminal_width=200)
+    result = runner.invoke(
+        app, ["inherit", "resnet18_cs_phi1", "--from", str(run), "--out", str(out)], terminal_width=200
+    )
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
-    assert f"grew the run {run} (best.safetensors) into resnet18_cs_phi1: 4 new block(s) starting as the identity" in text
+    assert (
+        f"grew the run {run} (best.safetensors) into resnet18_cs_phi1: 4 new block(s) starting as the identity" in text
+    )
     assert f"wrote {out}" in text
     assert sorted(p.name for p in out.iterdir()) == ["README.md", "config.json", "model.safetensors"]
 
-    loaded = timm.create_model(f"local-dir:{out}", pretrained=True)       # timm's own loader, our folder
+    loaded = timm.create_model(f"local-dir:{out}", pretrained=True)  # timm's own loader, our folder
     scaled = json.loads((out / "config.json").read_text())["compound_plan"]
     assert scaled["phi"] == 1 and [len(loaded.layer1), len(loaded.layer4)] == [scaled["depths"][0], scaled["depths"][3]]
     assert loaded.num_classes == 10 and relative(outputs(loaded, probe), outputs(trained, probe)) < 1e-4
@@ -91,21 +103,34 @@ def test_cli_grows_a_run_into_a_folder_that_loads_back_with_the_base_outputs(run
     assert again.inherit_report.source == f"the folder {out}" and again.inherit_report.new_blocks == []
     assert all(torch.equal(value, loaded.state_dict()[key]) for key, value in again.state_dict().items())
     # a plain path reads the same folder (and its plan: phi=1 cannot grow into phi=0)
-    with pytest.raises(CompoundError, match=re.escape("resnet18 at phi=0 has 2 blocks in stage 1 of 4 where its base has 3: "
-                                                      "inheritance only grows a model")):
+    with pytest.raises(
+        CompoundError,
+        match=re.escape(
+            "resnet18 at phi=0 has 2 blocks in stage 1 of 4 where its base has 3: inheritance only grows a model"
+        ),
+    ):
         timm_compound.inherit(str(out), "resnet18_cs_phi0")
 
 
-@pytest.mark.parametrize("args, message", [
-    (["resnet18_cs_phi1", "--from", "{tmp}/w.pth"], "w.pth: .pth files are pickles; timm-compound loads weights only "
-                                                    "from .safetensors and never unpickles"),
-    (["resnet18", "--phi", "-1", "--from", "{weights}"], "resnet18 at phi=-1 is smaller than its base: inheritance "
-                                                         "only grows a model"),
-    (["resnet18_cs_phi1", "--phi", "2", "--from", "{weights}"], "resnet18_cs_phi1 is registered at phi=1; give its "
-                                                                 "base to choose --phi"),
-    (["densenet121_cs_phi1", "--from", "{weights}"], "rule densenet.yaml (densenet) has no `inherit` field"),
-    (["resnet18_cs_phi1", "--from", "{tmp}/nothing"], "nothing: no such file or folder"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["resnet18_cs_phi1", "--from", "{tmp}/w.pth"],
+            "w.pth: .pth files are pickles; timm-compound loads weights only from .safetensors and never unpickles",
+        ),
+        (
+            ["resnet18", "--phi", "-1", "--from", "{weights}"],
+            "resnet18 at phi=-1 is smaller than its base: inheritance only grows a model",
+        ),
+        (
+            ["resnet18_cs_phi1", "--phi", "2", "--from", "{weights}"],
+            "resnet18_cs_phi1 is registered at phi=1; give its base to choose --phi",
+        ),
+        (["densenet121_cs_phi1", "--from", "{weights}"], "rule densenet.yaml (densenet) has no `inherit` field"),
+        (["resnet18_cs_phi1", "--from", "{tmp}/nothing"], "nothing: no such file or folder"),
+    ],
+)
 def test_cli_errors_are_one_line(args, message, weights, tmp_path):
     torch.save({"x": torch.zeros(1)}, tmp_path / "w.pth")
     args = [a.format(tmp=tmp_path, weights=weights) for a in args]
@@ -135,13 +160,22 @@ def test_grows_from_a_timm_format_hub_repo(hub, base, weights, probe):
 
 
 def test_hub_repos_that_cannot_be_a_base_are_refused(hub, weights):
-    pickled = upload({"config.json": b'{"architecture": "resnet18", "num_classes": 10}',
-                      "pytorch_model.bin": b"never unpickled"}, "pickle")
-    with pytest.raises(CompoundError, match=re.escape(f"{pickled} holds only pickled weights (pytorch_model.bin); "
-                                                      "timm-compound loads model.safetensors only and never unpickles")):
-        timm_compound.inherit(pickled, "resnet18_cs_phi1")          # the bare org/name spelling
-    other = upload({"config.json": b'{"architecture": "resnet34", "num_classes": 10}',
-                    "model.safetensors": weights.read_bytes()}, "other")
+    pickled = upload(
+        {"config.json": b'{"architecture": "resnet18", "num_classes": 10}', "pytorch_model.bin": b"never unpickled"},
+        "pickle",
+    )
+    with pytest.raises(
+        CompoundError,
+        match=re.escape(
+            f"{pickled} holds only pickled weights (pytorch_model.bin); "
+            "timm-compound loads model.safetensors only and never unpickles"
+        ),
+    ):
+        timm_compound.inherit(pickled, "resnet18_cs_phi1")  # the bare org/name spelling
+    other = upload(
+        {"config.json": b'{"architecture": "resnet34", "num_classes": 10}', "model.safetensors": weights.read_bytes()},
+        "other",
+    )
     with pytest.raises(CompoundError, match=f"{other} holds 'resnet34', not resnet18"):
         timm_compound.inherit(f"hf-hub:{other}", "resnet18_cs_phi1")
     with pytest.raises(CompoundError, match="cannot load org/inherit-absent from the Hub"):
@@ -153,12 +187,16 @@ def test_hub_repos_that_cannot_be_a_base_are_refused(hub, weights):
 
 def test_weights_that_do_not_match_name_the_first_mismatching_tensor(base, tmp_path):
     state = dict(base.state_dict())
-    state["layer2.0.conv1.weight"] = torch.zeros(128, 32, 3, 3)        # the first that differs, in model order
+    state["layer2.0.conv1.weight"] = torch.zeros(128, 32, 3, 3)  # the first that differs, in model order
     state["layer3.1.bn2.weight"] = torch.zeros(7)
     path = saved(state, tmp_path)
-    with pytest.raises(CompoundError, match=re.escape(
+    with pytest.raises(
+        CompoundError,
+        match=re.escape(
             f"{path}: the tensors do not match the base resnet18 with 10 classes: shape mismatch: "
-            "layer2.0.conv1.weight (128, 32, 3, 3) != (128, 64, 3, 3), layer3.1.bn2.weight (7,) != (256,)")):
+            "layer2.0.conv1.weight (128, 32, 3, 3) != (128, 64, 3, 3), layer3.1.bn2.weight (7,) != (256,)"
+        ),
+    ):
         timm_compound.inherit(path, "resnet18_cs_phi1")
     del state["layer2.0.conv1.weight"], state["layer3.1.bn2.weight"]
     with pytest.raises(CompoundError, match="missing: layer2.0.conv1.weight, layer3.1.bn2.weight"):
@@ -166,20 +204,32 @@ def test_weights_that_do_not_match_name_the_first_mismatching_tensor(base, tmp_p
 
     wrong = timm.create_model("resnet18", num_classes=10)
     wrong.layer1[1].conv2 = torch.nn.Conv2d(64, 64, 1, bias=False)
-    with pytest.raises(CompoundError, match=re.escape("the base model: the tensors do not match resnet18 with 10 "
-                                                      "classes: shape mismatch: layer1.1.conv2.weight (64, 64, 1, 1) "
-                                                      "!= (64, 64, 3, 3)")):
+    with pytest.raises(
+        CompoundError,
+        match=re.escape(
+            "the base model: the tensors do not match resnet18 with 10 "
+            "classes: shape mismatch: layer1.1.conv2.weight (64, 64, 1, 1) "
+            "!= (64, 64, 3, 3)"
+        ),
+    ):
         timm_compound.inherit(wrong, "resnet18_cs_phi1")
-    with pytest.raises(CompoundError, match="the tensors do not match resnet18 with 1000 classes: unexpected: layer1.2"):
-        timm_compound.inherit(timm.create_model("resnet34"), "resnet18_cs_phi1")   # another architecture
+    with pytest.raises(
+        CompoundError, match="the tensors do not match resnet18 with 1000 classes: unexpected: layer1.2"
+    ):
+        timm_compound.inherit(timm.create_model("resnet34"), "resnet18_cs_phi1")  # another architecture
 
 
 @pytest.mark.parametrize("suffix", [".pth", ".bin", ".pt", ".ckpt", ".pkl"])
 def test_pickle_files_are_refused_unopened(suffix, tmp_path):
     path = tmp_path / f"weights{suffix}"
     path.write_bytes(b"not even a pickle: it is never opened")
-    with pytest.raises(CompoundError, match=re.escape(f"{path}: {suffix} files are pickles; timm-compound loads "
-                                                      "weights only from .safetensors and never unpickles")):
+    with pytest.raises(
+        CompoundError,
+        match=re.escape(
+            f"{path}: {suffix} files are pickles; timm-compound loads "
+            "weights only from .safetensors and never unpickles"
+        ),
+    ):
         timm_compound.inherit(path, "resnet18_cs_phi1")
 
 
@@ -197,28 +247,38 @@ def test_files_that_are_not_safetensors_are_refused(tmp_path):
 # ---------------------------------------------------------------- plans and options that cannot be grown
 
 
-@pytest.mark.parametrize("target, message", [
-    (lambda: timm_compound.plan("resnet18", phi=-1), "resnet18 at phi=-1 is smaller than its base: inheritance only "
-                                                     "grows a model (phi >= 0)"),
-    (lambda: timm_compound.plan("resnet18", d=0.5), "has 1 blocks in stage 1 of 4 where its base has 2: inheritance only "
-                                                    "grows a model"),
-    (lambda: timm_compound.plan("resnet18", w=0.5), "has 32 channels in stage 1 of 4 where its base has 64"),
-    (lambda: "resnet18", "resnet18 is a base: give a registered variant (resnet18_cs_phi1)"),
-    (lambda: 1.0, "cannot grow into float"),
-])
+@pytest.mark.parametrize(
+    "target, message",
+    [
+        (
+            lambda: timm_compound.plan("resnet18", phi=-1),
+            "resnet18 at phi=-1 is smaller than its base: inheritance only grows a model (phi >= 0)",
+        ),
+        (
+            lambda: timm_compound.plan("resnet18", d=0.5),
+            "has 1 blocks in stage 1 of 4 where its base has 2: inheritance only grows a model",
+        ),
+        (lambda: timm_compound.plan("resnet18", w=0.5), "has 32 channels in stage 1 of 4 where its base has 64"),
+        (lambda: "resnet18", "resnet18 is a base: give a registered variant (resnet18_cs_phi1)"),
+        (lambda: 1.0, "cannot grow into float"),
+    ],
+)
 def test_plans_that_shrink_are_refused(base, target, message):
     with pytest.raises(CompoundError, match=re.escape(message)):
         timm_compound.inherit(base, target())
 
 
-@pytest.mark.parametrize("options, message", [
-    ({"noise": -0.1}, "noise must be a finite number >= 0, got -0.1"),
-    ({"noise": float("nan")}, "noise must be a finite number >= 0"),
-    ({"seed": 1.5}, "seed must be an int, got 1.5"),
-    ({"pretrained": True}, "inherit: pretrained=True is not possible"),
-    ({"features_only": True}, "inherit: features_only=True is not possible"),
-    ({"num_classes": 3}, "num_classes=3, but the base's classifier has 10 classes and is inherited"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"noise": -0.1}, "noise must be a finite number >= 0, got -0.1"),
+        ({"noise": float("nan")}, "noise must be a finite number >= 0"),
+        ({"seed": 1.5}, "seed must be an int, got 1.5"),
+        ({"pretrained": True}, "inherit: pretrained=True is not possible"),
+        ({"features_only": True}, "inherit: features_only=True is not possible"),
+        ({"num_classes": 3}, "num_classes=3, but the base's classifier has 10 classes and is inherited"),
+    ],
+)
 def test_options_that_cannot_work_are_refused(base, options, message):
     with pytest.raises(CompoundError, match=re.escape(message)):
         timm_compound.inherit(base, "resnet18_cs_phi1", **options)
@@ -235,17 +295,37 @@ CANNOT_INHERIT = sorted(name for name, rule in shipped_rules().items() if "inher
 def test_a_family_without_inherit_in_its_rule_is_refused(file):
     rule = shipped_rules()[file]
     target = timm_compound.plan(rule["architectures"][0], phi=1)
-    with pytest.raises(CompoundError, match=re.escape(
+    with pytest.raises(
+        CompoundError,
+        match=re.escape(
             f"rule {file} ({rule['family']}) has no `inherit` field, so its new blocks have no identity "
-            "initialisation: this family cannot inherit its base's weights")):
-        timm_compound.inherit("never-read.safetensors", target)      # refused before the source is opened
+            "initialisation: this family cannot inherit its base's weights"
+        ),
+    ):
+        timm_compound.inherit("never-read.safetensors", target)  # refused before the source is opened
 
 
 def test_the_readme_names_exactly_the_families_that_cannot_inherit():
-    assert CANNOT_INHERIT == ["densenet.yaml", "efficientvit.yaml", "gernet.yaml", "ghostnet.yaml", "inception_next.yaml",
-                              "mobilenetv1.yaml", "mobilenetv3.yaml", "mobileone.yaml", "nfnet.yaml", "repghost.yaml",
-                              "resnest.yaml", "selecsls.yaml", "skresnet.yaml", "starnet.yaml", "tresnet.yaml",
-                              "vgg.yaml", "vovnet.yaml", "xception.yaml"]
+    assert CANNOT_INHERIT == [
+        "densenet.yaml",
+        "efficientvit.yaml",
+        "gernet.yaml",
+        "ghostnet.yaml",
+        "inception_next.yaml",
+        "mobilenetv1.yaml",
+        "mobilenetv3.yaml",
+        "mobileone.yaml",
+        "nfnet.yaml",
+        "repghost.yaml",
+        "resnest.yaml",
+        "selecsls.yaml",
+        "skresnet.yaml",
+        "starnet.yaml",
+        "tresnet.yaml",
+        "vgg.yaml",
+        "vovnet.yaml",
+        "xception.yaml",
+    ]
     section = (ROOT / "README.md").read_text().split("## Growing from base weights", 1)[1].split("\n## ", 1)[0]
     for file in CANNOT_INHERIT:
         for line in section.splitlines():
@@ -262,10 +342,14 @@ def test_resolution_dependent_parameters_are_refused_when_the_resolution_changes
     """A rule names the parameters that depend on the input size; a plan that changes it is refused."""
     text = (shipped_dir("rules") / "resnet.yaml").read_text()
     marked = text.replace("  identity: [bn3, bn2]\n", "  identity: [bn3, bn2]\n  resolution_params: [fc.weight]\n")
-    assert marked != text      # fc.weight stands in for a position embedding
+    assert marked != text  # fc.weight stands in for a position embedding
     (tmp_path / "resnet.yaml").write_text(marked)
     rules = RuleBook.from_dir(tmp_path)
-    with pytest.raises(CompoundError, match=re.escape(
+    with pytest.raises(
+        CompoundError,
+        match=re.escape(
             "fc.weight depends on the input resolution (rule resnet.yaml: inherit.resolution_params) and "
-            "inheritance cannot resize it: plan resnet18 at the base's resolution (224 px, resolution=...)")):
+            "inheritance cannot resize it: plan resnet18 at the base's resolution (224 px, resolution=...)"
+        ),
+    ):
         timm_compound.inherit(base, timm_compound.plan("resnet18", phi=1, rules=rules))

@@ -25,7 +25,7 @@ from timm_compound.cost import latency_cache, runtimes
 from timm_compound.cost.latency import Latency, LatencySettings, available_cores, median_interval, time_model, time_plan
 from timm_compound.errors import CompoundError, CompoundWarning
 
-QUICK = 0.3   # seconds: the time cap of every real timing below
+QUICK = 0.3  # seconds: the time cap of every real timing below
 
 
 def convs(layers: int, channels: int = 16) -> nn.Module:
@@ -63,7 +63,13 @@ def test_the_interval_brackets_the_median_and_says_where_it_was_measured():
     assert cost.throughput == pytest.approx(1000 / timing.median_ms)
     assert timing.blocks >= 6 and timing.runs >= timing.blocks and timing.resolution == 32
     assert (timing.device, timing.threads, timing.batch_size, timing.dtype, timing.runtime, timing.mode) == (
-        "cpu", 1, 1, "float32", "eager", "inference")
+        "cpu",
+        1,
+        1,
+        "float32",
+        "eager",
+        "inference",
+    )
     text = timing.describe()
     for part in ("per inference on cpu (", "1 thread, batch 1, 32 px, float32, eager", f"{timing.median_ms:.4g} ms"):
         assert part in text
@@ -75,7 +81,7 @@ def test_the_interval_brackets_the_median_and_says_where_it_was_measured():
 def test_a_model_with_eight_times_the_work_measures_slower():
     small, large = convs(2), convs(16)
     fastest = {"small": math.inf, "large": math.inf}
-    for _ in range(2):   # interleaved: a burst of load on the machine slows whichever runs then
+    for _ in range(2):  # interleaved: a burst of load on the machine slows whichever runs then
         for name, model in (("small", small), ("large", large)):
             timing = tc.measure(model, resolution=32, latency=True, max_seconds=QUICK).latency
             fastest[name] = min(fastest[name], timing.median_ms)
@@ -104,11 +110,11 @@ def test_threads_are_set_while_timing_and_restored_after(monkeypatch):
 
     monkeypatch.setattr(latency_module, "_blocks", spy)
     try:
-        torch.set_num_threads(3)   # one thread is asked: two on a shared machine would time badly
+        torch.set_num_threads(3)  # one thread is asked: two on a shared machine would time badly
         cost = tc.measure(convs(2), resolution=32, latency=True, threads=1, max_seconds=QUICK)
         assert seen == [1] and cost.latency.threads == 1
         assert torch.get_num_threads() == 3
-        broken = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(7, 2))   # the shapes do not fit
+        broken = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(7, 2))  # the shapes do not fit
         with pytest.raises(CompoundError, match="cannot time this model"):
             time_model(broken, settings(threads=1), resolution=32)
         assert torch.get_num_threads() == 3
@@ -148,7 +154,7 @@ def counted(monkeypatch):
 def test_the_cache_returns_the_stored_timing_for_the_same_fingerprint(cache_dir, counted):
     small = tc.plan("resnet18", -3)
     first = tc.measure(small, resolution=32, latency=True, max_seconds=QUICK)
-    again = tc.measure(tc.plan("resnet18", -2.99), resolution=32, latency=True, max_seconds=QUICK)   # the same network
+    again = tc.measure(tc.plan("resnet18", -2.99), resolution=32, latency=True, max_seconds=QUICK)  # the same network
     assert len(counted) == 1 and not first.latency.cached and again.latency.cached
     assert again.latency.median_ms == first.latency.median_ms and again.latency.ci_ms == first.latency.ci_ms
     assert again.latency.times == first.latency.times
@@ -169,7 +175,7 @@ def test_the_cache_returns_the_stored_timing_for_the_same_fingerprint(cache_dir,
 
 def test_a_capped_timing_is_reused_only_under_a_cap_no_longer(cache_dir, counted):
     scaled = tc.plan("resnet18", -2)
-    noisy = settings(precision=1e-9)   # never converges: the cap always stops it
+    noisy = settings(precision=1e-9)  # never converges: the cap always stops it
     assert not time_plan(scaled, noisy, resolution=32).converged
     assert time_plan(scaled, noisy, resolution=32).cached
     assert not time_plan(scaled, LatencySettings.check(max_seconds=2 * QUICK, precision=1e-9), resolution=32).cached
@@ -184,7 +190,9 @@ def test_an_unwritable_cache_folder_times_without_caching_and_warns_once(tmp_pat
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for _ in range(2):
-            assert not tc.measure(tc.plan("resnet18", -3), resolution=32, latency=True, max_seconds=QUICK).latency.cached
+            assert not tc.measure(
+                tc.plan("resnet18", -3), resolution=32, latency=True, max_seconds=QUICK
+            ).latency.cached
     said = [str(w.message) for w in caught if issubclass(w.category, CompoundWarning)]
     assert len(said) == 1 and "cannot write the latency cache" in said[0] and "TIMM_COMPOUND_CACHE_DIR" in said[0]
     assert len(counted) == 2
@@ -209,7 +217,7 @@ def test_onnxruntime_computes_what_eager_computes(monkeypatch):
     model = convs(3).eval()
     cost = tc.measure(model, resolution=32, batch_size=2, latency=True, runtime="onnxruntime", max_seconds=QUICK)
     assert cost.latency.runtime == "onnxruntime" and cost.latency.median_ms > 0
-    ((expected, got),) = compared   # what eager and onnxruntime computed on the timed input, checked here again
+    ((expected, got),) = compared  # what eager and onnxruntime computed on the timed input, checked here again
     assert expected.shape == (2, 10) and torch.allclose(torch.as_tensor(got), expected, rtol=1e-4, atol=1e-4)
     with torch.no_grad():
         x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
@@ -219,7 +227,9 @@ def test_onnxruntime_computes_what_eager_computes(monkeypatch):
 
 
 def test_a_runtime_that_computes_something_else_is_not_timed():
-    with pytest.raises(CompoundError, match=r"runtime 'compile' does not compute what eager PyTorch computes.*not timed"):
+    with pytest.raises(
+        CompoundError, match=r"runtime 'compile' does not compute what eager PyTorch computes.*not timed"
+    ):
         runtimes._check_close(torch.zeros(2, 10), torch.full((2, 10), 1e-3), "compile", torch.float32)
     runtimes._check_close(torch.ones(2, 10), torch.ones(2, 10) + 5e-5, "onnxruntime", torch.float32)
 
@@ -236,20 +246,23 @@ def test_onnxruntime_without_the_extra_says_how_to_install_it(monkeypatch):
 # ---------------------------------------------------------------- bad input
 
 
-@pytest.mark.parametrize("given, message", [
-    (dict(batch_size=0), "batch_size must be a positive int"),
-    (dict(batch_size=-2), "batch_size must be a positive int"),
-    (dict(batch_size=float("nan")), "batch_size must be a positive int"),
-    (dict(batch_size=float("inf")), "batch_size must be a positive int"),
-    (dict(batch_size=True), "batch_size must be a positive int"),
-    (dict(threads=0), "threads must be a positive int"),
-    (dict(max_seconds=0), "max_seconds must be a finite number > 0"),
-    (dict(max_seconds=float("inf")), "max_seconds must be a finite number > 0"),
-    (dict(dtype="float64"), "dtype must be one of float32, float16, bfloat16"),
-    (dict(runtime="tensorrt"), "runtime must be one of eager, compile, onnxruntime"),
-    (dict(device="tpu"), "device must be 'cpu', 'cuda' or 'cuda:N'"),
-    (dict(device=0), "device must be 'cpu', 'cuda' or 'cuda:N'"),
-])
+@pytest.mark.parametrize(
+    "given, message",
+    [
+        (dict(batch_size=0), "batch_size must be a positive int"),
+        (dict(batch_size=-2), "batch_size must be a positive int"),
+        (dict(batch_size=float("nan")), "batch_size must be a positive int"),
+        (dict(batch_size=float("inf")), "batch_size must be a positive int"),
+        (dict(batch_size=True), "batch_size must be a positive int"),
+        (dict(threads=0), "threads must be a positive int"),
+        (dict(max_seconds=0), "max_seconds must be a finite number > 0"),
+        (dict(max_seconds=float("inf")), "max_seconds must be a finite number > 0"),
+        (dict(dtype="float64"), "dtype must be one of float32, float16, bfloat16"),
+        (dict(runtime="tensorrt"), "runtime must be one of eager, compile, onnxruntime"),
+        (dict(device="tpu"), "device must be 'cpu', 'cuda' or 'cuda:N'"),
+        (dict(device=0), "device must be 'cpu', 'cuda' or 'cuda:N'"),
+    ],
+)
 def test_bad_timing_settings_are_clear_errors(given, message):
     with pytest.raises(CompoundError, match=message):
         tc.measure("resnet18", latency=True, **given)
@@ -287,7 +300,7 @@ class Synthetic:
 
     def __init__(self, ms_per_gmac=10.0, power=0.9, spread=0.001, overhead=0.5, straddle=None):
         self.ms_per_gmac, self.power, self.spread, self.overhead = ms_per_gmac, power, spread, overhead
-        self.straddle = straddle or (lambda ms, timings: None)   # (median, timings so far) -> spread or None
+        self.straddle = straddle or (lambda ms, timings: None)  # (median, timings so far) -> spread or None
         self.calls = []
 
     def ms(self, scaled) -> float:
@@ -299,9 +312,24 @@ class Synthetic:
         spread = self.straddle(median, timings)
         spread = self.spread if spread is None else spread
         self.calls.append(median)
-        return Latency(median, (median * (1 - spread), median * (1 + spread)), settings.batch_size, settings.device,
-                       "synthetic", settings.threads, settings.dtype, settings.runtime, "inference", scaled.resolution,
-                       10 * timings, 10 * timings, 0.1, spread <= 0.03, settings.max_seconds, settings.precision)
+        return Latency(
+            median,
+            (median * (1 - spread), median * (1 + spread)),
+            settings.batch_size,
+            settings.device,
+            "synthetic",
+            settings.threads,
+            settings.dtype,
+            settings.runtime,
+            "inference",
+            scaled.resolution,
+            10 * timings,
+            10 * timings,
+            0.1,
+            spread <= 0.03,
+            settings.max_seconds,
+            settings.precision,
+        )
 
 
 @pytest.fixture
@@ -342,7 +370,7 @@ def test_a_straddling_timing_is_timed_again_and_a_lasting_one_is_not_sure(monkey
     narrowing = Synthetic(straddle=lambda ms, timings: 0.2 / timings if abs(ms / budget - 1) < 0.15 else None)
     monkeypatch.setattr(fit_module, "time_plan", narrowing)
     result = tc.fit("resnet18", max_latency_ms=budget)
-    assert result.timings > len(set(narrowing.calls))   # some networks were timed more than once
+    assert result.timings > len(set(narrowing.calls))  # some networks were timed more than once
     assert result.latency.median_ms <= budget
     # a network whose interval never narrows enough: its median decides, and the answer says it is not sure
     lasting = Synthetic(straddle=lambda ms, timings: 0.5 if abs(ms / budget - 1) < 0.15 else None)
@@ -373,7 +401,7 @@ def test_a_timing_out_of_line_with_its_neighbour_is_taken_again_fresh(monkeypatc
 
     monkeypatch.setattr(fit_module, "time_plan", busy)
     result = tc.fit("resnet18", max_latency_ms=budget)
-    assert fresh_asked.count(True) >= 2   # the pair, then every network timed after them
+    assert fresh_asked.count(True) >= 2  # the pair, then every network timed after them
     assert (result.plan.depths, result.plan.widths, result.plan.resolution) == network
     assert result.latency.median_ms == expected.latency.median_ms
 
@@ -387,8 +415,11 @@ def test_a_latency_budget_combines_with_a_gmacs_budget(synthetic):
 
 
 def test_a_latency_budget_below_the_smallest_model_says_the_smallest_latency(synthetic):
-    with pytest.raises(CompoundError, match=r"no resnet18 answers within 0.1 ms on cpu .*the smallest valid model "
-                                            r"\(depths \[1, 1, 1, 1\].* takes 0.5\d* ms \(95% interval"):
+    with pytest.raises(
+        CompoundError,
+        match=r"no resnet18 answers within 0.1 ms on cpu .*the smallest valid model "
+        r"\(depths \[1, 1, 1, 1\].* takes 0.5\d* ms \(95% interval",
+    ):
         tc.fit("resnet18", max_latency_ms=0.1)
 
 
@@ -402,8 +433,9 @@ def test_equal_latency_finds_each_direction_within_tolerance(monkeypatch):
 
     timer = Synthetic(ms_per_gmac=200.0, overhead=0.2)
     costing = strategies.Costing("resnet18", 10, 32, settings())
-    monkeypatch.setattr(costing, "time", lambda scaled, earlier=None, fresh=False: timer(scaled, costing.timing,
-                                                                                         pooled_with=earlier))
+    monkeypatch.setattr(
+        costing, "time", lambda scaled, earlier=None, fresh=False: timer(scaled, costing.timing, pooled_with=earlier)
+    )
     origin = strategies.base_variant(costing)
     origin = replace(origin, latency=costing.time(origin.plan))
     for strategy in ("depth", "resolution"):
@@ -411,8 +443,11 @@ def test_equal_latency_finds_each_direction_within_tolerance(monkeypatch):
         ratio = variant.latency.median_ms / origin.latency.median_ms
         assert abs(ratio / 2 - 1) <= 0.2 and variant.strategy == strategy and variant.budget == 2.0
         assert variant.ratio == variant.cost.macs / origin.cost.macs
-    with pytest.raises(CompoundError, match=r"depth scaling of resnet18 from 32 px cannot take 2x the base's "
-                                            r"latency within 0%: the networks either side of it time .*x \(depths"):
+    with pytest.raises(
+        CompoundError,
+        match=r"depth scaling of resnet18 from 32 px cannot take 2x the base's "
+        r"latency within 0%: the networks either side of it time .*x \(depths",
+    ):
         strategies.equal_latency(costing, "depth", 2.0, origin, tolerance=1e-4)
 
 
@@ -431,50 +466,78 @@ def test_measure_command_prints_counts_and_with_latency_the_timing(monkeypatch):
     assert "11,689,512" in result.output and "1.814" in result.output and "measured on" not in result.output
     # two threads asked of a one-core machine: warned and capped (two threads on a busy machine time badly)
     monkeypatch.setattr(latency_module, "available_cores", lambda: 1)
-    timed = ["measure", "resnet18", "--phi", "-3", "--resolution", "32", "--latency", "--max-seconds", str(QUICK),
-             "--threads", "2"]
+    timed = [
+        "measure",
+        "resnet18",
+        "--phi",
+        "-3",
+        "--resolution",
+        "32",
+        "--latency",
+        "--max-seconds",
+        str(QUICK),
+        "--threads",
+        "2",
+    ]
     result = runner.invoke(app, timed, terminal_width=250)
     assert result.exit_code == 0, result.output
     text = flat(result.output)
     assert "warning: threads=2 is more than this machine's 1 cores: timing with 1" in text
-    for part in ("latency", "95% interval", "images/s", "ms per GMAC", "measured on", "cpu (",
-                 "1 thread", "batch 1, float32, eager"):
+    for part in (
+        "latency",
+        "95% interval",
+        "images/s",
+        "ms per GMAC",
+        "measured on",
+        "cpu (",
+        "1 thread",
+        "batch 1, float32, eager",
+    ):
         assert part in text, part
-    result = runner.invoke(app, [*timed, "--json"])   # the same fingerprint: from the cache
+    result = runner.invoke(app, [*timed, "--json"])  # the same fingerprint: from the cache
     saved = json.loads(result.stdout)
     assert saved["latency"]["cached"] is True
     assert saved["latency"]["device"] == "cpu" and saved["latency_ms"] == saved["latency"]["median_ms"]
     assert len(saved["latency"]["ci_ms"]) == 2 and saved["throughput"] > 0
 
 
-@pytest.mark.parametrize("arguments, message", [
-    (["--train"], "--train times a training step: add --latency"),
-    (["--latency", "--batch-size", "0"], "batch_size must be a positive int"),
-    (["--latency", "--runtime", "tvm"], "runtime must be one of eager, compile, onnxruntime"),
-    (["--latency", "--max-seconds", "nan"], "max_seconds must be a finite number > 0"),
-])
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--train"], "--train times a training step: add --latency"),
+        (["--latency", "--batch-size", "0"], "batch_size must be a positive int"),
+        (["--latency", "--runtime", "tvm"], "runtime must be one of eager, compile, onnxruntime"),
+        (["--latency", "--max-seconds", "nan"], "max_seconds must be a finite number > 0"),
+    ],
+)
 def test_measure_command_bad_input_is_one_error_line(arguments, message):
     result = runner.invoke(app, ["measure", "resnet18", *arguments])
     assert result.exit_code == 1 and "Traceback" not in result.output and message in flat(result.output), result.output
 
 
 def test_table_command_with_latency_shows_ms_interval_throughput_and_where():
-    result = runner.invoke(app, ["table", "resnet18", "--phi", "-4,-3", "--latency", "--max-seconds", str(QUICK)],
-                           terminal_width=300)
+    result = runner.invoke(
+        app, ["table", "resnet18", "--phi", "-4,-3", "--latency", "--max-seconds", str(QUICK)], terminal_width=300
+    )
     assert result.exit_code == 0, result.output
     text = flat(result.output)
-    for column in ("ms", "95%", "img/s", "ms/G"):   # rich folds headers to the console's width
+    for column in ("ms", "95%", "img/s", "ms/G"):  # rich folds headers to the console's width
         assert column in text
     assert "timed on cpu (" in text and "1 thread, batch 1, float32, eager" in text
-    result = runner.invoke(app, ["table", "resnet18", "--phi", "-4,-3", "--latency", "--max-seconds", str(QUICK),
-                                 "--format", "json"])
+    result = runner.invoke(
+        app, ["table", "resnet18", "--phi", "-4,-3", "--latency", "--max-seconds", str(QUICK), "--format", "json"]
+    )
     rows = json.loads(result.output)
     for row in rows:
         assert row["latency_low_ms"] <= row["latency_ms"] <= row["latency_high_ms"]
         assert row["ms_per_gmac"] == pytest.approx(row["latency_ms"] / row["gmacs"])
         assert row["threads"] == 1 and row["latency_batch_size"] == 1 and row["device"].startswith("cpu (")
-    assert all("latency_ms" not in row for row in json.loads(   # untimed rows keep the columns they always had
-        runner.invoke(app, ["table", "resnet18", "--phi", "-4", "--format", "json"]).output))
+    assert all(
+        "latency_ms" not in row
+        for row in json.loads(  # untimed rows keep the columns they always had
+            runner.invoke(app, ["table", "resnet18", "--phi", "-4", "--format", "json"]).output
+        )
+    )
 
 
 def test_fit_command_with_a_latency_budget_below_the_smallest_model():

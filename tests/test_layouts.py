@@ -19,14 +19,38 @@ from timm_compound.scaling.stages import stage_blocks
 
 ROOT = Path(__file__).resolve().parent.parent
 SCALING = ROOT / "timm_compound" / "scaling"
-LAYOUT_BASES = ["ghostnet_100", "vgg11_bn", "vgg16_bn", "regnety_008", "regnetx_016", "resnetv2_50",
-                "tf_efficientnetv2_b0", "efficientnet_b0_g16_evos"]
-FAMILY_NAMES = ("resnet", "resnext", "efficientnet", "mobilenet", "mnasnet", "ghostnet", "vgg", "regnet",
-                "rexnet", "convnext", "densenet", "edgenext", "efficientformer", "vit", "g16")
+LAYOUT_BASES = [
+    "ghostnet_100",
+    "vgg11_bn",
+    "vgg16_bn",
+    "regnety_008",
+    "regnetx_016",
+    "resnetv2_50",
+    "tf_efficientnetv2_b0",
+    "efficientnet_b0_g16_evos",
+]
+FAMILY_NAMES = (
+    "resnet",
+    "resnext",
+    "efficientnet",
+    "mobilenet",
+    "mnasnet",
+    "ghostnet",
+    "vgg",
+    "regnet",
+    "rexnet",
+    "convnext",
+    "densenet",
+    "edgenext",
+    "efficientformer",
+    "vit",
+    "g16",
+)
 ERROR_CALLS = {"ValueError", "RuleError", "CompoundError", "KeyError", "RuntimeError", "error", "_fail"}
 
 
 # --- the scaler knows no family --------------------------------------------------------------------
+
 
 def _code_words(source: str) -> list[str]:
     """Identifiers and string literals that code acts on: not comments, docstrings, field
@@ -35,7 +59,12 @@ def _code_words(source: str) -> list[str]:
     prose: set[int] = set()
     for node in ast.walk(tree):
         body = getattr(node, "body", None)
-        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        if (
+            isinstance(body, list)
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+        ):
             prose.add(id(body[0].value))
         if isinstance(node, ast.Call):
             name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
@@ -74,12 +103,15 @@ def test_the_scaling_code_names_no_family(path):
 
 # --- every new family: phi=0 is the base, phi=1..3 build and run at their own resolution -----------
 
+
 def _stage_channels(model, plan, size) -> tuple[list[int], list[int]]:
     """Blocks per stage and the channels each stage's last block outputs, from one meta forward."""
     stages = stage_blocks(model, plan.rule.stage_modules)
     seen = {}
-    hooks = [blocks[-1][1].register_forward_hook(lambda m, i, out, k=k: seen.__setitem__(k, out.shape[1]))
-             for k, blocks in enumerate(stages)]
+    hooks = [
+        blocks[-1][1].register_forward_hook(lambda m, i, out, k=k: seen.__setitem__(k, out.shape[1]))
+        for k, blocks in enumerate(stages)
+    ]
     out = model(torch.empty(1, 3, size, size, device="meta"))
     for hook in hooks:
         hook.remove()
@@ -108,7 +140,13 @@ def test_new_family_variants(base, meta):
 
 # --- rows ----------------------------------------------------------------------------------------
 
-GHOST_STAGE = [[3, 200, 80, 0, 1], [3, 184, 80, 0, 1], [3, 184, 80, 0, 1], [3, 480, 112, 0.25, 1], [3, 672, 112, 0.25, 1]]
+GHOST_STAGE = [
+    [3, 200, 80, 0, 1],
+    [3, 184, 80, 0, 1],
+    [3, 184, 80, 0, 1],
+    [3, 480, 112, 0.25, 1],
+    [3, 672, 112, 0.25, 1],
+]
 
 
 def test_rows_add_the_last_row_with_stride_one_and_drop_from_the_front():
@@ -125,7 +163,7 @@ def test_rows_scale_the_width_and_its_columns_by_w():
     (stage,) = Rows().write_widths([GHOST_STAGE], width, [224], [112], w=2.0)
     assert [row[2] for row in stage] == [160, 160, 160, 224, 224]
     assert [row[1] for row in stage] == [400, 368, 368, 960, 1344]
-    assert [row[3] for row in stage] == [0, 0, 0, 0.25, 0.25]           # other columns untouched
+    assert [row[3] for row in stage] == [0, 0, 0, 0.25, 0.25]  # other columns untouched
     fixed = WidthRule(arg="cfgs", layout="rows", column=2, scale_columns=[1], fixed_stages=[0])
     assert Rows().write_widths([GHOST_STAGE], fixed, [112], [112], w=2.0) == [GHOST_STAGE]
 
@@ -133,9 +171,11 @@ def test_rows_scale_the_width_and_its_columns_by_w():
 def _ghostnet_rows_rule(tmp_path, **width) -> Path:
     """The docs' GhostNet rule that keeps the width in the rows (column 2) instead of `width`."""
     data = yaml.safe_load((shipped_dir("rules") / "ghostnet.yaml").read_text())
-    data.update(family="ghostnet_rows", width={"arg": "cfgs", "layout": "rows", "column": 2, "scale_columns": [1],
-                                               "divisor": 4, **width},
-                stem={"policy": "fixed", "value": 16, "note": "GhostNet hard-codes its stem to 16 x width."})
+    data.update(
+        family="ghostnet_rows",
+        width={"arg": "cfgs", "layout": "rows", "column": 2, "scale_columns": [1], "divisor": 4, **width},
+        stem={"policy": "fixed", "value": 16, "note": "GhostNet hard-codes its stem to 16 x width."},
+    )
     path = tmp_path / "ghostnet_rows.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
@@ -144,21 +184,27 @@ def _ghostnet_rows_rule(tmp_path, **width) -> Path:
 def test_rows_rule_for_ghostnet_builds_as_planned(tmp_path, meta):
     path = _ghostnet_rows_rule(tmp_path)
     book = RuleBook.alone(load_rule(path), path)
-    assert param_count(tc.build(tc.plan("ghostnet_100", 0, rules=book))) == param_count(timm.create_model("ghostnet_100"))
+    assert param_count(tc.build(tc.plan("ghostnet_100", 0, rules=book))) == param_count(
+        timm.create_model("ghostnet_100")
+    )
     plan = tc.plan("ghostnet_100", 2, rules=book)
     assert plan.structure_args == {} and plan.stem == 16
-    assert plan.widths == [20, 28, 28, 48, 48, 96, 136, 192, 192]   # make_divisible(c * 1.21, 4)
+    assert plan.widths == [20, 28, 28, 48, 48, 96, 136, 192, 192]  # make_divisible(c * 1.21, 4)
     model = tc.build(plan).eval()
     assert _stage_channels(model, plan, plan.resolution) == (plan.depths, plan.widths)
     # GhostNet's own width=1.3 also widens the stem: the rows rule differs from ghostnet_130 only there
     rows_130 = {k: v.shape for k, v in tc.build(tc.plan("ghostnet_100", w=1.3, rules=book)).state_dict().items()}
     timm_130 = {k: v.shape for k, v in timm.create_model("ghostnet_130").state_dict().items()}
-    differ = {".".join(k.split(".")[:3 if k.startswith("blocks") else 1])
-              for k in rows_130.keys() | timm_130.keys() if rows_130.get(k) != timm_130.get(k)}
-    assert differ == {"conv_stem", "bn1", "blocks.0.0"}   # the stem and the block reading it
+    differ = {
+        ".".join(k.split(".")[: 3 if k.startswith("blocks") else 1])
+        for k in rows_130.keys() | timm_130.keys()
+        if rows_130.get(k) != timm_130.get(k)
+    }
+    assert differ == {"conv_stem", "bn1", "blocks.0.0"}  # the stem and the block reading it
 
 
 # --- separated -----------------------------------------------------------------------------------
+
 
 def test_separated_reads_and_writes_runs_between_markers():
     vgg16 = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
@@ -168,7 +214,24 @@ def test_separated_reads_and_writes_runs_between_markers():
     assert Separated().read_widths(vgg16, width, None) == [64, 128, 256, 512, 512]
     deeper = Separated().write_depths(vgg16, depth, [1, 3, 3, 3, 2])
     assert Separated().write_widths(deeper, width, [72, 144, 280, 560, 560], []) == [
-        72, "M", 144, 144, 144, "M", 280, 280, 280, "M", 560, 560, 560, "M", 560, 560, "M"]
+        72,
+        "M",
+        144,
+        144,
+        144,
+        "M",
+        280,
+        280,
+        280,
+        "M",
+        560,
+        560,
+        560,
+        "M",
+        560,
+        560,
+        "M",
+    ]
 
 
 def test_cfg_and_model_cfg_name_the_same_argument(tmp_path):
@@ -220,25 +283,34 @@ def test_multiplier_rule_reproduces_timms_rexnet_widths(name, w, tmp_path, meta)
     scaled = tc.build(tc.plan("rexnet_100", w=w, rules=_book(tmp_path, REXNET)))
     reference = timm.create_model(name)
     assert param_count(scaled) == param_count(reference)
-    assert {k: v.shape for k, v in scaled.state_dict().items()} == {k: v.shape for k, v in reference.state_dict().items()}
+    assert {k: v.shape for k, v in scaled.state_dict().items()} == {
+        k: v.shape for k, v in reference.state_dict().items()
+    }
 
 
 def test_a_multiplier_the_constructor_rejects_names_file_and_field(tmp_path):
     book = _book(tmp_path, REXNET.replace("arg: width_mult", "arg: drop_rate"), "dropout.yaml")
-    with pytest.raises(tc.RuleError, match=r"dropout.yaml: depth.arg, width.arg: timm's rexnet_100 rejected depth_mult=1.0, "
-                                           r"drop_rate=1.2: ValueError: dropout probability"):
+    with pytest.raises(
+        tc.RuleError,
+        match=r"dropout.yaml: depth.arg, width.arg: timm's rexnet_100 rejected depth_mult=1.0, "
+        r"drop_rate=1.2: ValueError: dropout probability",
+    ):
         tc.plan("rexnet_100", d=1.0, w=6.0, rules=book)
 
 
 # --- fields --------------------------------------------------------------------------------------
 
+
 def test_fields_scale_dataclass_fields_and_per_block_slopes():
     plan = tc.plan("regnety_008", phi=1)
-    assert plan.structure_args == {"model_cfg.depth": 17, "model_cfg.w0": 64,
-                                   "model_cfg.wa": round(38.84 * 1.1 / 1.2, 6)}
+    assert plan.structure_args == {
+        "model_cfg.depth": 17,
+        "model_cfg.w0": 64,
+        "model_cfg.wa": round(38.84 * 1.1 / 1.2, 6),
+    }
     assert plan.base_depths == [1, 3, 8, 2] and plan.base_widths == [64, 128, 320, 768]
     assert plan.depths == [1, 4, 10, 2] and plan.widths == [64, 160, 368, 896]
-    assert timm.models.regnet.model_cfgs["regnety_008"].depth == 14   # timm's shared config untouched
+    assert timm.models.regnet.model_cfgs["regnety_008"].depth == 14  # timm's shared config untouched
 
 
 def test_a_field_the_constructor_rejects_names_the_assertion(tmp_path):
@@ -247,12 +319,16 @@ def test_a_field_the_constructor_rejects_names_the_assertion(tmp_path):
     path = tmp_path / "regnet_wa.yaml"
     path.write_text(yaml.safe_dump(data))
     book = RuleBook.alone(load_rule(path), path)
-    with pytest.raises(tc.RuleError, match=r"regnet_wa.yaml: depth.arg, width.arg: timm's regnety_008 rejected "
-                                           r"model_cfg.depth=35, .*AssertionError: assert len\(per_stage_args\) == 4"):
+    with pytest.raises(
+        tc.RuleError,
+        match=r"regnet_wa.yaml: depth.arg, width.arg: timm's regnety_008 rejected "
+        r"model_cfg.depth=35, .*AssertionError: assert len\(per_stage_args\) == 4",
+    ):
         tc.plan("regnety_008", phi=5, rules=book)
 
 
 # --- published numbers ----------------------------------------------------------------------------
+
 
 def test_g16_widths_are_what_timm_builds_from_its_arch_def():
     plan = tc.plan("efficientnet_b0_g16_evos", phi=0)
@@ -262,13 +338,20 @@ def test_g16_widths_are_what_timm_builds_from_its_arch_def():
 
 def test_the_readme_g16_table_is_measured():
     readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("### G16-EfficientNet against EfficientNet-B0"):]
-    rows = [line.strip("|").split("|") for line in section.splitlines()
-            if line.startswith("| ") and line[2].isdigit()][:4]
+    section = readme[readme.index("### G16-EfficientNet against EfficientNet-B0") :]
+    rows = [line.strip("|").split("|") for line in section.splitlines() if line.startswith("| ") and line[2].isdigit()][
+        :4
+    ]
     assert [int(row[0]) for row in rows] == [0, 1, 2, 3]
     for phi, px, b0_params, b0_gmacs, g16_params, g16_gmacs, params_ratio, gmacs_ratio in rows:
-        b0, g16 = tc.measure(f"efficientnet_b0_cs_phi{phi.strip()}"), tc.measure(f"efficientnet_b0_g16_evos_cs_phi{phi.strip()}")
+        b0, g16 = (
+            tc.measure(f"efficientnet_b0_cs_phi{phi.strip()}"),
+            tc.measure(f"efficientnet_b0_g16_evos_cs_phi{phi.strip()}"),
+        )
         assert int(px) == b0.resolution == g16.resolution
         assert (f"{b0.params / 1e6:.2f} M", f"{b0.macs / 1e9:.3f}") == (b0_params.strip(), b0_gmacs.strip())
         assert (f"{g16.params / 1e6:.2f} M", f"{g16.macs / 1e9:.3f}") == (g16_params.strip(), g16_gmacs.strip())
-        assert (f"{g16.params / b0.params:.2f}", f"{g16.macs / b0.macs:.2f}") == (params_ratio.strip(), gmacs_ratio.strip())
+        assert (f"{g16.params / b0.params:.2f}", f"{g16.macs / b0.macs:.2f}") == (
+            params_ratio.strip(),
+            gmacs_ratio.strip(),
+        )

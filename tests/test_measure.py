@@ -15,20 +15,32 @@ from timm_compound.errors import CompoundError
 from timm_compound.scaling.catalog import lookup
 
 
-@pytest.mark.parametrize("base, macs, published, tolerance", [
-    ("resnet50", 4_089_184_256, 4.09, 0.01),
-    ("efficientnet_b0", 385_814_752, 0.39, 0.02),
-    ("mobilenetv2_100", 300_774_272, 0.30, 0.02),
-    ("mobilenetv1_100", 568_740_352, 0.57, 0.02),
-])
+@pytest.mark.parametrize(
+    "base, macs, published, tolerance",
+    [
+        ("resnet50", 4_089_184_256, 4.09, 0.01),
+        ("efficientnet_b0", 385_814_752, 0.39, 0.02),
+        ("mobilenetv2_100", 300_774_272, 0.30, 0.02),
+        ("mobilenetv1_100", 568_740_352, 0.57, 0.02),
+    ],
+)
 def test_base_gmacs_match_published_tables(base, macs, published, tolerance):
     cost = measure(base)
     assert cost.macs == macs and cost.resolution == 224 and cost.method == "model"
     assert cost.gmacs == pytest.approx(published, rel=tolerance)
 
 
-FAMILIES = ["resnet18", "resnext50_32x4d", "mobilenetv1_100", "mobilenetv2_100", "efficientnet_b0",
-            "convnext_atto", "densenet121", "mobilenetv3_large_100", "mnasnet_100"]
+FAMILIES = [
+    "resnet18",
+    "resnext50_32x4d",
+    "mobilenetv1_100",
+    "mobilenetv2_100",
+    "efficientnet_b0",
+    "convnext_atto",
+    "densenet121",
+    "mobilenetv3_large_100",
+    "mnasnet_100",
+]
 
 
 @pytest.mark.parametrize("base", FAMILIES)
@@ -39,9 +51,13 @@ def test_fast_path_equals_fvcore_reference_exactly(base):
         reference = measure_reference(scaled, resolution=resolution)
         assert (fast.method, reference.method) == ("model", "fvcore")
         assert (fast.macs, fast.activations, fast.params, fast.weight_bytes) == (
-            reference.macs, reference.activations, reference.params, reference.weight_bytes), (base, phi)
+            reference.macs,
+            reference.activations,
+            reference.params,
+            reference.weight_bytes,
+        ), (base, phi)
         assert sum(reference.per_stage.values()) == reference.macs
-        assert len(reference.per_stage) == len(scaled.depths) + 1   # one per stage, plus "other"
+        assert len(reference.per_stage) == len(scaled.depths) + 1  # one per stage, plus "other"
 
 
 def test_batch_size_multiplies_macs_and_activations():
@@ -58,7 +74,7 @@ class _Unusual(nn.Module):
         self.fc = nn.Linear(8, 5)
 
     def forward(self, x):
-        x = self.up(x).flatten(2)            # (N, 8, P)
+        x = self.up(x).flatten(2)  # (N, 8, P)
         x = torch.bmm(x, x.transpose(1, 2))  # (N, 8, 8)
         return self.fc(x)
 
@@ -108,7 +124,7 @@ def _measured_peak(name: str, resolution: int, batch_size: int) -> int:
     model = timm_compound.build(timm_compound.plan(*lookup(name))).train()
     x, y = torch.randn(batch_size, 3, resolution, resolution), torch.zeros(batch_size, dtype=torch.long)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    _sgd_step(model, x, y, optimizer)   # momentum buffers exist from here on: the steady state
+    _sgd_step(model, x, y, optimizer)  # momentum buffers exist from here on: the steady state
     held = sum(t.nbytes for t in (*model.parameters(), *model.buffers(), x, y))
     held += sum(v.nbytes for state in optimizer.state.values() for v in state.values() if torch.is_tensor(v))
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
@@ -120,8 +136,11 @@ def _measured_peak(name: str, resolution: int, batch_size: int) -> int:
             yield from walk(node.children)
 
     allocations = sorted(
-        (n for n in walk(prof.profiler.kineto_results.experimental_event_tree())
-         if n.tag == torch._C._profiler._EventType.Allocation),
+        (
+            n
+            for n in walk(prof.profiler.kineto_results.experimental_event_tree())
+            if n.tag == torch._C._profiler._EventType.Allocation
+        ),
         key=lambda n: n.start_time_ns,
     )
     live = peak = 0

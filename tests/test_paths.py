@@ -30,24 +30,27 @@ class Checked:
 
 Row = namedtuple("Row", "kernel out_chs stride")
 CFG = {
-    "blocks": (Block(1, 48), Block(3, 48), Block(7, 384)),     # a tuple of dataclasses
-    "stages": [[64, 64, 1], [128, 128, 2]],                    # lists of plain rows
-    "branches": {"stage2": {"num_channels": (18, 36)}},        # tuples of branch widths inside dicts
-    "rows": [Row(3, 16, 1), Row(5, 24, 2)],                    # named tuples
+    "blocks": (Block(1, 48), Block(3, 48), Block(7, 384)),  # a tuple of dataclasses
+    "stages": [[64, 64, 1], [128, 128, 2]],  # lists of plain rows
+    "branches": {"stage2": {"num_channels": (18, 36)}},  # tuples of branch widths inside dicts
+    "rows": [Row(3, 16, 1), Row(5, 24, 2)],  # named tuples
 }
 
 
-@pytest.mark.parametrize("path, value", [
-    ("cfg.blocks.*.d", [1, 3, 7]),
-    ("cfg.blocks.2.d", 7),
-    ("cfg.blocks.-1.c", 384),
-    ("cfg.stages.*.1", [64, 128]),
-    ("cfg.branches.stage2.num_channels", (18, 36)),
-    ("cfg.branches.stage2.num_channels.*", [18, 36]),
-    ("cfg.rows.*.out_chs", [16, 24]),
-    ("cfg.rows.1:.stride", [2]),
-    ("cfg.blocks.:-1.c", [48, 48]),
-])
+@pytest.mark.parametrize(
+    "path, value",
+    [
+        ("cfg.blocks.*.d", [1, 3, 7]),
+        ("cfg.blocks.2.d", 7),
+        ("cfg.blocks.-1.c", 384),
+        ("cfg.stages.*.1", [64, 128]),
+        ("cfg.branches.stage2.num_channels", (18, 36)),
+        ("cfg.branches.stage2.num_channels.*", [18, 36]),
+        ("cfg.rows.*.out_chs", [16, 24]),
+        ("cfg.rows.1:.stride", [2]),
+        ("cfg.blocks.:-1.c", [48, 48]),
+    ],
+)
 def test_a_path_reads_through_every_container(path, value):
     first, *rest = paths.steps(path)
     assert paths.read(CFG, rest, first) == value
@@ -65,15 +68,20 @@ def test_writing_rebuilds_each_container_and_changes_nothing_in_place():
     assert repr(CFG) == before
 
 
-@pytest.mark.parametrize("path, message", [
-    ("cfg.blocks.2.dd", "cfg.blocks.2 (Block) has no field 'dd'; its fields: d, c"),
-    ("cfg.branches.stage3.num_channels", "cfg.branches (dict) has no key 'stage3'; its keys: stage2"),
-    ("cfg.blocks.5.d", "cfg.blocks has 3 items: index 5 is out of range (indices 0-2)"),
-    ("cfg.blocks.0.d.*", "cfg.blocks.0.d is an int (1), not a list or tuple: `*` selects items of a sequence"),
-    ("cfg.branches.*", "cfg.branches is a dict ({'stage2': {'num_channels': (18, 36)}}), not a list or tuple"),
-    ("cfg.stages.0.1.x", "cfg.stages.0.1 is an int (64), not a dataclass, named tuple or dict: the path cannot "
-                         "reach 'x'"),
-])
+@pytest.mark.parametrize(
+    "path, message",
+    [
+        ("cfg.blocks.2.dd", "cfg.blocks.2 (Block) has no field 'dd'; its fields: d, c"),
+        ("cfg.branches.stage3.num_channels", "cfg.branches (dict) has no key 'stage3'; its keys: stage2"),
+        ("cfg.blocks.5.d", "cfg.blocks has 3 items: index 5 is out of range (indices 0-2)"),
+        ("cfg.blocks.0.d.*", "cfg.blocks.0.d is an int (1), not a list or tuple: `*` selects items of a sequence"),
+        ("cfg.branches.*", "cfg.branches is a dict ({'stage2': {'num_channels': (18, 36)}}), not a list or tuple"),
+        (
+            "cfg.stages.0.1.x",
+            "cfg.stages.0.1 is an int (64), not a dataclass, named tuple or dict: the path cannot reach 'x'",
+        ),
+    ],
+)
 def test_a_bad_path_names_the_first_missing_step_and_what_is_there(path, message):
     first, *rest = paths.steps(path)
     with pytest.raises(paths.PathError) as caught:
@@ -82,8 +90,11 @@ def test_a_bad_path_names_the_first_missing_step_and_what_is_there(path, message
 
 
 def test_a_dataclass_that_refuses_a_value_names_the_path_and_the_field():
-    with pytest.raises(paths.PathError, match=r"a Checked dataclass at cfg.0 refused cfg.0.depth=12: ValueError: "
-                                              r"depth must be at most 10"):
+    with pytest.raises(
+        paths.PathError,
+        match=r"a Checked dataclass at cfg.0 refused cfg.0.depth=12: ValueError: "
+        r"depth must be at most 10",
+    ):
         paths.write([Checked(3)], ["0", "depth"], 12, "cfg")
 
 
@@ -96,12 +107,21 @@ def _gernet_rule(tmp_path, **changes):
     return path
 
 
-@pytest.mark.parametrize("arg, message", [
-    ("model_cfg.blocks.*.depth", "model_cfg.blocks.0 (ByoBlockCfg) has no field 'depth'; its fields: type, d, c, s, gs"),
-    ("model_cfg.blocks.9.d", "model_cfg.blocks has 5 items: index 9 is out of range (indices 0-4)"),
-    ("model_cfg.stem_chs.*", "model_cfg.stem_chs is an int (13), not a list or tuple: `*` selects items of a sequence"),
-    ("model_cfg.block.*.d", "model_cfg (ByoModelCfg) has no field 'block'; its fields: blocks, downsample"),
-])
+@pytest.mark.parametrize(
+    "arg, message",
+    [
+        (
+            "model_cfg.blocks.*.depth",
+            "model_cfg.blocks.0 (ByoBlockCfg) has no field 'depth'; its fields: type, d, c, s, gs",
+        ),
+        ("model_cfg.blocks.9.d", "model_cfg.blocks has 5 items: index 9 is out of range (indices 0-4)"),
+        (
+            "model_cfg.stem_chs.*",
+            "model_cfg.stem_chs is an int (13), not a list or tuple: `*` selects items of a sequence",
+        ),
+        ("model_cfg.block.*.d", "model_cfg (ByoModelCfg) has no field 'block'; its fields: blocks, downsample"),
+    ],
+)
 def test_bad_paths_in_a_rule_name_file_field_and_step(tmp_path, arg, message):
     path = _gernet_rule(tmp_path, depth={"arg": arg})
     with pytest.raises(tc.RuleError) as caught:
@@ -112,8 +132,11 @@ def test_bad_paths_in_a_rule_name_file_field_and_step(tmp_path, arg, message):
 
 def test_a_malformed_path_is_refused_when_the_rule_loads(tmp_path):
     path = _gernet_rule(tmp_path, depth={"arg": "model_cfg.blocks[2].d"})
-    with pytest.raises(tc.RuleError, match=r"gernet_edit.yaml: depth.arg: 'model_cfg.blocks\[2\].d' is not an argument "
-                                           r"path: .* indices \(2, -1\), `\*` or slices"):
+    with pytest.raises(
+        tc.RuleError,
+        match=r"gernet_edit.yaml: depth.arg: 'model_cfg.blocks\[2\].d' is not an argument "
+        r"path: .* indices \(2, -1\), `\*` or slices",
+    ):
         load_rule(path)
 
 
@@ -128,4 +151,4 @@ def test_gernet_scales_only_the_depth_field_of_each_block_config(meta):
     model = tc.build(scaled)
     assert tc.stage_depths(model, scaled) == [2, 5, 11, 3, 2]
     cfg = timm.models.byobnet.model_cfgs["gernet_s"]
-    assert [block.d for block in cfg.blocks] == [1, 3, 7, 2, 1]   # timm's shared config untouched
+    assert [block.d for block in cfg.blocks] == [1, 3, 7, 2, 1]  # timm's shared config untouched

@@ -120,7 +120,7 @@ def test_derived_layouts_record_the_numbers_they_set():
     p = tc.plan("ghostnet_100", phi=1)
     assert p.structure_args == {"width": 1.1}
     assert p.base_depths == [1, 1, 1, 1, 1, 1, 5, 1, 4] and p.depths == [2, 2, 2, 2, 2, 2, 6, 2, 5]
-    assert p.widths == [16, 28, 28, 44, 44, 88, 124, 176, 176]   # GhostNet's make_divisible(c * 1.1, 4)
+    assert p.widths == [16, 28, 28, 44, 44, 88, 124, 176, 176]  # GhostNet's make_divisible(c * 1.1, 4)
     assert ScalePlan.model_validate_json(p.to_json()) == p
     assert tc.plan("vgg11_bn", phi=1).structure_args == {}
     published_before = json.loads(tc.plan("resnet18", phi=1).to_json())

@@ -58,8 +58,10 @@ def _config_with(folder: Path, change) -> bytes:
 
 def _integer_weights(folder: Path, tmp_path: Path) -> bytes:
     state = safetensors.torch.load_file(str(folder / "model.safetensors"))
-    safetensors.torch.save_file({k: v.to(torch.int64) if v.is_floating_point() else v for k, v in state.items()},
-                                str(tmp_path / "int.safetensors"))
+    safetensors.torch.save_file(
+        {k: v.to(torch.int64) if v.is_floating_point() else v for k, v in state.items()},
+        str(tmp_path / "int.safetensors"),
+    )
     return (tmp_path / "int.safetensors").read_bytes()
 
 
@@ -71,14 +73,18 @@ def test_a_plain_timm_layout_repo_loads_through_the_plan_entrypoint(folder, hub)
     loaded = timm.create_model(f"hf-hub:{repo}", pretrained=True)
     assert type(loaded).__name__ == "ResNet" and loaded.compound_plan == reference.compound_plan
     assert torch.equal(_outputs(loaded), _outputs(reference))
-    structure = timm.create_model(f"hf-hub:{repo}")   # no weights: built from the checked plan
+    structure = timm.create_model(f"hf-hub:{repo}")  # no weights: built from the checked plan
     assert structure.compound_plan == reference.compound_plan
-    assert {k: v.shape for k, v in structure.state_dict().items()} == {k: v.shape for k, v in loaded.state_dict().items()}
+    assert {k: v.shape for k, v in structure.state_dict().items()} == {
+        k: v.shape for k, v in loaded.state_dict().items()
+    }
     assert published_config("hf-hub", repo).timm_config()[1] == PLAN_ENTRYPOINT
 
 
-@pytest.mark.parametrize("case", ["config-not-json", "widths-doubled", "architecture-swapped", "integer-weights",
-                                  "header-too-large", "no-config"])
+@pytest.mark.parametrize(
+    "case",
+    ["config-not-json", "widths-doubled", "architecture-swapped", "integer-weights", "header-too-large", "no-config"],
+)
 def test_a_tampered_hub_repo_is_refused_through_timms_door(case, folder, hub, tmp_path):
     files = _files(folder)
     message = {
@@ -92,8 +98,9 @@ def test_a_tampered_hub_repo_is_refused_through_timms_door(case, folder, hub, tm
     if case == "config-not-json":
         files["config.json"] = b"{not json"
     elif case == "widths-doubled":
-        files["config.json"] = _config_with(folder, lambda c: c["compound_plan"].update(
-            widths=[2 * w for w in c["compound_plan"]["widths"]]))
+        files["config.json"] = _config_with(
+            folder, lambda c: c["compound_plan"].update(widths=[2 * w for w in c["compound_plan"]["widths"]])
+        )
     elif case == "architecture-swapped":
         files["config.json"] = _config_with(folder, lambda c: c.update(architecture="resnet34"))
     elif case == "integer-weights":

@@ -49,7 +49,8 @@ def test_readme_publish_and_load_example(tmp_path, monkeypatch):
     assert sorted(p.name for p in namespace["folder"].iterdir()) == ["README.md", "config.json", "model.safetensors"]
     loaded = namespace["model"]
     assert loaded.compound_plan.phi == 1 and sum(p.numel() for p in loaded.parameters()) == sum(
-        p.numel() for p in timm.create_model("resnet18_cs_phi1").parameters())
+        p.numel() for p in timm.create_model("resnet18_cs_phi1").parameters()
+    )
     assert torch.isfinite(loaded(torch.randn(1, 3, 64, 64))).all()
 
 
@@ -58,7 +59,7 @@ def test_readme_counts_are_todays():
     from timm_compound.scaling.catalog import lookup, registered
     from timm_compound.scaling.rulebook import shipped_dir, shipped_rules
 
-    rule_files = [p for p in shipped_dir("rules").glob("*.yaml")]
+    rule_files = list(shipped_dir("rules").glob("*.yaml"))
     bases = {lookup(name)[0] for name in registered()}
     assert f"{len(rule_files)} rule files cover {len(shipped_rules().rules)} timm architectures" in README
     assert f"registers {len(registered())} variants" in README and len(bases) == len(shipped_rules().rules)

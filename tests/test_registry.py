@@ -9,24 +9,62 @@ import timm_compound as tc
 from timm_compound.scaling.rulebook import shipped_dir
 from timm_compound.scaling.stages import stage_modules
 
-BASES = ["resnet18", "resnet34", "resnet50", "resnet101", "resnext50_32x4d",
-         "mobilenetv1_100", "mobilenetv2_100", "efficientnet_b0"]
+BASES = [
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "resnet101",
+    "resnext50_32x4d",
+    "mobilenetv1_100",
+    "mobilenetv2_100",
+    "efficientnet_b0",
+]
 # families added as YAML only (rules/convnext.yaml, densenet.yaml, mobilenetv3.yaml), phi 0..3
-YAML_ONLY_BASES = ["convnext_atto", "convnext_nano", "convnext_tiny", "densenet121", "mobilenetv3_large_100", "mnasnet_100"]
+YAML_ONLY_BASES = [
+    "convnext_atto",
+    "convnext_nano",
+    "convnext_tiny",
+    "densenet121",
+    "mobilenetv3_large_100",
+    "mnasnet_100",
+]
 PHIS = {**{base: range(8) for base in BASES}, **{base: range(4) for base in YAML_ONLY_BASES}}
 # families of the v2 layouts (rows, separated, multiplier, fields) and EfficientNetV2 / G16, phi 0..3:
 # built, run and compared with their bases in tests/test_layouts.py
-LAYOUT_BASES = ["ghostnet_100", "vgg11_bn", "vgg16_bn", "regnety_008", "regnetx_016", "resnetv2_50",
-                "tf_efficientnetv2_b0", "efficientnet_b0_g16_evos"]
+LAYOUT_BASES = [
+    "ghostnet_100",
+    "vgg11_bn",
+    "vgg16_bn",
+    "regnety_008",
+    "regnetx_016",
+    "resnetv2_50",
+    "tf_efficientnetv2_b0",
+    "efficientnet_b0_g16_evos",
+]
 # the rules-v3 families, phi 0..3: tests/test_families_v3.py
-RULES_V3_BASES = ["mobileone_s0", "gernet_s", "dm_nfnet_f0", "resnest50d", "skresnet18", "xception41", "tresnet_m",
-                  "selecsls42b", "ese_vovnet19b_dw", "repghostnet_100", "inception_next_tiny", "efficientvit_b0",
-                  "starnet_s1"]
+RULES_V3_BASES = [
+    "mobileone_s0",
+    "gernet_s",
+    "dm_nfnet_f0",
+    "resnest50d",
+    "skresnet18",
+    "xception41",
+    "tresnet_m",
+    "selecsls42b",
+    "ese_vovnet19b_dw",
+    "repghostnet_100",
+    "inception_next_tiny",
+    "efficientvit_b0",
+    "starnet_s1",
+]
 VARIANTS = [f"{base}_cs_phi{phi}" for base, phis in PHIS.items() for phi in phis] + [
-    f"{base}_cs_phi{phi}" for base in LAYOUT_BASES + RULES_V3_BASES for phi in range(4)]
-SMALL_FORWARD = [f"{base}_cs_phi{phi}" for base in BASES for phi in (1, 2)] + [
-    f"{base}_cs_phi{phi}" for base in ("convnext_atto", "mobilenetv3_large_100", "mnasnet_100") for phi in (1, 2, 3)
-] + ["convnext_nano_cs_phi1", "convnext_tiny_cs_phi1", "densenet121_cs_phi1"]
+    f"{base}_cs_phi{phi}" for base in LAYOUT_BASES + RULES_V3_BASES for phi in range(4)
+]
+SMALL_FORWARD = (
+    [f"{base}_cs_phi{phi}" for base in BASES for phi in (1, 2)]
+    + [f"{base}_cs_phi{phi}" for base in ("convnext_atto", "mobilenetv3_large_100", "mnasnet_100") for phi in (1, 2, 3)]
+    + ["convnext_nano_cs_phi1", "convnext_tiny_cs_phi1", "densenet121_cs_phi1"]
+)
 
 
 def test_every_listed_variant_is_registered():
@@ -57,7 +95,8 @@ def test_phi_zero_reproduces_the_base(base, meta):
     reference = timm.create_model(base)
     assert param_count(scaled) == param_count(reference)
     assert {k: v.shape for k, v in scaled.state_dict().items()} == {
-        k: v.shape for k, v in reference.state_dict().items()}
+        k: v.shape for k, v in reference.state_dict().items()
+    }
 
 
 def _last_conv_channels(stage: torch.nn.Module) -> int:
@@ -109,8 +148,17 @@ def test_pretrained_cfg_keeps_the_bases_data_settings():
     assert not timm.models.get_pretrained_cfg("efficientnet_b0_cs_phi3").has_weights
 
 
-@pytest.mark.parametrize("name", ["resnet50_cs_phi1", "mobilenetv1_100_cs_phi1", "efficientnet_b0_cs_phi1",
-                                  "convnext_atto_cs_phi1", "densenet121_cs_phi1", "mobilenetv3_large_100_cs_phi1"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "resnet50_cs_phi1",
+        "mobilenetv1_100_cs_phi1",
+        "efficientnet_b0_cs_phi1",
+        "convnext_atto_cs_phi1",
+        "densenet121_cs_phi1",
+        "mobilenetv3_large_100_cs_phi1",
+    ],
+)
 def test_timm_native_features_and_classifier(name):
     x = torch.randn(2, 3, 96, 96)
     model = timm.create_model(name).eval()

@@ -22,7 +22,16 @@ def test_make_divisible_matches_timm(value, divisor):
 
 def test_widths_of_efficientnet_b5():
     assert [scale_width(c, 1.6) for c in (32, 16, 24, 40, 80, 112, 192, 320, 1280)] == [
-        48, 24, 40, 64, 128, 176, 304, 512, 2048]
+        48,
+        24,
+        40,
+        64,
+        128,
+        176,
+        304,
+        512,
+        2048,
+    ]
 
 
 def test_round_limit_rounds_up_when_rounding_down_loses_over_ten_percent():

@@ -16,8 +16,7 @@ import timm_compound as tc
 from timm_compound.authoring.check import check_rule
 from timm_compound.authoring.scaffold import scaffold
 from timm_compound.cli import app
-from timm_compound.scaling.rulebook import active_rules, shipped_dir
-from timm_compound.scaling.rulebook import json_schema
+from timm_compound.scaling.rulebook import active_rules, json_schema, shipped_dir
 
 runner = CliRunner()
 SHIPPED_RULES = sorted(shipped_dir("rules").glob("*.yaml"))
@@ -49,14 +48,40 @@ def test_schema_rejects_what_pydantic_rejects():
 @pytest.mark.parametrize(
     "arch,expect",
     [
-        ("convnext_tiny", ["depth: {arg: depths, layout: counts", "width: {arg: dims, layout: list",
-                           "stage_modules: stages.*.blocks"]),
-        ("densenet121", ["depth: {arg: block_config", "width: {arg: growth_rate, layout: scalar",
-                         "stage_modules: [features.denseblock1, features.denseblock2"]),
-        ("efficientnet_b0", ["layout: block_args", "stem: {policy: scale, arg: stem_size}",
-                             "head: {policy: scale, arg: num_features}", "stage_modules: blocks"]),
-        ("resnet50", ["depth: {arg: layers", "width: {arg: channels", "# CHECK: found `stem_width`",
-                      "stage_modules: [layer1, layer2, layer3, layer4]"]),
+        (
+            "convnext_tiny",
+            [
+                "depth: {arg: depths, layout: counts",
+                "width: {arg: dims, layout: list",
+                "stage_modules: stages.*.blocks",
+            ],
+        ),
+        (
+            "densenet121",
+            [
+                "depth: {arg: block_config",
+                "width: {arg: growth_rate, layout: scalar",
+                "stage_modules: [features.denseblock1, features.denseblock2",
+            ],
+        ),
+        (
+            "efficientnet_b0",
+            [
+                "layout: block_args",
+                "stem: {policy: scale, arg: stem_size}",
+                "head: {policy: scale, arg: num_features}",
+                "stage_modules: blocks",
+            ],
+        ),
+        (
+            "resnet50",
+            [
+                "depth: {arg: layers",
+                "width: {arg: channels",
+                "# CHECK: found `stem_width`",
+                "stage_modules: [layer1, layer2, layer3, layer4]",
+            ],
+        ),
     ],
 )
 def test_scaffold_finds_depths_widths_and_stages(arch, expect, tmp_path):
@@ -78,19 +103,49 @@ def test_scaffold_marks_what_it_cannot_decide(tmp_path):
 @pytest.mark.parametrize(
     "arch,expect",
     [
-        ("ghostnet_100", ["depth: {arg: cfgs, layout: rows, stride_column: 4", "width: {arg: width, layout: multiplier}",
-                          "stage_modules: [blocks.0, blocks.1,", "family: ghostnet_100   # family `ghostnet` is the shipped",
-                          "replaces: ghostnet   # CHECK"]),
-        ("vgg11_bn", ["depth: {arg: model_cfg, layout: separated, marker: M",
-                      "stage_modules: {path: features, split_at: MaxPool2d, blocks: [Conv2d]}"]),
-        ("regnetx_002", ["depth: {arg: model_cfg.depth, layout: fields", "width: {arg: [model_cfg.w0], layout: fields",
-                         "stem: {policy: scale, arg: model_cfg.stem_width}", 'stage_modules: s[0-9]*',
-                         "# CHECK: model_cfg is a RegNetCfg (depth=13, w0=24, wa=36.44"]),
-        ("rexnet_100", ["depth: {arg: depth_mult, layout: multiplier}", "width: {arg: width_mult, layout: multiplier}",
-                        "stage_modules: TODO   # CHECK"]),
-        ("efficientformer_l1", ["stage_modules: {path: stages.*.blocks, skip: [Flat]}",
-                                "resolution: {divisor: 8, rounding: round, max: 224}",
-                                "# timm's pretrained_cfg has fixed_input_size: efficientformer_l1 accepts only 224 px"]),
+        (
+            "ghostnet_100",
+            [
+                "depth: {arg: cfgs, layout: rows, stride_column: 4",
+                "width: {arg: width, layout: multiplier}",
+                "stage_modules: [blocks.0, blocks.1,",
+                "family: ghostnet_100   # family `ghostnet` is the shipped",
+                "replaces: ghostnet   # CHECK",
+            ],
+        ),
+        (
+            "vgg11_bn",
+            [
+                "depth: {arg: model_cfg, layout: separated, marker: M",
+                "stage_modules: {path: features, split_at: MaxPool2d, blocks: [Conv2d]}",
+            ],
+        ),
+        (
+            "regnetx_002",
+            [
+                "depth: {arg: model_cfg.depth, layout: fields",
+                "width: {arg: [model_cfg.w0], layout: fields",
+                "stem: {policy: scale, arg: model_cfg.stem_width}",
+                "stage_modules: s[0-9]*",
+                "# CHECK: model_cfg is a RegNetCfg (depth=13, w0=24, wa=36.44",
+            ],
+        ),
+        (
+            "rexnet_100",
+            [
+                "depth: {arg: depth_mult, layout: multiplier}",
+                "width: {arg: width_mult, layout: multiplier}",
+                "stage_modules: TODO   # CHECK",
+            ],
+        ),
+        (
+            "efficientformer_l1",
+            [
+                "stage_modules: {path: stages.*.blocks, skip: [Flat]}",
+                "resolution: {divisor: 8, rounding: round, max: 224}",
+                "# timm's pretrained_cfg has fixed_input_size: efficientformer_l1 accepts only 224 px",
+            ],
+        ),
     ],
 )
 def test_scaffold_finds_the_v2_layouts(arch, expect, tmp_path):
@@ -127,9 +182,11 @@ def test_rules_check_counts_blocks_past_non_block_children_and_holds_a_fixed_inp
     assert result.rows[0].plan.depths == [3, 2, 6, 4]
     at_one = next(row for row in result.rows if row.phi == 1)
     assert at_one.plan.resolution == 224 and at_one.plan.resolution_source == "capped"
-    assert at_one.ideal == pytest.approx(1.2 * 1.1**2)   # d * w^2, r held at the cap
-    assert any("resolution stays at 224 px (resolution.max): timm's pretrained_cfg has fixed_input_size" in note
-               for note in result.notes)
+    assert at_one.ideal == pytest.approx(1.2 * 1.1**2)  # d * w^2, r held at the cap
+    assert any(
+        "resolution stays at 224 px (resolution.max): timm's pretrained_cfg has fixed_input_size" in note
+        for note in result.notes
+    )
 
     path.write_text(path.read_text().replace(", max: 224}", "}"))
     result = check_rule(path, [1])
@@ -159,8 +216,20 @@ def test_rules_new_cli(tmp_path):
     assert result.exit_code == 1 and "unknown timm architecture 'convnext_huge_not_real'" in result.output
 
 
-@pytest.mark.parametrize("rule", ["convnext.yaml", "densenet.yaml", "mobilenetv3.yaml", "ghostnet.yaml", "vgg.yaml",
-                                  "regnet.yaml", "resnetv2.yaml", "efficientnetv2.yaml", "efficientnet_g16.yaml"])
+@pytest.mark.parametrize(
+    "rule",
+    [
+        "convnext.yaml",
+        "densenet.yaml",
+        "mobilenetv3.yaml",
+        "ghostnet.yaml",
+        "vgg.yaml",
+        "regnet.yaml",
+        "resnetv2.yaml",
+        "efficientnetv2.yaml",
+        "efficientnet_g16.yaml",
+    ],
+)
 def test_rules_check_yaml_only_families(rule):
     result = check_rule(shipped_dir("rules") / rule, [0, 1])
     assert result.ok, result.failures
@@ -174,8 +243,9 @@ def test_rules_check_yaml_only_families(rule):
 
 
 def test_rules_check_cli_prints_ratios():
-    result = runner.invoke(app, ["rules", "check", str(shipped_dir("rules") / "densenet.yaml"), "--phi", "0-1"],
-                           env={"COLUMNS": "200"})
+    result = runner.invoke(
+        app, ["rules", "check", str(shipped_dir("rules") / "densenet.yaml"), "--phi", "0-1"], env={"COLUMNS": "200"}
+    )
     assert result.exit_code == 0, result.output
     row = next(line for line in result.output.splitlines() if "densenet121" in line and "│ 1 " in line)
     assert "1.92" in row  # the ideal ratio at phi=1
@@ -201,7 +271,9 @@ def _user_folder(tmp_path: Path, arch: str = "resnet26", phis=(0, 1), name: str 
     rule.pop("overrides")  # it names resnext50_32x4d, which this user rule does not cover
     rule.update(family="user_resnet", architectures=[arch])
     (folder / "rule.yaml").write_text(yaml.safe_dump(rule))
-    (folder / "variants.yaml").write_text(yaml.safe_dump({"variants": [{"base": arch, "phis": list(phis), "name": name}]}))
+    (folder / "variants.yaml").write_text(
+        yaml.safe_dump({"variants": [{"base": arch, "phis": list(phis), "name": name}]})
+    )
     return folder
 
 
@@ -216,7 +288,9 @@ def test_load_rules_registers_user_variants(tmp_path):
 def test_user_rule_claiming_a_shipped_architecture_is_refused_and_changes_nothing(tmp_path):
     before = dict(active_rules().rules)
     folder = _user_folder(tmp_path, arch="resnet18", name="clash_{base}_{phi}")
-    with pytest.raises(tc.RuleError, match=r"rule.yaml: architectures.0: 'resnet18' is already covered by the rule in .*resnet.yaml"):
+    with pytest.raises(
+        tc.RuleError, match=r"rule.yaml: architectures.0: 'resnet18' is already covered by the rule in .*resnet.yaml"
+    ):
         tc.load_rules(folder)
     assert active_rules().rules == before
     assert not timm.is_model("clash_resnet18_0")
@@ -227,7 +301,9 @@ def test_two_user_rules_claiming_one_architecture(tmp_path):
     other = tmp_path / "other"
     other.mkdir()
     (other / "again.yaml").write_text((folder / "rule.yaml").read_text())
-    with pytest.raises(tc.RuleError, match=r"again.yaml: architectures.0: 'resnet152' is already covered by the rule in .*rule.yaml"):
+    with pytest.raises(
+        tc.RuleError, match=r"again.yaml: architectures.0: 'resnet152' is already covered by the rule in .*rule.yaml"
+    ):
         tc.load_rules(folder, other)
     assert not timm.is_model("x_resnet152_0")
 
@@ -253,7 +329,10 @@ def test_rules_path_environment_variable_in_a_fresh_process(tmp_path):
     (folder / "variants.yaml").write_text("variants:\n  - {base: resnet152, phis: [0], name: resnet50}\n")
     out = subprocess.run([sys.executable, "-c", "import timm_compound"], env=env, capture_output=True, text=True)
     assert out.returncode == 1
-    assert "variants.0.name: 'resnet50' collides with an existing timm model name (loaded from TIMM_COMPOUND_RULES_PATH)" in out.stderr
+    assert (
+        "variants.0.name: 'resnet50' collides with an existing timm model name (loaded from TIMM_COMPOUND_RULES_PATH)"
+        in out.stderr
+    )
 
 
 def test_rules_check_gives_negative_phis_a_ratio_to_the_base():
@@ -263,10 +342,14 @@ def test_rules_check_gives_negative_phis_a_ratio_to_the_base():
 
 
 FIXED_RESOLUTION = {
-    "family": "resnet_fixed_resolution", "replaces": "resnet", "architectures": ["resnet18"],
+    "family": "resnet_fixed_resolution",
+    "replaces": "resnet",
+    "architectures": ["resnet18"],
     "coefficients": {"alpha": 1.4, "beta": 1.2, "gamma": 1.0},
-    "depth": {"arg": "layers", "layout": "counts"}, "width": {"arg": "channels", "layout": "list"},
-    "stem": {"policy": "fixed", "value": 64, "note": "hard-coded"}, "head": {"policy": "derived", "note": "last stage"},
+    "depth": {"arg": "layers", "layout": "counts"},
+    "width": {"arg": "channels", "layout": "list"},
+    "stem": {"policy": "fixed", "value": 64, "note": "hard-coded"},
+    "head": {"policy": "derived", "note": "last stage"},
     "stage_modules": ["layer1", "layer2", "layer3", "layer4"],
 }
 
@@ -289,10 +372,10 @@ def test_a_user_rule_replaces_a_shipped_one_for_the_architectures_it_lists(tmp_p
         plan = model.compound_plan
         assert (plan.family, plan.rule_file, plan.rule.replaces) == ("resnet_fixed_resolution", "fixed.yaml", "resnet")
         assert (plan.coefficients.alpha, plan.coefficients.beta, plan.coefficients.gamma) == (1.4, 1.2, 1.0)
-        assert plan.depths == [4, 4, 4, 4] and plan.widths == [96, 184, 368, 736]   # 1.96 d, 1.44 w
+        assert plan.depths == [4, 4, 4, 4] and plan.widths == [96, 184, 368, 736]  # 1.96 d, 1.44 w
         assert timm.data.resolve_model_data_config(model)["input_size"] == (3, 224, 224)
         assert timm.models.get_pretrained_cfg("resnet18_cs_phi2").input_size == (3, 224, 224)
-        assert tc.plan("resnet34", phi=2).family == "resnet"   # the shipped rule keeps the others
+        assert tc.plan("resnet34", phi=2).family == "resnet"  # the shipped rule keeps the others
     finally:
         refresh(active_rules(), before)
         set_active_rules(before)
@@ -300,13 +383,19 @@ def test_a_user_rule_replaces_a_shipped_one_for_the_architectures_it_lists(tmp_p
     assert timm.create_model("resnet18_cs_phi2", device="meta").compound_plan.rule_file == "resnet.yaml"
 
 
-@pytest.mark.parametrize("changes, field, message", [
-    (dict(replaces="resnett"), "replaces", "no loaded rule has family 'resnett' \\(loaded: convnext, densenet, "),
-    (dict(replaces="convnext"), "architectures.0", "'resnet18' is already covered by the rule in .*resnet.yaml$"),
-    (dict(replaces="convnext", architectures=["resnet34d"]), "replaces",
-     r"the 'convnext' rule \(.*convnext.yaml\) covers none of \['resnet34d'\]: there is nothing to replace"),
-    (dict(architectures=["resnet18", "convnext_atto"]), "architectures.1", "'convnext_atto' is already covered"),
-])
+@pytest.mark.parametrize(
+    "changes, field, message",
+    [
+        (dict(replaces="resnett"), "replaces", "no loaded rule has family 'resnett' \\(loaded: convnext, densenet, "),
+        (dict(replaces="convnext"), "architectures.0", "'resnet18' is already covered by the rule in .*resnet.yaml$"),
+        (
+            dict(replaces="convnext", architectures=["resnet34d"]),
+            "replaces",
+            r"the 'convnext' rule \(.*convnext.yaml\) covers none of \['resnet34d'\]: there is nothing to replace",
+        ),
+        (dict(architectures=["resnet18", "convnext_atto"]), "architectures.1", "'convnext_atto' is already covered"),
+    ],
+)
 def test_replacing_names_what_is_wrong(tmp_path, changes, field, message):
     before = dict(active_rules().rules)
     with pytest.raises(tc.RuleError, match=message) as caught:
@@ -319,8 +408,9 @@ def test_rules_validate_reports_a_claim_on_a_shipped_architecture(tmp_path):
     claiming = _rule_file(tmp_path, "claiming.yaml", replaces=None)
     result = runner.invoke(app, ["rules", "validate", str(claiming)], env={"COLUMNS": "300"})
     assert result.exit_code == 1
-    assert ("architectures.0: 'resnet18' is already covered by the rule in "
-            f"{shipped_dir('rules') / 'resnet.yaml'}; to use this rule instead, give it `replaces: resnet`"
-            ) in result.output.replace("\n", "")
+    assert (
+        "architectures.0: 'resnet18' is already covered by the rule in "
+        f"{shipped_dir('rules') / 'resnet.yaml'}; to use this rule instead, give it `replaces: resnet`"
+    ) in result.output.replace("\n", "")
     result = runner.invoke(app, ["rules", "validate", str(_rule_file(tmp_path))])
     assert result.exit_code == 0 and f"valid rule: {tmp_path / 'fixed.yaml'}" in result.output.replace("\n", "")

@@ -8,7 +8,7 @@ from timm_compound.cost import stage_reader
 from timm_compound.scaling import readback
 from timm_compound.scaling.plan import plan
 
-DERIVED_BASES = ["ghostnet_100", "regnety_008", "regnetx_016"]   # multiplier and fields layouts
+DERIVED_BASES = ["ghostnet_100", "regnety_008", "regnetx_016"]  # multiplier and fields layouts
 POINTS = [{"phi": -1.0}, {"phi": 0.37}, {"phi": 2.0}, {"d": 1.3, "w": 0.8, "r": 1.0}, {"d": 1.0, "w": 1.7, "r": 1.0}]
 
 
@@ -20,7 +20,7 @@ def _stages(base, point):
 @pytest.mark.parametrize("base", DERIVED_BASES)
 def test_skeleton_read_back_equals_the_full_build(base, monkeypatch):
     readback.clear()
-    _stages(base, {"phi": 0.0})   # the base's first read-back: a full build that names its block classes
+    _stages(base, {"phi": 0.0})  # the base's first read-back: a full build that names its block classes
     calls = []
     original = stage_reader.read
 
@@ -37,14 +37,14 @@ def test_skeleton_read_back_equals_the_full_build(base, monkeypatch):
     readback.clear()
     full = [_stages(base, point) for point in POINTS]
     assert fast == full
-    assert len({(tuple(d), tuple(w)) for d, w in full}) == len(POINTS)   # the points differ: not a vacuous check
+    assert len({(tuple(d), tuple(w)) for d, w in full}) == len(POINTS)  # the points differ: not a vacuous check
 
 
 def test_a_plan_the_constructor_rejects_still_names_the_rule_field():
     readback.clear()
     _stages("regnety_008", {"phi": 0.0})
     with pytest.raises(tc.RuleError, match="model_cfg"):
-        plan("regnety_008", d=1.0, w=0.01, r=1.0)   # w0 below RegNet's minimum: timm's own assert
+        plan("regnety_008", d=1.0, w=0.01, r=1.0)  # w0 below RegNet's minimum: timm's own assert
 
 
 def test_the_cost_models_clear_forgets_the_learned_block_classes():
@@ -55,5 +55,5 @@ def test_the_cost_models_clear_forgets_the_learned_block_classes():
     cost_model.clear()
     assert not stage_reader._classes
     readback.clear()
-    depths, widths = _stages("ghostnet_100", {"phi": 0.5})   # a full build again, which names them anew
+    depths, widths = _stages("ghostnet_100", {"phi": 0.5})  # a full build again, which names them anew
     assert stage_reader._classes and len(depths) == len(widths) > 0

@@ -18,16 +18,16 @@ from timm_compound.experiment.results import Row, Run, Variant
 from timm_compound.train.predictions import ImageResults
 from timm_compound.train.statistics import above_chance, chance_rate, holm, p_text, paired, spread, two_way_bootstrap
 
-T_975_DF2 = 4.302652729749464      # Student's t, 97.5th percentile, 2 degrees of freedom (a printed table: 4.303)
+T_975_DF2 = 4.302652729749464  # Student's t, 97.5th percentile, 2 degrees of freedom (a printed table: 4.303)
 
 
 def test_three_seeds_give_a_t_interval():
     found = spread([90.0, 92.0, 91.0])
-    half = T_975_DF2 * 1.0 / math.sqrt(3)           # sd 1, sem 1/sqrt(3)
+    half = T_975_DF2 * 1.0 / math.sqrt(3)  # sd 1, sem 1/sqrt(3)
     assert found.mean == 91.0 and found.sd == pytest.approx(1.0)
     assert found.ci == pytest.approx((91.0 - half, 91.0 + half), abs=1e-9)
     assert spread([50.0, 50.0]).ci == (50.0, 50.0) and spread([50.0, 50.0]).sd == 0.0
-    assert spread([1.0, 99.0]).ci == (0.0, 100.0)    # t-interval of 2 seeds 98 points apart: clipped to 0-100
+    assert spread([1.0, 99.0]).ci == (0.0, 100.0)  # t-interval of 2 seeds 98 points apart: clipped to 0-100
 
 
 def test_one_seed_gives_the_exact_binomial_interval_over_images():
@@ -41,14 +41,14 @@ def test_one_seed_gives_the_exact_binomial_interval_over_images():
 
 
 def test_mcnemar_with_one_seed():
-    a = np.array([1] * 10 + [0] * 2 + [1] * 30 + [0] * 8)   # a alone right on 10 images, b alone on 2
+    a = np.array([1] * 10 + [0] * 2 + [1] * 30 + [0] * 8)  # a alone right on 10 images, b alone on 2
     b = np.array([0] * 10 + [1] * 2 + [1] * 30 + [0] * 8)
     found = paired(a, b)
-    exact = 2 * sum(math.comb(12, k) for k in range(3)) / 2**12   # two-sided binomial, 12 discordant pairs
+    exact = 2 * sum(math.comb(12, k) for k in range(3)) / 2**12  # two-sided binomial, 12 discordant pairs
     assert found.p == pytest.approx(exact) == pytest.approx(0.03857421875)
     assert found.diff_mean == pytest.approx(100 * 8 / 50) and found.seeds == 1 and "McNemar" in found.test
     low, high = found.diff_ci
-    assert low < 16.0 < high and low > 0   # a paired bootstrap over the 50 images
+    assert low < 16.0 < high and low > 0  # a paired bootstrap over the 50 images
 
 
 def test_holm_by_hand():
@@ -94,16 +94,24 @@ def test_the_two_way_bootstrap_resamples_seeds_as_enumeration_says():
 def test_chance_and_formatting():
     assert chance_rate(np.array([0, 1, 1, 2])) == 0.5
     assert above_chance(np.array([1] * 9 + [0]), 0.1) == pytest.approx(scipy.stats.binom.sf(8, 10, 0.1))
-    assert [p_text(p) for p in (0.0004, 0.003, 0.0123, 0.41, 0.4, 1.0)] == \
-        ["p<0.001", "p=0.003", "p=0.012", "p=0.41", "p=0.4", "p=1"]
+    assert [p_text(p) for p in (0.0004, 0.003, 0.0123, 0.41, 0.4, 1.0)] == [
+        "p<0.001",
+        "p=0.003",
+        "p=0.012",
+        "p=0.41",
+        "p=0.4",
+        "p=1",
+    ]
 
 
 # --- an experiment's comparisons and verdicts, on synthetic runs -----------------------------------
 
+
 def _variant(name: str, strategy: str, budget: float | None, macs: int, model: str = "m") -> Variant:
     cost = Complexity(params=1, macs=macs, activations=1, weight_bytes=1, resolution=32, batch_size=1)
-    return Variant(name=name, strategy=strategy, budget=budget, model=model, plan=None, resolution=32, cost=cost,
-                   ratio=macs / 100)
+    return Variant(
+        name=name, strategy=strategy, budget=budget, model=model, plan=None, resolution=32, cost=cost, ratio=macs / 100
+    )
 
 
 def _row(variant: Variant, correct: np.ndarray) -> Row:
@@ -129,9 +137,12 @@ def test_compound_against_each_strategy_and_a_reference_against_its_nearest_vari
     verdicts.set_spreads(rows)
     assert rows[0].spread.top1 == [run.top1 for run in rows[0].runs] and rows[0].spread.ci is not None
     found = verdicts.compare(rows)
-    assert [(c.budget, c.a, c.b) for c in found] == [(2.0, "2x-compound", "2x-depth"), (2.0, "2x-compound", "2x-width"),
-                                                      (2.0, "2x-compound", "ref-resnet34")]
-    assert holm([c.result.p for c in found]) == [c.p_holm for c in found]   # corrected together
+    assert [(c.budget, c.a, c.b) for c in found] == [
+        (2.0, "2x-compound", "2x-depth"),
+        (2.0, "2x-compound", "2x-width"),
+        (2.0, "2x-compound", "ref-resnet34"),
+    ]
+    assert holm([c.result.p for c in found]) == [c.p_holm for c in found]  # corrected together
     depth, width, reference = found
     assert depth.significant and depth.result.diff_mean > 10
     assert not width.significant
@@ -146,10 +157,12 @@ def test_compound_against_each_strategy_and_a_reference_against_its_nearest_vari
 
 
 def test_one_seed_says_so_and_missing_per_image_results_are_named():
-    rows = [_row(_variant("2x-depth", "depth", 2.0, 195), _synthetic(0.7, 1, 100, 1)),
-            _row(_variant("2x-compound", "compound", 2.0, 199), _synthetic(0.7, 1, 100, 2))]
+    rows = [
+        _row(_variant("2x-depth", "depth", 2.0, 195), _synthetic(0.7, 1, 100, 1)),
+        _row(_variant("2x-compound", "compound", 2.0, 199), _synthetic(0.7, 1, 100, 2)),
+    ]
     verdicts.set_spreads(rows)
-    assert rows[0].spread.sd is None and rows[0].spread.ci is not None   # the binomial interval
+    assert rows[0].spread.sd is None and rows[0].spread.ci is not None  # the binomial interval
     found = verdicts.compare(rows)
     assert "McNemar" in found[0].result.test
     assert "no seed-to-seed spread" in verdicts.verdicts(rows, found)[2.0]

@@ -13,9 +13,15 @@ runner = CliRunner()
 
 def test_rows_give_exact_and_realised_scaling_with_measured_cost():
     zero, one = family_table("resnet18", [0, 1])
-    assert (zero.resolution, zero.depths, zero.gmacs, zero.ratio, zero.ideal) == (224, [2, 2, 2, 2], 1.814073344, 1.0, 1.0)
+    assert (zero.resolution, zero.depths, zero.gmacs, zero.ratio, zero.ideal) == (
+        224,
+        [2, 2, 2, 2],
+        1.814073344,
+        1.0,
+        1.0,
+    )
     assert (one.resolution, one.depths, one.mparams, one.gmacs) == (256, [3, 3, 3, 3], 21.51268, 4.370549632)
-    assert one.d == 1.2 and one.d_realised == 1.5          # ceil(2 * 1.2) = 3 blocks per stage
+    assert one.d == 1.2 and one.d_realised == 1.5  # ceil(2 * 1.2) = 3 blocks per stage
     assert round(one.ratio, 4) == 2.4092 and round(one.ideal, 5) == 1.92027
 
 
@@ -91,4 +97,4 @@ def test_help_and_rules_schema_start_without_torch():
     assert _cli_imports("--help") == (0, [])
     assert _cli_imports("rules", "schema") == (0, [])
     assert _cli_imports("fit", "--help") == (0, [])
-    assert _cli_imports("show", "resnet18_cs_phi2", "--json") == (0, ["torch", "timm"])   # needs registered names
+    assert _cli_imports("show", "resnet18_cs_phi2", "--json") == (0, ["torch", "timm"])  # needs registered names

@@ -22,8 +22,12 @@ def tiny_plan():
 
 def _batch(path, count, classes, labels_key, seed):
     rng = np.random.default_rng(seed)
-    entry = {"batch_label": f"batch {seed}", "data": rng.integers(0, 256, (count, 3072), dtype=np.uint8),
-             labels_key: [int(x) for x in rng.integers(0, classes, count)], "filenames": [f"{i}.png" for i in range(count)]}
+    entry = {
+        "batch_label": f"batch {seed}",
+        "data": rng.integers(0, 256, (count, 3072), dtype=np.uint8),
+        labels_key: [int(x) for x in rng.integers(0, classes, count)],
+        "filenames": [f"{i}.png" for i in range(count)],
+    }
     path.write_bytes(pickle.dumps(entry, protocol=2))
 
 
@@ -83,7 +87,9 @@ def test_a_tampered_batch_cannot_run_code(tmp_path):
             return os.system, (f"touch {marker}",)
 
     (folder / "data_batch_2").write_bytes(pickle.dumps({"data": Evil(), "labels": []}, protocol=2))
-    with pytest.raises(CompoundError, match=r"data_batch_2: not a CIFAR batch file \(UnpicklingError: refused posix.system"):
+    with pytest.raises(
+        CompoundError, match=r"data_batch_2: not a CIFAR batch file \(UnpicklingError: refused posix.system"
+    ):
         load_data("torch/cifar10", data_dir=tmp_path)
     assert not marker.exists()
 

@@ -31,12 +31,15 @@ def image_folder(root, classes=("a", "b"), per_class=6):
     return root
 
 
-@pytest.mark.parametrize("data, message", [
-    ("no-such-dataset", "unknown dataset 'no-such-dataset': not an image folder, not builtin:digits"),
-    ("builtin:cifar", "unknown built-in dataset 'builtin:cifar'; built in: builtin:digits"),
-    ("torch/not-a-dataset", "cannot open dataset torch/not-a-dataset (train)"),
-    ("tfds/mnist", "tfds/mnist: streaming datasets are not supported"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ("no-such-dataset", "unknown dataset 'no-such-dataset': not an image folder, not builtin:digits"),
+        ("builtin:cifar", "unknown built-in dataset 'builtin:cifar'; built in: builtin:digits"),
+        ("torch/not-a-dataset", "cannot open dataset torch/not-a-dataset (train)"),
+        ("tfds/mnist", "tfds/mnist: streaming datasets are not supported"),
+    ],
+)
 def test_unknown_datasets_are_refused(tmp_path, data, message):
     with pytest.raises(CompoundError) as caught:
         train(tiny_plan(), data, out=tmp_path / "run", **QUICK)
@@ -66,7 +69,7 @@ def test_an_image_folder_trains_with_a_seeded_holdout_or_its_own_split_folders(t
     flat = image_folder(tmp_path / "flat")
     result = train(tiny_plan(), str(flat), batch_size=4, epochs=1, progress=False)
     assert result.num_classes == 2
-    assert (result.dataset["train_images"], result.dataset["val_images"]) == (10, 2)   # 12 images, 20% held out
+    assert (result.dataset["train_images"], result.dataset["val_images"]) == (10, 2)  # 12 images, 20% held out
     assert result.dataset["split"]["kind"] == "seeded holdout"
     image_folder(tmp_path / "split" / "train", per_class=4)
     image_folder(tmp_path / "split" / "val", per_class=2)
@@ -88,50 +91,72 @@ def test_a_class_count_that_contradicts_the_data_is_refused():
     import timm_compound.hub.load as load
 
     model = load.build(tiny_plan(), num_classes=7)
-    with pytest.raises(CompoundError, match=r"the model has 7 classes but the dataset has 10: call model.reset_classifier\(10\)"):
+    with pytest.raises(
+        CompoundError, match=r"the model has 7 classes but the dataset has 10: call model.reset_classifier\(10\)"
+    ):
         train(model, **QUICK)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(train_resolution=16), "train_resolution 16 px is below the 32 px resnet18 d=0.5 w=0.25 r=1 accepts (rule resnet.yaml's resolution.min)"),
-    (dict(train_resolution=0.25), "train_resolution 8 px is below the 32 px"),
-    (dict(resolution=24), "resolution 24 px is below the 32 px"),
-    (dict(train_resolution="half"), "train_resolution: must be pixels (160) or a fraction (0.5), got 'half'"),
-    (dict(train_resolution=1.5), "train_resolution: as a fraction of the resolution must be in (0, 1], got 1.5"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (
+            dict(train_resolution=16),
+            "train_resolution 16 px is below the 32 px resnet18 d=0.5 w=0.25 r=1 accepts (rule resnet.yaml's resolution.min)",
+        ),
+        (dict(train_resolution=0.25), "train_resolution 8 px is below the 32 px"),
+        (dict(resolution=24), "resolution 24 px is below the 32 px"),
+        (dict(train_resolution="half"), "train_resolution: must be pixels (160) or a fraction (0.5), got 'half'"),
+        (dict(train_resolution=1.5), "train_resolution: as a fraction of the resolution must be in (0, 1], got 1.5"),
+    ],
+)
 def test_a_resolution_below_what_the_model_accepts_is_refused(kwargs, message):
     with pytest.raises(CompoundError) as caught:
         train(tiny_plan(), **QUICK, **kwargs)
     assert message in str(caught.value)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(epochs=0), "epochs: Input should be greater than or equal to 1 (got 0)"),
-    (dict(batch_size=2000), "batch_size 2000 x 1 process(es) is more than the 1438 training images"),
-    (dict(lr=float("nan")), "lr: Input should be a finite number (got nan)"),
-    (dict(lr=-1.0), "lr: Input should be greater than 0 (got -1.0)"),
-    (dict(amp="fp16"), "amp='fp16' needs a CUDA device; use amp='bf16' on the CPU"),
-    (dict(amp="fp8"), "amp: Input should be 'bf16' or 'fp16' (got 'fp8')"),
-    (dict(device="cuda"), "device 'cuda' asked for, but torch sees no CUDA GPU"),
-    (dict(opt="nosuchopt"), "optimizer 'nosuchopt'"),
-    (dict(sched="nosuchsched"), "scheduler 'nosuchsched'"),
-    (dict(mixup=0.2, batch_size=15), "mixup and cutmix need an even batch_size, got 15"),
-    (dict(cutmix=1.0, batch_size=15), "mixup and cutmix need an even batch_size, got 15"),
-    (dict(grad_accum=0), "grad_accum: Input should be greater than or equal to 1 (got 0)"),
-    (dict(progressive="0.5:1.0", progressive_stages=5, epochs=3),
-     "progressive_stages 5 is more than the 3 epoch(s): every stage needs at least one epoch"),
-    (dict(progressive="1.0:0.5"), "progressive: needs 0 < START <= END <= 1"),
-    (dict(progressive="0.1:1.0", progressive_stages=2, epochs=2), "progressive 0.1:1 trains stage 1 at 8 px, below the 32 px"),
-    (dict(compile="fast"), "compile: Input should be 'default', 'reduce-overhead'"),
-    (dict(compile="default", compile_backend="nosuch"), "compile_backend 'nosuch' is not one torch.compile knows"),
-    (dict(clip_grad=0.0), "clip_grad: Input should be greater than 0 (got 0.0)"),
-    (dict(aa="rand-m9"), "aa and reprob are training augmentations, and builtin:digits trains without augmentation by default"),
-    (dict(augment=False, reprob=0.25), "aa and reprob are training augmentations: they cannot apply with augment off"),
-    (dict(augment=True, aa="bogus-m9"), "aa 'bogus-m9' is not an augmentation timm knows"),
-    (dict(drop_rate=1.0), "drop_rate: Input should be less than 1 (got 1.0)"),
-    (dict(bogus=1), "bogus: not a training setting (the settings are: model, phi,"),
-    (dict(train_samples=5000), "train_samples=5000 but builtin:digits has only 1438 images in that split"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(epochs=0), "epochs: Input should be greater than or equal to 1 (got 0)"),
+        (dict(batch_size=2000), "batch_size 2000 x 1 process(es) is more than the 1438 training images"),
+        (dict(lr=float("nan")), "lr: Input should be a finite number (got nan)"),
+        (dict(lr=-1.0), "lr: Input should be greater than 0 (got -1.0)"),
+        (dict(amp="fp16"), "amp='fp16' needs a CUDA device; use amp='bf16' on the CPU"),
+        (dict(amp="fp8"), "amp: Input should be 'bf16' or 'fp16' (got 'fp8')"),
+        (dict(device="cuda"), "device 'cuda' asked for, but torch sees no CUDA GPU"),
+        (dict(opt="nosuchopt"), "optimizer 'nosuchopt'"),
+        (dict(sched="nosuchsched"), "scheduler 'nosuchsched'"),
+        (dict(mixup=0.2, batch_size=15), "mixup and cutmix need an even batch_size, got 15"),
+        (dict(cutmix=1.0, batch_size=15), "mixup and cutmix need an even batch_size, got 15"),
+        (dict(grad_accum=0), "grad_accum: Input should be greater than or equal to 1 (got 0)"),
+        (
+            dict(progressive="0.5:1.0", progressive_stages=5, epochs=3),
+            "progressive_stages 5 is more than the 3 epoch(s): every stage needs at least one epoch",
+        ),
+        (dict(progressive="1.0:0.5"), "progressive: needs 0 < START <= END <= 1"),
+        (
+            dict(progressive="0.1:1.0", progressive_stages=2, epochs=2),
+            "progressive 0.1:1 trains stage 1 at 8 px, below the 32 px",
+        ),
+        (dict(compile="fast"), "compile: Input should be 'default', 'reduce-overhead'"),
+        (dict(compile="default", compile_backend="nosuch"), "compile_backend 'nosuch' is not one torch.compile knows"),
+        (dict(clip_grad=0.0), "clip_grad: Input should be greater than 0 (got 0.0)"),
+        (
+            dict(aa="rand-m9"),
+            "aa and reprob are training augmentations, and builtin:digits trains without augmentation by default",
+        ),
+        (
+            dict(augment=False, reprob=0.25),
+            "aa and reprob are training augmentations: they cannot apply with augment off",
+        ),
+        (dict(augment=True, aa="bogus-m9"), "aa 'bogus-m9' is not an augmentation timm knows"),
+        (dict(drop_rate=1.0), "drop_rate: Input should be less than 1 (got 1.0)"),
+        (dict(bogus=1), "bogus: not a training setting (the settings are: model, phi,"),
+        (dict(train_samples=5000), "train_samples=5000 but builtin:digits has only 1438 images in that split"),
+    ],
+)
 def test_bad_settings_are_refused(kwargs, message):
     if kwargs.get("device") == "cuda":
         import torch
@@ -181,8 +206,12 @@ def test_evaluate_refuses_pickles_and_mismatched_weights(tmp_path):
     import timm_compound.hub.load as load
 
     other = tmp_path / "other.safetensors"
-    safetensors.torch.save_file(load.build(plan("resnet18", d=0.5, w=0.5, resolution=32), num_classes=10).state_dict(), other)
-    with pytest.raises(CompoundError, match="the tensors do not match the model resnet18 d=0.5 w=0.25 r=1: shape mismatch"):
+    safetensors.torch.save_file(
+        load.build(plan("resnet18", d=0.5, w=0.5, resolution=32), num_classes=10).state_dict(), other
+    )
+    with pytest.raises(
+        CompoundError, match="the tensors do not match the model resnet18 d=0.5 w=0.25 r=1: shape mismatch"
+    ):
         evaluate(tiny_plan(), weights=other)
     five = tmp_path / "five.safetensors"
     safetensors.torch.save_file(load.build(tiny_plan(), num_classes=5).state_dict(), five)

@@ -54,13 +54,13 @@ def test_grad_accum_2_at_batch_8_equals_batch_16():
     common = dict(epochs=1, train_samples=16, val_samples=16, resolution=32, weight_decay=0.0, progress=False)
     one = train(whole, batch_size=16, **common)
     two = train(accumulated, batch_size=8, grad_accum=2, **common)
-    assert one.settings["lr"] == two.settings["lr"] == 0.1 * 16 / 256   # timm's rule on batch x accumulation
+    assert one.settings["lr"] == two.settings["lr"] == 0.1 * 16 / 256  # timm's rule on batch x accumulation
     for (name, a), b in zip(whole.state_dict().items(), accumulated.state_dict().values()):
         assert torch.allclose(a, b, rtol=0, atol=1e-5), name
     start = small_net()
     assert any(not torch.allclose(a, b, atol=1e-5) for a, b in zip(start.parameters(), whole.parameters()))
     unaccumulated = small_net()
-    train(unaccumulated, batch_size=8, **common)   # two steps of 8: a different result (so the test can fail)
+    train(unaccumulated, batch_size=8, **common)  # two steps of 8: a different result (so the test can fail)
     assert any(not torch.allclose(a, b, atol=1e-5) for a, b in zip(unaccumulated.parameters(), whole.parameters()))
 
 
@@ -91,26 +91,35 @@ def test_drop_path_drops_blocks_in_training_and_none_at_eval():
     plain = build(tiny_plan(), num_classes=10, zero_init_last=False)
     plain.load_state_dict(dropping.state_dict())
     c, d = twice(dropping, False)
-    assert torch.equal(c, d)                             # none at eval ...
-    assert torch.equal(c, twice(plain, False)[0])        # ... where it is the plain model
+    assert torch.equal(c, d)  # none at eval ...
+    assert torch.equal(c, twice(plain, False)[0])  # ... where it is the plain model
     a, b = twice(dropping, True)
-    assert not torch.allclose(a, b)                      # different blocks dropped on each pass
-    assert torch.equal(*twice(plain, True))              # without drop-path, training passes agree
+    assert not torch.allclose(a, b)  # different blocks dropped on each pass
+    assert torch.equal(*twice(plain, True))  # without drop-path, training passes agree
 
 
 def test_the_rule_recipe_sets_drop_path_and_the_run_records_it(tmp_path):
     base = dict(QUICK, resolution=32, train_samples=16, val_samples=16)
     result = train("efficientnet_b0_cs_phi1", out=tmp_path / "recipe", **base)
     record = json.loads((tmp_path / "recipe" / "run.json").read_text())
-    assert record["regularisation"] == {"drop_rate": 0.25, "drop_rate_source": "rule schedule at phi=1",
-                                        "drop_path": 0.2, "drop_path_source": "rule recipe at phi=1"}
-    rates = [block.drop_path.drop_prob if hasattr(block.drop_path, "drop_prob") else 0.0
-             for stage in result.model.blocks for block in stage]
+    assert record["regularisation"] == {
+        "drop_rate": 0.25,
+        "drop_rate_source": "rule schedule at phi=1",
+        "drop_path": 0.2,
+        "drop_path_source": "rule recipe at phi=1",
+    }
+    rates = [
+        block.drop_path.drop_prob if hasattr(block.drop_path, "drop_prob") else 0.0
+        for stage in result.model.blocks
+        for block in stage
+    ]
     assert result.model.drop_rate == 0.25 and rates == pytest.approx([0.2 * i / len(rates) for i in range(len(rates))])
-    asked = regularisation("efficientnet_b0_cs_phi1", TrainConfig(drop_path=0.0, drop_rate=0.1), phi=None, resolution=32)
+    asked = regularisation(
+        "efficientnet_b0_cs_phi1", TrainConfig(drop_path=0.0, drop_rate=0.1), phi=None, resolution=32
+    )
     assert asked.model_kwargs == {"drop_rate": 0.1, "drop_path_rate": 0.0}
     assert asked.sources == {"drop_rate": "asked", "drop_path": "asked"}
-    plain = train(tiny_plan(), out=tmp_path / "resnet", **base)   # resnet's rule has no recipe
+    plain = train(tiny_plan(), out=tmp_path / "resnet", **base)  # resnet's rule has no recipe
     record = json.loads((tmp_path / "resnet" / "run.json").read_text())
     assert record["regularisation"]["drop_path"] == 0.0 and plain.model.drop_rate == 0.0
 
@@ -127,11 +136,12 @@ def test_channels_last_gives_the_same_outputs():
 def test_channels_last_and_compile_train_and_save_plain_weights(tmp_path):
     import safetensors.torch
 
-    result = train(tiny_plan(), channels_last=True, compile="default", compile_backend="eager", out=tmp_path / "run",
-                   **QUICK)
+    result = train(
+        tiny_plan(), channels_last=True, compile="default", compile_backend="eager", out=tmp_path / "run", **QUICK
+    )
     assert result.settings["channels_last"] and result.settings["compile"] == "default"
     saved = safetensors.torch.load_file(tmp_path / "run" / "best.safetensors")
-    assert set(saved) == set(build(tiny_plan(), num_classes=10).state_dict())   # no _orig_mod. prefix
+    assert set(saved) == set(build(tiny_plan(), num_classes=10).state_dict())  # no _orig_mod. prefix
 
 
 def test_progressive_resizing_trains_in_stages_and_evaluates_at_full_size(tmp_path):
@@ -139,19 +149,40 @@ def test_progressive_resizing_trains_in_stages_and_evaluates_at_full_size(tmp_pa
     model = build(tiny_plan(64), num_classes=10)
     model.register_forward_pre_hook(lambda module, args: seen.append((module.training, args[0].shape[-1])))
     console = Console(record=True, width=200)
-    train(model, epochs=2, batch_size=16, train_samples=32, val_samples=16, progressive="0.5:1.0",
-          progressive_stages=2, mixup=0.4, out=tmp_path / "run", progress="plain", console=console)
+    train(
+        model,
+        epochs=2,
+        batch_size=16,
+        train_samples=32,
+        val_samples=16,
+        progressive="0.5:1.0",
+        progressive_stages=2,
+        mixup=0.4,
+        out=tmp_path / "run",
+        progress="plain",
+        console=console,
+    )
     assert sorted(set(seen)) == [(False, 64), (True, 32), (True, 64)]
     record = json.loads((tmp_path / "run" / "run.json").read_text())
     stages = record["progressive"]
     assert [(s["stage"], s["first_epoch"], s["last_epoch"], s["train_resolution"], s["mixup"]) for s in stages] == [
-        (1, 1, 1, 32, 0.2), (2, 2, 2, 64, 0.4)]
+        (1, 1, 1, 32, 0.2),
+        (2, 2, 2, 64, 0.4),
+    ]
     assert "progressive stage 1/2 (epochs 1-1): 32 px, mixup 0.2" in console.export_text()
 
 
 def test_stage_plan_grows_size_and_regularisation_from_start_to_end():
-    settings = TrainConfig(epochs=10, progressive=(0.5, 1.0), progressive_stages=4, aa="rand-m9-mstd0.5",
-                           mixup=0.8, cutmix=1.0, drop_rate=0.3, train_resolution=224)
+    settings = TrainConfig(
+        epochs=10,
+        progressive=(0.5, 1.0),
+        progressive_stages=4,
+        aa="rand-m9-mstd0.5",
+        mixup=0.8,
+        cutmix=1.0,
+        drop_rate=0.3,
+        train_resolution=224,
+    )
     stages = stage_plan(settings, minimum=32)
     assert [(s.first_epoch, s.last_epoch) for s in stages] == [(1, 2), (3, 5), (6, 7), (8, 10)]
     assert [s.train_resolution for s in stages] == [112, 152, 184, 224]
@@ -164,14 +195,23 @@ def test_stage_plan_grows_size_and_regularisation_from_start_to_end():
 def test_tensorboard_logs_every_epoch_and_steps(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    train(tiny_plan(), epochs=2, batch_size=8, train_samples=32, val_samples=16, log_every=2, out=tmp_path / "run",
-          progress=False)
+    train(
+        tiny_plan(),
+        epochs=2,
+        batch_size=8,
+        train_samples=32,
+        val_samples=16,
+        log_every=2,
+        out=tmp_path / "run",
+        progress=False,
+    )
     events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
     events.Reload()
     rows = list(csv.DictReader(open(tmp_path / "run" / "metrics.csv")))
-    assert [(e.step, e.value) for e in events.Scalars("epoch/top1")] == [(int(r["epoch"]), pytest.approx(float(r["top1"])))
-                                                                         for r in rows]
-    assert [e.step for e in events.Scalars("train/loss")] == [2, 4, 6, 8]   # every 2 of the 4 updates per epoch
+    assert [(e.step, e.value) for e in events.Scalars("epoch/top1")] == [
+        (int(r["epoch"]), pytest.approx(float(r["top1"]))) for r in rows
+    ]
+    assert [e.step for e in events.Scalars("train/loss")] == [2, 4, 6, 8]  # every 2 of the 4 updates per epoch
     assert {"train/lr", "train/images_per_second", "epoch/eval_loss"} <= set(events.Tags()["scalars"])
 
 
@@ -190,14 +230,40 @@ def test_lr_base_follows_timms_rule():
 
 def test_print_config_and_config_file_round_trip(tmp_path):
     runner = CliRunner()
-    args = ["train", "resnet18_cs_phi0", "--resolution", "32", "--epochs", "1", "--batch-size", "16",
-            "--train-samples", "32", "--val-samples", "16", "--grad-accum", "2", "--aa", "rand-m7", "--augment"]
+    args = [
+        "train",
+        "resnet18_cs_phi0",
+        "--resolution",
+        "32",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--train-samples",
+        "32",
+        "--val-samples",
+        "16",
+        "--grad-accum",
+        "2",
+        "--aa",
+        "rand-m7",
+        "--augment",
+    ]
     printed = runner.invoke(app, [*args, "--print-config"])
     assert printed.exit_code == 0, printed.output
     settings = yaml.safe_load(printed.output)
-    assert settings == {**TrainConfig().to_json(), "model": "resnet18_cs_phi0", "resolution": 32, "epochs": 1,
-                        "batch_size": 16, "train_samples": 32, "val_samples": 16, "grad_accum": 2, "aa": "rand-m7",
-                        "augment": True}
+    assert settings == {
+        **TrainConfig().to_json(),
+        "model": "resnet18_cs_phi0",
+        "resolution": 32,
+        "epochs": 1,
+        "batch_size": 16,
+        "train_samples": 32,
+        "val_samples": 16,
+        "grad_accum": 2,
+        "aa": "rand-m7",
+        "augment": True,
+    }
     (tmp_path / "config.yaml").write_text(printed.output)
     ran = runner.invoke(app, ["train", "--config", str(tmp_path / "config.yaml"), "--out", str(tmp_path / "run"), "-q"])
     assert ran.exit_code == 0, ran.output
@@ -214,7 +280,9 @@ def test_resume_from_the_folder_alone_and_extend(tmp_path):
     first = train(tiny_plan(), out=tmp_path / "run", **QUICK)
     console = Console(record=True, width=200)
     again = train(resume=tmp_path / "run", progress="plain", console=console)
-    assert [row.epoch for row in again.history] == [1] and "is already finished (1 of 1 epochs)" in console.export_text()
+    assert [row.epoch for row in again.history] == [
+        1
+    ] and "is already finished (1 of 1 epochs)" in console.export_text()
     longer = train(resume=tmp_path / "run", epochs=3, progress="plain", console=console)
     assert [row.epoch for row in longer.history] == [1, 2, 3] and longer.history[0] == first.history[0]
     assert "the cosine schedule is recomputed for 3 epochs from epoch 2 on" in console.export_text()
@@ -236,14 +304,19 @@ def test_log_wandb_needs_wandb_and_logs_through_it(tmp_path, monkeypatch):
     import sys
     import types
 
-    monkeypatch.setitem(sys.modules, "wandb", None)   # import wandb -> ImportError
+    monkeypatch.setitem(sys.modules, "wandb", None)  # import wandb -> ImportError
     with pytest.raises(Exception, match=r"log_wandb needs Weights & Biases: pip install wandb"):
         train(tiny_plan(), log_wandb=True, out=tmp_path / "refused", **QUICK)
     assert not (tmp_path / "refused").exists()
     calls = []
     stand_in = types.SimpleNamespace(
-        init=lambda **kwargs: calls.append(("init", kwargs)) or types.SimpleNamespace(
-            log=lambda data: calls.append(("log", data)), finish=lambda: calls.append(("finish", None))))
+        init=lambda **kwargs: (
+            calls.append(("init", kwargs))
+            or types.SimpleNamespace(
+                log=lambda data: calls.append(("log", data)), finish=lambda: calls.append(("finish", None))
+            )
+        )
+    )
     monkeypatch.setitem(sys.modules, "wandb", stand_in)
     train(tiny_plan(), log_wandb=True, out=tmp_path / "run", **QUICK)
     init = calls[0][1]
@@ -261,15 +334,41 @@ def test_the_gpu_check_runs_its_paths_on_the_cpu_and_skips_without_a_gpu():
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
-    ran = subprocess.run([sys.executable, "benchmarks/gpu_check.py", "--device", "cpu", "--models", "resnet18_cs_phi1",
-                          "--steps", "2", "--batch-size", "2", "--resolution", "32", "--compile-backend", "eager",
-                          "--amp", "none"],
-                         cwd=root, capture_output=True, text=True, timeout=300)
-    assert ran.returncode in (0, 1), ran.stderr   # 2 steps need not lower the loss; the paths must run
+    ran = subprocess.run(
+        [
+            sys.executable,
+            "benchmarks/gpu_check.py",
+            "--device",
+            "cpu",
+            "--models",
+            "resnet18_cs_phi1",
+            "--steps",
+            "2",
+            "--batch-size",
+            "2",
+            "--resolution",
+            "32",
+            "--compile-backend",
+            "eager",
+            "--amp",
+            "none",
+        ],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert ran.returncode in (0, 1), ran.stderr  # 2 steps need not lower the loss; the paths must run
     assert "resnet18_cs_phi1             32  none" in ran.stdout and "True" in ran.stdout, ran.stdout
     if not torch.cuda.is_available():
-        shell = subprocess.run(["bash", "benchmarks/gpu_check.sh"], cwd=root, capture_output=True, text=True,
-                               timeout=120, env={"PY": sys.executable, "PATH": "/usr/bin:/bin"})
+        shell = subprocess.run(
+            ["bash", "benchmarks/gpu_check.sh"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={"PY": sys.executable, "PATH": "/usr/bin:/bin"},
+        )
         assert shell.returncode == 0 and "no CUDA GPU visible to torch" in shell.stdout, shell.stdout + shell.stderr
 
 
@@ -280,16 +379,25 @@ def finished_run(tmp_path_factory):
     return run_dir
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda r: {**r, "model": "resnet18"}, "run.json: model: Input should be a valid dictionary"),
-    (lambda r: {**r, "settings": []}, "run.json: settings: Input should be a valid dictionary"),
-    (lambda r: {**r, "config": {**r["config"], "epochs": "ten"}}, "run.json: config: epochs: Input should be a valid integer"),
-    (lambda r: {k: v for k, v in r.items() if k != "dataset"}, "run.json: dataset: Field required"),
-    (lambda r: {**r, "world_size": 0}, "run.json: world_size: Input should be greater than or equal to 1"),
-    (lambda r: {**r, "model": {**r["model"], "num_classes": "10"}}, "run.json: model.num_classes: Input should be a valid integer"),
-    (lambda r: "[" * 100_000, "run.json: not readable JSON: RecursionError"),
-    (lambda r: {**r, "config": {**r["config"], "bogus": 1}}, "run.json: config: bogus: not a training setting"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda r: {**r, "model": "resnet18"}, "run.json: model: Input should be a valid dictionary"),
+        (lambda r: {**r, "settings": []}, "run.json: settings: Input should be a valid dictionary"),
+        (
+            lambda r: {**r, "config": {**r["config"], "epochs": "ten"}},
+            "run.json: config: epochs: Input should be a valid integer",
+        ),
+        (lambda r: {k: v for k, v in r.items() if k != "dataset"}, "run.json: dataset: Field required"),
+        (lambda r: {**r, "world_size": 0}, "run.json: world_size: Input should be greater than or equal to 1"),
+        (
+            lambda r: {**r, "model": {**r["model"], "num_classes": "10"}},
+            "run.json: model.num_classes: Input should be a valid integer",
+        ),
+        (lambda r: "[" * 100_000, "run.json: not readable JSON: RecursionError"),
+        (lambda r: {**r, "config": {**r["config"], "bogus": 1}}, "run.json: config: bogus: not a training setting"),
+    ],
+)
 def test_a_run_json_edited_into_nonsense_is_refused_and_left_alone(finished_run, tmp_path, edit, message):
     import shutil
 

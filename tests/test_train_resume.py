@@ -18,9 +18,26 @@ import torch
 from timm_compound.scaling.plan import plan
 from timm_compound.train.api import train
 
-SETTINGS = dict(epochs=2, batch_size=8, train_samples=256, val_samples=64, augment=True, aa="rand-m9-mstd0.5",
-                reprob=0.25, mixup=0.2, cutmix=1.0, ema=True, drop_path=0.1, drop_rate=0.1, grad_accum=2, clip_grad=1.0,
-                channels_last=True, progressive="0.5:1.0", progressive_stages=2, resolution=64)
+SETTINGS = dict(
+    epochs=2,
+    batch_size=8,
+    train_samples=256,
+    val_samples=64,
+    augment=True,
+    aa="rand-m9-mstd0.5",
+    reprob=0.25,
+    mixup=0.2,
+    cutmix=1.0,
+    ema=True,
+    drop_path=0.1,
+    drop_rate=0.1,
+    grad_accum=2,
+    clip_grad=1.0,
+    channels_last=True,
+    progressive="0.5:1.0",
+    progressive_stages=2,
+    resolution=64,
+)
 CHILD = f"""
 import sys
 from timm_compound.scaling.plan import plan
@@ -35,13 +52,17 @@ def tiny_plan():
 
 def metrics_without_timing(run_dir) -> list[dict[str, str]]:
     with open(run_dir / "metrics.csv", newline="") as handle:
-        return [{k: v for k, v in row.items() if k not in ("seconds", "images_per_second")} for row in csv.DictReader(handle)]
+        return [
+            {k: v for k, v in row.items() if k not in ("seconds", "images_per_second")}
+            for row in csv.DictReader(handle)
+        ]
 
 
 def kill_during_epoch_2(run_dir) -> list[str]:
     """Start the run in a child process; SIGKILL it at its first progress line of epoch 2."""
-    child = subprocess.Popen([sys.executable, "-c", CHILD, str(run_dir)], stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(run_dir)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     lines = []
     try:
         for line in child.stdout:
@@ -64,7 +85,7 @@ def test_a_run_killed_mid_epoch_resumes_to_the_same_metrics_and_weights(tmp_path
     assert torch.load(killed / "last" / "state.pt", weights_only=True)["epoch"] == 1
     assert json.loads((killed / "run.json").read_text())["status"] == "running"
 
-    resumed = train(resume=killed, progress=False)   # the folder alone: every setting from its run.json
+    resumed = train(resume=killed, progress=False)  # the folder alone: every setting from its run.json
     reference = tmp_path / "reference"
     uninterrupted = train(tiny_plan(), out=reference, progress=False, **SETTINGS)
 

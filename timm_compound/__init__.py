@@ -35,9 +35,9 @@ else:
     from timm_compound.hub.load import build, from_dir, from_hub, scale
     from timm_compound.hub.publish import publish, save_to_dir
     from timm_compound.inherit.api import InheritReport, inherit
-    from timm_compound.registry.register import register_files, register_shipped
+    from timm_compound.registry.register import register_files
     from timm_compound.registry.startup import ensure_registered
-    from timm_compound.registry.user_rules import load_rules, load_rules_from_env
+    from timm_compound.registry.user_rules import load_rules
     from timm_compound.scaling.build import pretrained_cfg
     from timm_compound.scaling.catalog import registered
     from timm_compound.scaling.plan import Multipliers, ScalePlan
@@ -51,16 +51,46 @@ else:
     from timm_compound.train.results import EvalResult, TrainResult
     from timm_compound.version import __version__
 
-    ensure_registered()   # the variants in registry/*.yaml, then TIMM_COMPOUND_RULES_PATH
+    ensure_registered()  # the variants in registry/*.yaml, then TIMM_COMPOUND_RULES_PATH
 
 __all__ = [
-    "Coefficients", "Complexity", "CompoundError", "FitResult", "Multipliers", "Rule", "RuleError", "ScalePlan",
-    "UnknownModelError", "build", "family_table", "fit", "from_dir", "from_hub", "load_registry", "load_rule", "load_rules",
-    "measure", "measure_reference", "plan", "pretrained_cfg", "publish", "register_files", "registered",
-    "save_to_dir", "scale", "stage_depths",
-    "EvalResult", "TrainConfig", "TrainResult", "evaluate", "train",
-    "InheritReport", "inherit",
-    "SearchResult", "search",
-    "ExperimentResult", "experiment",
+    "Coefficients",
+    "Complexity",
+    "CompoundError",
+    "FitResult",
+    "Multipliers",
+    "Rule",
+    "RuleError",
+    "ScalePlan",
+    "UnknownModelError",
+    "build",
+    "family_table",
+    "fit",
+    "from_dir",
+    "from_hub",
+    "load_registry",
+    "load_rule",
+    "load_rules",
+    "measure",
+    "measure_reference",
+    "plan",
+    "pretrained_cfg",
+    "publish",
+    "register_files",
+    "registered",
+    "save_to_dir",
+    "scale",
+    "stage_depths",
+    "EvalResult",
+    "TrainConfig",
+    "TrainResult",
+    "evaluate",
+    "train",
+    "InheritReport",
+    "inherit",
+    "SearchResult",
+    "search",
+    "ExperimentResult",
+    "experiment",
     "__version__",
 ]

@@ -50,8 +50,15 @@ def without_unsafe_advice(message: str) -> str:
         return message
     found = message.split("WeightsUnpickler error:", 1)
     detail = " ".join(found[1].split("Check the documentation")[0].split()) if len(found) == 2 else ""
-    sentences = [s for s in message.replace("\n", " ").split(". ") if "weights_only" not in s and "trusted source" not in s
-                 and "PyTorch 2.6" not in s and "file an issue" not in s and s.strip()]
+    sentences = [
+        s
+        for s in message.replace("\n", " ").split(". ")
+        if "weights_only" not in s
+        and "trusted source" not in s
+        and "PyTorch 2.6" not in s
+        and "file an issue" not in s
+        and s.strip()
+    ]
     kept = ". ".join(s.strip() for s in sentences).strip()
     reason = detail or kept or "it holds more than tensors and plain data"
     return f"the file is a pickle that the safe loader refused ({reason}); timm-compound never unpickles code"

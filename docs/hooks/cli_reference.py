@@ -42,13 +42,17 @@ def render() -> str:
 
     import timm_compound_cli
 
-    timm_compound_cli.CLI_RUN = True   # as the console script: no variants registered, no torch
+    timm_compound_cli.CLI_RUN = True  # as the console script: no variants registered, no torch
     from timm_compound.cli import app
 
     root = typer.main.get_command(app)
-    lines = ["# Command-line reference", "",
-             "Generated from the `timm-compound` command line itself when this site is built: the same "
-             "commands, options, defaults and help as `timm-compound COMMAND --help`.", ""]
+    lines = [
+        "# Command-line reference",
+        "",
+        "Generated from the `timm-compound` command line itself when this site is built: the same "
+        "commands, options, defaults and help as `timm-compound COMMAND --help`.",
+        "",
+    ]
     for full, command in _commands(root):
         lines += [f"## `{full}`", "", _cell(command.help or "").replace(" \\| ", " | "), ""]
         if hasattr(command, "commands"):
@@ -82,5 +86,7 @@ def on_files(files, config):
 
     root = Path(config["config_file_path"]).parent
     files.append(File.generated(config, "reference/cli.md", content=render()))
-    files.append(File.generated(config, "index.md", content=quickstart((root / "README.md").read_text(encoding="utf-8"))))
+    files.append(
+        File.generated(config, "index.md", content=quickstart((root / "README.md").read_text(encoding="utf-8")))
+    )
     return files

@@ -45,8 +45,10 @@ def describe(rule: Rule, source: Path) -> list[tuple[str, str]]:
         ("family", f"{rule.family} ({source})"),
         ("architectures", ", ".join(rule.architectures)),
         ("strategy", rule.strategy.label()),
-        ("coefficients", f"alpha={c.alpha:g} beta={c.beta:g} gamma={c.gamma:g} "
-                         f"(alpha*beta^2*gamma^2 = {c.flops_factor:.3f})"),
+        (
+            "coefficients",
+            f"alpha={c.alpha:g} beta={c.beta:g} gamma={c.gamma:g} (alpha*beta^2*gamma^2 = {c.flops_factor:.3f})",
+        ),
         ("depth", _dimension(rule, "depth")),
         ("width", _dimension(rule, "width")),
         ("resolution", _dimension(rule, "resolution")),
@@ -55,7 +57,10 @@ def describe(rule: Rule, source: Path) -> list[tuple[str, str]]:
     ]
     rows += [(f"schedule {name}", f"{s.start:g} + {s.per_phi:g} per phi") for name, s in rule.schedules.items()]
     if rule.stage_modules is not None:
-        shown = rule.stage_modules.model_dump(exclude_defaults=True) if hasattr(rule.stage_modules, "model_dump") \
+        shown = (
+            rule.stage_modules.model_dump(exclude_defaults=True)
+            if hasattr(rule.stage_modules, "model_dump")
             else rule.stage_modules
+        )
         rows.append(("stage_modules", str(shown)))
     return rows

@@ -30,16 +30,29 @@ def _int_list(value: Any) -> bool:
 
 
 def _block_args(value: Any) -> bool:
-    return isinstance(value, (list, tuple)) and value and all(
-        isinstance(stage, (list, tuple)) and all(isinstance(b, dict) for b in stage) for stage in value)
+    return (
+        isinstance(value, (list, tuple))
+        and value
+        and all(isinstance(stage, (list, tuple)) and all(isinstance(b, dict) for b in stage) for stage in value)
+    )
 
 
 def _rows(value: Any) -> bool:
-    return isinstance(value, (list, tuple)) and len(value) > 1 and all(
-        isinstance(stage, (list, tuple)) and stage and all(
-            isinstance(row, (list, tuple)) and row and all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                                            for v in row) for row in stage)
-        for stage in value)
+    return (
+        isinstance(value, (list, tuple))
+        and len(value) > 1
+        and all(
+            isinstance(stage, (list, tuple))
+            and stage
+            and all(
+                isinstance(row, (list, tuple))
+                and row
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in row)
+                for row in stage
+            )
+            for stage in value
+        )
+    )
 
 
 def _marker(value: Any) -> Any | None:
@@ -74,29 +87,41 @@ def layouts(args: dict[str, Any], checks: list[str]) -> tuple[dict, dict, list[i
     """(depth rule, width rule, base depths if known, a dataclass argument's name if one was used)."""
     if _block_args(args.get("block_args")):
         depths = [len(stage) for stage in args["block_args"]]
-        return {"arg": "block_args", "layout": "block_args"}, {"arg": "block_args", "layout": "block_args"}, depths, None
+        return (
+            {"arg": "block_args", "layout": "block_args"},
+            {"arg": "block_args", "layout": "block_args"},
+            depths,
+            None,
+        )
 
     multiplier = _pick(args, WIDTH_MULTIPLIERS, lambda v: isinstance(v, float))
     rows = next((name for name, value in args.items() if _rows(value)), None)
     if rows is not None:
         found = args[rows]
         width_columns = len(found[0][0])
-        stride = next((c for c in reversed(range(width_columns))
-                       if all(row[c] in (1, 2) for stage in found for row in stage)), None)
+        stride = next(
+            (c for c in reversed(range(width_columns)) if all(row[c] in (1, 2) for stage in found for row in stage)),
+            None,
+        )
         depth = {"arg": rows, "layout": "rows"} | ({"stride_column": stride} if stride is not None else {})
         if multiplier:
             checks.append(f"width is the constructor's own `{multiplier}` multiplier; the rows could hold it instead")
             width = {"arg": multiplier, "layout": "multiplier"}
         else:
-            growing = [c for c in range(width_columns) if c != stride and all(
-                isinstance(stage[-1][c], int) for stage in found)
-                and [stage[-1][c] for stage in found] == sorted(stage[-1][c] for stage in found)]
+            growing = [
+                c
+                for c in range(width_columns)
+                if c != stride
+                and all(isinstance(stage[-1][c], int) for stage in found)
+                and [stage[-1][c] for stage in found] == sorted(stage[-1][c] for stage in found)
+            ]
             growing.sort(key=lambda c: found[-1][-1][c])
             width = {"arg": rows, "layout": "rows", "column": growing[0] if growing else 0}
             if len(growing) > 1:
                 width["scale_columns"] = growing[1:]
-            checks.append(f"rows: column {width['column']} guessed as the width column; check `column` "
-                          "and `scale_columns`")
+            checks.append(
+                f"rows: column {width['column']} guessed as the width column; check `column` and `scale_columns`"
+            )
         return depth, width, [len(stage) for stage in found], None
 
     for name, value in args.items():
@@ -110,7 +135,9 @@ def layouts(args: dict[str, Any], checks: list[str]) -> tuple[dict, dict, list[i
         fields = {f.name: getattr(args[config], f.name) for f in dataclasses.fields(args[config])}
         depth_field = next((n for n in ("depth", "depths", "num_blocks") if _is_int(fields.get(n))), None)
         width_fields = [n for n, v in fields.items() if re.fullmatch(r"w0|width|base_width|channels", n) and _is_int(v)]
-        numbers = ", ".join(f"{n}={v}" for n, v in fields.items() if isinstance(v, (int, float)) and not isinstance(v, bool))
+        numbers = ", ".join(
+            f"{n}={v}" for n, v in fields.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+        )
         checks.append(f"{config} is a {type(args[config]).__name__} ({numbers}): check which fields d and w scale")
         depth = {"arg": f"{config}.{depth_field or 'TODO'}", "layout": "fields"}
         width = {"arg": [f"{config}.{n}" for n in width_fields] or f"{config}.TODO", "layout": "fields"}
@@ -139,7 +166,9 @@ def layouts(args: dict[str, Any], checks: list[str]) -> tuple[dict, dict, list[i
     return depth, width, list(args.get(depth_arg, [])) if depth_arg else [], None
 
 
-def part_arg(args: dict[str, Any], config: str | None, names: tuple[str, ...], positive: bool) -> tuple[str, int] | None:
+def part_arg(
+    args: dict[str, Any], config: str | None, names: tuple[str, ...], positive: bool
+) -> tuple[str, int] | None:
     test = (lambda v: _is_int(v) and v > 0) if positive else _is_int
     found = _pick(args, names, test)
     if found:

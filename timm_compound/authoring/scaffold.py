@@ -155,8 +155,10 @@ def scaffold(arch: str) -> str:
         model = timm_adapter.entrypoint(arch)(pretrained=False)
     stages = _stage_modules(model, depths) if depths else (_stage_glob(model) if derived else None)
     if stages is None:
-        checks.append("stage modules not found; set stage_modules so `rules check` can verify depths"
-                      + (" (this layout needs them: the plan reads the stages back)" if derived else ""))
+        checks.append(
+            "stage modules not found; set stage_modules so `rules check` can verify depths"
+            + (" (this layout needs them: the plan reads the stages back)" if derived else "")
+        )
     elif derived:
         checks.append(f"stage_modules {_yaml(stages)} is a guess: each stage's blocks are counted there")
 
@@ -170,8 +172,10 @@ def scaffold(arch: str) -> str:
         f"architectures: [{arch}]",
     ]
     if covered is not None:
-        lines.append(f"replaces: {covered[0].family}   # CHECK: the shipped {covered[1].name} covers {arch}; "
-                     "this rule takes it over")
+        lines.append(
+            f"replaces: {covered[0].family}   # CHECK: the shipped {covered[1].name} covers {arch}; "
+            "this rule takes it over"
+        )
     lines += [
         "",
         "coefficients: {alpha: 1.2, beta: 1.1, gamma: 1.15}   # the EfficientNet paper's",
@@ -185,11 +189,14 @@ def scaffold(arch: str) -> str:
     else:
         lines.append(f"width: {_yaml({**width, 'divisor': 8, 'round_limit': 0.9, 'min': 8})}")
     if stem:
-        lines.append(f"stem: {{policy: scale, arg: {stem[0]}}}   # CHECK: found `{stem[0]}` = "
-                     f"{stem[1]}; make sure this architecture's stem really uses it")
+        lines.append(
+            f"stem: {{policy: scale, arg: {stem[0]}}}   # CHECK: found `{stem[0]}` = "
+            f"{stem[1]}; make sure this architecture's stem really uses it"
+        )
     else:
-        lines.append("stem: {policy: derived, note: no stem width argument found}   "
-                     "# CHECK: derived, or fixed with `value`")
+        lines.append(
+            "stem: {policy: derived, note: no stem width argument found}   # CHECK: derived, or fixed with `value`"
+        )
     if head:
         lines.append(f"head: {{policy: scale, arg: {head[0]}}}   # CHECK: found `{head[0]}` = {head[1]}")
     else:

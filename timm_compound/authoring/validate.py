@@ -7,8 +7,9 @@ must load beside the shipped rules: claiming an architecture a shipped rule cove
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, Literal
+from typing import Literal
 
 from timm_compound.errors import CompoundError
 from timm_compound.scaling.rulebook import (
@@ -28,7 +29,7 @@ def validate_file(path: str | Path, rules: list[tuple[Rule, Path]] = ()) -> Lite
     covers (the loaded rules, plus `rules`: rule files validated beside it), every name new to timm.
     """
     path = Path(path)
-    data = read_yaml(path)   # a file that is not YAML is refused before torch and timm are imported
+    data = read_yaml(path)  # a file that is not YAML is refused before torch and timm are imported
     from timm_compound.scaling.catalog import collect
     from timm_compound.scaling.plan import check_resolves
 
@@ -40,8 +41,9 @@ def validate_file(path: str | Path, rules: list[tuple[Rule, Path]] = ()) -> Lite
     rule = load_rule(path)
     check_resolves(rule, RuleBook.alone(rule, path))
     # beside the shipped rules; a shipped file validated as itself does not collide with itself
-    others = {arch: (r, source) for arch, (r, source) in shipped_rules().rules.items()
-              if source.resolve() != path.resolve()}
+    others = {
+        arch: (r, source) for arch, (r, source) in shipped_rules().rules.items() if source.resolve() != path.resolve()
+    }
     RuleBook(others).extended([(rule, path)])
     return "rule"
 

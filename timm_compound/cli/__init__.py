@@ -12,7 +12,7 @@
 from timm_compound.cli.app import app
 
 # importing a command module attaches its commands to `app`, in the order --help lists them
-from timm_compound.cli import variants, demo, hub, cost, measure, rules, train, inherit, search, experiment  # isort: skip  # noqa: F401, I001
+from timm_compound.cli import variants, demo, hub, cost, measure, rules, train, inherit, search, experiment  # isort: skip  # noqa: F401
 
 
 def main() -> None:

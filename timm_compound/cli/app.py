@@ -24,7 +24,6 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from timm_compound.errors import CompoundError
-from timm_compound.train.config import DEFAULT_DATA  # pydantic only, no torch: --help stays light
 
 console = Console()
 errors = Console(stderr=True)
@@ -64,17 +63,20 @@ class OneLineErrors(TyperGroup):
     and exit status 1, like every other error, instead of click's box and status 2. No arguments at all
     prints the help (status 0)."""
 
-    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, windows_expand_args=True,
-             **extra):
+    def main(
+        self, args=None, prog_name=None, complete_var=None, standalone_mode=True, windows_expand_args=True, **extra
+    ):
         if not standalone_mode:
-            return super().main(args, prog_name, complete_var, standalone_mode=False,
-                                windows_expand_args=windows_expand_args, **extra)
+            return super().main(
+                args, prog_name, complete_var, standalone_mode=False, windows_expand_args=windows_expand_args, **extra
+            )
         try:
-            code = super().main(args, prog_name, complete_var, standalone_mode=False,
-                                windows_expand_args=windows_expand_args, **extra)
+            code = super().main(
+                args, prog_name, complete_var, standalone_mode=False, windows_expand_args=windows_expand_args, **extra
+            )
         except _UsageError as error:
-            if type(error).__name__ == "NoArgsIsHelpError":   # `timm-compound` or `timm-compound rules` alone
-                help_text = error.ctx.get_help()   # typer's rich help prints itself and returns ''
+            if type(error).__name__ == "NoArgsIsHelpError":  # `timm-compound` or `timm-compound rules` alone
+                help_text = error.ctx.get_help()  # typer's rich help prints itself and returns ''
                 if help_text:
                     console.print(help_text, markup=False, highlight=False)
                 sys.exit(0)
@@ -95,8 +97,6 @@ class OneLineErrors(TyperGroup):
 app = typer.Typer(help="EfficientNet-style compound scaling for timm models.", no_args_is_help=True, cls=OneLineErrors)
 rules_app = typer.Typer(help="Work with rule files.", no_args_is_help=True)
 app.add_typer(rules_app, name="rules")
-
-DEFAULT_DATA = "builtin:digits"   # timm_compound.train.data.DEFAULT_DATA (not imported: --help stays light)
 
 
 # Commands that need neither registered variants nor user rules: they start without torch or timm.
@@ -160,7 +160,9 @@ def parse_phis(text: str) -> list[float]:
     return phis
 
 
-def parse_alpha_beta_gamma(text: str | None, option: str, meaning: str, example: str) -> tuple[float, float, float] | None:
+def parse_alpha_beta_gamma(
+    text: str | None, option: str, meaning: str, example: str
+) -> tuple[float, float, float] | None:
     """'1.2,1.1,1.15' -> (1.2, 1.1, 1.15); `option`, `meaning` and `example` word the error."""
     if text is None:
         return None

@@ -11,7 +11,8 @@ from __future__ import annotations
 import inspect
 import types
 import typing
-from typing import Annotated, Any, Callable, Iterable, Optional
+from collections.abc import Callable, Iterable
+from typing import Annotated, Any, Optional
 
 import typer
 from pydantic.fields import FieldInfo
@@ -48,12 +49,14 @@ def _parameter(name: str, field: FieldInfo) -> inspect.Parameter:
     help_text = (field.description or "") + _default_text(field)
     panel = _PANEL_OF.get(name, "Training")
     if kind is bool:
-        option = typer.Option(f"{flag(name)}/--no-{name.replace('_', '-')}", help=help_text, rich_help_panel=panel,
-                              show_default=False)
+        option = typer.Option(
+            f"{flag(name)}/--no-{name.replace('_', '-')}", help=help_text, rich_help_panel=panel, show_default=False
+        )
     else:
         option = typer.Option(flag(name), help=help_text, rich_help_panel=panel, show_default=False)
-    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None,
-                             annotation=Annotated[Optional[kind], option])
+    return inspect.Parameter(
+        name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[Optional[kind], option]
+    )
 
 
 def config_options(exclude: Iterable[str] = ()) -> Callable[[Callable], Callable]:
@@ -63,8 +66,11 @@ def config_options(exclude: Iterable[str] = ()) -> Callable[[Callable], Callable
     def decorate(command: Callable) -> Callable:
         signature = inspect.signature(command, eval_str=True)
         own = [p for p in signature.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
-        generated = [_parameter(name, field) for name, field in TrainConfig.model_fields.items()
-                     if name not in skipped and name not in signature.parameters]
+        generated = [
+            _parameter(name, field)
+            for name, field in TrainConfig.model_fields.items()
+            if name not in skipped and name not in signature.parameters
+        ]
         command.__signature__ = signature.replace(parameters=own + generated)
         command.config_fields = tuple(p.name for p in generated)
         return command

@@ -37,8 +37,12 @@ TRAINED, TRAIN_EPOCHS, TRAIN_PIXELS = "resnet18_cs_phi0", 3, 32
 
 @app.command()
 def demo(
-    names: Annotated[Optional[list[str]], typer.Argument(
-        help="Registered variants to build and run (default: five resnet18, mobilenetv2 and efficientnet variants).")] = None,
+    names: Annotated[
+        Optional[list[str]],
+        typer.Argument(
+            help="Registered variants to build and run (default: five resnet18, mobilenetv2 and efficientnet variants)."
+        ),
+    ] = None,
 ) -> None:
     """Build registered variants, print their plans and sizes, run a forward pass at each one's resolution.
 
@@ -85,20 +89,27 @@ def build_and_run(names: list[str] | None, console: Console) -> list[dict]:
         start = time.perf_counter()
         with torch.inference_mode():
             logits = model(torch.randn(1, *config["input_size"]))
-        rows.append(dict(
-            name=name,
-            params=sum(p.numel() for p in model.parameters()),
-            input_size=config["input_size"][-1],
-            output=tuple(logits.shape),
-            seconds=time.perf_counter() - start,
-        ))
+        rows.append(
+            dict(
+                name=name,
+                params=sum(p.numel() for p in model.parameters()),
+                input_size=config["input_size"][-1],
+                output=tuple(logits.shape),
+                seconds=time.perf_counter() - start,
+            )
+        )
 
     table = Table(title="forward pass at each variant's own input size (CPU, batch 1)")
     for column in ("variant", "params", "input", "output", "time"):
         table.add_column(column, justify="right" if column != "variant" else "left", overflow="fold")
     for row in rows:
-        table.add_row(row["name"], f"{row['params']:,}", f"{row['input_size']}px", str(row["output"]),
-                      f"{row['seconds'] * 1000:.0f} ms")
+        table.add_row(
+            row["name"],
+            f"{row['params']:,}",
+            f"{row['input_size']}px",
+            str(row["output"]),
+            f"{row['seconds'] * 1000:.0f} ms",
+        )
     print_table(table, console)
     return rows
 
@@ -136,11 +147,22 @@ def train_step(console: Console, progress: str = "auto"):
     """Train TRAINED on builtin:digits (offline) and print its validation top-1 beside chance."""
     from timm_compound.train.api import train
 
-    console.print(f"training {TRAINED} for {TRAIN_EPOCHS} epochs at {TRAIN_PIXELS} px on builtin:digits "
-                  "(scikit-learn's 8x8 handwritten digits, no download)", markup=False, highlight=False)
+    console.print(
+        f"training {TRAINED} for {TRAIN_EPOCHS} epochs at {TRAIN_PIXELS} px on builtin:digits "
+        "(scikit-learn's 8x8 handwritten digits, no download)",
+        markup=False,
+        highlight=False,
+    )
     start = time.perf_counter()
-    result = train(TRAINED, "builtin:digits", epochs=TRAIN_EPOCHS, resolution=TRAIN_PIXELS, seed=0,
-                   progress=progress, console=console)
+    result = train(
+        TRAINED,
+        "builtin:digits",
+        epochs=TRAIN_EPOCHS,
+        resolution=TRAIN_PIXELS,
+        seed=0,
+        progress=progress,
+        console=console,
+    )
     data = result.dataset
     console.print(
         f"{TRAINED} after {len(result.history)} epochs: validation top-1 [bold]{result.top1:.1f}%[/] "

@@ -29,8 +29,9 @@ from rich.text import Text
 from timm_compound.errors import CompoundError
 
 FORMATS = ("table", "csv", "json", "markdown")
-FormatOption = Annotated[str, typer.Option(
-    "--format", help="table (full width and plain when not a terminal), csv, json or markdown.")]
+FormatOption = Annotated[
+    str, typer.Option("--format", help="table (full width and plain when not a terminal), csv, json or markdown.")
+]
 
 
 def check_format(fmt: str) -> str:
@@ -57,7 +58,7 @@ def cells(table: Table) -> tuple[list[str], list[list[str]]]:
 
 def _markdown(table: Table) -> str:
     headers, rows = cells(table)
-    escape = lambda text: text.replace("|", "\\|").replace("\n", " ")   # noqa: E731
+    escape = lambda text: text.replace("|", "\\|").replace("\n", " ")  # noqa: E731
     right = [column.justify == "right" for column in table.columns]
     lines = [f"### {_plain(table.title)}", ""] if table.title else []
     lines.append("| " + " | ".join(escape(h) for h in headers) + " |")
@@ -78,13 +79,27 @@ def print_table(table: Table, console: Console) -> None:
         return
     measuring = Console(width=100_000, no_color=True, force_terminal=False, highlight=False)
     width = max(measuring.measure(table).maximum, len(_plain(table.title or "")), 20)
-    wide = Console(file=console.file, width=width, no_color=True, color_system=None, force_terminal=False,
-                   highlight=False, emoji=False)
+    wide = Console(
+        file=console.file,
+        width=width,
+        no_color=True,
+        color_system=None,
+        force_terminal=False,
+        highlight=False,
+        emoji=False,
+    )
     wide.print(table)
 
 
-def emit(tables: Table | Sequence[Table], fmt: str = "table", *, console: Console,
-         records: list[dict[str, Any]] | None = None, data: Any = None, notes: Sequence[str] = ()) -> None:
+def emit(
+    tables: Table | Sequence[Table],
+    fmt: str = "table",
+    *,
+    console: Console,
+    records: list[dict[str, Any]] | None = None,
+    data: Any = None,
+    notes: Sequence[str] = (),
+) -> None:
     """Print a command's tables in `fmt` (see the module docstring). `records`: the rows for csv (and json);
     `data`: what json prints when it is not the records; `notes`: plain lines after the tables (table and
     markdown only; csv and json print data alone)."""
@@ -140,7 +155,9 @@ def plan_table(plan, title: str | None = None) -> Table:
     table.add_row("d (depth)", f"{mult.depth:.4f}", f"{real.depth:.4f}", f"{plan.base_depths} → {plan.depths}")
     table.add_row("w (width)", f"{mult.width:.4f}", f"{real.width:.4f}", f"{plan.base_widths} → {plan.widths}")
     table.add_row(
-        "r (resolution)", f"{mult.resolution:.4f}", f"{real.resolution:.4f}",
+        "r (resolution)",
+        f"{mult.resolution:.4f}",
+        f"{real.resolution:.4f}",
         _resolution(plan),
     )
     table.add_row("stem", "", "", f"{_pair(plan.base_stem, plan.stem)} ({plan.rule.stem.policy})")
@@ -159,9 +176,12 @@ def plan_table(plan, title: str | None = None) -> Table:
 def _resolution(plan) -> str:
     """Where the input size came from: requested by the caller, or r applied and rounded (or capped)."""
     if plan.resolution_source == "override":
-        return (f"{plan.base_resolution} → {plan.resolution} px (requested; r alone would give "
-                f"{plan.resolution_exact:.1f})")
-    return f"{plan.base_resolution} → {plan.resolution} px ({plan.resolution_source}, exact {plan.resolution_exact:.1f})"
+        return (
+            f"{plan.base_resolution} → {plan.resolution} px (requested; r alone would give {plan.resolution_exact:.1f})"
+        )
+    return (
+        f"{plan.base_resolution} → {plan.resolution} px ({plan.resolution_source}, exact {plan.resolution_exact:.1f})"
+    )
 
 
 def family_view(base: str, rows, train_memory: bool = False, compact: bool = False) -> Table:
@@ -171,34 +191,55 @@ def family_view(base: str, rows, train_memory: bool = False, compact: bool = Fal
     """
     table = Table(title=f"{base}: realised cost per phi (MACs = conv + linear)")
     wide = not compact
-    columns = ["φ"] + (["d (exact/real)", "w (exact/real)", "r (exact/real)"] if wide else []) + [
-        "px", "depths", "params M", "GMACs", "× φ=0", "ideal ×"] + (["activations"] if wide else []) + (
-        ["train MiB"] if train_memory else [])
+    columns = (
+        ["φ"]
+        + (["d (exact/real)", "w (exact/real)", "r (exact/real)"] if wide else [])
+        + ["px", "depths", "params M", "GMACs", "× φ=0", "ideal ×"]
+        + (["activations"] if wide else [])
+        + (["train MiB"] if train_memory else [])
+    )
     timed = bool(rows) and rows[0].latency_ms is not None
     if timed:
         columns += ["ms", "95% interval", "img/s", "ms/GMAC"]
         first = rows[0]
         threads = f"{first.threads} thread" + ("s" if first.threads != 1 else "")
-        table.caption = (f"timed on {first.device}, {threads}, batch {first.latency_batch_size}, {first.dtype}, "
-                         f"{first.runtime}: ms is the median of blocks of runs, with its 95% interval"
-                         + ("; * stopped by the time cap before the interval was within 3%"
-                            if any(not row.latency_converged for row in rows) else ""))
+        table.caption = (
+            f"timed on {first.device}, {threads}, batch {first.latency_batch_size}, {first.dtype}, "
+            f"{first.runtime}: ms is the median of blocks of runs, with its 95% interval"
+            + (
+                "; * stopped by the time cap before the interval was within 3%"
+                if any(not row.latency_converged for row in rows)
+                else ""
+            )
+        )
     for column in columns:
         table.add_column(column, justify="left" if column == "depths" else "right", overflow="fold")
     for row in rows:
         cells_ = [f"{row.phi:g}"]
         if wide:
-            cells_ += [f"{row.d:.3f}/{row.d_realised:.3f}", f"{row.w:.3f}/{row.w_realised:.3f}",
-                       f"{row.r:.3f}/{row.r_realised:.3f}"]
-        cells_ += [str(row.resolution), str(row.depths), f"{row.mparams:.2f}", f"{row.gmacs:.3f}",
-                   f"{row.ratio:.2f}", f"{row.ideal:.2f}"]
+            cells_ += [
+                f"{row.d:.3f}/{row.d_realised:.3f}",
+                f"{row.w:.3f}/{row.w_realised:.3f}",
+                f"{row.r:.3f}/{row.r_realised:.3f}",
+            ]
+        cells_ += [
+            str(row.resolution),
+            str(row.depths),
+            f"{row.mparams:.2f}",
+            f"{row.gmacs:.3f}",
+            f"{row.ratio:.2f}",
+            f"{row.ideal:.2f}",
+        ]
         if wide:
             cells_.append(f"{row.activations:,}")
         if train_memory:
             cells_.append(f"{row.train_memory_mib:.0f}")
         if timed:
-            cells_ += [f"{row.latency_ms:.4g}" + ("" if row.latency_converged else "*"),
-                       f"{row.latency_low_ms:.4g}-{row.latency_high_ms:.4g}", f"{row.throughput:.4g}",
-                       f"{row.ms_per_gmac:.4g}" if row.ms_per_gmac is not None else "–"]
+            cells_ += [
+                f"{row.latency_ms:.4g}" + ("" if row.latency_converged else "*"),
+                f"{row.latency_low_ms:.4g}-{row.latency_high_ms:.4g}",
+                f"{row.throughput:.4g}",
+                f"{row.ms_per_gmac:.4g}" if row.ms_per_gmac is not None else "–",
+            ]
         table.add_row(*cells_)
     return table

@@ -6,7 +6,8 @@ from __future__ import annotations
 import contextlib
 import json
 import warnings
-from typing import Annotated, Iterator, Optional
+from collections.abc import Iterator
+from typing import Annotated, Optional
 
 import typer
 from rich.table import Table
@@ -20,8 +21,12 @@ Threads = Annotated[int, typer.Option(help="torch threads while timing (capped a
 Dtype = Annotated[str, typer.Option(help="float32, float16 or bfloat16.")]
 Runtime = Annotated[str, typer.Option(help="eager, compile (torch.compile) or onnxruntime (the onnx extra).")]
 NoCache = Annotated[bool, typer.Option("--no-cache", help="Time again instead of reading the latency cache.")]
-MaxSeconds = Annotated[Optional[float], typer.Option(
-    help="Time cap of one timing, warm-up included (default: 10 for measure and table, 5 per fit timing).")]
+MaxSeconds = Annotated[
+    Optional[float],
+    typer.Option(
+        help="Time cap of one timing, warm-up included (default: 10 for measure and table, 5 per fit timing)."
+    ),
+]
 
 
 @contextlib.contextmanager
@@ -39,8 +44,9 @@ def shown_warnings() -> Iterator[None]:
                     warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
 
 
-def timing_options(device: str, batch_size: int, threads: int, dtype: str, runtime: str, no_cache: bool,
-                   max_seconds: float | None) -> dict:
+def timing_options(
+    device: str, batch_size: int, threads: int, dtype: str, runtime: str, no_cache: bool, max_seconds: float | None
+) -> dict:
     """The options as keyword arguments of measure() and fit() (a cap left out is the callee's default)."""
     given = dict(device=device, threads=threads, dtype=dtype, runtime=runtime, cache=not no_cache)
     if max_seconds is not None:
@@ -76,8 +82,13 @@ def measure_command(
             target = plan_or_name(name, phi)
             options = timing_options(device, batch_size, threads, dtype, runtime, no_cache, max_seconds)
             with console.status(f"timing {name}" if latency else f"counting {name}"):
-                cost = measure(target, resolution=resolution, batch_size=batch_size, train_memory=train_memory,
-                               **({"latency": True, "train": train, **options} if latency else {}))
+                cost = measure(
+                    target,
+                    resolution=resolution,
+                    batch_size=batch_size,
+                    train_memory=train_memory,
+                    **({"latency": True, "train": train, **options} if latency else {}),
+                )
     except CompoundError as error:
         raise fail(error) from None
     if as_json:
@@ -103,13 +114,19 @@ def cost_view(name: str, cost) -> Table:
             continue
         low, high = timing.ci_ms
         table.add_row(label, f"{timing.median_ms:.4g} ms (median)")
-        table.add_row("  95% interval", f"{low:.4g}-{high:.4g} ms" + ("" if timing.converged else
-                      f" (stopped by the {timing.max_seconds:g} s cap)"))
+        table.add_row(
+            "  95% interval",
+            f"{low:.4g}-{high:.4g} ms"
+            + ("" if timing.converged else f" (stopped by the {timing.max_seconds:g} s cap)"),
+        )
         table.add_row("  throughput", f"{timing.throughput:.4g} images/s")
         if cost.gmacs and label == "latency":
             table.add_row("  ms per GMAC", f"{timing.median_ms / cost.gmacs:.4g}")
         threads = f"{timing.threads} thread" + ("s" if timing.threads != 1 else "")
-        table.add_row("  measured on", f"{timing.device} ({timing.device_name}), {threads}, batch {timing.batch_size}, "
-                      f"{timing.dtype}, {timing.runtime}; {timing.blocks} blocks, {timing.runs} runs"
-                      + (", from the cache" if timing.cached else ""))
+        table.add_row(
+            "  measured on",
+            f"{timing.device} ({timing.device_name}), {threads}, batch {timing.batch_size}, "
+            f"{timing.dtype}, {timing.runtime}; {timing.blocks} blocks, {timing.runs} runs"
+            + (", from the cache" if timing.cached else ""),
+        )
     return table

@@ -28,8 +28,9 @@ def rules_validate(
     failed = False
     for path, kind, error in validate_files(files):
         if error is not None:
-            errors.print(f"[bold red]invalid:[/] {escape(one_line(error))}", markup=True,
-                         highlight=False, soft_wrap=True)
+            errors.print(
+                f"[bold red]invalid:[/] {escape(one_line(error))}", markup=True, highlight=False, soft_wrap=True
+            )
             failed = True
         else:
             console.print(f"[green]valid[/] {kind}: {escape(str(path))}", highlight=False, soft_wrap=True)
@@ -83,8 +84,9 @@ def rules_coverage() -> None:
     for column in ("module", "covered", "architectures a rule covers", "rule families"):
         table.add_column(column, overflow="fold")
     for entry in found:
-        table.add_row(entry.module, "yes" if entry.is_covered else "no", ", ".join(entry.covered),
-                      ", ".join(entry.families))
+        table.add_row(
+            entry.module, "yes" if entry.is_covered else "no", ", ".join(entry.covered), ", ".join(entry.families)
+        )
     console.print(table)
     covered = sum(entry.is_covered for entry in found)
     console.print(f"covered: {covered} of {len(found)} convolutional timm modules", highlight=False)
@@ -107,8 +109,9 @@ def rules_new(
     else:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(text)
-        console.print(f"wrote {output}; next: timm-compound rules check {output}", markup=False, highlight=False,
-                      soft_wrap=True)
+        console.print(
+            f"wrote {output}; next: timm-compound rules check {output}", markup=False, highlight=False, soft_wrap=True
+        )
 
 
 @rules_app.command("check")
@@ -128,29 +131,68 @@ def rules_check(
     except CompoundError as error:
         raise fail(error) from None
     table = Table(title=f"rules check {file}")  # "ideal ×" is d·w²·r², r held at a resolution cap
-    for column in ("architecture", "phi", "strategy", "depths", "widths", "px", "params", "params ×", "MACs ×",
-                   "ideal ×", "note"):
+    for column in (
+        "architecture",
+        "phi",
+        "strategy",
+        "depths",
+        "widths",
+        "px",
+        "params",
+        "params ×",
+        "MACs ×",
+        "ideal ×",
+        "note",
+    ):
         table.add_column(column, overflow="fold")
     records = []
     for row in result.rows:
-        table.add_row(row.arch, f"{row.phi:g}", row.strategy, str(row.plan.depths), str(row.plan.widths),
-                      str(row.plan.resolution),
-                      f"{row.params:,}", f"{row.params_ratio:.2f}", f"{row.macs_ratio:.2f}", f"{row.ideal:.2f}", row.flag or "")
-        records.append({"architecture": row.arch, "phi": row.phi, "strategy": row.strategy, "depths": row.plan.depths,
-                        "widths": row.plan.widths,
-                        "resolution": row.plan.resolution, "params": row.params, "params_ratio": row.params_ratio,
-                        "macs_ratio": row.macs_ratio, "ideal": row.ideal, "note": row.flag or ""})
+        table.add_row(
+            row.arch,
+            f"{row.phi:g}",
+            row.strategy,
+            str(row.plan.depths),
+            str(row.plan.widths),
+            str(row.plan.resolution),
+            f"{row.params:,}",
+            f"{row.params_ratio:.2f}",
+            f"{row.macs_ratio:.2f}",
+            f"{row.ideal:.2f}",
+            row.flag or "",
+        )
+        records.append(
+            {
+                "architecture": row.arch,
+                "phi": row.phi,
+                "strategy": row.strategy,
+                "depths": row.plan.depths,
+                "widths": row.plan.widths,
+                "resolution": row.plan.resolution,
+                "params": row.params,
+                "params_ratio": row.params_ratio,
+                "macs_ratio": row.macs_ratio,
+                "ideal": row.ideal,
+                "note": row.flag or "",
+            }
+        )
     emit(table, fmt, console=console, records=records)
     human = fmt in ("table", "markdown")
     for note in result.notes:
-        (console if human else errors).print(f"[yellow]note:[/] {escape(note)}", markup=True, highlight=False,
-                                             soft_wrap=True)
+        (console if human else errors).print(
+            f"[yellow]note:[/] {escape(note)}", markup=True, highlight=False, soft_wrap=True
+        )
     for failure in result.failures:
         errors.print(f"[bold red]fail:[/] {escape(failure)}", markup=True, highlight=False, soft_wrap=True)
     if not result.ok:
         raise typer.Exit(1)
-    counted = "" if any(row.plan.rule.stage_modules is not None for row in result.rows) else \
-        " (blocks per stage not checked: no stage_modules)"
+    counted = (
+        ""
+        if any(row.plan.rule.stage_modules is not None for row in result.rows)
+        else " (blocks per stage not checked: no stage_modules)"
+    )
     (console if human else errors).print(
         f"[green]ok[/]: phi=0 equals the base for {', '.join(sorted({r.arch for r in result.rows}))}{counted}",
-        markup=True, highlight=False, soft_wrap=True)
+        markup=True,
+        highlight=False,
+        soft_wrap=True,
+    )

@@ -22,16 +22,29 @@ from timm_compound.errors import CompoundError
 @app.command("train")
 @config_options(exclude=("model",))
 def train_command(
-    name: Annotated[Optional[str], typer.Argument(
-        help="A registered variant (resnet18_cs_phi0) or a base (resnet18); not needed with --config or --resume.")] = None,
-    config_file: Annotated[Optional[Path], typer.Option(
-        "--config", help="A YAML file of settings (as --print-config writes); options given here override it.")] = None,
-    print_config: Annotated[bool, typer.Option(
-        "--print-config", help="Print the resolved settings as YAML and exit (nothing is trained).")] = False,
+    name: Annotated[
+        Optional[str],
+        typer.Argument(
+            help="A registered variant (resnet18_cs_phi0) or a base (resnet18); not needed with --config or --resume."
+        ),
+    ] = None,
+    config_file: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--config", help="A YAML file of settings (as --print-config writes); options given here override it."
+        ),
+    ] = None,
+    print_config: Annotated[
+        bool, typer.Option("--print-config", help="Print the resolved settings as YAML and exit (nothing is trained).")
+    ] = False,
     out: Annotated[Optional[Path], typer.Option(help="Run folder (default: runs/NAME-TIME).")] = None,
-    resume: Annotated[Optional[Path], typer.Option(
-        help="Continue this run folder with every setting from its run.json; only a larger --epochs, "
-             "--device, --workers, --data-dir and --download may be given.")] = None,
+    resume: Annotated[
+        Optional[Path],
+        typer.Option(
+            help="Continue this run folder with every setting from its run.json; only a larger --epochs, "
+            "--device, --workers, --data-dir and --download may be given."
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
     **settings: Any,
 ) -> None:
@@ -60,8 +73,9 @@ def train_command(
                 print(to_yaml(config), end="")
                 return
             if config.model is None:
-                raise CompoundError("give NAME (a registered variant or a base), a --config file naming a model, "
-                                    "or --resume RUN")
+                raise CompoundError(
+                    "give NAME (a registered variant or a base), a --config file naming a model, or --resume RUN"
+                )
             from timm_compound.train.api import train
 
             if out is None:
@@ -76,20 +90,31 @@ def train_command(
             f"{result.status}: {label} on {result.dataset['name']}, "
             f"{len(result.history)} epoch(s): top-1 {result.top1:.2f}% "
             f"(best {best.top1:.2f}% at epoch {best.epoch}; chance {100 / result.num_classes:.1f}%) -> {result.run_dir}",
-            markup=False, highlight=False, soft_wrap=True,
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
         )
 
 
-def _resume(folder: Path, name: str | None, config_file: Path | None, print_config: bool, out: Path | None,
-            chosen: dict[str, Any], quiet: bool):
+def _resume(
+    folder: Path,
+    name: str | None,
+    config_file: Path | None,
+    print_config: bool,
+    out: Path | None,
+    chosen: dict[str, Any],
+    quiet: bool,
+):
     """`train --resume RUN`: every setting from the run; a flag it may not change is refused, naming it."""
     from timm_compound.train.resume import refused
 
     extra = [flag(key) for key in refused(chosen)]
     extra += [option for option, value in (("--config", config_file), ("--out", out)) if value is not None]
     if extra:
-        raise CompoundError(f"--resume takes every setting from {folder / 'run.json'}; {', '.join(extra)} cannot be "
-                            "given with it (only a larger --epochs, --device, --workers, --data-dir and --download)")
+        raise CompoundError(
+            f"--resume takes every setting from {folder / 'run.json'}; {', '.join(extra)} cannot be "
+            "given with it (only a larger --epochs, --device, --workers, --data-dir and --download)"
+        )
     from timm_compound.train.run import read_record, recorded_config
 
     record = read_record(folder)
@@ -107,14 +132,25 @@ def _resume(folder: Path, name: str | None, config_file: Path | None, print_conf
 
 @app.command("eval")
 def eval_command(
-    name: Annotated[Optional[str], typer.Argument(help="A registered variant or a base (not needed with --run).")] = None,
-    weights: Annotated[Optional[Path], typer.Option(help="A .safetensors state dict, e.g. RUN/best.safetensors.")] = None,
-    run_dir: Annotated[Optional[Path], typer.Option("--run", help="Evaluate a run folder's best weights at its resolution.")] = None,
+    name: Annotated[
+        Optional[str], typer.Argument(help="A registered variant or a base (not needed with --run).")
+    ] = None,
+    weights: Annotated[
+        Optional[Path], typer.Option(help="A .safetensors state dict, e.g. RUN/best.safetensors.")
+    ] = None,
+    run_dir: Annotated[
+        Optional[Path], typer.Option("--run", help="Evaluate a run folder's best weights at its resolution.")
+    ] = None,
     data: Annotated[Optional[str], typer.Option(help="Dataset (default: the run's, else builtin:digits).")] = None,
-    resolution: Annotated[Optional[int], typer.Option(help="Input size in pixels (default: the model's or the run's).")] = None,
+    resolution: Annotated[
+        Optional[int], typer.Option(help="Input size in pixels (default: the model's or the run's).")
+    ] = None,
     batch_size: Annotated[int, typer.Option(help="Images per batch.")] = 64,
     val_samples: Annotated[Optional[int], typer.Option(help="Evaluate on a fixed subset of this many images.")] = None,
-    data_dir: Annotated[Optional[Path], typer.Option(help="Where torch/ and hfds/ datasets live (default ~/.cache/timm-compound/datasets).")] = None,
+    data_dir: Annotated[
+        Optional[Path],
+        typer.Option(help="Where torch/ and hfds/ datasets live (default ~/.cache/timm-compound/datasets)."),
+    ] = None,
     workers: Annotated[Optional[int], typer.Option(help="Data loader processes (default: 0 for builtin data).")] = None,
     device: Annotated[Optional[str], typer.Option(help="cpu, cuda or cuda:N (default: cuda when available).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
@@ -138,8 +174,17 @@ def eval_command(
             raise CompoundError("give NAME --weights FILE, or --run RUN")
         else:
             model = name
-        result = evaluate(model, data or DEFAULT_DATA, weights=weights, resolution=resolution, batch_size=batch_size,
-                          val_samples=val_samples, data_dir=data_dir, workers=workers, device=device)
+        result = evaluate(
+            model,
+            data or DEFAULT_DATA,
+            weights=weights,
+            resolution=resolution,
+            batch_size=batch_size,
+            val_samples=val_samples,
+            data_dir=data_dir,
+            workers=workers,
+            device=device,
+        )
     except CompoundError as error:
         raise fail(error) from None
     if as_json:
@@ -148,5 +193,7 @@ def eval_command(
     console.print(
         f"top-1 {result.top1:.2f}% (chance {result.chance:.1f}%), top-5 {result.top5:.2f}%, loss {result.loss:.4f} "
         f"on {result.images} images at {result.resolution} px, {result.images_per_second:.0f} img/s",
-        markup=False, highlight=False, soft_wrap=True,
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
     )

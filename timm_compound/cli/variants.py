@@ -19,12 +19,12 @@ def list_variants(fmt: FormatOption = "table") -> None:
 
     try:
         check_format(fmt)
-        rows = variant_rows()   # from a cache when nothing changed: no torch import
+        rows = variant_rows()  # from a cache when nothing changed: no torch import
     except CompoundError as error:
         raise fail(error) from None
     table = Table(title="timm-compound registered variants")
     longest = max((len(row["name"]) for row in rows), default=4)
-    table.add_column("name", no_wrap=True, min_width=longest)   # a name is what users copy: never cut
+    table.add_column("name", no_wrap=True, min_width=longest)  # a name is what users copy: never cut
     for column in ("base", "phi", "input size", "weights"):
         table.add_column(column, overflow="fold")
     for row in rows:
@@ -39,11 +39,14 @@ def show(
     d: Annotated[Optional[float], typer.Option("--d", help="Explicit depth multiplier.")] = None,
     w: Annotated[Optional[float], typer.Option("--w", help="Explicit width multiplier.")] = None,
     r: Annotated[Optional[float], typer.Option("--r", help="Explicit resolution multiplier.")] = None,
-    resolution: Annotated[Optional[int], typer.Option(help="Override the input size in pixels (default: the plan's).")] = None,
+    resolution: Annotated[
+        Optional[int], typer.Option(help="Override the input size in pixels (default: the plan's).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="The same as --format json.")] = False,
     fmt: FormatOption = "table",
-    allow_oversize: Annotated[bool, typer.Option(
-        "--allow-oversize", help="Plan past the size limits (10,000 blocks in a stage, 8,192 px).")] = False,
+    allow_oversize: Annotated[
+        bool, typer.Option("--allow-oversize", help="Plan past the size limits (10,000 blocks in a stage, 8,192 px).")
+    ] = False,
 ) -> None:
     """Show the scaling plan for a variant or a base."""
     from timm_compound.scaling.catalog import lookup

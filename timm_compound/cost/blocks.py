@@ -18,7 +18,6 @@ import types
 from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 import torch.nn as nn
@@ -28,7 +27,7 @@ from timm_compound.cost.counter import ShapeCounter
 from timm_compound.cost.keys import Unkeyable, context, freeze, remembering_partials
 from timm_compound.cost.memory import UnitTracer, nbytes
 
-MAX_TEMPLATES = 4096   # distinct blocks kept (meta modules: no weight memory)
+MAX_TEMPLATES = 4096  # distinct blocks kept (meta modules: no weight memory)
 
 
 @dataclass
@@ -38,7 +37,7 @@ class Template:
     weight_bytes: int
     trainable_bytes: int
     buffer_bytes: int
-    mode: bool | None = None   # the train/eval flag last set on the whole module (None: not by a stub yet)
+    mode: bool | None = None  # the train/eval flag last set on the whole module (None: not by a stub yet)
 
     def set_mode(self, training: bool) -> nn.Module:
         """The module with every submodule in this mode; walks the tree only when the mode changes."""
@@ -52,9 +51,9 @@ class Template:
 class _State(threading.local):
     counter: ShapeCounter | None = None
     tracer: UnitTracer | None = None
-    building: list = field(default_factory=list)     # the taint reasons of the skeletons being built
-    touched: dict = field(default_factory=dict)       # templates the parent read attributes from
-    real: int = 0                                     # > 0 while a template is being built for real
+    building: list = field(default_factory=list)  # the taint reasons of the skeletons being built
+    touched: dict = field(default_factory=dict)  # templates the parent read attributes from
+    real: int = 0  # > 0 while a template is being built for real
 
 
 _state = _State()
@@ -81,8 +80,9 @@ class _Stub(nn.Module):
             return traced.forward(template.set_mode(self.training), key, self.training, _state.tracer, args, kwargs)
         if _state.counter is None:
             return template.set_mode(self.training)(*args, **kwargs)
-        return replay.counted(key, self.training, _state.counter, args, kwargs,
-                              lambda: template.set_mode(self.training)(*args, **kwargs))
+        return replay.counted(
+            key, self.training, _state.counter, args, kwargs, lambda: template.set_mode(self.training)(*args, **kwargs)
+        )
 
     def __getattr__(self, name: str):
         try:
@@ -124,8 +124,14 @@ class _Stub(nn.Module):
 def _sequence_forward(self: nn.Sequential, input):
     if _state.counter is None:
         return nn.Sequential.forward(self, input)
-    return replay.counted(self.__dict__["_stub_key"], self.training, _state.counter, (input,), {},
-                          lambda: nn.Sequential.forward(self, input))
+    return replay.counted(
+        self.__dict__["_stub_key"],
+        self.training,
+        _state.counter,
+        (input,),
+        {},
+        lambda: nn.Sequential.forward(self, input),
+    )
 
 
 _sequence_forward.cost_model_replay = True
@@ -134,10 +140,16 @@ _sequence_forward.cost_model_replay = True
 def memoise_sequences(model: nn.Module) -> None:
     """Give every plain ``nn.Sequential`` whose children are all stubs (or such sequences) a key
     and a memoised forward: a stage of identical blocks is then one lookup, not one per block."""
-    for module in reversed(list(model.modules())):   # children before parents
-        if type(module) is nn.Sequential and len(module) and all(
-                "_stub_key" in child.__dict__ for child in module.children()):
-            module.__dict__["_stub_key"] = ("sequence", tuple(child.__dict__["_stub_key"] for child in module.children()))
+    for module in reversed(list(model.modules())):  # children before parents
+        if (
+            type(module) is nn.Sequential
+            and len(module)
+            and all("_stub_key" in child.__dict__ for child in module.children())
+        ):
+            module.__dict__["_stub_key"] = (
+                "sequence",
+                tuple(child.__dict__["_stub_key"] for child in module.children()),
+            )
             module.__dict__["forward"] = types.MethodType(_sequence_forward, module)
 
 
@@ -186,7 +198,7 @@ def _patched_init(cls: type, init, owner: int):
             key = (cls, freeze(args), freeze(kwargs), context())
             template = _template(cls, init, key, args, kwargs)
         except Unkeyable:
-            return init(self, *args, **kwargs)   # built for real: exact, just not shared
+            return init(self, *args, **kwargs)  # built for real: exact, just not shared
         nn.Module.__init__(self)
         object.__setattr__(self, "__class__", _stub_class(cls))
         self.__dict__["_stub_template"] = template
@@ -233,7 +245,9 @@ def counting(counter: ShapeCounter | None = None, tracer: UnitTracer | None = No
 
 
 def _state_of(m: nn.Module) -> tuple:
-    tensors = [(name, None if t is None else tuple(t.shape)) for name, t in (*m._parameters.items(), *m._buffers.items())]
+    tensors = [
+        (name, None if t is None else tuple(t.shape)) for name, t in (*m._parameters.items(), *m._buffers.items())
+    ]
     return list(m.__dict__.items()), list(m._modules.items()), tensors
 
 
@@ -246,7 +260,7 @@ _IMMUTABLE = (type(None), bool, int, float, complex, str, bytes, torch.dtype, to
 
 
 def _immutable(value) -> bool:
-    return isinstance(value, _IMMUTABLE) or isinstance(value, tuple) and all(_immutable(v) for v in value)
+    return isinstance(value, _IMMUTABLE) or (isinstance(value, tuple) and all(_immutable(v) for v in value))
 
 
 def _watch(template: Template, value) -> list:
@@ -263,7 +277,8 @@ def _watch(template: Template, value) -> list:
 
 def _same(before: list, after: list) -> bool:
     return len(before) == len(after) and all(
-        k == k0 and (v is v0 or k == "training") for (k, v), (k0, v0) in zip(after, before))
+        k == k0 and (v is v0 or k == "training") for (k, v), (k0, v0) in zip(after, before)
+    )
 
 
 def _unchanged(snapshot: list) -> bool:

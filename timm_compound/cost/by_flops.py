@@ -18,8 +18,8 @@ from timm_compound.scaling import limits
 from timm_compound.scaling.plan import ScalePlan
 from timm_compound.scaling.plan import plan as open_loop
 
-TOLERANCE = 1e-3   # the bisection stops when the bracket is this narrow in phi
-STEPS = 40         # bracket doublings before giving up (the size limits stop far sooner)
+TOLERANCE = 1e-3  # the bisection stops when the bracket is this narrow in phi
+STEPS = 40  # bracket doublings before giving up (the size limits stop far sooner)
 
 
 def plan(base: str, phi: float | None = None, *, flops: float | None = None, **kwargs: Any) -> ScalePlan:
@@ -29,16 +29,23 @@ def plan(base: str, phi: float | None = None, *, flops: float | None = None, **k
     if flops is None:
         return open_loop(base, phi, **kwargs)
     if kwargs.get("resolution") is not None:
-        raise CompoundError("a plan by flops chooses its own resolution along the strategy: give flops or "
-                            "resolution, not both")
-    promised = open_loop(base, phi, flops=flops, **kwargs)   # checks every argument, names the strategy
-    return _closest(base, promised, {key: value for key, value in kwargs.items()
-                                     if key not in ("coefficients", "strategy", "alpha")})
+        raise CompoundError(
+            "a plan by flops chooses its own resolution along the strategy: give flops or resolution, not both"
+        )
+    promised = open_loop(base, phi, flops=flops, **kwargs)  # checks every argument, names the strategy
+    return _closest(
+        base,
+        promised,
+        {key: value for key, value in kwargs.items() if key not in ("coefficients", "strategy", "alpha")},
+    )
 
 
 def _closest(base: str, promised: ScalePlan, kwargs: dict[str, Any]) -> ScalePlan:
-    along = {"strategy": promised.strategy, "coefficients": promised.coefficients} \
-        if promised.strategy.name == "compound" else {"strategy": promised.strategy}
+    along = (
+        {"strategy": promised.strategy, "coefficients": promised.coefficients}
+        if promised.strategy.name == "compound"
+        else {"strategy": promised.strategy}
+    )
     target = promised.flops * measure(open_loop(base, 0.0, **kwargs, **along)).macs
     costs: dict[float, tuple[ScalePlan, float] | None] = {}
 
@@ -69,8 +76,10 @@ def _closest(base: str, promised: ScalePlan, kwargs: dict[str, Any]) -> ScalePla
             hi += step
         step *= 2
     else:
-        raise CompoundError(f"no plan of {base} along {promised.strategy.label()} reaches {promised.flops:g}x "
-                            "the base's MACs (rounding or the rule's limits hold it back)")
+        raise CompoundError(
+            f"no plan of {base} along {promised.strategy.label()} reaches {promised.flops:g}x "
+            "the base's MACs (rounding or the rule's limits hold it back)"
+        )
     while hi - lo > TOLERANCE:
         middle = (lo + hi) / 2
         lo, hi = (lo, middle) if above(middle) else (middle, hi)

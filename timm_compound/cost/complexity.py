@@ -19,12 +19,12 @@ class Complexity:
     """The measured cost of one model at one input size and batch size."""
 
     params: int
-    macs: int                      # conv + linear multiply-adds for the whole batch (forward)
-    activations: int               # elements output by conv + linear ops (fvcore's ActivationCountAnalysis)
-    weight_bytes: int              # parameters + buffers, as a state_dict holds them
+    macs: int  # conv + linear multiply-adds for the whole batch (forward)
+    activations: int  # elements output by conv + linear ops (fvcore's ActivationCountAnalysis)
+    weight_bytes: int  # parameters + buffers, as a state_dict holds them
     resolution: int
     batch_size: int
-    train_memory_bytes: int | None = None   # peak of one SGD-momentum training step (cost.memory's timeline)
+    train_memory_bytes: int | None = None  # peak of one SGD-momentum training step (cost.memory's timeline)
     # which path counted: "model" (the cost model), "meta" (FlopCounterMode on the whole model built on
     # meta) or "fvcore" (measure_reference, a real model); the numbers agree, so equality ignores it
     method: str = field(default="meta", compare=False)
@@ -74,7 +74,9 @@ class Complexity:
         return found
 
 
-def resolve_target(target: str | ScalePlan | nn.Module, resolution: int | None) -> tuple[ScalePlan | None, nn.Module | None, int]:
+def resolve_target(
+    target: str | ScalePlan | nn.Module, resolution: int | None
+) -> tuple[ScalePlan | None, nn.Module | None, int]:
     """(plan, model, resolution) from a variant name, a base name, a plan or a built model."""
     if isinstance(target, str):
         base, phi = lookup(target)
@@ -91,7 +93,9 @@ def resolve_target(target: str | ScalePlan | nn.Module, resolution: int | None) 
         if resolution is None:
             raise CompoundError("cannot tell this model's input size: pass resolution=")
         return None, target, resolution
-    raise CompoundError(f"measure() takes a variant or base name, a ScalePlan or an nn.Module, got {type(target).__name__}")
+    raise CompoundError(
+        f"measure() takes a variant or base name, a ScalePlan or an nn.Module, got {type(target).__name__}"
+    )
 
 
 def check_sizes(resolution: int, batch_size: int) -> None:

@@ -31,10 +31,10 @@ def op_cost(op, args, out: torch.Tensor) -> int:
     """MACs of one counted op, from the shapes of its arguments and output."""
     if op in _CONVOLUTIONS:
         x, weight, transposed = args[0], args[1], args[6]
-        if transposed:   # fvcore: batch x weight elements x input pixels
+        if transposed:  # fvcore: batch x weight elements x input pixels
             return x.shape[0] * math.prod(weight.shape) * math.prod(x.shape[2:])
         return out.numel() * math.prod(weight.shape[1:])
-    a = args[1] if op is _aten.addmm else args[0]   # addmm(bias, a, b), mm(a, b), bmm(a, b): M x K x N
+    a = args[1] if op is _aten.addmm else args[0]  # addmm(bias, a, b), mm(a, b), bmm(a, b): M x K x N
     return out.numel() * a.shape[-1]
 
 
@@ -66,7 +66,8 @@ def _is_functional(func) -> bool:
     if known is None:
         schema = func._schema
         known = _functional[func] = not schema.is_mutable and all(
-            item.alias_info is None for item in (*schema.returns, *schema.arguments))
+            item.alias_info is None for item in (*schema.returns, *schema.arguments)
+        )
     return known
 
 
@@ -86,7 +87,11 @@ def _batch_norm(x, *_):
 def _layer_norm(x, normalized_shape, *_):
     out = tuple(x.shape)
     stats = out[: x.dim() - len(normalized_shape)] + (1,) * len(normalized_shape)
-    return ((out, _contiguous(out), x.dtype), (stats, _contiguous(stats), x.dtype), (stats, _contiguous(stats), x.dtype))
+    return (
+        (out, _contiguous(out), x.dtype),
+        (stats, _contiguous(stats), x.dtype),
+        (stats, _contiguous(stats), x.dtype),
+    )
 
 
 def _elementwise(x, *_):
@@ -126,7 +131,8 @@ def _convolution(x, weight, bias, stride, padding, dilation, transposed, output_
         raise NotImplementedError("transposed convolution")
     spatial = tuple(
         (size + 2 * p - d * (k - 1) - 1) // s + 1
-        for size, k, s, p, d in zip(x.shape[2:], weight.shape[2:], stride, padding, dilation))
+        for size, k, s, p, d in zip(x.shape[2:], weight.shape[2:], stride, padding, dilation)
+    )
     shape = (x.shape[0], weight.shape[0], *spatial)
     return (shape, _contiguous(shape), x.dtype)
 
@@ -147,18 +153,42 @@ _RULES = {
     _aten.mean.dim: _mean,
     _aten.convolution.default: _convolution,
     _aten.addmm.default: _addmm,
-    **{getattr(_aten, name).default: _elementwise for name in (
-        "relu", "silu", "sigmoid", "hardswish", "hardsigmoid", "gelu", "mish", "tanh", "elu", "leaky_relu", "hardtanh",
-    )},
+    **{
+        getattr(_aten, name).default: _elementwise
+        for name in (
+            "relu",
+            "silu",
+            "sigmoid",
+            "hardswish",
+            "hardsigmoid",
+            "gelu",
+            "mish",
+            "tanh",
+            "elu",
+            "leaky_relu",
+            "hardtanh",
+        )
+    },
 }
 # In-place elementwise ops return their first argument, whose shape they cannot change
 _IN_PLACE = {
     getattr(_aten, name).default if hasattr(getattr(_aten, name), "default") else getattr(_aten, name).Tensor
-    for name in ("relu_", "silu_", "sigmoid_", "hardswish_", "hardsigmoid_", "tanh_", "elu_", "leaky_relu_",
-                 "hardtanh_", "mish_", "gelu_")
+    for name in (
+        "relu_",
+        "silu_",
+        "sigmoid_",
+        "hardswish_",
+        "hardsigmoid_",
+        "tanh_",
+        "elu_",
+        "leaky_relu_",
+        "hardtanh_",
+        "mish_",
+        "gelu_",
+    )
 } | {_aten.add_.Tensor, _aten.mul_.Tensor, _aten.sub_.Tensor, _aten.div_.Tensor, _aten.add_.Scalar, _aten.mul_.Scalar}
 _checked: dict[tuple, bool] = {}
-_FACTORIES = {_aten.empty_strided.default, _aten.empty.memory_format}   # cheaper made than looked up
+_FACTORIES = {_aten.empty_strided.default, _aten.empty.memory_format}  # cheaper made than looked up
 
 
 def _layout(x: torch.Tensor) -> tuple:
@@ -200,7 +230,7 @@ class ShapeCounter(TorchDispatchMode):
 
     def __init__(self, memo: bool = False):
         super().__init__()
-        self.frames: list[list[int]] = [[0, 0]]   # [macs, elements]; frames[0] is the whole forward
+        self.frames: list[list[int]] = [[0, 0]]  # [macs, elements]; frames[0] is the whole forward
         self.memo = memo
 
     @property
@@ -249,7 +279,7 @@ class ShapeCounter(TorchDispatchMode):
                 out = func(*args)
                 try:
                     _checked[layout] = spec_of(out) == rule(*args)
-                except Exception:   # noqa: BLE001  (a rule that cannot read these inputs is not trusted)
+                except Exception:
                     _checked[layout] = False
                 return out
         if not _is_functional(func):

@@ -15,8 +15,9 @@ fill: every filled plan would need timings of its own).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Collection
+from typing import Any
 
 from timm_compound.cost.complexity import Complexity
 from timm_compound.cost.latency import Latency, LatencySettings, time_plan
@@ -30,10 +31,10 @@ from timm_compound.scaling.plan import plan as make_plan
 from timm_compound.scaling.rulebook import active_rules
 from timm_compound.scaling.structure import extra_inputs
 
-PHI_MIN = -200.0   # every stage at its minimum depth and width, the resolution at its floor (1.1**-200 ~ 5e-9)
+PHI_MIN = -200.0  # every stage at its minimum depth and width, the resolution at its floor (1.1**-200 ~ 5e-9)
 PHI_MAX = 24.0
-TOLERANCE = 1e-3   # bisection stops when the bracket is this narrow in phi
-NEIGHBOURS = 0.5   # how far above the bisected phi to look for a later step that fits again
+TOLERANCE = 1e-3  # bisection stops when the bracket is this narrow in phi
+NEIGHBOURS = 0.5  # how far above the bisected phi to look for a later step that fits again
 SCAN_STEP = 0.01
 
 # budget name -> (Complexity attribute, unit scale shown to the user, unit)
@@ -42,16 +43,16 @@ BUDGETS = {
     "max_params": ("params", 1e6, "M params"),
     "max_train_memory": ("train_memory_bytes", 2**20, "MiB"),
 }
-LATENCY_SECONDS = 5.0   # the time cap of each timing a latency fit takes
+LATENCY_SECONDS = 5.0  # the time cap of each timing a latency fit takes
 
 
 @dataclass(frozen=True)
 class Budget:
-    name: str          # max_gmacs, max_params, max_train_memory or max_latency_ms
-    target: float      # in the unit the user gave: GMACs, millions of params, MiB, ms
-    achieved: float    # for latency: the median
+    name: str  # max_gmacs, max_params, max_train_memory or max_latency_ms
+    target: float  # in the unit the user gave: GMACs, millions of params, MiB, ms
+    achieved: float  # for latency: the median
     unit: str
-    interval: tuple[float, float] | None = None   # latency: the median's 95% interval
+    interval: tuple[float, float] | None = None  # latency: the median's 95% interval
 
     @property
     def ratio(self) -> float:
@@ -63,12 +64,12 @@ class FitResult:
     """The fitted plan, its measured cost, and achieved vs target for each budget."""
 
     plan: ScalePlan
-    phi: float                 # the fitted plan's phi (its depths; its widths unless fill == "width")
-    phi_max: float             # the largest phi whose plan fits at its own resolution
+    phi: float  # the fitted plan's phi (its depths; its widths unless fill == "width")
+    phi_max: float  # the largest phi whose plan fits at its own resolution
     complexity: Complexity
     budgets: list[Budget]
-    evaluations: int           # distinct (model, resolution) pairs measured
-    fill: str = "none"         # what the budget left over bought: "none", "resolution" or "width"
+    evaluations: int  # distinct (model, resolution) pairs measured
+    fill: str = "none"  # what the budget left over bought: "none", "resolution" or "width"
     trace: list[tuple[float, bool]] = field(default_factory=list, repr=False, compare=False)
     # a latency budget: the fitted plan's timing, whether the verdicts either side of the edge were
     # clear of the noise, in words, and how many timings the fit took
@@ -91,13 +92,27 @@ class FitResult:
             "gmacs": self.complexity.gmacs,
             "train_memory_bytes": self.complexity.train_memory_bytes,
             "budgets": [
-                {"name": b.name, "target": b.target, "achieved": b.achieved, "unit": b.unit, "ratio": b.ratio,
-                 **({} if b.interval is None else {"interval": list(b.interval)})}
+                {
+                    "name": b.name,
+                    "target": b.target,
+                    "achieved": b.achieved,
+                    "unit": b.unit,
+                    "ratio": b.ratio,
+                    **({} if b.interval is None else {"interval": list(b.interval)}),
+                }
                 for b in self.budgets
             ],
             "evaluations": self.evaluations,
-            **({} if self.latency is None else {"latency": self.latency.to_dict(), "sure": self.sure,
-                                                 "certainty": self.certainty, "timings": self.timings}),
+            **(
+                {}
+                if self.latency is None
+                else {
+                    "latency": self.latency.to_dict(),
+                    "sure": self.sure,
+                    "certainty": self.certainty,
+                    "timings": self.timings,
+                }
+            ),
             "plan": self.plan.to_dict(),
         }
 
@@ -118,28 +133,39 @@ class _Costs:
     ``measure`` does the counting (the cost model: milliseconds per plan, exact).
     """
 
-    def __init__(self, base: str, coefficients: Any, batch_size: int, train_memory: bool,
-                 progress: Callable[[int], None] | None = None):
+    def __init__(
+        self,
+        base: str,
+        coefficients: Any,
+        batch_size: int,
+        train_memory: bool,
+        progress: Callable[[int], None] | None = None,
+    ):
         self.base, self.coefficients = base, coefficients
         self.batch_size, self.train_memory = batch_size, train_memory
         self.progress = progress
         self.cache: dict[tuple, Complexity] = {}
-        self.plans: dict[tuple, ScalePlan] = {}   # the scan and the fills plan the same phi more than once
+        self.plans: dict[tuple, ScalePlan] = {}  # the scan and the fills plan the same phi more than once
 
     def plan(self, phi: float, resolution: int | None = None) -> ScalePlan:
         # the size limits are checked by `fits`: a plan past them is one that does not fit
         key = (phi, resolution)
         if key not in self.plans:
-            self.plans[key] = make_plan(self.base, phi, resolution=resolution, coefficients=self.coefficients,
-                                        allow_oversize=True)
+            self.plans[key] = make_plan(
+                self.base, phi, resolution=resolution, coefficients=self.coefficients, allow_oversize=True
+            )
         return self.plans[key]
 
     @staticmethod
     def oversize(scaled: ScalePlan) -> str | None:
         """Why the plan is past scaling.limits (never built, never measured), or None."""
         try:
-            size_limits.check(scaled.size, f"the plan for {scaled.base} at phi={scaled.phi:g}"
-                              if scaled.phi is not None else f"the plan for {scaled.base}")
+            size_limits.check(
+                scaled.size,
+                f"the plan for {scaled.base} at phi={scaled.phi:g}"
+                if scaled.phi is not None
+                else f"the plan for {scaled.base}",
+            )
         except CompoundError as error:
             return str(error)
         return None
@@ -162,8 +188,14 @@ class _Costs:
 def _structure(scaled: ScalePlan, leave_out: Collection[str] = frozenset()) -> tuple:
     """Everything a plan's model depends on but its resolution (layouts' extra inputs and scheduled arguments
     included), less the constructor arguments named in `leave_out`."""
-    return (tuple(scaled.depths), tuple(scaled.widths), scaled.stem, scaled.head, extra_inputs(scaled),
-            tuple(sorted((k, v) for k, v in scaled.constructor_args.items() if k not in leave_out)))
+    return (
+        tuple(scaled.depths),
+        tuple(scaled.widths),
+        scaled.stem,
+        scaled.head,
+        extra_inputs(scaled),
+        tuple(sorted((k, v) for k, v in scaled.constructor_args.items() if k not in leave_out)),
+    )
 
 
 def _shape(scaled: ScalePlan) -> tuple:
@@ -177,9 +209,7 @@ def _fits(cost: Complexity, limits: dict[str, float]) -> bool:
 
 
 def _describe(cost: Complexity, limits: dict[str, float]) -> str:
-    return ", ".join(
-        f"{getattr(cost, BUDGETS[name][0]) / BUDGETS[name][1]:.6g} {BUDGETS[name][2]}" for name in limits
-    )
+    return ", ".join(f"{getattr(cost, BUDGETS[name][0]) / BUDGETS[name][1]:.6g} {BUDGETS[name][2]}" for name in limits)
 
 
 def fit(
@@ -218,13 +248,26 @@ def fit(
     timed network meets it and every other budget, at its own resolution (no fills). The result's
     ``sure`` and ``certainty`` say whether the noise left either verdict at the edge in doubt.
     """
-    given = {name: _budget(name, value) for name, value in
-             (("max_gmacs", max_gmacs), ("max_params", max_params), ("max_train_memory", max_train_memory))}
+    given = {
+        name: _budget(name, value)
+        for name, value in (
+            ("max_gmacs", max_gmacs),
+            ("max_params", max_params),
+            ("max_train_memory", max_train_memory),
+        )
+    }
     targets = {name: value for name, value in given.items() if value is not None}
     latency_ms = _budget("max_latency_ms", max_latency_ms)
     if latency_ms is not None:
-        settings = LatencySettings.check(device=device, batch_size=batch_size, threads=threads, dtype=dtype,
-                                         runtime=runtime, max_seconds=max_seconds, cache=cache)
+        settings = LatencySettings.check(
+            device=device,
+            batch_size=batch_size,
+            threads=threads,
+            dtype=dtype,
+            runtime=runtime,
+            max_seconds=max_seconds,
+            cache=cache,
+        )
     if not targets and latency_ms is None:
         raise CompoundError("give at least one budget: max_gmacs, max_params, max_train_memory or max_latency_ms")
     if base not in active_rules().rules:
@@ -238,12 +281,19 @@ def fit(
         return _fit(base, targets, limits, batch_size, coefficients, fill_resolution, fill_width, progress)
 
 
-def _fit_latency(base: str, budget_ms: float, settings: LatencySettings, targets: dict[str, float],
-                 limits: dict[str, float], coefficients: Any, progress: Callable[[int], None] | None) -> FitResult:
+def _fit_latency(
+    base: str,
+    budget_ms: float,
+    settings: LatencySettings,
+    targets: dict[str, float],
+    limits: dict[str, float],
+    coefficients: Any,
+    progress: Callable[[int], None] | None,
+) -> FitResult:
     """The largest phi whose timed network answers within `budget_ms` and meets the counted budgets."""
     costs = _Costs(base, coefficients, settings.batch_size, "max_train_memory" in targets)
     high = PHI_MAX
-    if targets:   # the counted budgets bound the search from above (and fail first when nothing meets them)
+    if targets:  # the counted budgets bound the search from above (and fail first when nothing meets them)
         with gc_paused():
             high = _fit(base, targets, limits, settings.batch_size, coefficients, False, False, None).phi_max
     timings = []
@@ -267,8 +317,14 @@ def _fit_latency(base: str, budget_ms: float, settings: LatencySettings, targets
             return costs(scaled).macs
 
     low = _lowest_candidate(candidate)
-    direction = Direction(plan=candidate, macs=macs, key=lambda scaled: (_shape(scaled), scaled.resolution),
-                          time=timed, low=low, high=high)
+    direction = Direction(
+        plan=candidate,
+        macs=macs,
+        key=lambda scaled: (_shape(scaled), scaled.resolution),
+        time=timed,
+        low=low,
+        high=high,
+    )
     edge = Search(direction, budget_ms).edge(0.0)
     if edge.fits is None:
         floor = edge.over
@@ -277,20 +333,37 @@ def _fit_latency(base: str, budget_ms: float, settings: LatencySettings, targets
         raise CompoundError(
             f"no {base} answers within {budget_ms:g} ms on {settings.where()}: the smallest valid model (depths "
             f"{floor.plan.depths}, widths {floor.plan.widths}, {floor.plan.resolution} px) takes "
-            f"{floor.latency.describe()}")
+            f"{floor.latency.describe()}"
+        )
     if edge.over is None and high >= PHI_MAX:
-        raise CompoundError(f"the budget allows more than phi={PHI_MAX:g} of {base} ({edge.fits.latency.describe()} "
-                            "there); use a larger base")
+        raise CompoundError(
+            f"the budget allows more than phi={PHI_MAX:g} of {base} ({edge.fits.latency.describe()} "
+            "there); use a larger base"
+        )
     chosen = costs.plan(edge.fits.phi)
     latency = edge.fits.latency
     sure, certainty = _certainty(edge.fits, edge.over, budget_ms, targets)
     measured = replace(costs(chosen), latency=latency)
-    budgets = [Budget(name, target, getattr(measured, BUDGETS[name][0]) / BUDGETS[name][1], BUDGETS[name][2])
-               for name, target in targets.items()]
+    budgets = [
+        Budget(name, target, getattr(measured, BUDGETS[name][0]) / BUDGETS[name][1], BUDGETS[name][2])
+        for name, target in targets.items()
+    ]
     budgets.append(Budget("max_latency_ms", budget_ms, latency.median_ms, "ms", latency.ci_ms))
     trace = [(point.phi, point.fits) for point in edge.timed]
-    return FitResult(chosen, edge.fits.phi, edge.fits.phi, measured, budgets, len(costs.cache), "none", trace,
-                     latency=latency, sure=sure, certainty=certainty, timings=len(timings))
+    return FitResult(
+        chosen,
+        edge.fits.phi,
+        edge.fits.phi,
+        measured,
+        budgets,
+        len(costs.cache),
+        "none",
+        trace,
+        latency=latency,
+        sure=sure,
+        certainty=certainty,
+        timings=len(timings),
+    )
 
 
 def _lowest_candidate(candidate: Callable[[float], ScalePlan | None]) -> float:
@@ -306,37 +379,54 @@ def _lowest_candidate(candidate: Callable[[float], ScalePlan | None]) -> float:
 
 def _certainty(fits, over, budget_ms: float, targets: dict[str, float]) -> tuple[bool, str]:
     """Whether the noise left the verdicts either side of the edge in doubt, in words."""
+
     def interval(point) -> str:
         return f"{point.latency.ci_ms[0]:.4g}-{point.latency.ci_ms[1]:.4g} ms"
 
     if not fits.sure:
-        return False, (f"not sure: the fitted network's 95% interval ({interval(fits)}) still straddles the "
-                       f"{budget_ms:g} ms budget after {fits.timings} timings; its median decided")
+        return False, (
+            f"not sure: the fitted network's 95% interval ({interval(fits)}) still straddles the "
+            f"{budget_ms:g} ms budget after {fits.timings} timings; its median decided"
+        )
     if over is not None and over.latency is not None and not over.sure:
-        return False, (f"not sure: the next larger network's 95% interval ({interval(over)}) still straddles the "
-                       f"{budget_ms:g} ms budget after {over.timings} timings; it may fit too")
+        return False, (
+            f"not sure: the next larger network's 95% interval ({interval(over)}) still straddles the "
+            f"{budget_ms:g} ms budget after {over.timings} timings; it may fit too"
+        )
     if over is None or over.latency is None:
         bound = ", ".join(targets) or "the size limits"
-        return True, (f"sure: the fitted network's 95% interval ({interval(fits)}) is under the budget; the next "
-                      f"larger plan is ruled out by {bound}, not by latency")
-    return True, (f"sure: the fitted network's 95% interval ({interval(fits)}) is under the {budget_ms:g} ms budget "
-                  f"and the next larger network's ({interval(over)}) is over it")
+        return True, (
+            f"sure: the fitted network's 95% interval ({interval(fits)}) is under the budget; the next "
+            f"larger plan is ruled out by {bound}, not by latency"
+        )
+    return True, (
+        f"sure: the fitted network's 95% interval ({interval(fits)}) is under the {budget_ms:g} ms budget "
+        f"and the next larger network's ({interval(over)}) is over it"
+    )
 
 
-def _fit(base: str, targets: dict[str, float], limits: dict[str, float], batch_size: int, coefficients: Any,
-         fill_resolution: bool, fill_width: bool, progress: Callable[[int], None] | None) -> FitResult:
+def _fit(
+    base: str,
+    targets: dict[str, float],
+    limits: dict[str, float],
+    batch_size: int,
+    coefficients: Any,
+    fill_resolution: bool,
+    fill_width: bool,
+    progress: Callable[[int], None] | None,
+) -> FitResult:
     costs = _Costs(base, coefficients, batch_size, "max_train_memory" in targets, progress)
     trace: list[tuple[float, bool]] = []
 
     def feasible(phi: float) -> bool:
         try:
             ok = costs.fits(costs.plan(phi), limits)
-        except NoTrainingStep:   # too small to train at this batch size (e.g. batch norm over 1x1 maps at batch 1)
+        except NoTrainingStep:  # too small to train at this batch size (e.g. batch norm over 1x1 maps at batch 1)
             ok = False
         except RuleError:
             if phi >= 0:
                 raise
-            ok = False   # the constructor rejects so small a model (RegNet needs enough blocks for four stages)
+            ok = False  # the constructor rejects so small a model (RegNet needs enough blocks for four stages)
         trace.append((phi, ok))
         return ok
 
@@ -352,13 +442,17 @@ def _fit(base: str, targets: dict[str, float], limits: dict[str, float], batch_s
     lo = _neighbours(feasible, lo, lambda phi: (_shape(plan := costs.plan(phi)), plan.resolution))
 
     chosen, fill = costs.plan(lo), "none"
-    fixed = active_rules().rule_for(base)[0].fixed()   # a dimension the rule holds is never filled
+    fixed = active_rules().rule_for(base)[0].fixed()  # a dimension the rule holds is never filled
     if fill_resolution and "resolution" not in fixed and ("max_gmacs" in targets or "max_train_memory" in targets):
         chosen = _fill(costs, lo, limits)
         fill = "resolution" if chosen.resolution_source == "override" else "none"
     phi = chosen.phi
-    if fill_width and "width" not in fixed and "max_params" in targets \
-            and costs(chosen).params < WIDTH_FILL_BELOW * limits["max_params"]:
+    if (
+        fill_width
+        and "width" not in fixed
+        and "max_params" in targets
+        and costs(chosen).params < WIDTH_FILL_BELOW * limits["max_params"]
+    ):
         widened = _fill_width(costs, chosen, limits)
         if widened is not chosen:
             chosen, fill = widened, "width"
@@ -388,19 +482,22 @@ def _bracket(feasible, base: str, limits: dict[str, float], costs: _Costs) -> tu
                     f"({_describe(at_max, limits)} there); use a larger base"
                 )
         too_large = costs.oversize(costs.plan(lo + step))
-        if too_large is not None:   # the search ran into the size limits, not into the budget
+        if too_large is not None:  # the search ran into the size limits, not into the budget
             at_lo, at_zero = costs(costs.plan(lo)), costs(costs.plan(0.0))
             if lo > 0 and _describe(at_lo, limits) == _describe(at_zero, limits):
                 raise CompoundError(
                     f"the budgeted cost of {base} does not grow with phi under these coefficients "
-                    f"({_describe(at_zero, limits)} at every phi up to {lo:g}): no phi is the largest that fits")
+                    f"({_describe(at_zero, limits)} at every phi up to {lo:g}): no phi is the largest that fits"
+                )
             raise CompoundError(f"the budget allows more of {base} than the size limits: {too_large}")
         return lo, lo + step
     hi, step = 0.0, 1.0
     while not feasible(max(PHI_MIN, hi - step)):
         if hi - step <= PHI_MIN:
-            raise CompoundError(f"no {base} fits: no model that can take a training step at batch "
-                                f"{costs.batch_size} is under the budget; try a larger batch or budget")
+            raise CompoundError(
+                f"no {base} fits: no model that can take a training step at batch "
+                f"{costs.batch_size} is under the budget; try a larger batch or budget"
+            )
         hi, step = hi - step, step * 2
     return max(PHI_MIN, hi - step), hi
 
@@ -444,13 +541,13 @@ def _neighbours(feasible, lo: float, shape_of: Callable[[float], tuple]) -> floa
             phi = candidate
         else:
             too_costly.add(shape)
-    if phi != lo:   # a later step fits: bisect from there to its own edge
+    if phi != lo:  # a later step fits: bisect from there to its own edge
         return _neighbours(feasible, _bisect(feasible, phi, phi + SCAN_STEP), shape_of)
     return lo
 
 
-FILL_WINDOW = 0.5   # how far below phi_max to look for a structure that a resolution change fits better
-CLOSE_ENOUGH = 0.99   # a filled plan this close to the budget ends the search for a better one lower down
+FILL_WINDOW = 0.5  # how far below phi_max to look for a structure that a resolution change fits better
+CLOSE_ENOUGH = 0.99  # a filled plan this close to the budget ends the search for a better one lower down
 
 
 def _fill(costs: _Costs, phi_max: float, limits: dict[str, float]) -> ScalePlan:
@@ -474,7 +571,7 @@ def _fill(costs: _Costs, phi_max: float, limits: dict[str, float]) -> ScalePlan:
         phi = phi_max - k * SCAN_STEP
         own = costs.plan(phi)
         shape = _shape(own)
-        if shape in seen:   # the largest phi of each shape is tried (schedules alone do not change the network)
+        if shape in seen:  # the largest phi of each shape is tried (schedules alone do not change the network)
             continue
         seen.add(shape)
         if costs.fits(own, limits):
@@ -495,11 +592,11 @@ def _largest_resolution(costs: _Costs, phi: float, own: ScalePlan, limits: dict[
     def at(steps: int) -> ScalePlan | None:
         pixels = own.resolution + steps * step
         if cap is not None and pixels > cap:
-            return None   # the rule's resolution cap holds for fitted plans too
+            return None  # the rule's resolution cap holds for fitted plans too
         candidate = costs.plan(phi, resolution=pixels)
         return candidate if costs.fits(candidate, limits) else None
 
-    good, bad = 0, None   # steps known to fit; steps known not to (None: not yet)
+    good, bad = 0, None  # steps known to fit; steps known not to (None: not yet)
     guess = _predicted_steps(costs(own), limits, own.resolution, step)
     if guess > 0:
         if at(guess) is not None:
@@ -519,13 +616,16 @@ def _largest_resolution(costs: _Costs, phi: float, own: ScalePlan, limits: dict[
 
 def _predicted_steps(cost: Complexity, limits: dict[str, float], pixels: int, step: int) -> int:
     """Resolution steps up from `pixels` that a cost growing with pixels squared would allow (a guess)."""
-    rooms = [limit / getattr(cost, BUDGETS[name][0]) for name, limit in limits.items()
-             if name != "max_params" and getattr(cost, BUDGETS[name][0])]
+    rooms = [
+        limit / getattr(cost, BUDGETS[name][0])
+        for name, limit in limits.items()
+        if name != "max_params" and getattr(cost, BUDGETS[name][0])
+    ]
     room = min(rooms, default=1.0)
     return max(0, int((pixels * math.sqrt(max(room, 1.0)) - pixels) // step))
 
 
-WIDTH_FILL_BELOW = 0.95   # a params budget met by less than this gets its remainder spent on width
+WIDTH_FILL_BELOW = 0.95  # a params budget met by less than this gets its remainder spent on width
 
 
 def _fill_width(costs: _Costs, chosen: ScalePlan, limits: dict[str, float]) -> ScalePlan:
@@ -542,8 +642,15 @@ def _fill_width(costs: _Costs, chosen: ScalePlan, limits: dict[str, float]) -> S
     mult = chosen.multipliers
 
     def scaled(depth: float, factor: float) -> ScalePlan:
-        explicit = make_plan(chosen.base, d=depth, w=mult.width * factor, r=mult.resolution,
-                             resolution=chosen.resolution, coefficients=costs.coefficients, allow_oversize=True)
+        explicit = make_plan(
+            chosen.base,
+            d=depth,
+            w=mult.width * factor,
+            r=mult.resolution,
+            resolution=chosen.resolution,
+            coefficients=costs.coefficients,
+            allow_oversize=True,
+        )
         # explicit multipliers carry no phi, so keep the fitted phi's scheduled args (dropout)
         return explicit.model_copy(update={"constructor_args": dict(chosen.constructor_args)})
 
@@ -561,8 +668,9 @@ def _fill_width(costs: _Costs, chosen: ScalePlan, limits: dict[str, float]) -> S
     return best
 
 
-def _shallower(costs: _Costs, at_depth: Callable[[float], ScalePlan], depth: float,
-               limits: dict[str, float]) -> ScalePlan | None:
+def _shallower(
+    costs: _Costs, at_depth: Callable[[float], ScalePlan], depth: float, limits: dict[str, float]
+) -> ScalePlan | None:
     """The plan at the largest depth multiplier under `depth` that fits (bisected; cost grows with
     depth), or None when not even half the depth fits."""
     if not costs.fits(at_depth(depth / 2), limits):

@@ -27,17 +27,30 @@ _BY_VALUE = (torch.dtype, torch.device, torch.memory_format, torch.layout)
 _IDENTITY = (type, types.FunctionType, types.BuiltinFunctionType)
 # Module.__dict__ entries that are not attributes of the layer itself
 _MODULE_INTERNALS = {
-    "_parameters", "_buffers", "_modules", "_non_persistent_buffers_set", "training",
-    "_state_dict_hooks", "_state_dict_pre_hooks", "_load_state_dict_pre_hooks", "_load_state_dict_post_hooks",
-    "_compiled_call_impl", "_is_full_backward_hook",
+    "_parameters",
+    "_buffers",
+    "_modules",
+    "_non_persistent_buffers_set",
+    "training",
+    "_state_dict_hooks",
+    "_state_dict_pre_hooks",
+    "_load_state_dict_pre_hooks",
+    "_load_state_dict_post_hooks",
+    "_compiled_call_impl",
+    "_is_full_backward_hook",
 }
 _HOOKS = (
-    "_forward_hooks", "_forward_hooks_with_kwargs", "_forward_hooks_always_called", "_forward_pre_hooks",
-    "_forward_pre_hooks_with_kwargs", "_backward_hooks", "_backward_pre_hooks",
+    "_forward_hooks",
+    "_forward_hooks_with_kwargs",
+    "_forward_hooks_always_called",
+    "_forward_pre_hooks",
+    "_forward_pre_hooks_with_kwargs",
+    "_backward_hooks",
+    "_backward_pre_hooks",
 )
 
 
-_partials: dict[int, tuple] | None = None   # id -> (partial, frozen form), inside `remembering_partials`
+_partials: dict[int, tuple] | None = None  # id -> (partial, frozen form), inside `remembering_partials`
 
 
 class remembering_partials:
@@ -58,10 +71,10 @@ def freeze(value):
     """A hashable form equal only for values that construct the same module."""
     if isinstance(value, _SCALARS):
         return (type(value), value)
-    if isinstance(value, _BY_VALUE) or isinstance(value, enum.Enum):
+    if isinstance(value, (_BY_VALUE, enum.Enum)):
         return (type(value), value)
     if isinstance(value, _IDENTITY):
-        return value   # classes and functions: by identity (kept alive by the key)
+        return value  # classes and functions: by identity (kept alive by the key)
     if isinstance(value, (tuple, list)):
         return (type(value), tuple(freeze(item) for item in value))
     if isinstance(value, dict):
@@ -83,14 +96,15 @@ def freeze(value):
 
 def _tensors(tensors: dict) -> tuple:
     return tuple(
-        (name, None) if t is None else (name, tuple(t.shape), t.dtype, t.requires_grad)
-        for name, t in tensors.items()
+        (name, None) if t is None else (name, tuple(t.shape), t.dtype, t.requires_grad) for name, t in tensors.items()
     )
 
 
 def _cost_model_mark(name: str, value) -> bool:
     """What the cost model adds to a skeleton's containers (a key, a memoised forward): not structure."""
-    return name == "_stub_key" or name == "forward" and getattr(getattr(value, "__func__", None), "cost_model_replay", False)
+    return name == "_stub_key" or (
+        name == "forward" and getattr(getattr(value, "__func__", None), "cost_model_replay", False)
+    )
 
 
 def fingerprint(module: nn.Module, expand=None, ignore: frozenset = frozenset()) -> tuple:
@@ -109,7 +123,8 @@ def fingerprint(module: nn.Module, expand=None, ignore: frozenset = frozenset())
     if stub is not None:
         return stub(module)
     attributes = tuple(
-        (name, freeze(value)) for name, value in sorted(state.items())
+        (name, freeze(value))
+        for name, value in sorted(state.items())
         if name not in _MODULE_INTERNALS and name not in ignore and not _cost_model_mark(name, value)
     )
     return (
@@ -135,7 +150,7 @@ def signature(value):
     if isinstance(value, torch.Tensor):
         return (torch.Tensor, value.shape, value.dtype, value.stride(), value.requires_grad)
     if kind is tuple or kind is list:
-        if all(type(item) is int for item in value):   # sizes, strides, paddings
+        if all(type(item) is int for item in value):  # sizes, strides, paddings
             return (kind, int, tuple(value))
         return (kind, tuple([signature(item) for item in value]))
     if isinstance(value, dict):

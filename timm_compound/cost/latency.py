@@ -23,8 +23,9 @@ import os
 import platform
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -36,13 +37,13 @@ from timm_compound.scaling.build import build
 from timm_compound.scaling.plan import ScalePlan
 from timm_compound.scaling.structure import extra_inputs
 
-PRECISION = 0.03       # stop when both ends of the median's 95% interval are within 3% of it
+PRECISION = 0.03  # stop when both ends of the median's 95% interval are within 3% of it
 CONFIDENCE = 0.95
-MIN_BLOCKS = 6         # the fewest blocks with a 95% interval of the median (1 - 2 / 2**6 = 0.969)
+MIN_BLOCKS = 6  # the fewest blocks with a 95% interval of the median (1 - 2 / 2**6 = 0.969)
 WARMUP_RUNS = 2
 WARMUP_SECONDS = 0.25
-BLOCK_SECONDS = 0.02   # a block runs the model this long (at least once): the timer's overhead is then negligible
-MAX_SECONDS = 10.0     # the default time cap of one measurement (warm-up included)
+BLOCK_SECONDS = 0.02  # a block runs the model this long (at least once): the timer's overhead is then negligible
+MAX_SECONDS = 10.0  # the default time cap of one measurement (warm-up included)
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 MODES = ("inference", "train")
 
@@ -61,9 +62,18 @@ class LatencySettings:
     cache: bool = True
 
     @classmethod
-    def check(cls, *, device: str = "cpu", batch_size: int = 1, threads: int = 1, dtype: str = "float32",
-              runtime: str = "eager", max_seconds: float = MAX_SECONDS, precision: float = PRECISION,
-              cache: bool = True) -> LatencySettings:
+    def check(
+        cls,
+        *,
+        device: str = "cpu",
+        batch_size: int = 1,
+        threads: int = 1,
+        dtype: str = "float32",
+        runtime: str = "eager",
+        max_seconds: float = MAX_SECONDS,
+        precision: float = PRECISION,
+        cache: bool = True,
+    ) -> LatencySettings:
         """Clear errors for bad settings; threads above this machine's cores are warned about and capped."""
         _positive_int("batch_size", batch_size)
         _positive_int("threads", threads)
@@ -76,8 +86,11 @@ class LatencySettings:
         runtimes.check(runtime, device, dtype)
         cores = available_cores()
         if threads > cores:
-            warnings.warn(f"threads={threads} is more than this machine's {cores} cores: timing with {cores}",
-                          CompoundWarning, stacklevel=3)
+            warnings.warn(
+                f"threads={threads} is more than this machine's {cores} cores: timing with {cores}",
+                CompoundWarning,
+                stacklevel=3,
+            )
             threads = cores
         return cls(device, batch_size, threads, dtype, runtime, float(max_seconds), float(precision), bool(cache))
 
@@ -132,9 +145,11 @@ class Latency:
         low, high = self.ci_ms
         threads = f"{self.threads} thread" + ("s" if self.threads != 1 else "")
         what = "training step" if self.mode == "train" else "inference"
-        text = (f"{self.median_ms:.4g} ms (95% interval {low:.4g}-{high:.4g}) per {what} on {self.device} "
-                f"({self.device_name}), {threads}, batch {self.batch_size}, {self.resolution} px, {self.dtype}, "
-                f"{self.runtime}")
+        text = (
+            f"{self.median_ms:.4g} ms (95% interval {low:.4g}-{high:.4g}) per {what} on {self.device} "
+            f"({self.device_name}), {threads}, batch {self.batch_size}, {self.resolution} px, {self.dtype}, "
+            f"{self.runtime}"
+        )
         if not self.converged:
             text += f"; stopped by the {self.max_seconds:g} s cap at ±{self.spread:.1%}"
         return text
@@ -180,15 +195,17 @@ def check_device(device: Any) -> str:
     if parsed.type != "cuda":
         raise CompoundError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}")
     if not torch.cuda.is_available():
-        raise CompoundError(f"device {device!r}: no CUDA GPU is available here (torch.cuda.is_available() is "
-                            "False); time on --device cpu")
+        raise CompoundError(
+            f"device {device!r}: no CUDA GPU is available here (torch.cuda.is_available() is "
+            "False); time on --device cpu"
+        )
     index = torch.cuda.current_device() if parsed.index is None else parsed.index
     if index >= torch.cuda.device_count():
         raise CompoundError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
     return f"cuda:{index}"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def device_name(device: str) -> str:
     """The CPU's model or the GPU's name: part of every timing's description and of the cache key."""
     if device.startswith("cuda"):
@@ -209,9 +226,17 @@ def fingerprint(settings: LatencySettings, mode: str, model: dict[str, Any]) -> 
     import timm
 
     found = {
-        "device": settings.device, "device_name": device_name(settings.device), "cores": available_cores(),
-        "torch": torch.__version__, "timm": timm.__version__, "threads": settings.threads, "dtype": settings.dtype,
-        "runtime": settings.runtime, "batch_size": settings.batch_size, "mode": mode, "model": model,
+        "device": settings.device,
+        "device_name": device_name(settings.device),
+        "cores": available_cores(),
+        "torch": torch.__version__,
+        "timm": timm.__version__,
+        "threads": settings.threads,
+        "dtype": settings.dtype,
+        "runtime": settings.runtime,
+        "batch_size": settings.batch_size,
+        "mode": mode,
+        "model": model,
     }
     if settings.runtime == "onnxruntime":
         found["onnxruntime"] = runtimes.onnxruntime_version()
@@ -223,26 +248,54 @@ def plan_identity(plan: ScalePlan, resolution: int | None = None, num_classes: i
     multipliers: plans that round to the same network share a timing)."""
     rule = plan.rule.model_dump(mode="json", exclude={"coefficients", "constraint", "description"})
     return {
-        "base": plan.base, "rule": rule, "depths": list(plan.depths), "widths": list(plan.widths), "stem": plan.stem,
-        "head": plan.head, "structure_args": plan.structure_args, "constructor_args": plan.constructor_args,
-        "extra_inputs": repr(extra_inputs(plan)), "resolution": plan.resolution if resolution is None else resolution,
+        "base": plan.base,
+        "rule": rule,
+        "depths": list(plan.depths),
+        "widths": list(plan.widths),
+        "stem": plan.stem,
+        "head": plan.head,
+        "structure_args": plan.structure_args,
+        "constructor_args": plan.constructor_args,
+        "extra_inputs": repr(extra_inputs(plan)),
+        "resolution": plan.resolution if resolution is None else resolution,
         "num_classes": num_classes,
     }
 
 
-def time_plan(plan: ScalePlan, settings: LatencySettings, *, resolution: int | None = None, train: bool = False,
-              num_classes: int | None = None, pooled_with: Latency | None = None, fresh: bool = False) -> Latency:
+def time_plan(
+    plan: ScalePlan,
+    settings: LatencySettings,
+    *,
+    resolution: int | None = None,
+    train: bool = False,
+    num_classes: int | None = None,
+    pooled_with: Latency | None = None,
+    fresh: bool = False,
+) -> Latency:
     """The plan's model built with random weights (and `num_classes` when given) and timed; the
     result is read from (unless `fresh`) and written to the cache under the plan's identity."""
     kwargs = {} if num_classes is None else {"num_classes": num_classes}
-    return time_model(lambda: build(plan, **kwargs), settings, resolution=plan.resolution if resolution is None else resolution,
-                      train=train, identity=plan_identity(plan, resolution, num_classes), pooled_with=pooled_with,
-                      fresh=fresh)
+    return time_model(
+        lambda: build(plan, **kwargs),
+        settings,
+        resolution=plan.resolution if resolution is None else resolution,
+        train=train,
+        identity=plan_identity(plan, resolution, num_classes),
+        pooled_with=pooled_with,
+        fresh=fresh,
+    )
 
 
-def time_model(make: Callable[[], nn.Module] | nn.Module, settings: LatencySettings, *, resolution: int,
-               train: bool = False, identity: dict[str, Any] | None = None,
-               pooled_with: Latency | None = None, fresh: bool = False) -> Latency:
+def time_model(
+    make: Callable[[], nn.Module] | nn.Module,
+    settings: LatencySettings,
+    *,
+    resolution: int,
+    train: bool = False,
+    identity: dict[str, Any] | None = None,
+    pooled_with: Latency | None = None,
+    fresh: bool = False,
+) -> Latency:
     """Time a model (`make` builds it, or a module, copied first so the caller's is left as it was).
 
     With an `identity` and `settings.cache`, a stored timing under the same fingerprint is returned
@@ -271,8 +324,9 @@ def _stored(key: dict[str, Any]) -> Latency | None:
         return None
 
 
-def _time_module(model: nn.Module, settings: LatencySettings, resolution: int, mode: str,
-                 pooled_with: Latency | None) -> Latency:
+def _time_module(
+    model: nn.Module, settings: LatencySettings, resolution: int, mode: str, pooled_with: Latency | None
+) -> Latency:
     if on_meta(model) and any(True for _ in model.parameters()):
         raise CompoundError("cannot time a model on the meta device: it has no weights (build it on a real device)")
     started = time.perf_counter()
@@ -285,31 +339,48 @@ def _time_module(model: nn.Module, settings: LatencySettings, resolution: int, m
         x = x.to(device=settings.device, dtype=dtype)
         model = model.to(device=settings.device, dtype=dtype)
         try:
-            step = (runtimes.train_step(model, x, settings.runtime) if mode == "train"
-                    else runtimes.inference_step(model, x, settings.runtime, settings.threads))
+            step = (
+                runtimes.train_step(model, x, settings.runtime)
+                if mode == "train"
+                else runtimes.inference_step(model, x, settings.runtime, settings.threads)
+            )
             times, runs = _blocks(step, settings, started, pooled_with, train=mode == "train")
         except (RuntimeError, ValueError, NotImplementedError) as error:
             if isinstance(error, CompoundError):
                 raise
-            raise CompoundError(f"cannot time this model ({mode}, {settings.where()}, {resolution} px): "
-                                f"{str(error).splitlines()[0] if str(error) else type(error).__name__}") from None
+            raise CompoundError(
+                f"cannot time this model ({mode}, {settings.where()}, {resolution} px): "
+                f"{str(error).splitlines()[0] if str(error) else type(error).__name__}"
+            ) from None
     finally:
         torch.set_num_threads(before)
     median, low, high = median_interval(times)
     spread = max(median - low, high - median) / median
     previous = 0.0 if pooled_with is None else pooled_with.seconds
     return Latency(
-        median_ms=median * 1e3, ci_ms=(low * 1e3, high * 1e3), batch_size=settings.batch_size,
-        device=settings.device, device_name=device_name(settings.device), threads=settings.threads,
-        dtype=settings.dtype, runtime=settings.runtime, mode=mode, resolution=resolution, blocks=len(times),
-        runs=runs + (0 if pooled_with is None else pooled_with.runs), seconds=previous + time.perf_counter() - started,
-        converged=spread <= settings.precision, max_seconds=settings.max_seconds, precision=settings.precision,
+        median_ms=median * 1e3,
+        ci_ms=(low * 1e3, high * 1e3),
+        batch_size=settings.batch_size,
+        device=settings.device,
+        device_name=device_name(settings.device),
+        threads=settings.threads,
+        dtype=settings.dtype,
+        runtime=settings.runtime,
+        mode=mode,
+        resolution=resolution,
+        blocks=len(times),
+        runs=runs + (0 if pooled_with is None else pooled_with.runs),
+        seconds=previous + time.perf_counter() - started,
+        converged=spread <= settings.precision,
+        max_seconds=settings.max_seconds,
+        precision=settings.precision,
         times=tuple(times),
     )
 
 
-def _blocks(step: Callable[[], Any], settings: LatencySettings, started: float, pooled_with: Latency | None, *,
-            train: bool) -> tuple[list[float], int]:
+def _blocks(
+    step: Callable[[], Any], settings: LatencySettings, started: float, pooled_with: Latency | None, *, train: bool
+) -> tuple[list[float], int]:
     """(seconds per run of each block, runs timed): blocks of runs until the median's interval is within
     the precision asked, or the cap has passed and there are at least MIN_BLOCKS blocks."""
     sync = (lambda: torch.cuda.synchronize(settings.device)) if settings.device.startswith("cuda") else (lambda: None)
@@ -322,7 +393,7 @@ def _blocks(step: Callable[[], Any], settings: LatencySettings, started: float, 
             step()
             sync()
             seconds.append(time.perf_counter() - begun)
-        per_run = sorted(seconds[1:])[len(seconds[1:]) // 2]   # the first run pays for lazy set-up
+        per_run = sorted(seconds[1:])[len(seconds[1:]) // 2]  # the first run pays for lazy set-up
         number = max(1, math.ceil(BLOCK_SECONDS / max(per_run, 1e-9)))
         timer = _timer_class()(stmt="step()", globals={"step": step}, num_threads=settings.threads)
         deadline = started + settings.max_seconds

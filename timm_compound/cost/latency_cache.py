@@ -39,8 +39,9 @@ def folder() -> Path:
 
 
 def key(fingerprint: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps({"format": FORMAT, **fingerprint}, sort_keys=True, default=str)
-                          .encode("utf-8")).hexdigest()
+    return hashlib.sha256(
+        json.dumps({"format": FORMAT, **fingerprint}, sort_keys=True, default=str).encode("utf-8")
+    ).hexdigest()
 
 
 def _canonical(fingerprint: dict[str, Any]) -> Any:
@@ -66,14 +67,19 @@ def store(fingerprint: dict[str, Any], record: dict[str, Any]) -> Path | None:
     partial = path.with_suffix(f".{os.getpid()}.partial")
     try:
         where.mkdir(parents=True, exist_ok=True)
-        partial.write_text(json.dumps({"format": FORMAT, "fingerprint": _canonical(fingerprint), **record}),
-                           encoding="utf-8")
+        partial.write_text(
+            json.dumps({"format": FORMAT, "fingerprint": _canonical(fingerprint), **record}), encoding="utf-8"
+        )
         partial.replace(path)
     except OSError as error:
         if str(where) not in _warned:
             _warned.add(str(where))
-            warnings.warn(f"cannot write the latency cache {where} ({error.strerror or error}): timing without "
-                          f"caching (set {ENV} to a writable folder)", CompoundWarning, stacklevel=4)
+            warnings.warn(
+                f"cannot write the latency cache {where} ({error.strerror or error}): timing without "
+                f"caching (set {ENV} to a writable folder)",
+                CompoundWarning,
+                stacklevel=4,
+            )
         try:
             partial.unlink(missing_ok=True)
         except OSError:

@@ -27,19 +27,19 @@ despite more MACs is not looked for, since every guess costs a timing.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from typing import Callable, Hashable
 
 from timm_compound.cost.latency import Latency
 from timm_compound.scaling.plan import ScalePlan
 
-TOLERANCE = 1e-3    # the search stops when the bracket is this narrow in phi
-RETIMES = 2         # extra timings of a plan whose interval straddles the budget
-GROWTH = 4.0        # the most a guess above the last plan that fitted may multiply its MACs
-SLOPE_SPAN = 1.5    # two timed points fix the power of MACs only when their MACs are this far apart
-SLOPES = (0.5, 1.5) # ... and within these bounds (noise can make two points say anything); else 1
-JUMP = 1.2          # networks either side of the edge whose time per MAC differs more are both timed again
-RECHECKS = 2        # ... at most this many times in one search
+TOLERANCE = 1e-3  # the search stops when the bracket is this narrow in phi
+RETIMES = 2  # extra timings of a plan whose interval straddles the budget
+GROWTH = 4.0  # the most a guess above the last plan that fitted may multiply its MACs
+SLOPE_SPAN = 1.5  # two timed points fix the power of MACs only when their MACs are this far apart
+SLOPES = (0.5, 1.5)  # ... and within these bounds (noise can make two points say anything); else 1
+JUMP = 1.2  # networks either side of the edge whose time per MAC differs more are both timed again
+RECHECKS = 2  # ... at most this many times in one search
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ class Direction:
     plan: Callable[[float], ScalePlan | None]
     macs: Callable[[ScalePlan], int]
     key: Callable[[ScalePlan], Hashable]
-    time: Callable[..., Latency]   # (plan, earlier, fresh=False): `fresh` re-times, reading no kept timing
+    time: Callable[..., Latency]  # (plan, earlier, fresh=False): `fresh` re-times, reading no kept timing
     low: float
     high: float
 
@@ -68,8 +68,8 @@ class Point:
     plan: ScalePlan | None
     latency: Latency | None = None
     fits: bool = False
-    sure: bool = True       # the interval lies wholly on one side of the budget
-    timings: int = 0        # how many times this network was timed (pooled)
+    sure: bool = True  # the interval lies wholly on one side of the budget
+    timings: int = 0  # how many times this network was timed (pooled)
 
 
 @dataclass
@@ -91,10 +91,10 @@ class Search:
 
     def __init__(self, direction: Direction, budget_ms: float):
         self.direction, self.budget = direction, budget_ms
-        self.points: dict[Hashable, Point] = {}   # one per network
+        self.points: dict[Hashable, Point] = {}  # one per network
         self.timed: list[Point] = []
         self.rechecks = 0
-        self.fresh = False   # set once the timings have been shown inconsistent: kept ones are read no more
+        self.fresh = False  # set once the timings have been shown inconsistent: kept ones are read no more
 
     def at(self, phi: float, fresh: bool = False) -> Point:
         """The point at phi: its network timed (once; again while its interval straddles the budget;
@@ -116,8 +116,9 @@ class Search:
     def _keep(self, phi: float, scaled: ScalePlan, latency: Latency, timings: int) -> Point:
         """Record a network's timing (replacing an earlier one) and its verdict against the budget."""
         key = self.direction.key(scaled)
-        point = Point(phi, scaled, latency, latency.median_ms <= self.budget, not _straddles(latency, self.budget),
-                      timings)
+        point = Point(
+            phi, scaled, latency, latency.median_ms <= self.budget, not _straddles(latency, self.budget), timings
+        )
         self.points[key] = point
         self.timed = [other for other in self.timed if other.plan is None or self.direction.key(other.plan) != key]
         self.timed.append(point)
@@ -178,7 +179,7 @@ class Search:
         while lo.phi < self.direction.high:
             target = self._target_macs(previous or lo, lo, growth=True)
             point = self.at(self._phi_for_macs(target, lo.phi, self.direction.high))
-            if point.fits and self.same_network(point, lo):   # the guess rounded back to lo's network
+            if point.fits and self.same_network(point, lo):  # the guess rounded back to lo's network
                 point = self._next_network(lo)
                 if point is None:
                     return lo, None
@@ -225,7 +226,7 @@ class Search:
             else:
                 hi = point
         near, far = lo.phi, hi.phi
-        while far - near > TOLERANCE:   # free: no new network is timed
+        while far - near > TOLERANCE:  # free: no new network is timed
             middle = (near + far) / 2
             scaled = self.direction.plan(middle)
             if scaled is not None and self.same_network(Point(middle, scaled), lo):
@@ -260,13 +261,14 @@ class Search:
 
     def _phi_for_macs(self, target: float, lo: float, hi: float) -> float:
         """The largest phi in [lo, hi] whose plan's MACs are at most `target` (bisected on counted MACs)."""
+
         def under(phi: float) -> bool:
             scaled = self.direction.plan(phi)
             return scaled is not None and self.direction.macs(scaled) <= target
 
         if not under(lo):
             return lo
-        step = 0.25   # gallop first: a far `hi` would plan (and count) needlessly large models
+        step = 0.25  # gallop first: a far `hi` would plan (and count) needlessly large models
         while lo + step < hi and under(lo + step):
             lo, step = lo + step, step * 2
         hi = min(hi, lo + step)

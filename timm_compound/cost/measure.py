@@ -39,9 +39,11 @@ log = logging.getLogger(__name__)
 
 class NoTrainingStep(CompoundError):
     """The model cannot take a training step at this batch and input size (batch norm over one value)."""
+
+
 METHODS = ("auto", "model", "meta")
 
-stage_reader.install()   # derived layouts' read-backs build skeletons of memoised blocks
+stage_reader.install()  # derived layouts' read-backs build skeletons of memoised blocks
 
 
 def exact_counts(model: nn.Module, batch_size: int, resolution: int) -> tuple[int, int]:
@@ -55,12 +57,13 @@ def exact_counts(model: nn.Module, batch_size: int, resolution: int) -> tuple[in
     return sum(counts.get(op, 0) for op in COUNTED_OPS) // 2, outputs.elements
 
 
-def _exact(scaled: ScalePlan | None, given: nn.Module | None, resolution: int, batch_size: int,
-           train_memory: bool) -> Complexity:
+def _exact(
+    scaled: ScalePlan | None, given: nn.Module | None, resolution: int, batch_size: int, train_memory: bool
+) -> Complexity:
     if given is None:
         model = meta_build(scaled)
     elif on_meta(given) and not train_memory:
-        model = given   # counted in place (a forward on meta changes nothing); train/eval flags restored below
+        model = given  # counted in place (a forward on meta changes nothing); train/eval flags restored below
     else:
         model = meta_copy(given)
     flags = [(module, module.training) for module in model.modules()]
@@ -78,9 +81,10 @@ def _exact(scaled: ScalePlan | None, given: nn.Module | None, resolution: int, b
 def _train_memory(model: nn.Module, batch_size: int, resolution: int) -> int:
     try:
         return train_step_memory(model, batch_size, resolution)
-    except (ValueError, RuntimeError) as error:   # e.g. batch norm on one value per channel: no step exists
-        raise NoTrainingStep(f"no training step of this model exists at batch {batch_size}, {resolution} px: "
-                             f"{error}") from None
+    except (ValueError, RuntimeError) as error:  # e.g. batch norm on one value per channel: no step exists
+        raise NoTrainingStep(
+            f"no training step of this model exists at batch {batch_size}, {resolution} px: {error}"
+        ) from None
 
 
 def _modelled(scaled: ScalePlan, resolution: int, batch_size: int, train_memory: bool) -> Complexity:
@@ -127,8 +131,15 @@ def measure(
         raise CompoundError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     settings = None
     if latency:
-        settings = LatencySettings.check(device=device, batch_size=batch_size, threads=threads, dtype=dtype,
-                                         runtime=runtime, max_seconds=max_seconds, cache=cache)
+        settings = LatencySettings.check(
+            device=device,
+            batch_size=batch_size,
+            threads=threads,
+            dtype=dtype,
+            runtime=runtime,
+            max_seconds=max_seconds,
+            cache=cache,
+        )
     elif train:
         raise CompoundError("train=True times a training step: pass latency=True as well")
     with gc_paused():
@@ -142,9 +153,13 @@ def _timed(cost: Complexity, target, settings: LatencySettings, train: bool) -> 
     """The cost with its timings: a plan (or a name) built and cached under its identity; a module copied."""
     scaled, given, resolution = resolve_target(target, cost.resolution)
     if given is not None:
-        timings = [time_model(given, settings, resolution=resolution, train=mode) for mode in (False, True)[:1 + train]]
+        timings = [
+            time_model(given, settings, resolution=resolution, train=mode) for mode in (False, True)[: 1 + train]
+        ]
     else:
-        timings = [time_plan(scaled, settings, resolution=resolution, train=mode) for mode in (False, True)[:1 + train]]
+        timings = [
+            time_plan(scaled, settings, resolution=resolution, train=mode) for mode in (False, True)[: 1 + train]
+        ]
     return replace(cost, latency=timings[0], train_latency=timings[1] if train else None)
 
 
@@ -154,7 +169,7 @@ def _measure(target, resolution: int | None, batch_size: int, train_memory: bool
     if method != "meta":
         try:
             if given is not None:
-                scaled = module_match.plan_of(given)   # None unless the module is exactly its plan's model
+                scaled = module_match.plan_of(given)  # None unless the module is exactly its plan's model
                 if scaled is None:
                     raise cost_model.Unsure("the module is not exactly the model its compound_plan builds")
             return _modelled(scaled, resolution, batch_size, train_memory)

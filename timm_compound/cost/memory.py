@@ -31,9 +31,9 @@ from timm_compound.cost.meta import in_chans, meta_copy, on_meta
 
 @dataclass(slots=True)
 class Unit:
-    saved: int        # bytes of storages this unit was the first to save for backward
-    grads: int        # bytes of the gradients of the parameters it owns
-    transient: int    # bytes of its tensor inputs and output: their gradients are live in its backward
+    saved: int  # bytes of storages this unit was the first to save for backward
+    grads: int  # bytes of the gradients of the parameters it owns
+    transient: int  # bytes of its tensor inputs and output: their gradients are live in its backward
 
     def copy(self) -> Unit:
         return Unit(self.saved, self.grads, self.transient)
@@ -76,7 +76,7 @@ class UnitTracer:
         self.root, self.skip = root, skip
         self.units: list[Unit] = []
         self.static = {storage_id(t) for t in (*root.parameters(), *root.buffers(), *static)}
-        self.first_saved: dict[int, int] = {}    # storage -> index of the unit that saved it first
+        self.first_saved: dict[int, int] = {}  # storage -> index of the unit that saved it first
         self._open: list[int] = []
         self._alive: list = []
         self._handles: list = []
@@ -85,7 +85,7 @@ class UnitTracer:
     def current(self) -> int:
         """The unit that ops running now belong to."""
         if not self.units:
-            self.units.append(Unit(0, 0, 0))   # ops before the first module
+            self.units.append(Unit(0, 0, 0))  # ops before the first module
         return len(self.units) - 1
 
     def claim(self, tensor: torch.Tensor, index: int) -> None:
@@ -95,7 +95,7 @@ class UnitTracer:
         if key not in self.static and key not in self.first_saved:
             self.first_saved[key] = index
             self.units[index].saved += storage.nbytes()
-            self._alive.append(storage)   # a storage's address is its identity only while it lives
+            self._alive.append(storage)  # a storage's address is its identity only while it lives
 
     def _pack(self, tensor: torch.Tensor) -> torch.Tensor:
         self.claim(tensor, self.current())
@@ -171,7 +171,7 @@ def memtracker_step_memory(model: nn.Module, batch_size: int, resolution: int) -
     x = torch.empty(batch_size, in_chans(model), resolution, resolution, device="meta")
     y = torch.zeros(batch_size, dtype=torch.long, device="meta")
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    _sgd_step(model, x, y, optimizer)     # creates the momentum buffers: the next step is the steady state
+    _sgd_step(model, x, y, optimizer)  # creates the momentum buffers: the next step is the steady state
     tracker = MemTracker()
     tracker.track_external(model, optimizer)
     with tracker:

@@ -42,5 +42,3 @@ def sizes(model: nn.Module) -> tuple[int, int]:
     params = sum(p.numel() for p in model.parameters())
     weight_bytes = sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers()))
     return params, weight_bytes
-
-

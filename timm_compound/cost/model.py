@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn as nn
@@ -30,8 +30,8 @@ from timm_compound.cost.counter import clear as clear_shapes
 from timm_compound.cost.keys import Unkeyable, freeze
 from timm_compound.cost.memory import nbytes, peak, static_bytes, trace_units, train_step_memory
 from timm_compound.cost.meta import in_chans, meta_build, sizes
-from timm_compound.scaling.build import build, pretrained_cfg
 from timm_compound.scaling import readback, structure
+from timm_compound.scaling.build import build, pretrained_cfg
 from timm_compound.scaling.meta_device import fast_meta
 from timm_compound.scaling.plan import ScalePlan, clear_base_readings
 from timm_compound.scaling.schema import Rule
@@ -58,7 +58,7 @@ class _Family:
     classes: list[type]
     proven: bool
     reason: str | None = None
-    memory_proven: bool | None = None    # checked on the first training-memory request
+    memory_proven: bool | None = None  # checked on the first training-memory request
 
 
 _lock = threading.RLock()
@@ -89,7 +89,13 @@ def structure_key(scaled: ScalePlan) -> tuple:
     if fixed is None:
         fixed = _fixed_input_size[scaled.base] = bool(pretrained_cfg(scaled).get("fixed_input_size", False))
     return (
-        scaled.base, rule_id(scaled.rule), tuple(scaled.depths), tuple(scaled.widths), scaled.stem, scaled.head, args,
+        scaled.base,
+        rule_id(scaled.rule),
+        tuple(scaled.depths),
+        tuple(scaled.widths),
+        scaled.stem,
+        scaled.head,
+        args,
         scaled.resolution if fixed else None,
     )
 
@@ -125,7 +131,7 @@ def _skeleton(scaled: ScalePlan, classes: list[type]) -> Skeleton:
             with fast_meta(), blocks.stubbing(classes) as taints:
                 model = build(scaled).eval()
                 blocks.check_templates(taints)
-        except Exception as error:   # the full build will raise it again if the plan itself is at fault
+        except Exception as error:  # the full build will raise it again if the plan itself is at fault
             raise Unsure(f"building the skeleton failed: {type(error).__name__}: {error}") from None
         if taints:
             raise Unsure("; ".join(taints))
@@ -172,11 +178,12 @@ def _prove(scaled: ScalePlan, resolution: int) -> _Family:
     for candidate in (scaled, _deeper(scaled)):
         try:
             model = meta_build(candidate)
-        except Exception as error:  # noqa: BLE001 - a constructor that refuses a deeper stage: count exactly
+        except Exception as error:
             if candidate is scaled:
                 raise
-            return _Family([], False, f"{scaled.base} one block deeper per stage does not build: "
-                                      f"{type(error).__name__}: {error}")
+            return _Family(
+                [], False, f"{scaled.base} one block deeper per stage does not build: {type(error).__name__}: {error}"
+            )
         classes = block_classes(model, candidate.rule.stage_modules)
         if not classes:
             return _Family([], False, f"rule {scaled.rule_file} names no stage_modules with block classes")
@@ -229,8 +236,13 @@ def _skeleton_memory(scaled: ScalePlan, skeleton: Skeleton, batch_size: int, res
         model = skeleton.model
         try:
             with _lock, ShapeCounter(memo=True):
-                units = trace_units(model, batch_size, resolution, skip=blocks.is_stub,
-                                    around=lambda tracer: blocks.counting(tracer=tracer))
+                units = trace_units(
+                    model,
+                    batch_size,
+                    resolution,
+                    skip=blocks.is_stub,
+                    around=lambda tracer: blocks.counting(tracer=tracer),
+                )
         except Exception as error:
             raise Unsure(f"tracing the skeleton's training step failed: {type(error).__name__}: {error}") from None
         static = static_bytes(skeleton.trainable_bytes, skeleton.buffer_bytes, batch_size, in_chans(model), resolution)

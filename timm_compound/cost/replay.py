@@ -8,22 +8,23 @@ children are all stubs (a whole stage: one lookup instead of one per block).
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
 from timm_compound.cost.counter import ShapeCounter, replay, spec_of
 from timm_compound.cost.keys import Unkeyable, signature
 
-MAX_RUNS = 65536       # distinct (call, input signature) traces kept
+MAX_RUNS = 65536  # distinct (call, input signature) traces kept
 
 
 @dataclass
 class Run:
     macs: int
     elements: int
-    outputs: Any          # the output's shape signature, or None when it cannot be replayed
+    outputs: Any  # the output's shape signature, or None when it cannot be replayed
 
 
 _runs: OrderedDict[tuple, Run] = OrderedDict()

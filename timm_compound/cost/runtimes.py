@@ -11,8 +11,9 @@ import contextlib
 import importlib.util
 import io
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -39,8 +40,10 @@ def check(runtime: Any, device: str, dtype: str) -> None:
         import onnxruntime
 
         if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
-            raise CompoundError("runtime 'onnxruntime' on a GPU needs onnxruntime-gpu (this onnxruntime offers "
-                                f"{', '.join(onnxruntime.get_available_providers())})")
+            raise CompoundError(
+                "runtime 'onnxruntime' on a GPU needs onnxruntime-gpu (this onnxruntime offers "
+                f"{', '.join(onnxruntime.get_available_providers())})"
+            )
 
 
 def onnxruntime_version() -> str:
@@ -98,9 +101,9 @@ def _onnxruntime_step(model: nn.Module, x: torch.Tensor, threads: int) -> tuple[
     folder = tempfile.TemporaryDirectory(prefix="timm-compound-onnx-")
     path = Path(folder.name) / "model.onnx"
     try:
-        with contextlib.redirect_stdout(io.StringIO()), torch.no_grad():   # the exporter reports its steps on stdout
+        with contextlib.redirect_stdout(io.StringIO()), torch.no_grad():  # the exporter reports its steps on stdout
             torch.onnx.export(model, (x,), str(path), dynamo=True, verbose=False)
-    except Exception as error:  # noqa: BLE001  (the exporter raises many kinds; each is "this model does not export")
+    except Exception as error:
         folder.cleanup()
         raise CompoundError(f"torch's ONNX exporter cannot export this model: {str(error).splitlines()[0]}") from None
     options = onnxruntime.SessionOptions()
@@ -109,7 +112,7 @@ def _onnxruntime_step(model: nn.Module, x: torch.Tensor, threads: int) -> tuple[
     options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
     providers = ["CUDAExecutionProvider"] if x.device.type == "cuda" else ["CPUExecutionProvider"]
     session = onnxruntime.InferenceSession(str(path), options, providers=providers)
-    folder.cleanup()   # the session holds the model: the files are no longer needed
+    folder.cleanup()  # the session holds the model: the files are no longer needed
     feed = {session.get_inputs()[0].name: x.detach().cpu().numpy()}
 
     def step():
@@ -125,5 +128,7 @@ def _check_close(expected: Any, got: Any, runtime: str, dtype: torch.dtype) -> N
     tolerance = TOLERANCE[dtype]
     if expected.shape != got.shape or not torch.allclose(got, expected, rtol=tolerance, atol=tolerance):
         worst = (got - expected).abs().max().item() if expected.shape == got.shape else float("nan")
-        raise CompoundError(f"runtime {runtime!r} does not compute what eager PyTorch computes on this model "
-                            f"(largest difference {worst:.3g}, allowed {tolerance:g}): not timed")
+        raise CompoundError(
+            f"runtime {runtime!r} does not compute what eager PyTorch computes on this model "
+            f"(largest difference {worst:.3g}, allowed {tolerance:g}): not timed"
+        )

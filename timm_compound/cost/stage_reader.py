@@ -11,7 +11,7 @@ taints a stub, an error) returns None and the full build answers, errors include
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch.nn as nn
 
@@ -24,12 +24,13 @@ from timm_compound.scaling.schema import Rule
 _classes: dict[tuple[str, str], list[type]] = {}
 
 
-def read(base: str, rule: Rule, construct: Callable[[], nn.Module],
-         read_stages: Callable[[nn.Module], readback.Stages]) -> readback.Stages | None:
+def read(
+    base: str, rule: Rule, construct: Callable[[], nn.Module], read_stages: Callable[[nn.Module], readback.Stages]
+) -> readback.Stages | None:
     key = (base, cost_model.rule_id(rule))
     with cost_model._lock:
         classes = _classes.get(key)
-        if classes is None:   # the base's first read-back: a full build, which also names the block classes
+        if classes is None:  # the base's first read-back: a full build, which also names the block classes
             model = construct()
             found = read_stages(model)
             _classes[key] = cost_model.block_classes(model, rule.stage_modules)
@@ -45,7 +46,7 @@ def read(base: str, rule: Rule, construct: Callable[[], nn.Module],
             counter = ShapeCounter(memo=True)
             with counter, blocks.counting(counter):
                 return read_stages(model)
-        except Exception:   # noqa: BLE001 - the full build reports the plan's own errors
+        except Exception:
             return None
 
 

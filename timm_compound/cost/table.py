@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from timm_compound.cost.latency import Latency, LatencySettings, time_plan
 from timm_compound.cost.measure import measure
@@ -23,18 +24,18 @@ class TableRow:
     depths: list[int]
     mparams: float
     gmacs: float
-    ratio: float          # GMACs / GMACs at phi = 0
-    ideal: float          # (alpha * beta**2 * gamma**2) ** phi
+    ratio: float  # GMACs / GMACs at phi = 0
+    ideal: float  # (alpha * beta**2 * gamma**2) ** phi
     activations: int
     train_memory_mib: float | None = None
     # timed on this machine (family_table(latency=...)): the median, its 95% interval, and where
     latency_ms: float | None = None
     latency_low_ms: float | None = None
     latency_high_ms: float | None = None
-    throughput: float | None = None       # images per second at the timed batch
-    ms_per_gmac: float | None = None      # where FLOPs mislead: equal MACs, unequal time
+    throughput: float | None = None  # images per second at the timed batch
+    ms_per_gmac: float | None = None  # where FLOPs mislead: equal MACs, unequal time
     latency_converged: bool | None = None  # False: the time cap stopped the timing before 3%
-    device: str | None = None             # 'cpu (AMD EPYC)'
+    device: str | None = None  # 'cpu (AMD EPYC)'
     threads: int | None = None
     latency_batch_size: int | None = None
     dtype: str | None = None
@@ -49,16 +50,36 @@ class TableRow:
         return found
 
 
-TIMING_FIELDS = ("latency_ms", "latency_low_ms", "latency_high_ms", "throughput", "ms_per_gmac", "latency_converged",
-                 "device", "threads", "latency_batch_size", "dtype", "runtime")
+TIMING_FIELDS = (
+    "latency_ms",
+    "latency_low_ms",
+    "latency_high_ms",
+    "throughput",
+    "ms_per_gmac",
+    "latency_converged",
+    "device",
+    "threads",
+    "latency_batch_size",
+    "dtype",
+    "runtime",
+)
 
 
 def _timing(latency: Latency, gmacs: float) -> dict[str, Any]:
     low, high = latency.ci_ms
-    return dict(latency_ms=latency.median_ms, latency_low_ms=low, latency_high_ms=high, throughput=latency.throughput,
-                ms_per_gmac=latency.median_ms / gmacs if gmacs else None, latency_converged=latency.converged,
-                device=f"{latency.device} ({latency.device_name})", threads=latency.threads,
-                latency_batch_size=latency.batch_size, dtype=latency.dtype, runtime=latency.runtime)
+    return dict(
+        latency_ms=latency.median_ms,
+        latency_low_ms=low,
+        latency_high_ms=high,
+        throughput=latency.throughput,
+        ms_per_gmac=latency.median_ms / gmacs if gmacs else None,
+        latency_converged=latency.converged,
+        device=f"{latency.device} ({latency.device_name})",
+        threads=latency.threads,
+        latency_batch_size=latency.batch_size,
+        dtype=latency.dtype,
+        runtime=latency.runtime,
+    )
 
 
 def family_table(
@@ -83,23 +104,36 @@ def family_table(
     if latency is not None and latency.batch_size != batch_size:
         raise ValueError(f"the timing's batch size ({latency.batch_size}) must be the table's ({batch_size})")
     zero = make_plan(base, 0, coefficients=coefficients)
-    plans = [zero if phi == 0 else make_plan(base, phi, coefficients=coefficients, allow_oversize=allow_oversize)
-             for phi in phis]
+    plans = [
+        zero if phi == 0 else make_plan(base, phi, coefficients=coefficients, allow_oversize=allow_oversize)
+        for phi in phis
+    ]
     # phi = 0 is the reference for every ratio; when it is also a row, it is measured once for both
     reference = measure(zero, batch_size=batch_size, train_memory=train_memory and 0 in phis)
     rows = []
     for phi, scaled in zip(phis, plans):
         cost = reference if phi == 0 else measure(scaled, batch_size=batch_size, train_memory=train_memory)
         mult, real = scaled.multipliers, scaled.realised
-        rows.append(TableRow(
-            phi=float(phi), d=mult.depth, d_realised=real.depth, w=mult.width, w_realised=real.width,
-            r=mult.resolution, r_realised=real.resolution, resolution=scaled.resolution, depths=scaled.depths,
-            mparams=cost.mparams, gmacs=cost.gmacs,
-            ratio=cost.macs / reference.macs,
-            ideal=scaled.coefficients.flops_factor ** phi, activations=cost.activations,
-            train_memory_mib=cost.train_memory_mib,
-            **({} if latency is None else _timing(time_plan(scaled, latency), cost.gmacs)),
-        ))
+        rows.append(
+            TableRow(
+                phi=float(phi),
+                d=mult.depth,
+                d_realised=real.depth,
+                w=mult.width,
+                w_realised=real.width,
+                r=mult.resolution,
+                r_realised=real.resolution,
+                resolution=scaled.resolution,
+                depths=scaled.depths,
+                mparams=cost.mparams,
+                gmacs=cost.gmacs,
+                ratio=cost.macs / reference.macs,
+                ideal=scaled.coefficients.flops_factor**phi,
+                activations=cost.activations,
+                train_memory_mib=cost.train_memory_mib,
+                **({} if latency is None else _timing(time_plan(scaled, latency), cost.gmacs)),
+            )
+        )
         if progress is not None:
             progress(phi)
     return rows

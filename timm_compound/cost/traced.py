@@ -25,10 +25,10 @@ MAX_PROFILES = 65536
 
 @dataclass
 class Profile:
-    units: list[Unit]   # [0]: what the block does before its first unit; saved bytes exclude inputs and outputs
-    inputs_saved: list[tuple[int, int]]        # (position among the tensor inputs, unit that saved it)
-    outputs_saved: list[tuple[int, int]]       # (position among the tensor outputs, unit that saved it)
-    outputs: object                            # spec_of the output, or None when it aliases an input
+    units: list[Unit]  # [0]: what the block does before its first unit; saved bytes exclude inputs and outputs
+    inputs_saved: list[tuple[int, int]]  # (position among the tensor inputs, unit that saved it)
+    outputs_saved: list[tuple[int, int]]  # (position among the tensor outputs, unit that saved it)
+    outputs: object  # spec_of the output, or None when it aliases an input
     requires_grad: list[bool]
 
 
@@ -48,7 +48,7 @@ def _tensors(value) -> list[torch.Tensor]:
 def _profile(template: nn.Module, args, kwargs) -> tuple[Profile, object]:
     inputs = _tensors((args, kwargs))
     tracer = UnitTracer(template)
-    tracer.units.append(Unit(0, 0, 0))   # ops before the block's first unit belong to the unit before the block
+    tracer.units.append(Unit(0, 0, 0))  # ops before the block's first unit belong to the unit before the block
     with tracer:
         out = template(*args, **kwargs)
     outputs = _tensors(out)
@@ -66,8 +66,9 @@ def _profile(template: nn.Module, args, kwargs) -> tuple[Profile, object]:
 
     input_storages = {storage_id(t) for t in inputs}
     aliased = any(storage_id(t) in input_storages for t in outputs)
-    profile = Profile(units, take(inputs), take(outputs), None if aliased else spec_of(out),
-                      [t.requires_grad for t in outputs])
+    profile = Profile(
+        units, take(inputs), take(outputs), None if aliased else spec_of(out), [t.requires_grad for t in outputs]
+    )
     return profile, out
 
 
@@ -89,7 +90,7 @@ def _map_tensors(value, fn):
         return fn(value)
     if isinstance(value, (tuple, list)):
         items = [_map_tensors(item, fn) for item in value]
-        return type(value)(*items) if hasattr(value, "_fields") else type(value)(items)   # namedtuples too
+        return type(value)(*items) if hasattr(value, "_fields") else type(value)(items)  # namedtuples too
     if isinstance(value, dict):
         return {key: _map_tensors(item, fn) for key, item in value.items()}
     return value

@@ -11,9 +11,10 @@ model saw (denormalised), so a centre crop shows as one.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,7 +27,7 @@ from timm_compound.train.loaders import make_transforms
 DPI = 150
 
 
-MIN_MAP = 4   # a stage whose feature map is smaller than 4x4 cannot say where in the image the evidence is
+MIN_MAP = 4  # a stage whose feature map is smaller than 4x4 cannot say where in the image the evidence is
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,9 @@ class Stage:
     note: str | None = None
 
     def __str__(self) -> str:
-        return f"stage {self.number} of {self.count} ({self.name}, {self.size[0]}x{self.size[1]} at {self.resolution} px)"
+        return (
+            f"stage {self.number} of {self.count} ({self.name}, {self.size[0]}x{self.size[1]} at {self.resolution} px)"
+        )
 
 
 def _stages(model: nn.Module) -> tuple[list[tuple[str, nn.Module]], str]:
@@ -51,7 +54,7 @@ def _stages(model: nn.Module) -> tuple[list[tuple[str, nn.Module]], str]:
     scaled = getattr(model, "compound_plan", None)
     where = getattr(getattr(scaled, "rule", None), "stage_modules", None)
     if where is not None:
-        if as_spec(where).split_at:   # a stage that is a run of modules: its last block stands for it
+        if as_spec(where).split_at:  # a stage that is a run of modules: its last block stands for it
             return [stage[-1] for stage in stage_blocks(model, where)], "rule stage_modules"
         paths = stage_paths(model, where)
         return list(zip(paths, stage_modules(model, where))), "rule stage_modules"
@@ -59,7 +62,9 @@ def _stages(model: nn.Module) -> tuple[list[tuple[str, nn.Module]], str]:
     if info:
         names = [item["module"] for item in info] if isinstance(info, list) else list(info.module_name())
         return [(name, model.get_submodule(name)) for name in names], "timm feature_info"
-    raise CompoundError(f"cannot tell the stages of {type(model).__name__}: no rule stage_modules and no timm feature_info")
+    raise CompoundError(
+        f"cannot tell the stages of {type(model).__name__}: no rule stage_modules and no timm feature_info"
+    )
 
 
 def _map_sizes(model: nn.Module, modules: list[nn.Module], resolution: int) -> list[tuple[int, int]]:
@@ -67,9 +72,10 @@ def _map_sizes(model: nn.Module, modules: list[nn.Module], resolution: int) -> l
     sizes: dict[int, tuple[int, int]] = {}
 
     def record(index: int):
-        def hook(_module, _inputs, output) -> None:   # returns None: the output is left as it is
+        def hook(_module, _inputs, output) -> None:  # returns None: the output is left as it is
             tensor = output[0] if isinstance(output, (tuple, list)) else output
             sizes.setdefault(index, tuple(tensor.shape[-2:]))
+
         return hook
 
     hooks = [module.register_forward_hook(record(index)) for index, module in enumerate(modules)]
@@ -93,8 +99,10 @@ def choose_stage(model: nn.Module, stage: int | None, resolution: int) -> Stage:
     count = len(stages)
     if stage is not None:
         if isinstance(stage, bool) or not isinstance(stage, int) or stage == 0 or not -count <= stage <= count:
-            raise CompoundError(f"stage {stage!r} does not exist: {type(model).__name__} has {count} stages "
-                                f"({source}), numbered 1 to {count} (or -1 for the last)")
+            raise CompoundError(
+                f"stage {stage!r} does not exist: {type(model).__name__} has {count} stages "
+                f"({source}), numbered 1 to {count} (or -1 for the last)"
+            )
     sizes = _map_sizes(model, [module for _, module in stages], resolution)
     if stage is None:
         large = [k for k, (h, w) in enumerate(sizes) if min(h, w) >= MIN_MAP]
@@ -102,18 +110,27 @@ def choose_stage(model: nn.Module, stage: int | None, resolution: int) -> Stage:
         note = None
         if index != count - 1:
             h, w = sizes[-1]
-            note = (f"stage {count} of {count} ({stages[-1][0]}) is {h}x{w} at {resolution} px, too small to localise "
-                    f"anything: using stage {index + 1} of {count} instead (pass --stage {count} to force it)")
+            note = (
+                f"stage {count} of {count} ({stages[-1][0]}) is {h}x{w} at {resolution} px, too small to localise "
+                f"anything: using stage {index + 1} of {count} instead (pass --stage {count} to force it)"
+            )
         elif not large:
             h, w = sizes[-1]
-            note = (f"every stage is below {MIN_MAP}x{MIN_MAP} at {resolution} px (the last is {h}x{w}): "
-                    "the maps cannot localise much; use a larger --resolution")
+            note = (
+                f"every stage is below {MIN_MAP}x{MIN_MAP} at {resolution} px (the last is {h}x{w}): "
+                "the maps cannot localise much; use a larger --resolution"
+            )
     else:
         index = stage - 1 if stage > 0 else count + stage
         h, w = sizes[index]
-        note = None if min(h, w) >= MIN_MAP else (
-            f"warning: stage {index + 1} of {count} ({stages[index][0]}) is {h}x{w} at {resolution} px: its maps "
-            f"cannot localise anything (a 1x1 map is flat); choose an earlier stage or a larger --resolution")
+        note = (
+            None
+            if min(h, w) >= MIN_MAP
+            else (
+                f"warning: stage {index + 1} of {count} ({stages[index][0]}) is {h}x{w} at {resolution} px: its maps "
+                f"cannot localise anything (a 1x1 map is flat); choose an earlier stage or a larger --resolution"
+            )
+        )
     name, module = stages[index]
     return Stage(index + 1, count, name, module, sizes[index], resolution, note)
 
@@ -144,9 +161,9 @@ class Maps:
     inputs: np.ndarray
     targets: list[int]
     predicted: list[int]
-    probability: list[float]   # of the predicted class
+    probability: list[float]  # of the predicted class
     stage: Stage | None = None
-    flat: list[str | None] | None = None   # per image: why its map is constant, or None
+    flat: list[str | None] | None = None  # per image: why its map is constant, or None
 
     def flat_reason(self, index: int) -> str | None:
         return None if self.flat is None else self.flat[index]
@@ -159,12 +176,21 @@ def _flat_reason(grey: np.ndarray, stage: Stage) -> str | None:
     h, w = stage.size
     if h * w == 1:
         return f"{stage} has a 1x1 feature map: one value cannot show where the evidence is"
-    return (f"the class's gradient at {stage} is zero or every weighted activation is negative "
-            "(Grad-CAM keeps only positive evidence)")
+    return (
+        f"the class's gradient at {stage} is zero or every weighted activation is negative "
+        "(Grad-CAM keeps only positive evidence)"
+    )
 
 
-def compute(model: nn.Module, images: list, *, resolution: int, targets: list[int] | None = None,
-            crop_pct: float | None = None, stage: int | None = None) -> Maps:
+def compute(
+    model: nn.Module,
+    images: list,
+    *,
+    resolution: int,
+    targets: list[int] | None = None,
+    crop_pct: float | None = None,
+    stage: int | None = None,
+) -> Maps:
     """Grad-CAM of `images` (PIL) for `targets` (default: the predicted classes) on a stage (see
     `choose_stage`: None picks the last one at least 4x4); constant maps are flagged with the reason."""
     import timm.data
@@ -191,9 +217,15 @@ def compute(model: nn.Module, images: list, *, resolution: int, targets: list[in
     std = torch.tensor(config["std"]).view(1, 3, 1, 1)
     shown = (batch * std + mean).clamp(0, 1).permute(0, 2, 3, 1).numpy().astype(np.float32)
     overlays = np.stack([show_cam_on_image(image, mask, use_rgb=True) for image, mask in zip(shown, grey)]) / 255.0
-    return Maps(overlays, shown, [int(t) for t in (targets if targets is not None else predicted.tolist())],
-                predicted.tolist(), [float(probabilities[i, p]) for i, p in enumerate(predicted.tolist())],
-                stage=chosen, flat=[_flat_reason(mask, chosen) for mask in grey])
+    return Maps(
+        overlays,
+        shown,
+        [int(t) for t in (targets if targets is not None else predicted.tolist())],
+        predicted.tolist(),
+        [float(probabilities[i, p]) for i, p in enumerate(predicted.tolist())],
+        stage=chosen,
+        flat=[_flat_reason(mask, chosen) for mask in grey],
+    )
 
 
 @dataclass
@@ -202,7 +234,9 @@ class GridRow:
     maps: Maps
 
 
-def grid(rows: list[GridRow], path: Path, *, column_titles: list[str], class_names: list[str] | None, title: str) -> Path:
+def grid(
+    rows: list[GridRow], path: Path, *, column_titles: list[str], class_names: list[str] | None, title: str
+) -> Path:
     """One row per model (its maps over each image), the inputs as the first row."""
     from matplotlib.figure import Figure
 
@@ -221,8 +255,11 @@ def grid(rows: list[GridRow], path: Path, *, column_titles: list[str], class_nam
             axis.imshow(row.maps.overlays[column])
             right = row.maps.predicted[column] == row.maps.targets[column]
             flat = " (flat map)" if row.maps.flat_reason(column) else ""
-            axis.set_title(f"pred {name(row.maps.predicted[column])} {100 * row.maps.probability[column]:.0f}%{flat}",
-                           fontsize=8, color="darkgreen" if right else "firebrick")
+            axis.set_title(
+                f"pred {name(row.maps.predicted[column])} {100 * row.maps.probability[column]:.0f}%{flat}",
+                fontsize=8,
+                color="darkgreen" if right else "firebrick",
+            )
         axes[index][0].set_ylabel(row.label, fontsize=9)
     for axis in axes.flat:
         axis.set_xticks([])
@@ -256,9 +293,17 @@ def _timm_only(model: Any, weights: str | Path) -> Any:
     return timm.create_model(model, num_classes=shapes[f"{classifier}.weight"][0])
 
 
-def class_activation_maps(model: Any, weights: str | Path, images: list[str | Path], out: str | Path, *,
-                          resolution: int | None = None, target: int | None = None, stage: int | None = None,
-                          say: Callable[[str], None] | None = None) -> list[Path]:
+def class_activation_maps(
+    model: Any,
+    weights: str | Path,
+    images: list[str | Path],
+    out: str | Path,
+    *,
+    resolution: int | None = None,
+    target: int | None = None,
+    stage: int | None = None,
+    say: Callable[[str], None] | None = None,
+) -> list[Path]:
     """Grad-CAM of a trained model on your own images: `out/<image>.cam.png` per image (the image and its
     map side by side, titled with the class explained and the prediction). `model` is a registered name,
     a base or a ScalePlan (as for `evaluate`), `weights` its .safetensors; `target` a class index
@@ -277,7 +322,7 @@ def class_activation_maps(model: Any, weights: str | Path, images: list[str | Pa
     classes = chosen.model.num_classes
     if target is not None and (isinstance(target, bool) or not isinstance(target, int) or not 0 <= target < classes):
         raise CompoundError(f"target must be a class index in 0..{classes - 1}, got {target!r}")
-    where = choose_stage(chosen.model, stage, pixels)   # refused here, before the output folder exists
+    where = choose_stage(chosen.model, stage, pixels)  # refused here, before the output folder exists
     if where.note:
         say(where.note)
     folder = Path(out)
@@ -285,8 +330,13 @@ def class_activation_maps(model: Any, weights: str | Path, images: list[str | Pa
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise CompoundError(f"cannot write {folder}: {error.strerror or error}") from None
-    maps = compute(chosen.model, pictures, resolution=pixels, targets=None if target is None else [target] * len(pictures),
-                   stage=where.number)
+    maps = compute(
+        chosen.model,
+        pictures,
+        resolution=pixels,
+        targets=None if target is None else [target] * len(pictures),
+        stage=where.number,
+    )
     written = []
     for index, path in enumerate(images):
         figure = Figure(figsize=(6.4, 3.6), layout="constrained")
@@ -299,10 +349,15 @@ def class_activation_maps(model: Any, weights: str | Path, images: list[str | Pa
         for axis in (left, right):
             axis.set_xticks([])
             axis.set_yticks([])
-        figure.suptitle(f"{chosen.spec}: predicted {maps.predicted[index]} ({100 * maps.probability[index]:.1f}%); "
-                        f"{where}" + (f"\nflat map: {flat}" if flat else ""), fontsize=9)
+        figure.suptitle(
+            f"{chosen.spec}: predicted {maps.predicted[index]} ({100 * maps.probability[index]:.1f}%); "
+            f"{where}" + (f"\nflat map: {flat}" if flat else ""),
+            fontsize=9,
+        )
         stem = Path(path).stem
-        file = folder / (f"{stem}.cam.png" if [Path(p).stem for p in images].count(stem) == 1 else f"{stem}-{index}.cam.png")
+        file = folder / (
+            f"{stem}.cam.png" if [Path(p).stem for p in images].count(stem) == 1 else f"{stem}-{index}.cam.png"
+        )
         figure.savefig(str(file), dpi=DPI)
         written.append(file)
         if flat:

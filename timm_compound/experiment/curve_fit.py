@@ -30,7 +30,7 @@ def _fit(x: np.ndarray, y: np.ndarray, x0: float) -> tuple[float, float, float] 
     low, high = float(y[x == x.min()].mean()), float(y[x == x.max()].mean())
     start = (high + 0.5 * (high - low), 1.5 * (high - low) or 1.0, 1.0)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", OptimizeWarning)   # no covariance when the curve passes through the points
+        warnings.simplefilter("ignore", OptimizeWarning)  # no covariance when the curve passes through the points
         warnings.simplefilter("ignore", RuntimeWarning)
         try:
             params, _ = curve_fit(lambda x, a, b, c: saturating(x, a, b, c, x0), x, y, p0=start, maxfev=5000)

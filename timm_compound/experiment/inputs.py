@@ -15,10 +15,10 @@ from timm_compound.errors import CompoundError
 from timm_compound.train.config import PLACE, TrainConfig, build_config
 from timm_compound.train.settings import finite
 
-STRATEGIES = ("depth", "width", "resolution", "compound")   # the default: the EfficientNet paper's comparison
-KNOWN_STRATEGIES = STRATEGIES + ("dWr",)   # dWr: fast compound scaling, mostly width (scaling.strategies)
-COSTS = ("gmacs", "latency")   # what a budget multiplies: the base's GMACs, or its measured latency
-LATENCY_SECONDS = 3.0          # the time cap of each timing an experiment takes (unless `latency` says)
+STRATEGIES = ("depth", "width", "resolution", "compound")  # the default: the EfficientNet paper's comparison
+KNOWN_STRATEGIES = STRATEGIES + ("dWr",)  # dWr: fast compound scaling, mostly width (scaling.strategies)
+COSTS = ("gmacs", "latency")  # what a budget multiplies: the base's GMACs, or its measured latency
+LATENCY_SECONDS = 3.0  # the time cap of each timing an experiment takes (unless `latency` says)
 TIMING_ARGUMENTS = ("device", "batch_size", "threads", "dtype", "runtime", "max_seconds", "cache")
 
 # TrainConfig settings an experiment sets itself for each model ("workers", the data loader processes, is
@@ -39,11 +39,15 @@ def check_budgets(budgets: Any) -> tuple[float, ...]:
     checked = []
     for budget in budgets:
         if isinstance(budget, bool) or not isinstance(budget, (int, float)):
-            raise CompoundError(f"budget {budget!r} is not a number: budgets are multiples of the base's GMACs, e.g. 2, 4")
+            raise CompoundError(
+                f"budget {budget!r} is not a number: budgets are multiples of the base's GMACs, e.g. 2, 4"
+            )
         value = finite("budget", budget)
         if value <= 1:
-            raise CompoundError(f"budget {budget!r} must be > 1: a budget is a multiple of the base's GMACs "
-                                "(the base itself is trained as the 1x point)")
+            raise CompoundError(
+                f"budget {budget!r} must be > 1: a budget is a multiple of the base's GMACs "
+                "(the base itself is trained as the 1x point)"
+            )
         checked.append(value)
     if not checked:
         raise CompoundError("give at least one budget (a multiple of the base's GMACs, e.g. 2)")
@@ -60,7 +64,9 @@ def parse_budgets(text: str) -> tuple[float, ...]:
         try:
             values.append(float(part))
         except ValueError:
-            raise CompoundError(f"--budgets must be numbers > 1 separated by commas (2,4,8); {part!r} is not a number") from None
+            raise CompoundError(
+                f"--budgets must be numbers > 1 separated by commas (2,4,8); {part!r} is not a number"
+            ) from None
     return check_budgets(values)
 
 
@@ -82,18 +88,28 @@ def check_latency(latency: Any, cost: str) -> LatencySettings | None:
     if latency is None or latency is True:
         latency = {}
     if not isinstance(latency, dict):
-        raise CompoundError(f"latency must be a dict of timing settings ({', '.join(TIMING_ARGUMENTS)}), True, "
-                            f"False or None, got {latency!r}")
+        raise CompoundError(
+            f"latency must be a dict of timing settings ({', '.join(TIMING_ARGUMENTS)}), True, "
+            f"False or None, got {latency!r}"
+        )
     unknown = sorted(set(latency) - set(TIMING_ARGUMENTS))
     if unknown:
-        raise CompoundError(f"latency does not take {', '.join(unknown)}: its settings are {', '.join(TIMING_ARGUMENTS)}")
+        raise CompoundError(
+            f"latency does not take {', '.join(unknown)}: its settings are {', '.join(TIMING_ARGUMENTS)}"
+        )
     return LatencySettings.check(**{"max_seconds": LATENCY_SECONDS, **latency})
 
 
 def timing_record(settings: LatencySettings) -> dict[str, Any]:
     """What decides a latency-matched experiment's models, beside its settings: where they are timed."""
-    return {"device": settings.device, "device_name": device_name(settings.device), "threads": settings.threads,
-            "batch_size": settings.batch_size, "dtype": settings.dtype, "runtime": settings.runtime}
+    return {
+        "device": settings.device,
+        "device_name": device_name(settings.device),
+        "threads": settings.threads,
+        "batch_size": settings.batch_size,
+        "dtype": settings.dtype,
+        "runtime": settings.runtime,
+    }
 
 
 def check_strategies(strategies: Any) -> tuple[str, ...]:
@@ -112,11 +128,13 @@ def check_strategies(strategies: Any) -> tuple[str, ...]:
 
 def check_train_arguments(arguments: dict[str, Any]) -> dict[str, Any]:
     """The training settings every run shares, checked as train() checks them (before anything is written)."""
-    unknown = sorted(set(arguments) - set(TRAIN_ARGUMENTS) - {"workers"})   # workers: given as loader_workers
+    unknown = sorted(set(arguments) - set(TRAIN_ARGUMENTS) - {"workers"})  # workers: given as loader_workers
     if unknown:
-        raise CompoundError(f"experiment() does not take {', '.join(unknown)}: the training arguments it passes "
-                            f"to every run are {', '.join(TRAIN_ARGUMENTS)} (each model's resolution is the experiment's; "
-                            "the data loader's processes are loader_workers)")
+        raise CompoundError(
+            f"experiment() does not take {', '.join(unknown)}: the training arguments it passes "
+            f"to every run are {', '.join(TRAIN_ARGUMENTS)} (each model's resolution is the experiment's; "
+            "the data loader's processes are loader_workers)"
+        )
     given = {key: str(value) if isinstance(value, Path) else value for key, value in arguments.items()}
     build_config(where="experiment training settings", **given)
     return given
@@ -125,8 +143,9 @@ def check_train_arguments(arguments: dict[str, Any]) -> dict[str, Any]:
 def check_seeds(seeds: Any) -> int:
     """How many seeds every model trains with (seed, seed + 1, ...): a whole number >= 1."""
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
-        raise CompoundError(f"seeds must be a whole number >= 1 (each model trains with seeds seed, seed+1, ...), "
-                            f"got {seeds!r}")
+        raise CompoundError(
+            f"seeds must be a whole number >= 1 (each model trains with seeds seed, seed+1, ...), got {seeds!r}"
+        )
     return seeds
 
 
@@ -167,9 +186,12 @@ def differences(recorded: dict[str, Any], asked: dict[str, Any], where: str = "f
     for key in keys:
         if key == "train":
             old, new = recorded.get(key) or {}, asked.get(key) or {}
-            found += [f"{name}: {where} {old.get(name, defaults.get(name))!r}, asked {new.get(name, defaults.get(name))!r}"
-                      for name in sorted(set(old) | set(new))
-                      if name not in PLACE_ARGUMENTS and old.get(name, defaults.get(name)) != new.get(name, defaults.get(name))]
+            found += [
+                f"{name}: {where} {old.get(name, defaults.get(name))!r}, asked {new.get(name, defaults.get(name))!r}"
+                for name in sorted(set(old) | set(new))
+                if name not in PLACE_ARGUMENTS
+                and old.get(name, defaults.get(name)) != new.get(name, defaults.get(name))
+            ]
         elif recorded.get(key) != asked.get(key):
             found.append(f"{key}: {where} {recorded.get(key)!r}, asked {asked.get(key)!r}")
     return found

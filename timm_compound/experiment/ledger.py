@@ -28,29 +28,35 @@ from timm_compound.storage.database import errors
 from timm_compound.storage.urls import redact
 
 EXPERIMENTS, RUNS = "timm_compound_experiment", "timm_compound_experiment_runs"
-MAX_CLAIMS = 3          # a run whose worker died this many times is given up (failed), not retried forever
-SCHEMA_ATTEMPTS = 5     # tries to create the tables while another worker creates them
+MAX_CLAIMS = 3  # a run whose worker died this many times is given up (failed), not retried forever
+SCHEMA_ATTEMPTS = 5  # tries to create the tables while another worker creates them
 
 
 def _tables():
     import sqlalchemy as sa
 
     metadata = sa.MetaData()
-    experiments = sa.Table(EXPERIMENTS, metadata,
-                           sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-                           sa.Column("settings", sa.Text, nullable=False),
-                           sa.Column("created", sa.Float, nullable=False))
-    runs = sa.Table(RUNS, metadata,
-                    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),   # the job's place in order
-                    sa.Column("name", sa.String(200), nullable=False),
-                    sa.Column("seed", sa.Integer, nullable=False),
-                    sa.Column("state", sa.String(16), nullable=False),
-                    sa.Column("worker", sa.String(200)),
-                    sa.Column("heartbeat", sa.Float),
-                    sa.Column("claims", sa.Integer, nullable=False),
-                    sa.Column("epochs_trained", sa.Integer, nullable=False),
-                    sa.Column("message", sa.Text),
-                    sa.UniqueConstraint("name", "seed", name="timm_compound_experiment_run"))
+    experiments = sa.Table(
+        EXPERIMENTS,
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("settings", sa.Text, nullable=False),
+        sa.Column("created", sa.Float, nullable=False),
+    )
+    runs = sa.Table(
+        RUNS,
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),  # the job's place in order
+        sa.Column("name", sa.String(200), nullable=False),
+        sa.Column("seed", sa.Integer, nullable=False),
+        sa.Column("state", sa.String(16), nullable=False),
+        sa.Column("worker", sa.String(200)),
+        sa.Column("heartbeat", sa.Float),
+        sa.Column("claims", sa.Integer, nullable=False),
+        sa.Column("epochs_trained", sa.Integer, nullable=False),
+        sa.Column("message", sa.Text),
+        sa.UniqueConstraint("name", "seed", name="timm_compound_experiment_run"),
+    )
     return metadata, experiments, runs
 
 
@@ -72,7 +78,7 @@ class Counts:
     running: int
     done: int
     failed: int
-    trained_twice: int   # runs that trained more epochs than the experiment has: some epoch ran twice
+    trained_twice: int  # runs that trained more epochs than the experiment has: some epoch ran twice
 
     @property
     def remaining(self) -> int:
@@ -97,14 +103,28 @@ class Ledger:
                 self._create_tables()
                 try:
                     with self.engine.begin() as connection:
-                        connection.execute(sa.insert(EXPERIMENT_TABLE).values(
-                            id=1, settings=json.dumps(settings, sort_keys=True), created=time.time()))
-                        connection.execute(sa.insert(RUN_TABLE), [
-                            {"id": job.index, "name": job.name, "seed": job.seed, "state": "waiting", "claims": 0,
-                             "epochs_trained": 0} for job in jobs])
+                        connection.execute(
+                            sa.insert(EXPERIMENT_TABLE).values(
+                                id=1, settings=json.dumps(settings, sort_keys=True), created=time.time()
+                            )
+                        )
+                        connection.execute(
+                            sa.insert(RUN_TABLE),
+                            [
+                                {
+                                    "id": job.index,
+                                    "name": job.name,
+                                    "seed": job.seed,
+                                    "state": "waiting",
+                                    "claims": 0,
+                                    "epochs_trained": 0,
+                                }
+                                for job in jobs
+                            ],
+                        )
                     return True
                 except sa.exc.IntegrityError:
-                    pass   # another worker recorded it a moment ago: compare below
+                    pass  # another worker recorded it a moment ago: compare below
         self.check(settings)
         return False
 
@@ -116,8 +136,10 @@ class Ledger:
             return
         found = differences(recorded, settings, where="storage")
         if found:
-            raise CompoundError(f"storage {self.shown} holds a different experiment ({'; '.join(found)}): refused, "
-                                "nothing was changed; use another database, or repeat its settings to join it")
+            raise CompoundError(
+                f"storage {self.shown} holds a different experiment ({'; '.join(found)}): refused, "
+                "nothing was changed; use another database, or repeat its settings to join it"
+            )
 
     def _recorded(self) -> dict[str, Any] | None:
         import sqlalchemy as sa
@@ -140,7 +162,7 @@ class Ledger:
             try:
                 METADATA.create_all(self.engine, checkfirst=True)
                 return
-            except sa.exc.SQLAlchemyError as error:   # workers starting together race to create the tables
+            except sa.exc.SQLAlchemyError as error:  # workers starting together race to create the tables
                 if "already exists" not in str(error) or attempt == SCHEMA_ATTEMPTS - 1:
                     raise
                 time.sleep(0.2 * (attempt + 1))
@@ -156,17 +178,27 @@ class Ledger:
             now = time.time()
             free = sa.or_(runs.c.state == "waiting", sa.and_(runs.c.state == "running", runs.c.heartbeat < now - grace))
             with self.engine.connect() as connection:
-                found = connection.execute(sa.select(runs.c.id, runs.c.state, runs.c.claims).where(free)
-                                           .order_by(runs.c.id)).all()
+                found = connection.execute(
+                    sa.select(runs.c.id, runs.c.state, runs.c.claims).where(free).order_by(runs.c.id)
+                ).all()
             for run_id, state, claims in found:
                 with self.engine.begin() as connection:
-                    if claims >= MAX_CLAIMS:   # its workers died MAX_CLAIMS times: given up, not retried forever
-                        connection.execute(sa.update(runs).where(runs.c.id == run_id, free).values(
-                            state="failed", worker=None,
-                            message=f"given up: {claims} workers stopped while training it (killed, lost or failed)"))
+                    if claims >= MAX_CLAIMS:  # its workers died MAX_CLAIMS times: given up, not retried forever
+                        connection.execute(
+                            sa.update(runs)
+                            .where(runs.c.id == run_id, free)
+                            .values(
+                                state="failed",
+                                worker=None,
+                                message=f"given up: {claims} workers stopped while training it (killed, lost or failed)",
+                            )
+                        )
                         continue
-                    taken = connection.execute(sa.update(runs).where(runs.c.id == run_id, free).values(
-                        state="running", worker=worker, heartbeat=now, claims=runs.c.claims + 1))
+                    taken = connection.execute(
+                        sa.update(runs)
+                        .where(runs.c.id == run_id, free)
+                        .values(state="running", worker=worker, heartbeat=now, claims=runs.c.claims + 1)
+                    )
                 if taken.rowcount == 1:
                     return Claim(run_id, state == "running", claims + 1)
         return None
@@ -177,8 +209,11 @@ class Ledger:
 
         runs = RUN_TABLE
         with errors(self.url), self.engine.begin() as connection:
-            result = connection.execute(sa.update(runs).where(runs.c.id == run_id, runs.c.worker == worker,
-                                                              runs.c.state == "running").values(**values))
+            result = connection.execute(
+                sa.update(runs)
+                .where(runs.c.id == run_id, runs.c.worker == worker, runs.c.state == "running")
+                .values(**values)
+            )
         return result.rowcount == 1
 
     def beat(self, run_id: int, worker: str) -> bool:
@@ -206,8 +241,13 @@ class Ledger:
         with errors(self.url), self.engine.connect() as connection:
             states = dict(connection.execute(sa.select(runs.c.state, sa.func.count()).group_by(runs.c.state)).all())
             twice = connection.execute(sa.select(sa.func.count()).where(runs.c.epochs_trained > epochs)).scalar()
-        return Counts(states.get("waiting", 0), states.get("running", 0), states.get("done", 0),
-                      states.get("failed", 0), int(twice or 0))
+        return Counts(
+            states.get("waiting", 0),
+            states.get("running", 0),
+            states.get("done", 0),
+            states.get("failed", 0),
+            int(twice or 0),
+        )
 
     def rows(self) -> list[dict[str, Any]]:
         """Every run's ledger row (for tests and `experiment report`)."""

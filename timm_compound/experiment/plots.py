@@ -26,9 +26,14 @@ from timm_compound.experiment import curve_fit
 from timm_compound.experiment.inputs import KNOWN_STRATEGIES
 from timm_compound.experiment.results import BASE, REFERENCE, Row
 
-STYLE = {   # strategy -> (colour, marker), the same in every figure
-    "depth": ("tab:blue", "o"), "width": ("tab:orange", "s"), "resolution": ("tab:green", "^"),
-    "compound": ("tab:red", "D"), "dWr": ("tab:purple", "v"), BASE: ("black", "o"), REFERENCE: ("dimgray", "*"),
+STYLE = {  # strategy -> (colour, marker), the same in every figure
+    "depth": ("tab:blue", "o"),
+    "width": ("tab:orange", "s"),
+    "resolution": ("tab:green", "^"),
+    "compound": ("tab:red", "D"),
+    "dWr": ("tab:purple", "v"),
+    BASE: ("black", "o"),
+    REFERENCE: ("dimgray", "*"),
 }
 DPI = 150
 
@@ -48,8 +53,9 @@ def _sd(row: Row) -> float:
     return row.spread.sd if row.spread is not None and row.spread.sd is not None else 0.0
 
 
-def _lines(rows: list[Row], x, axis, xlabel: str, title: str, *, fits: bool = False,
-           chance: float | None = None) -> None:
+def _lines(
+    rows: list[Row], x, axis, xlabel: str, title: str, *, fits: bool = False, chance: float | None = None
+) -> None:
     """Strategies, base and references on `axis`; `fits`: a fitted curve per strategy (see the module)."""
     base = next((row for row in rows if row.variant.strategy == BASE), None)
     for strategy in KNOWN_STRATEGIES:
@@ -68,11 +74,28 @@ def _lines(rows: list[Row], x, axis, xlabel: str, title: str, *, fits: bool = Fa
                 axis.fill_between(span, band[0], band[1], color=colour, alpha=0.15, linewidth=0)
         else:
             axis.plot([x(row) for row in line], [row.top1 for row in line], color=colour, linewidth=2, label=label)
-        axis.errorbar([x(row) for row in points], [row.top1 for row in points], yerr=[_sd(row) for row in points],
-                      fmt=marker, color=colour, markersize=7, capsize=3, linestyle="none")
+        axis.errorbar(
+            [x(row) for row in points],
+            [row.top1 for row in points],
+            yerr=[_sd(row) for row in points],
+            fmt=marker,
+            color=colour,
+            markersize=7,
+            capsize=3,
+            linestyle="none",
+        )
     if base is not None:
-        axis.errorbar([x(base)], [base.top1], yerr=[_sd(base)], fmt="o", color="black", markersize=8, capsize=3,
-                      zorder=5, label="base")
+        axis.errorbar(
+            [x(base)],
+            [base.top1],
+            yerr=[_sd(base)],
+            fmt="o",
+            color="black",
+            markersize=8,
+            capsize=3,
+            zorder=5,
+            label="base",
+        )
     low, high = _accuracy_range([row for row in rows if row.variant.strategy != REFERENCE] or rows)
     for row in rows:
         if row.variant.strategy == REFERENCE:
@@ -131,15 +154,31 @@ def _reference(axis, row: Row, x: float, low: float, high: float) -> None:
     name = str(row.variant.model)
     if low <= row.top1 <= high:
         axis.errorbar([x], [row.top1], yerr=[_sd(row)], fmt=marker, color=colour, markersize=13, capsize=3, zorder=6)
-        axis.annotate(name, (x, row.top1), textcoords="offset points", xytext=(0, 10), ha="center", fontsize=10,
-                      color=colour)
+        axis.annotate(
+            name, (x, row.top1), textcoords="offset points", xytext=(0, 10), ha="center", fontsize=10, color=colour
+        )
         return
     above = row.top1 > high
     edge = high if above else low
-    axis.plot([x], [edge], marker="^" if above else "v", color=colour, markersize=11, linestyle="none", zorder=6,
-              clip_on=False)
-    axis.annotate(f"{name}: {row.top1:.1f}% (off the axis)", (x, edge), textcoords="offset points",
-                  xytext=(0, -14 if above else 8), ha="center", fontsize=9, color=colour)
+    axis.plot(
+        [x],
+        [edge],
+        marker="^" if above else "v",
+        color=colour,
+        markersize=11,
+        linestyle="none",
+        zorder=6,
+        clip_on=False,
+    )
+    axis.annotate(
+        f"{name}: {row.top1:.1f}% (off the axis)",
+        (x, edge),
+        textcoords="offset points",
+        xytext=(0, -14 if above else 8),
+        ha="center",
+        fontsize=9,
+        color=colour,
+    )
 
 
 def _chance(axis, chance: float, low: float, high: float) -> None:
@@ -147,8 +186,13 @@ def _chance(axis, chance: float, low: float, high: float) -> None:
     if low <= chance <= high:
         axis.axhline(chance, color="gray", linestyle="--", linewidth=1.2, label=f"chance ({chance:.1f}%)")
     else:
-        axis.annotate(f"chance level {chance:.1f}% is {'below' if chance < low else 'above'} the axis",
-                      (0.01, 0.01 if chance < low else 0.95), xycoords="axes fraction", fontsize=8, color="gray")
+        axis.annotate(
+            f"chance level {chance:.1f}% is {'below' if chance < low else 'above'} the axis",
+            (0.01, 0.01 if chance < low else 0.95),
+            xycoords="axes fraction",
+            fontsize=8,
+            color="gray",
+        )
 
 
 def _plain_log_ticks(axis, values: list[float]) -> None:
@@ -163,31 +207,47 @@ def _plain_log_ticks(axis, values: list[float]) -> None:
     axis.tick_params(axis="x", which="minor", labelsize=8)
 
 
-def accuracy_vs_cost(rows: list[Row], path: Path, *, what: str, title: str, budget_lines: bool = True,
-                     chance: float | None = None) -> Path:
+def accuracy_vs_cost(
+    rows: list[Row], path: Path, *, what: str, title: str, budget_lines: bool = True, chance: float | None = None
+) -> Path:
     """`what`: 'gmacs' (with the fitted curves) or 'params'; `budget_lines`: mark the budgets on the GMACs
     axis (they are GMACs)."""
     figure, axis = _figure()
     trained = _trained(rows)
     if what == "gmacs":
-        _lines(trained, lambda row: row.variant.cost.macs / 1e9, axis, "GMACs (log scale)", title, fits=True,
-                       chance=chance)
+        _lines(
+            trained, lambda row: row.variant.cost.macs / 1e9, axis, "GMACs (log scale)", title, fits=True, chance=chance
+        )
         base = next((row for row in trained if row.variant.strategy == BASE), None)
         budgets = sorted({row.variant.budget for row in trained if row.variant.budget not in (None, 1.0)})
         if base is not None and budget_lines:
             for budget in budgets:
                 axis.axvline(base.variant.cost.macs / 1e9 * budget, color="gray", linestyle=":", linewidth=1)
-                axis.annotate(f"{budget:g}x", (base.variant.cost.macs / 1e9 * budget, 1), xycoords=("data", "axes fraction"),
-                              xytext=(3, -12), textcoords="offset points", fontsize=9, color="gray")
+                axis.annotate(
+                    f"{budget:g}x",
+                    (base.variant.cost.macs / 1e9 * budget, 1),
+                    xycoords=("data", "axes fraction"),
+                    xytext=(3, -12),
+                    textcoords="offset points",
+                    fontsize=9,
+                    color="gray",
+                )
     else:
-        _lines(trained, lambda row: row.variant.cost.params / 1e6, axis, "parameters (millions, log scale)", title,
-               chance=chance)
+        _lines(
+            trained,
+            lambda row: row.variant.cost.params / 1e6,
+            axis,
+            "parameters (millions, log scale)",
+            title,
+            chance=chance,
+        )
     figure.savefig(str(path), dpi=DPI)
     return path
 
 
-def accuracy_vs_latency(rows: list[Row], path: Path, *, title: str, cost: str = "gmacs",
-                        chance: float | None = None) -> Path | None:
+def accuracy_vs_latency(
+    rows: list[Row], path: Path, *, title: str, cost: str = "gmacs", chance: float | None = None
+) -> Path | None:
     """Top-1 against median latency (log x) with horizontal bars for the 95% interval; with cost
     'latency', dotted lines mark the budgets (multiples of the base's latency). None when nothing was timed."""
     trained = [row for row in _trained(rows) if row.variant.latency is not None]
@@ -196,21 +256,42 @@ def accuracy_vs_latency(rows: list[Row], path: Path, *, title: str, cost: str = 
     timing = trained[0].variant.latency
     threads = f"{timing.threads} thread" + ("s" if timing.threads != 1 else "")
     figure, axis = _figure(height=5.0)
-    _lines(trained, lambda row: row.variant.latency.median_ms, axis,
-           f"median latency, ms (log scale)\n{timing.device} ({timing.device_name}), {threads}, batch {timing.batch_size}, "
-           f"{timing.dtype}, {timing.runtime}", title, chance=chance)
+    _lines(
+        trained,
+        lambda row: row.variant.latency.median_ms,
+        axis,
+        f"median latency, ms (log scale)\n{timing.device} ({timing.device_name}), {threads}, batch {timing.batch_size}, "
+        f"{timing.dtype}, {timing.runtime}",
+        title,
+        chance=chance,
+    )
     for row in trained:
         median, (low, high) = row.variant.latency.median_ms, row.variant.latency.ci_ms
         colour = STYLE[row.variant.strategy][0]
-        axis.errorbar([median], [row.top1], xerr=[[median - low], [high - median]], fmt="none", ecolor=colour,
-                      capsize=3, linewidth=1, zorder=4)
+        axis.errorbar(
+            [median],
+            [row.top1],
+            xerr=[[median - low], [high - median]],
+            fmt="none",
+            ecolor=colour,
+            capsize=3,
+            linewidth=1,
+            zorder=4,
+        )
     base = next((row for row in trained if row.variant.strategy == BASE), None)
     if cost == "latency" and base is not None:
         for budget in sorted({row.variant.budget for row in trained if row.variant.budget not in (None, 1.0)}):
             at = base.variant.latency.median_ms * budget
             axis.axvline(at, color="gray", linestyle=":", linewidth=1)
-            axis.annotate(f"{budget:g}x", (at, 0), xycoords=("data", "axes fraction"), xytext=(3, 4),
-                          textcoords="offset points", fontsize=9, color="gray")
+            axis.annotate(
+                f"{budget:g}x",
+                (at, 0),
+                xycoords=("data", "axes fraction"),
+                xytext=(3, 4),
+                textcoords="offset points",
+                fontsize=9,
+                color="gray",
+            )
     figure.savefig(str(path), dpi=DPI)
     return path
 
@@ -261,15 +342,32 @@ def curves(rows: list[Row], path: Path, *, title: str) -> Path:
     return path
 
 
-def write(rows: list[Row], folder: Path, title: str, cost: str = "gmacs", chance: float | None = None) -> dict[str, Path]:
+def write(
+    rows: list[Row], folder: Path, title: str, cost: str = "gmacs", chance: float | None = None
+) -> dict[str, Path]:
     written = {
-        "accuracy_vs_gmacs": accuracy_vs_cost(rows, folder / "accuracy_vs_gmacs.png", what="gmacs",
-                                              title=f"{title}: accuracy against real cost", budget_lines=cost == "gmacs",
-                                              chance=chance),
-        "accuracy_vs_params": accuracy_vs_cost(rows, folder / "accuracy_vs_params.png", what="params",
-                                               title=f"{title}: accuracy against parameters", chance=chance),
-        "accuracy_vs_latency": accuracy_vs_latency(rows, folder / "accuracy_vs_latency.png", cost=cost,
-                                                   title=f"{title}: accuracy against measured latency", chance=chance),
+        "accuracy_vs_gmacs": accuracy_vs_cost(
+            rows,
+            folder / "accuracy_vs_gmacs.png",
+            what="gmacs",
+            title=f"{title}: accuracy against real cost",
+            budget_lines=cost == "gmacs",
+            chance=chance,
+        ),
+        "accuracy_vs_params": accuracy_vs_cost(
+            rows,
+            folder / "accuracy_vs_params.png",
+            what="params",
+            title=f"{title}: accuracy against parameters",
+            chance=chance,
+        ),
+        "accuracy_vs_latency": accuracy_vs_latency(
+            rows,
+            folder / "accuracy_vs_latency.png",
+            cost=cost,
+            title=f"{title}: accuracy against measured latency",
+            chance=chance,
+        ),
         "curves": curves(rows, folder / "curves.png", title=f"{title}: every model, epoch by epoch"),
     }
     return {name: path for name, path in written.items() if path is not None}

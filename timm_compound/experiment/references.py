@@ -62,8 +62,10 @@ def _kind(name: str) -> bool:
         pass
     if timm.is_model(name):
         return True
-    raise CompoundError(f"reference {name!r} is not a timm model or a registered variant "
-                        "(`timm.list_models()` and `timm-compound list` show the names)")
+    raise CompoundError(
+        f"reference {name!r} is not a timm model or a registered variant "
+        "(`timm.list_models()` and `timm-compound list` show the names)"
+    )
 
 
 def _minimum_pixels(model: nn.Module) -> int:
@@ -78,25 +80,34 @@ def _minimum_pixels(model: nn.Module) -> int:
         return 1
 
 
-def reference_variant(reference: str, *, base: str, experiment_resolution: int, native_base: int,
-                      num_classes: int, base_macs: int) -> Variant:
+def reference_variant(
+    reference: str, *, base: str, experiment_resolution: int, native_base: int, num_classes: int, base_macs: int
+) -> Variant:
     """A reference planned and measured as it will be trained."""
     import timm
 
     name, pixels = parse(reference)
     timm_only = _kind(name)
-    with fast_meta():   # shapes only: weight initialisation skipped
+    with fast_meta():  # shapes only: weight initialisation skipped
         model = timm.create_model(name, num_classes=num_classes)
     native = int(model.pretrained_cfg["input_size"][-1])
     if pixels is None:
-        pixels = native if experiment_resolution == native_base else max(1, round(experiment_resolution * native / native_base))
+        pixels = (
+            native
+            if experiment_resolution == native_base
+            else max(1, round(experiment_resolution * native / native_base))
+        )
     if (model.pretrained_cfg or {}).get("fixed_input_size") and pixels != native:
-        raise CompoundError(f"reference {name} takes only {native} px inputs (fixed_input_size); the experiment "
-                            f"would train it at {pixels} px: give {name}@{native} with an experiment at that scale")
+        raise CompoundError(
+            f"reference {name} takes only {native} px inputs (fixed_input_size); the experiment "
+            f"would train it at {pixels} px: give {name}@{native} with an experiment at that scale"
+        )
     floor = _minimum_pixels(model)
     if pixels < floor:
-        raise CompoundError(f"reference {name} would train at {pixels} px, below the {floor} px its network takes "
-                            f"(its total stride): give {name}@{floor} or more")
+        raise CompoundError(
+            f"reference {name} would train at {pixels} px, below the {floor} px its network takes "
+            f"(its total stride): give {name}@{floor} or more"
+        )
     plan = None
     if not timm_only:
         scaled_base, phi = lookup(name)
@@ -106,9 +117,18 @@ def reference_variant(reference: str, *, base: str, experiment_resolution: int, 
     # d, w, r against the experiment's base only for a variant of that base (resnet18_cs_phi1 beside resnet18)
     ours = plan is not None and plan.base == base
     return Variant(
-        name=folder, strategy=REFERENCE, budget=None, model=name, plan=plan, resolution=pixels, cost=cost,
-        ratio=cost.macs / base_macs, phi=None if plan is None else plan.phi, timm_only=timm_only,
-        d=plan.realised.depth if ours else None, w=plan.realised.width if ours else None,
+        name=folder,
+        strategy=REFERENCE,
+        budget=None,
+        model=name,
+        plan=plan,
+        resolution=pixels,
+        cost=cost,
+        ratio=cost.macs / base_macs,
+        phi=None if plan is None else plan.phi,
+        timm_only=timm_only,
+        d=plan.realised.depth if ours else None,
+        w=plan.realised.width if ours else None,
         r=pixels / experiment_resolution if ours else None,
     )
 
@@ -119,8 +139,12 @@ def timed(variant: Variant, settings: LatencySettings, num_classes: int) -> Vari
     import timm
 
     identity = {"timm_model": variant.model, "num_classes": num_classes, "resolution": variant.resolution}
-    latency = time_model(lambda: timm.create_model(variant.model, num_classes=num_classes), settings,
-                         resolution=variant.resolution, identity=identity)
+    latency = time_model(
+        lambda: timm.create_model(variant.model, num_classes=num_classes),
+        settings,
+        resolution=variant.resolution,
+        identity=identity,
+    )
     return replace(variant, latency=latency)
 
 
@@ -129,7 +153,9 @@ def versus_budget(base: str, other: Variant) -> float:
     run folder name stays short, e.g. 2.04x-compound); it must be > 1, since compound scaling grows a base."""
     budget = float(f"{other.ratio:.3g}")
     if budget <= 1:
-        raise CompoundError(f"--versus {other.model} costs {other.ratio:.3g}x {base}'s GMACs at {other.resolution} px: "
-                            f"compound scaling grows a base, so the other model must cost more than {base} "
-                            "(swap the two names)")
+        raise CompoundError(
+            f"--versus {other.model} costs {other.ratio:.3g}x {base}'s GMACs at {other.resolution} px: "
+            f"compound scaling grows a base, so the other model must cost more than {base} "
+            "(swap the two names)"
+        )
     return budget

@@ -26,10 +26,10 @@ class Variant:
     experiment's base resolution (None for a reference without a plan of the base's rule).
     """
 
-    name: str                  # run folder name: base, 2x-depth, ref-resnet34
-    strategy: str              # base, depth, width, resolution, compound or reference
+    name: str  # run folder name: base, 2x-depth, ref-resnet34
+    strategy: str  # base, depth, width, resolution, compound or reference
     budget: float | None
-    model: str | ScalePlan     # what train() is given (a timm-only reference is built from this name)
+    model: str | ScalePlan  # what train() is given (a timm-only reference is built from this name)
     plan: ScalePlan | None
     resolution: int
     cost: Complexity
@@ -38,8 +38,8 @@ class Variant:
     d: float | None = None
     w: float | None = None
     r: float | None = None
-    timm_only: bool = False    # a timm model no rule covers: built with timm.create_model
-    latency: Latency | None = None   # timed on this machine as trained (None: the experiment timed nothing)
+    timm_only: bool = False  # a timm model no rule covers: built with timm.create_model
+    latency: Latency | None = None  # timed on this machine as trained (None: the experiment timed nothing)
 
     @property
     def depths(self) -> list[int] | None:
@@ -56,11 +56,20 @@ class Variant:
     def describe(self) -> dict[str, Any]:
         """JSON for experiment.json: enough to see what was planned without rebuilding anything."""
         return {
-            "name": self.name, "strategy": self.strategy, "budget": self.budget, "resolution": self.resolution,
-            "phi": self.phi, "d": self.d, "w": self.w, "r": self.r, "depths": self.depths,
+            "name": self.name,
+            "strategy": self.strategy,
+            "budget": self.budget,
+            "resolution": self.resolution,
+            "phi": self.phi,
+            "d": self.d,
+            "w": self.w,
+            "r": self.r,
+            "depths": self.depths,
             "widths": None if self.plan is None else list(self.plan.widths),
             "model": self.model if isinstance(self.model, str) else None,
-            "params": self.cost.params, "macs": self.cost.macs, "ratio": self.ratio,
+            "params": self.cost.params,
+            "macs": self.cost.macs,
+            "ratio": self.ratio,
             "latency": None if self.latency is None else self.latency.to_dict(),
         }
 
@@ -99,9 +108,16 @@ class Run:
         return sum(row.seconds for row in self.history)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"seed": self.seed, "status": self.status, "message": self.message, "top1": self.top1,
-                "top5": self.top5, "epochs": len(self.history), "train_seconds": self.train_seconds,
-                "run_dir": str(self.run_dir)}
+        return {
+            "seed": self.seed,
+            "status": self.status,
+            "message": self.message,
+            "top1": self.top1,
+            "top5": self.top5,
+            "epochs": len(self.history),
+            "train_seconds": self.train_seconds,
+            "run_dir": str(self.run_dir),
+        }
 
 
 @dataclass
@@ -111,7 +127,7 @@ class Row:
 
     variant: Variant
     runs: list[Run]
-    spread: Spread | None = None   # top-1 over the finished seeds (set when the statistics are computed)
+    spread: Spread | None = None  # top-1 over the finished seeds (set when the statistics are computed)
 
     @property
     def finished(self) -> list[Run]:
@@ -161,15 +177,23 @@ class Row:
 
     def to_dict(self) -> dict[str, Any]:
         spread = self.spread
-        return {**self.variant.describe(), "gmacs": self.variant.cost.gmacs, "status": self.status,
-                "message": self.message, "seeds": self.seeds,
-                "top1": [run.top1 for run in self.finished],
-                "top1_mean": self.top1, "top1_ci": None if spread is None or spread.ci is None else list(spread.ci),
-                "top1_sd": None if spread is None else spread.sd,
-                "top1_interval": None if spread is None else spread.method,
-                "top5": self.top5, "epochs": max((len(run.history) for run in self.runs), default=0),
-                "train_seconds": self.train_seconds, "run_dir": str(self.run_dir),
-                "runs": [run.to_dict() for run in self.runs]}
+        return {
+            **self.variant.describe(),
+            "gmacs": self.variant.cost.gmacs,
+            "status": self.status,
+            "message": self.message,
+            "seeds": self.seeds,
+            "top1": [run.top1 for run in self.finished],
+            "top1_mean": self.top1,
+            "top1_ci": None if spread is None or spread.ci is None else list(spread.ci),
+            "top1_sd": None if spread is None else spread.sd,
+            "top1_interval": None if spread is None else spread.method,
+            "top5": self.top5,
+            "epochs": max((len(run.history) for run in self.runs), default=0),
+            "train_seconds": self.train_seconds,
+            "run_dir": str(self.run_dir),
+            "runs": [run.to_dict() for run in self.runs],
+        }
 
 
 @dataclass
@@ -189,11 +213,11 @@ class ExperimentResult:
     compute_macs: float
     seconds: float
     files: dict[str, Path] = field(default_factory=dict)
-    comparisons: list[Any] = field(default_factory=list)    # experiment.verdicts.Comparison, as in results.json
+    comparisons: list[Any] = field(default_factory=list)  # experiment.verdicts.Comparison, as in results.json
     verdicts: dict[float, str] = field(default_factory=dict)  # one sentence per budget
     seeds: list[int] = field(default_factory=list)
-    disk_bytes: int = 0                                       # the run folders' size when the report was written
-    chance: float | None = None                               # top-1 (%) of always the most frequent class
+    disk_bytes: int = 0  # the run folders' size when the report was written
+    chance: float | None = None  # top-1 (%) of always the most frequent class
 
     @property
     def report(self) -> Path:

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from rich.console import Console
@@ -38,8 +39,14 @@ from timm_compound.train.results import EpochMetrics
 EXPERIMENT_JSON, RUNS = "experiment.json", "runs"
 FORMAT = 1
 # what an experiment's own processes put into its folder before experiment.json exists (workers starting together)
-OWN_FILES = {RUNS, EXPERIMENT_JSON + ".partial", "experiment.db", "experiment.db-journal", "experiment.db-wal",
-             "experiment.db-shm"}
+OWN_FILES = {
+    RUNS,
+    EXPERIMENT_JSON + ".partial",
+    "experiment.db",
+    "experiment.db-journal",
+    "experiment.db-wal",
+    "experiment.db-shm",
+}
 
 
 def prepare(out: Path, settings: dict[str, Any], *, shared: bool = False) -> bool:
@@ -56,15 +63,19 @@ def prepare(out: Path, settings: dict[str, Any], *, shared: bool = False) -> boo
             raise CompoundError(f"{record}: not a readable experiment record ({error}); nothing was changed") from None
         found = differences(recorded, settings)
         if found:
-            raise CompoundError(f"{out} holds an experiment with different settings ({'; '.join(found)}): refused, "
-                                "nothing was changed; use another folder, or repeat the recorded settings to continue it")
+            raise CompoundError(
+                f"{out} holds an experiment with different settings ({'; '.join(found)}): refused, "
+                "nothing was changed; use another folder, or repeat the recorded settings to continue it"
+            )
         return True
     others = [path.name for path in out.iterdir()] if out.is_dir() else []
     if shared:
         others = [name for name in others if name not in OWN_FILES]
     if others:
-        raise CompoundError(f"{out} is not empty and holds no experiment ({EXPERIMENT_JSON}): refused, nothing was "
-                            "changed; choose an empty or new folder")
+        raise CompoundError(
+            f"{out} is not empty and holds no experiment ({EXPERIMENT_JSON}): refused, nothing was "
+            "changed; choose an empty or new folder"
+        )
     return False
 
 
@@ -73,9 +84,13 @@ def write_record(out: Path, settings: dict[str, Any], variants: list[Variant], *
         (out / RUNS).mkdir(parents=True, exist_ok=True)
         if resuming:
             return
-        record = {"format": FORMAT, "settings": settings, "models": [variant.describe() for variant in variants],
-                  "versions": run_folder.versions(),
-                  "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        record = {
+            "format": FORMAT,
+            "settings": settings,
+            "models": [variant.describe() for variant in variants],
+            "versions": run_folder.versions(),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
         partial = out / (EXPERIMENT_JSON + ".partial")
         partial.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
         partial.replace(out / EXPERIMENT_JSON)
@@ -110,7 +125,7 @@ class Job:
     variant: Variant
     seed: int
     run_dir: Path
-    index: int          # 1-based place in the experiment's order (every seed 0 run first, then seed 1, ...)
+    index: int  # 1-based place in the experiment's order (every seed 0 run first, then seed 1, ...)
 
     @property
     def name(self) -> str:
@@ -136,22 +151,30 @@ def run_dir_of(out: Path, name: str, seed: int, seeds: list[int]) -> Path:
 def jobs_of(out: Path, variants: list[Variant], seeds: list[int]) -> list[Job]:
     """Every (model, seed) training, seed by seed: all models' first seed, then their second, ..."""
     order = [(variant, seed) for seed in seeds for variant in variants]
-    return [Job(variant, seed, run_dir_of(out, variant.name, seed, seeds), index)
-            for index, (variant, seed) in enumerate(order, 1)]
+    return [
+        Job(variant, seed, run_dir_of(out, variant.name, seed, seeds), index)
+        for index, (variant, seed) in enumerate(order, 1)
+    ]
 
 
 class Progress:
     """One line per epoch across the experiment: run k/n, epoch e/E, share of the compute done, time left."""
 
-    def __init__(self, jobs: list[Job], epochs: int, train_images: int, say: Callable[[str], None],
-                 finished_runs: Callable[[], int] | None = None):
+    def __init__(
+        self,
+        jobs: list[Job],
+        epochs: int,
+        train_images: int,
+        say: Callable[[str], None],
+        finished_runs: Callable[[], int] | None = None,
+    ):
         self.work = {job.index: job.variant.cost.macs * train_images * epochs for job in jobs}
         self.total = sum(self.work.values()) or 1.0
         self.count = len(jobs)
         self.epochs, self.say = epochs, say
-        self.finished_runs = finished_runs   # a worker among others: the runs every worker has finished
-        self.done = 0.0            # MACs-images trained or skipped
-        self.timed_work = 0.0      # ... of which trained in this session, for the rate
+        self.finished_runs = finished_runs  # a worker among others: the runs every worker has finished
+        self.done = 0.0  # MACs-images trained or skipped
+        self.timed_work = 0.0  # ... of which trained in this session, for the rate
         self.timed_seconds = 0.0
         self.start = time.perf_counter()
 
@@ -164,14 +187,18 @@ class Progress:
         self.timed_work += share
         self.timed_seconds += seconds
         left = (self.total - self.done) * self.timed_seconds / self.timed_work if self.timed_work else None
-        if self.finished_runs is not None:   # this worker's share of the compute says little: count every worker's runs
-            self.say(f"experiment: run {job.index}/{self.count} {job.label}, epoch {epoch}/{self.epochs} done; "
-                     f"{self.finished_runs()} of {self.count} runs finished by all workers, "
-                     f"{_duration(time.perf_counter() - self.start)} elapsed")
+        if self.finished_runs is not None:  # this worker's share of the compute says little: count every worker's runs
+            self.say(
+                f"experiment: run {job.index}/{self.count} {job.label}, epoch {epoch}/{self.epochs} done; "
+                f"{self.finished_runs()} of {self.count} runs finished by all workers, "
+                f"{_duration(time.perf_counter() - self.start)} elapsed"
+            )
             return
-        self.say(f"experiment: run {job.index}/{self.count} {job.label}, epoch {epoch}/{self.epochs} done; "
-                 f"{100 * self.done / self.total:.0f}% of the compute, {_duration(time.perf_counter() - self.start)} "
-                 f"elapsed, about {_duration(left)} left")
+        self.say(
+            f"experiment: run {job.index}/{self.count} {job.label}, epoch {epoch}/{self.epochs} done; "
+            f"{100 * self.done / self.total:.0f}% of the compute, {_duration(time.perf_counter() - self.start)} "
+            f"elapsed, about {_duration(left)} left"
+        )
 
 
 def printer(console: Console, quiet: bool) -> Callable[[str], None]:
@@ -206,8 +233,14 @@ class Recipe:
     keep_checkpoints: bool = False
 
 
-def train_job(job: Job, recipe: Recipe, tracker: Progress, progress: Any, console: Console,
-              on_epoch: Callable[[int, EpochMetrics], Any] | None = None) -> Run:
+def train_job(
+    job: Job,
+    recipe: Recipe,
+    tracker: Progress,
+    progress: Any,
+    console: Console,
+    on_epoch: Callable[[int, EpochMetrics], Any] | None = None,
+) -> Run:
     """Train (or resume) one run in its folder; a finished run is thinned unless checkpoints are kept.
     A diverging loss ends this run (its Run says failed), not the experiment."""
     verb = "resuming" if (job.run_dir / run_folder.RUN_JSON).is_file() else "training"
@@ -220,9 +253,19 @@ def train_job(job: Job, recipe: Recipe, tracker: Progress, progress: Any, consol
     try:
         model, arguments = model_for(job.variant, recipe.num_classes, {**recipe.train_arguments, "seed": job.seed})
         job.run_dir.parent.mkdir(parents=True, exist_ok=True)
-        train(model, recipe.data, epochs=recipe.epochs, resolution=job.variant.resolution, out=job.run_dir,
-              resume=True, on_epoch=each_epoch, progress=progress, console=console, **arguments)
-    except NonFiniteLoss as error:   # one diverging model does not end the experiment; its row says so
+        train(
+            model,
+            recipe.data,
+            epochs=recipe.epochs,
+            resolution=job.variant.resolution,
+            out=job.run_dir,
+            resume=True,
+            on_epoch=each_epoch,
+            progress=progress,
+            console=console,
+            **arguments,
+        )
+    except NonFiniteLoss as error:  # one diverging model does not end the experiment; its row says so
         tracker.say(f"experiment: run {job.label} failed: {error}")
         return read_run(job, recipe.epochs)
     if not recipe.keep_checkpoints and finished(job.run_dir, recipe.epochs):
@@ -341,11 +384,14 @@ def load_final(variant: Variant, run_dir: Path, num_classes: int) -> torch.nn.Mo
     return model.eval()
 
 
-def summary_lines(rows: list[Row], budgets: tuple[float, ...], best: dict[float, str], unit: str = "GMACs") -> list[str]:
+def summary_lines(
+    rows: list[Row], budgets: tuple[float, ...], best: dict[float, str], unit: str = "GMACs"
+) -> list[str]:
     lines = []
     for budget in budgets:
         column = [row for row in rows if row.variant.budget == budget and row.top1 is not None]
-        listed = ", ".join(f"{row.variant.strategy} {row.top1:.2f}%" for row in
-                           sorted(column, key=lambda row: -row.top1))
+        listed = ", ".join(
+            f"{row.variant.strategy} {row.top1:.2f}%" for row in sorted(column, key=lambda row: -row.top1)
+        )
         lines.append(f"{budget:g}x the base's {unit}: best {best.get(budget, 'none (no run finished)')} ({listed})")
     return lines

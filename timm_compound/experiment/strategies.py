@@ -41,20 +41,21 @@ from timm_compound.errors import CompoundError, UnknownModelError
 from timm_compound.experiment.results import BASE, Variant
 from timm_compound.hub.load import build
 from timm_compound.scaling import limits, rounding
+from timm_compound.scaling import strategies as scaling_strategies
 from timm_compound.scaling.meta_device import fast_meta
 from timm_compound.scaling.plan import ScalePlan, base_resolution
 from timm_compound.scaling.plan import plan as make_plan
 from timm_compound.scaling.rulebook import active_rules
-from timm_compound.scaling import strategies as scaling_strategies
 from timm_compound.scaling.schema import STRATEGIES, Coefficients, Rule, Strategy
 from timm_compound.scaling.structure import extra_inputs
 
-PHI_MAX = 24.0     # F**24 = 16.7 million times the base: far past any budget worth training
-TOLERANCE = 1e-3   # the bisection stops when the bracket is this narrow in phi
+PHI_MAX = 24.0  # F**24 = 16.7 million times the base: far past any budget worth training
+TOLERANCE = 1e-3  # the bisection stops when the bracket is this narrow in phi
 
 
-def direction(strategy: str, rule: Rule, compound: Coefficients | None = None,
-              dwr_alpha: float | None = None) -> Coefficients:
+def direction(
+    strategy: str, rule: Rule, compound: Coefficients | None = None, dwr_alpha: float | None = None
+) -> Coefficients:
     """The coefficients that scale only what `strategy` names (see the module docstring); a strategy
     that grows a dimension the rule fixes is refused with the rule's reason."""
     if strategy not in STRATEGIES:
@@ -83,8 +84,10 @@ def check_base(base: str) -> Rule:
         raise CompoundError(f"base must be a model name, got {base!r}")
     book = active_rules()
     if base not in book.rules:
-        raise UnknownModelError(f"{base!r} is not a base covered by a rule: an experiment scales a base "
-                                f"(bases: {', '.join(sorted(book.rules))})")
+        raise UnknownModelError(
+            f"{base!r} is not a base covered by a rule: an experiment scales a base "
+            f"(bases: {', '.join(sorted(book.rules))})"
+        )
     return book.rule_for(base)[0]
 
 
@@ -98,8 +101,10 @@ class Costing:
         if isinstance(self.resolution, bool) or not isinstance(self.resolution, int) or self.resolution < 1:
             raise CompoundError(f"resolution must be a positive int (pixels), got {resolution!r}")
         if self.resolution < self.rule.resolution.min:
-            raise CompoundError(f"resolution {self.resolution} px is below the {self.rule.resolution.min} px "
-                                f"{base}'s rule accepts (resolution.min)")
+            raise CompoundError(
+                f"resolution {self.resolution} px is below the {self.rule.resolution.min} px "
+                f"{base}'s rule accepts (resolution.min)"
+            )
         self.cache: dict[tuple, Complexity] = {}
         self.timings: dict[tuple, Latency] = {}
 
@@ -113,10 +118,12 @@ class Costing:
 
     def plan(self, coefficients: Coefficients, phi: float, strategy: Strategy | None = None) -> ScalePlan:
         """The plan at phi along `coefficients` (the direction of `strategy`, recorded in the plan)."""
-        chosen = {"coefficients": coefficients, "strategy": "compound"} if strategy is None or \
-            strategy.name == "compound" else {"strategy": strategy}
-        return make_plan(self.base, phi, resolution=self.pixels(coefficients.gamma, phi), allow_oversize=True,
-                         **chosen)
+        chosen = (
+            {"coefficients": coefficients, "strategy": "compound"}
+            if strategy is None or strategy.name == "compound"
+            else {"strategy": strategy}
+        )
+        return make_plan(self.base, phi, resolution=self.pixels(coefficients.gamma, phi), allow_oversize=True, **chosen)
 
     @staticmethod
     def too_large(scaled: ScalePlan) -> bool:
@@ -129,23 +136,31 @@ class Costing:
     @staticmethod
     def key(scaled: ScalePlan) -> tuple:
         """Plans with equal keys build the same model and input (timed and counted once)."""
-        return (tuple(scaled.depths), tuple(scaled.widths), scaled.stem, scaled.head, extra_inputs(scaled),
-                tuple(sorted(scaled.constructor_args.items())), scaled.resolution)
+        return (
+            tuple(scaled.depths),
+            tuple(scaled.widths),
+            scaled.stem,
+            scaled.head,
+            extra_inputs(scaled),
+            tuple(sorted(scaled.constructor_args.items())),
+            scaled.resolution,
+        )
 
     def time(self, scaled: ScalePlan, earlier: Latency | None = None, fresh: bool = False) -> Latency:
         """The model as trained (the dataset's classes, its pixels) timed with the experiment's settings;
         `earlier` (a timing of it) is pooled with new blocks; `fresh` times it anew."""
         key = self.key(scaled)
         if earlier is not None or fresh or key not in self.timings:
-            self.timings[key] = time_plan(scaled, self.timing, num_classes=self.num_classes, pooled_with=earlier,
-                                          fresh=fresh)
+            self.timings[key] = time_plan(
+                scaled, self.timing, num_classes=self.num_classes, pooled_with=earlier, fresh=fresh
+            )
         return self.timings[key]
 
     def __call__(self, scaled: ScalePlan) -> Complexity:
         """MACs and params of the model as trained: built on meta with the dataset's classes, counted."""
         key = self.key(scaled)
         if key not in self.cache:
-            with fast_meta():   # shapes only: weight initialisation skipped
+            with fast_meta():  # shapes only: weight initialisation skipped
                 model = build(scaled, num_classes=self.num_classes)
             self.cache[key] = measure(model, resolution=scaled.resolution)
         return self.cache[key]
@@ -161,12 +176,32 @@ class _Point:
 def base_variant(costing: Costing) -> Variant:
     scaled = costing.plan(costing.rule.coefficients, 0.0)
     cost = costing(scaled)
-    return Variant(name=BASE, strategy=BASE, budget=1.0, model=scaled, plan=scaled, resolution=scaled.resolution,
-                   cost=cost, ratio=1.0, phi=0.0, d=1.0, w=1.0, r=1.0)
+    return Variant(
+        name=BASE,
+        strategy=BASE,
+        budget=1.0,
+        model=scaled,
+        plan=scaled,
+        resolution=scaled.resolution,
+        cost=cost,
+        ratio=1.0,
+        phi=0.0,
+        d=1.0,
+        w=1.0,
+        r=1.0,
+    )
 
 
-def equal_cost(costing: Costing, strategy: str, budget: float, base: Variant, *, tolerance: float,
-               compound: Coefficients | None = None, dwr_alpha: float | None = None) -> Variant:
+def equal_cost(
+    costing: Costing,
+    strategy: str,
+    budget: float,
+    base: Variant,
+    *,
+    tolerance: float,
+    compound: Coefficients | None = None,
+    dwr_alpha: float | None = None,
+) -> Variant:
     """The plan along `strategy` whose real cost is closest to `budget` x the base's (within `tolerance`)."""
     coefficients = direction(strategy, costing.rule, compound, dwr_alpha)
     along = strategy_of(strategy, costing.rule, dwr_alpha)
@@ -191,8 +226,10 @@ def equal_cost(costing: Costing, strategy: str, budget: float, base: Variant, *,
         lo, hi = hi, hi + max(1.0, hi)
         if lo >= PHI_MAX:
             cost = point(lo).cost.macs / base.cost.macs
-            raise CompoundError(f"{strategy} scaling of {costing.base} cannot reach {budget:g}x the base's GMACs: "
-                                f"at phi={lo:g} it costs {cost:.3g}x (the rule caps what this direction can grow)")
+            raise CompoundError(
+                f"{strategy} scaling of {costing.base} cannot reach {budget:g}x the base's GMACs: "
+                f"at phi={lo:g} it costs {cost:.3g}x (the rule caps what this direction can grow)"
+            )
     while hi - lo > TOLERANCE:
         middle = (lo + hi) / 2
         lo, hi = (middle, hi) if fits(middle) else (lo, middle)
@@ -200,17 +237,27 @@ def equal_cost(costing: Costing, strategy: str, budget: float, base: Variant, *,
     chosen = min(candidates, key=lambda found: abs(math.log(found.cost.macs / target)))
     ratio = chosen.cost.macs / base.cost.macs
     if abs(ratio / budget - 1) > tolerance:
-        offered = " or ".join(f"{found.cost.macs / base.cost.macs:.3g}x ({_describe(costing, found.plan)})"
-                              for found in candidates)
+        offered = " or ".join(
+            f"{found.cost.macs / base.cost.macs:.3g}x ({_describe(costing, found.plan)})" for found in candidates
+        )
         raise CompoundError(
             f"{strategy} scaling of {costing.base} from {costing.resolution} px cannot cost {budget:g}x the base "
             f"within {tolerance:.0%}: the rule's rounding steps allow {offered}; choose other budgets, a larger "
-            f"base resolution, or a larger tolerance")
+            f"base resolution, or a larger tolerance"
+        )
     return _variant(costing, strategy, budget, chosen, ratio, base)
 
 
-def equal_latency(costing: Costing, strategy: str, budget: float, base: Variant, *, tolerance: float,
-                  compound: Coefficients | None = None, dwr_alpha: float | None = None) -> Variant:
+def equal_latency(
+    costing: Costing,
+    strategy: str,
+    budget: float,
+    base: Variant,
+    *,
+    tolerance: float,
+    compound: Coefficients | None = None,
+    dwr_alpha: float | None = None,
+) -> Variant:
     """The timed plan along `strategy` whose measured median latency is closest to `budget` x the base's
     (within `tolerance`)."""
     coefficients = direction(strategy, costing.rule, compound, dwr_alpha)
@@ -222,37 +269,54 @@ def equal_latency(costing: Costing, strategy: str, budget: float, base: Variant,
         scaled = costing.plan(coefficients, phi, along)
         return None if costing.too_large(scaled) else scaled
 
-    search = Search(Direction(plan=candidate, macs=lambda scaled: costing(scaled).macs, key=costing.key,
-                              time=costing.time, low=0.0, high=PHI_MAX), target)
+    search = Search(
+        Direction(
+            plan=candidate,
+            macs=lambda scaled: costing(scaled).macs,
+            key=costing.key,
+            time=costing.time,
+            low=0.0,
+            high=PHI_MAX,
+        ),
+        target,
+    )
     edge = search.edge(0.0)
     timed = [point for point in (edge.fits, edge.over) if point is not None and point.latency is not None]
     if edge.over is None:
-        raise CompoundError(f"{strategy} scaling of {costing.base} cannot reach {budget:g}x the base's latency: "
-                            f"at phi={edge.fits.phi:g} it takes {edge.fits.latency.describe()}")
+        raise CompoundError(
+            f"{strategy} scaling of {costing.base} cannot reach {budget:g}x the base's latency: "
+            f"at phi={edge.fits.phi:g} it takes {edge.fits.latency.describe()}"
+        )
     chosen = min(timed, key=lambda point: abs(math.log(point.latency.median_ms / target)))
     ratio = chosen.latency.median_ms / base.latency.median_ms
     if abs(ratio / budget - 1) > tolerance:
-        offered = " or ".join(f"{point.latency.median_ms / base.latency.median_ms:.3g}x "
-                              f"({_describe(costing, point.plan)})" for point in timed)
+        offered = " or ".join(
+            f"{point.latency.median_ms / base.latency.median_ms:.3g}x ({_describe(costing, point.plan)})"
+            for point in timed
+        )
         raise CompoundError(
             f"{strategy} scaling of {costing.base} from {costing.resolution} px cannot take {budget:g}x the base's "
             f"latency within {tolerance:.0%}: the networks either side of it time {offered} on "
-            f"{costing.timing.where()}; choose other budgets, a larger base resolution, or a larger tolerance")
+            f"{costing.timing.where()}; choose other budgets, a larger base resolution, or a larger tolerance"
+        )
     point = _Point(chosen.phi, chosen.plan, costing(chosen.plan))
-    return replace(_variant(costing, strategy, budget, point, point.cost.macs / base.cost.macs, base),
-                   latency=chosen.latency)
+    return replace(
+        _variant(costing, strategy, budget, point, point.cost.macs / base.cost.macs, base), latency=chosen.latency
+    )
 
 
-def _check_expressible(costing: Costing, strategy: str, coefficients: Coefficients, base: Variant,
-                       along: Strategy) -> None:
+def _check_expressible(
+    costing: Costing, strategy: str, coefficients: Coefficients, base: Variant, along: Strategy
+) -> None:
     """A direction that changes nothing the strategy names, even far out, is one the rule cannot express."""
     far = costing.plan(coefficients, 4.0, along)
     unchanged = {
         "depth": far.depths == base.plan.depths,
         "width": (far.widths, far.stem, far.head) == (base.plan.widths, base.plan.stem, base.plan.head),
         "resolution": far.resolution == base.resolution,
-        "compound": far.depths == base.plan.depths and far.widths == base.plan.widths
-                    and far.resolution == base.resolution,
+        "compound": far.depths == base.plan.depths
+        and far.widths == base.plan.widths
+        and far.resolution == base.resolution,
     }
     unchanged["dWr"] = unchanged["compound"]
     unchanged = unchanged[strategy]
@@ -260,7 +324,8 @@ def _check_expressible(costing: Costing, strategy: str, coefficients: Coefficien
         raise CompoundError(
             f"rule {base.plan.rule_file} cannot scale {costing.base} by {strategy} alone: at phi=4 "
             f"(alpha={coefficients.alpha:g}, beta={coefficients.beta:g}, gamma={coefficients.gamma:g}) the model keeps "
-            f"its {_describe(costing, far)} (fixed stages, a fixed width or a resolution cap); drop '{strategy}'")
+            f"its {_describe(costing, far)} (fixed stages, a fixed width or a resolution cap); drop '{strategy}'"
+        )
 
 
 def _describe(costing: Costing, scaled: ScalePlan) -> str:
@@ -270,8 +335,16 @@ def _describe(costing: Costing, scaled: ScalePlan) -> str:
 def _variant(costing: Costing, strategy: str, budget: float, chosen: _Point, ratio: float, base: Variant) -> Variant:
     scaled = chosen.plan
     return Variant(
-        name=f"{budget:g}x-{strategy}", strategy=strategy, budget=budget, model=scaled, plan=scaled,
-        resolution=scaled.resolution, cost=chosen.cost, ratio=ratio, phi=chosen.phi,
-        d=sum(scaled.depths) / sum(base.plan.depths), w=sum(scaled.widths) / sum(base.plan.widths),
+        name=f"{budget:g}x-{strategy}",
+        strategy=strategy,
+        budget=budget,
+        model=scaled,
+        plan=scaled,
+        resolution=scaled.resolution,
+        cost=chosen.cost,
+        ratio=ratio,
+        phi=chosen.phi,
+        d=sum(scaled.depths) / sum(base.plan.depths),
+        w=sum(scaled.widths) / sum(base.plan.widths),
         r=scaled.resolution / base.resolution,
     )

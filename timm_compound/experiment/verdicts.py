@@ -41,13 +41,20 @@ class Comparison:
 
     def to_dict(self) -> dict[str, Any]:
         found = self.result
-        return {"budget": self.budget, "a": self.a, "b": self.b,
-                "diff_mean": None if found is None else found.diff_mean,
-                "diff_ci": None if found is None else list(found.diff_ci),
-                "p": None if found is None else found.p, "p_holm": self.p_holm, "significant": self.significant,
-                "test": found.test if found is not None else self.note,
-                "seeds": None if found is None else found.seeds, "images": None if found is None else found.images,
-                "diff_per_seed": None if found is None else found.per_seed}
+        return {
+            "budget": self.budget,
+            "a": self.a,
+            "b": self.b,
+            "diff_mean": None if found is None else found.diff_mean,
+            "diff_ci": None if found is None else list(found.diff_ci),
+            "p": None if found is None else found.p,
+            "p_holm": self.p_holm,
+            "significant": self.significant,
+            "test": found.test if found is not None else self.note,
+            "seeds": None if found is None else found.seeds,
+            "images": None if found is None else found.images,
+            "diff_per_seed": None if found is None else found.per_seed,
+        }
 
 
 def set_spreads(rows: list[Row]) -> None:
@@ -97,17 +104,34 @@ def compare(rows: list[Row]) -> list[Comparison]:
     for budget, a, b in pairs(rows):
         seeds = sorted({run.seed for run in a.finished} & {run.seed for run in b.finished})
         if not seeds:
-            tested.append(Comparison(budget, a.variant.name, b.variant.name, None,
-                                     note="not compared: no seed finished for both models"))
+            tested.append(
+                Comparison(
+                    budget, a.variant.name, b.variant.name, None, note="not compared: no seed finished for both models"
+                )
+            )
             continue
         left, right = _matrix(a, seeds), _matrix(b, seeds)
         if left is None or right is None:
-            tested.append(Comparison(budget, a.variant.name, b.variant.name, None,
-                                     note="not compared: a run has no per-image results (predictions.csv)"))
+            tested.append(
+                Comparison(
+                    budget,
+                    a.variant.name,
+                    b.variant.name,
+                    None,
+                    note="not compared: a run has no per-image results (predictions.csv)",
+                )
+            )
             continue
         if not np.array_equal(left[0], right[0]):
-            tested.append(Comparison(budget, a.variant.name, b.variant.name, None,
-                                     note="not compared: the two models were evaluated on different images"))
+            tested.append(
+                Comparison(
+                    budget,
+                    a.variant.name,
+                    b.variant.name,
+                    None,
+                    note="not compared: the two models were evaluated on different images",
+                )
+            )
             continue
         tested.append(Comparison(budget, a.variant.name, b.variant.name, paired(left[1], right[1])))
     adjusted = holm([None if c.result is None else c.result.p for c in tested])
@@ -130,12 +154,17 @@ def _clause(comparison: Comparison, names: dict[str, Row]) -> str:
     seeds = f"{found.seeds} seed{'s' if found.seeds != 1 else ''}"
     if comparison.significant:
         low, high = found.diff_ci
-        winner, loser, diff, low, high = ((a, b, found.diff_mean, low, high) if found.diff_mean > 0
-                                          else (b, a, -found.diff_mean, -high, -low))
-        return (f"{winner} beats {loser} by {points(diff)} points (95% CI {points(low)} to {points(high)}, "
-                f"{p_text(comparison.p_holm)}, {seeds})")
-    return (f"no significant difference between {a} and {b} ({points(found.diff_mean)} points, "
-            f"95% CI {points(found.diff_ci[0])} to {points(found.diff_ci[1])}, {p_text(comparison.p_holm)}, {seeds})")
+        winner, loser, diff, low, high = (
+            (a, b, found.diff_mean, low, high) if found.diff_mean > 0 else (b, a, -found.diff_mean, -high, -low)
+        )
+        return (
+            f"{winner} beats {loser} by {points(diff)} points (95% CI {points(low)} to {points(high)}, "
+            f"{p_text(comparison.p_holm)}, {seeds})"
+        )
+    return (
+        f"no significant difference between {a} and {b} ({points(found.diff_mean)} points, "
+        f"95% CI {points(found.diff_ci[0])} to {points(found.diff_ci[1])}, {p_text(comparison.p_holm)}, {seeds})"
+    )
 
 
 def seed_spread(rows: list[Row]) -> float | None:
@@ -148,21 +177,32 @@ def verdicts(rows: list[Row], comparisons: list[Comparison]) -> dict[float, str]
     """One sentence per budget: what its comparisons found (p-values Holm-corrected), and the seed spread."""
     names = {row.variant.name: row for row in rows}
     found = {}
-    budgets = sorted({row.variant.budget for row in rows if row.variant.strategy not in (BASE, REFERENCE)}
-                     | {c.budget for c in comparisons})
+    budgets = sorted(
+        {row.variant.budget for row in rows if row.variant.strategy not in (BASE, REFERENCE)}
+        | {c.budget for c in comparisons}
+    )
     for budget in budgets:
         mine = [c for c in comparisons if c.budget == budget]
         head = f"{budget:g}x the base's GMACs: "
         if not mine:
             trained = ", ".join(_name(row) for row in rows if row.variant.budget == budget)
-            found[budget] = head + f"nothing to compare ({trained} alone; compound and another strategy make a comparison)"
+            found[budget] = (
+                head + f"nothing to compare ({trained} alone; compound and another strategy make a comparison)"
+            )
             continue
-        involved = {names[c.a].variant.name: names[c.a] for c in mine} | {names[c.b].variant.name: names[c.b] for c in mine}
+        involved = {names[c.a].variant.name: names[c.a] for c in mine} | {
+            names[c.b].variant.name: names[c.b] for c in mine
+        }
         sd = seed_spread(list(involved.values()))
-        tail = (f"seed-to-seed spread is {sd:.1f} points" if sd is not None else
-                "one seed, so no seed-to-seed spread was measured (--seeds 3 or more gives one)")
-        found[budget] = head + "; ".join(_clause(c, names) for c in mine) + f"; {tail} (p-values Holm-corrected " \
+        tail = (
+            f"seed-to-seed spread is {sd:.1f} points"
+            if sd is not None
+            else "one seed, so no seed-to-seed spread was measured (--seeds 3 or more gives one)"
+        )
+        found[budget] = (
+            head + "; ".join(_clause(c, names) for c in mine) + f"; {tail} (p-values Holm-corrected "
             f"for {sum(c.result is not None for c in comparisons)} comparisons)."
+        )
     return found
 
 

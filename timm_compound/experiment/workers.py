@@ -15,8 +15,9 @@ import socket
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from rich.console import Console
 
@@ -26,7 +27,7 @@ from timm_compound.experiment.ledger import Ledger
 from timm_compound.storage.database import open_engine
 from timm_compound.storage.urls import scrub
 
-DEFAULT_HEARTBEAT = 60   # seconds between heartbeats; a run whose worker is silent for twice that is taken over
+DEFAULT_HEARTBEAT = 60  # seconds between heartbeats; a run whose worker is silent for twice that is taken over
 
 
 class ClaimLost(CompoundError):
@@ -42,8 +43,8 @@ class Setup:
     recipe: runner.Recipe
     train_images: int
     heartbeat: int = DEFAULT_HEARTBEAT
-    threads: int | None = None    # torch threads in a spawned worker
-    poll: float | None = None     # seconds between looks when every run left is held elsewhere
+    threads: int | None = None  # torch threads in a spawned worker
+    poll: float | None = None  # seconds between looks when every run left is held elsewhere
 
 
 def worker_name() -> str:
@@ -66,13 +67,14 @@ class Heartbeat:
                     self.lost = True
                     return
             except CompoundError:
-                pass   # the database is unreachable for a moment: the next beat tries again
+                pass  # the database is unreachable for a moment: the next beat tries again
 
     def epoch(self, *_: Any) -> bool:
         if self.lost or not self.ledger.epoch(self.run_id, self.worker):
             self.lost = True
-            raise ClaimLost(f"run {self.run_id} was taken over by another worker (this one was silent for "
-                            f"{2 * self.interval:g}s)")
+            raise ClaimLost(
+                f"run {self.run_id} was taken over by another worker (this one was silent for {2 * self.interval:g}s)"
+            )
         return False
 
     def __enter__(self) -> Heartbeat:
@@ -92,8 +94,9 @@ def work(setup: Setup, say: Callable[[str], None], console: Console | None = Non
     poll = setup.poll or min(1.0, float(setup.heartbeat))
     jobs = {job.index: job for job in setup.jobs}
     recipe = setup.recipe
-    tracker = runner.Progress(setup.jobs, recipe.epochs, setup.train_images, say=say,
-                              finished_runs=lambda: _finished(ledger, recipe.epochs))
+    tracker = runner.Progress(
+        setup.jobs, recipe.epochs, setup.train_images, say=say, finished_runs=lambda: _finished(ledger, recipe.epochs)
+    )
     trained = 0
     waiting_said = False
     while True:
@@ -103,8 +106,10 @@ def work(setup: Setup, say: Callable[[str], None], console: Console | None = Non
             if counts.remaining == 0:
                 return trained
             if not waiting_said:
-                say(f"experiment: {counts.running} run(s) held by other workers; waiting to take over any whose "
-                    f"worker stops")
+                say(
+                    f"experiment: {counts.running} run(s) held by other workers; waiting to take over any whose "
+                    f"worker stops"
+                )
                 waiting_said = True
             time.sleep(poll)
             continue
@@ -112,22 +117,24 @@ def work(setup: Setup, say: Callable[[str], None], console: Console | None = Non
         job = jobs[claim.id]
         if claim.took_over:
             say(f"experiment: took over {job.label} from a worker silent for {grace}s (attempt {claim.claims})")
-        if runner.finished(job.run_dir, recipe.epochs):   # trained, but its worker died before saying so
+        if runner.finished(job.run_dir, recipe.epochs):  # trained, but its worker died before saying so
             if not recipe.keep_checkpoints:
                 runner.thin(job.run_dir)
             ledger.finish(claim.id, me, "done")
             continue
         try:
             with Heartbeat(ledger, claim.id, me, setup.heartbeat) as beat:
-                found = runner.train_job(job, recipe, tracker, False, console or Console(quiet=True), on_epoch=beat.epoch)
+                found = runner.train_job(
+                    job, recipe, tracker, False, console or Console(quiet=True), on_epoch=beat.epoch
+                )
         except ClaimLost as error:
             say(f"experiment: {job.label}: {error}; leaving it to that worker")
             continue
         except Exception:
-            ledger.release(claim.id, me, forgive=False)   # broken here: another worker may try it (MAX_CLAIMS in all)
+            ledger.release(claim.id, me, forgive=False)  # broken here: another worker may try it (MAX_CLAIMS in all)
             raise
         except BaseException:
-            ledger.release(claim.id, me)   # interrupted (Ctrl-C): another worker may take it at once
+            ledger.release(claim.id, me)  # interrupted (Ctrl-C): another worker may take it at once
             raise
         ledger.finish(claim.id, me, "done" if found.status == "completed" else "failed", found.message)
         trained += 1
@@ -140,10 +147,12 @@ def _finished(ledger: Ledger, epochs: int) -> int:
 
 def run_many(setup: Setup, workers: int, say: Callable[[str], None]) -> None:
     """`workers` spawned processes on this machine, each running `work`; waits for all of them."""
-    context = multiprocessing.get_context("spawn")   # no fork after torch started its threads
+    context = multiprocessing.get_context("spawn")  # no fork after torch started its threads
     messages = context.Queue()
-    processes = [context.Process(target=_worker_main, args=(setup, index, messages), name=f"experiment-worker-{index}")
-                 for index in range(1, workers + 1)]
+    processes = [
+        context.Process(target=_worker_main, args=(setup, index, messages), name=f"experiment-worker-{index}")
+        for index in range(1, workers + 1)
+    ]
     for process in processes:
         process.start()
     problems: list[str] = []
@@ -152,7 +161,7 @@ def run_many(setup: Setup, workers: int, say: Callable[[str], None]) -> None:
             problems += _drain(messages, say, timeout=0.5)
     except BaseException:
         for process in processes:
-            process.terminate()   # their runs go silent and are taken over by the next worker
+            process.terminate()  # their runs go silent and are taken over by the next worker
         raise
     finally:
         for process in processes:
@@ -190,6 +199,6 @@ def _worker_main(setup: Setup, index: int, messages) -> None:
     except CompoundError as error:
         messages.put(("error", f"{name}: {scrub(str(error), setup.url)}"))
         raise SystemExit(1) from None
-    except Exception as error:   # an unexpected failure: its traceback, without the password
+    except Exception as error:  # an unexpected failure: its traceback, without the password
         messages.put(("error", f"{name}: {scrub(''.join(traceback.format_exception(error)), setup.url)}"))
         raise SystemExit(1) from None

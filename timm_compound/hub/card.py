@@ -48,12 +48,18 @@ def training_section(training: dict[str, Any] | None) -> str:
         return ""
     get = training.get
     split = get("split") or {}
-    split_text = (f"a fixed seeded holdout of {split.get('val_fraction', 0):.0%} (seed {split.get('seed')})"
-                  if split.get("kind") == "seeded holdout" else "the dataset's own train and validation splits")
+    split_text = (
+        f"a fixed seeded holdout of {split.get('val_fraction', 0):.0%} (seed {split.get('seed')})"
+        if split.get("kind") == "seeded holdout"
+        else "the dataset's own train and validation splits"
+    )
     source = f" ({get('dataset_source')})" if get("dataset_source") else ""
     trained, evaluated = get("train_resolution"), get("resolution")
-    pixels = (f"{evaluated} px" if trained == evaluated
-              else f"trained at {trained} px, evaluated at {evaluated} px (reduced-resolution training)")
+    pixels = (
+        f"{evaluated} px"
+        if trained == evaluated
+        else f"trained at {trained} px, evaluated at {evaluated} px (reduced-resolution training)"
+    )
     chance = 100.0 / get("classes") if get("classes") else None
     subset = " (fixed subsets)" if get("train_samples") or get("val_samples") else ""
     rows = [
@@ -72,26 +78,26 @@ def training_section(training: dict[str, Any] | None) -> str:
 ## Training
 
 Trained from random initialisation with `timm_compound.train` (timm's optimizer, scheduler and data
-transforms) on **{get('dataset')}**{source}: {_number(get('train_images'), 0)} training and
-{_number(get('val_images'), 0)} validation images{subset}, {get('classes')} classes, validated on {split_text}.
+transforms) on **{get("dataset")}**{source}: {_number(get("train_images"), 0)} training and
+{_number(get("val_images"), 0)} validation images{subset}, {get("classes")} classes, validated on {split_text}.
 These numbers describe that data only.
 
 | measured on the validation split | value |
 |---|---|
 {table}
 
-Settings: {settings}; {processes} process{'es' if processes > 1 else ''}{f'; trained with {made}' if made else ''}.
+Settings: {settings}; {processes} process{"es" if processes > 1 else ""}{f"; trained with {made}" if made else ""}.
 """
 
 
 # What the card says of the weights when no training record comes with them
 _WEIGHTS = {
     "random": "**Untrained**: the weights are a fresh random initialisation (timm's default init), "
-              "published to share the architecture; they classify no better than chance.",
+    "published to share the architecture; they classify no better than chance.",
     "file": "The weights come from a file the publisher supplied; no training record was published "
-            "with them, so their accuracy is not stated here.",
+    "with them, so their accuracy is not stated here.",
     "model": "The weights are those of the model the publisher passed; no training record was published "
-             "with them, so whether and how they were trained is not stated here.",
+    "with them, so whether and how they were trained is not stated here.",
 }
 
 
@@ -100,32 +106,46 @@ def inherited_section(report: Any, scaled: ScalePlan) -> str:
     how close it stays to the source, and the input sizes the source was trained and evaluated at."""
     blocks = list(report.new_blocks)
     listed = ", ".join(f"`{b}`" for b in blocks[:8]) + (f" and {len(blocks) - 8} more" if len(blocks) > 8 else "")
-    grew = (f"{len(blocks)} new block{'s' if len(blocks) != 1 else ''} start{'s' if len(blocks) == 1 else ''} as "
-            f"the identity ({listed})" if blocks else "no block was added")
+    grew = (
+        f"{len(blocks)} new block{'s' if len(blocks) != 1 else ''} start{'s' if len(blocks) == 1 else ''} as "
+        f"the identity ({listed})"
+        if blocks
+        else "no block was added"
+    )
     noise = f", then noise {report.noise:g} broke the copies' symmetry" if report.noise else ""
     trained = report.source_training or {}
     if trained.get("resolution"):
         at, evaluated = trained.get("train_resolution") or trained["resolution"], trained["resolution"]
         pixels = f"{at} px" if at == evaluated else f"{at} px (evaluated at {evaluated} px)"
         top1 = f"; top-1 {trained['top1']:.2f}% on its validation split" if trained.get("top1") is not None else ""
-        origin = (f"The source's weights were trained at {pixels} on **{trained.get('dataset')}**"
-                  f"{top1}. This model's input size, {scaled.resolution} px, is its plan's: it has not been "
-                  f"trained or evaluated at {scaled.resolution} px (use it at {evaluated} px, or fine-tune it).")
+        origin = (
+            f"The source's weights were trained at {pixels} on **{trained.get('dataset')}**"
+            f"{top1}. This model's input size, {scaled.resolution} px, is its plan's: it has not been "
+            f"trained or evaluated at {scaled.resolution} px (use it at {evaluated} px, or fine-tune it)."
+        )
     else:
-        origin = ("How and at what input size the source's weights were trained is not recorded, so no accuracy "
-                  "is stated here; this model has not been trained since it was grown.")
+        origin = (
+            "How and at what input size the source's weights were trained is not recorded, so no accuracy "
+            "is stated here; this model has not been trained since it was grown."
+        )
     return f"""
 ## Weights
 
 **Grown from {report.source}** by `timm_compound.inherit` (Net2Net: the grown model computes the source's
-function): {grew}; {report.widened} channel set{'s' if report.widened != 1 else ''} widened by copying units
+function): {grew}; {report.widened} channel set{"s" if report.widened != 1 else ""} widened by copying units
 (seed {report.seed}{noise}). Outputs differ from the source's by {report.deviation:.1e} (relative, on a
 random input). {origin}
 """
 
 
-def render(config: dict[str, Any], scaled: ScalePlan, source: str, model: nn.Module,
-           training: dict[str, Any] | None = None, weights_origin: str = "model") -> str:
+def render(
+    config: dict[str, Any],
+    scaled: ScalePlan,
+    source: str,
+    model: nn.Module,
+    training: dict[str, Any] | None = None,
+    weights_origin: str = "model",
+) -> str:
     """The card: front matter (library_name: timm, tags), the plan and its cost, a usage snippet that works,
     and with `training` the measured accuracy (see `training_section`); without it, a plain sentence on
     where the weights come from (`weights_origin`: 'random', 'file' or 'model')."""
@@ -135,7 +155,9 @@ def render(config: dict[str, Any], scaled: ScalePlan, source: str, model: nn.Mod
     mult, real, coef = scaled.multipliers, scaled.realised, scaled.coefficients
     title = config["timm_compound"]["name"] or f"{scaled.base} compound-scaled"
     phi = "—" if scaled.phi is None else f"{scaled.phi:g}"
-    license_line = f"license: {config['pretrained_cfg']['license']}\n" if config["pretrained_cfg"].get("license") else ""
+    license_line = (
+        f"license: {config['pretrained_cfg']['license']}\n" if config["pretrained_cfg"].get("license") else ""
+    )
     if plain:
         loading = (
             "Plain timm loads this model too (`architecture` is the base with JSON `model_args`): "
@@ -158,15 +180,20 @@ def render(config: dict[str, Any], scaled: ScalePlan, source: str, model: nn.Mod
         ("blocks per stage", f"{_fmt(scaled.base_depths)} → {_fmt(scaled.depths)}"),
         ("stage widths", f"{_fmt(scaled.base_widths)} → {_fmt(scaled.widths)}"),
         ("stem / head", f"{_part(scaled.stem)} / {_part(scaled.head)}"),
-        ("input size", f"{scaled.base_resolution} → {scaled.resolution} ({scaled.resolution_source})" + _trained_at(model)),
+        (
+            "input size",
+            f"{scaled.base_resolution} → {scaled.resolution} ({scaled.resolution_source})" + _trained_at(model),
+        ),
         ("classes", str(num_classes)),
         ("parameters", f"{params:,}"),
         (f"GMACs at {scaled.resolution}×{scaled.resolution}", f"{cost:.3f}"),
     ]
     if scaled.strategy.name != "compound":
         rows.insert(2, ("strategy", scaled.strategy.label()))
-    rows += [(f"{part} does not scale", reason.replace("|", "/").replace("\n", " "))
-             for part, reason in scaled.rule.fixed().items()]
+    rows += [
+        (f"{part} does not scale", reason.replace("|", "/").replace("\n", " "))
+        for part, reason in scaled.rule.fixed().items()
+    ]
     table = "\n".join(f"| {key} | {value} |" for key, value in rows)
     versions = config["timm_compound"]
     report = getattr(model, "inherit_report", None)
@@ -212,5 +239,5 @@ with torch.no_grad():
 print(config["input_size"], tuple(logits.shape))
 ```
 {weights_section}
-Made with timm-compound {versions['version']}, timm {versions['timm_version']}, torch {versions['torch_version']}.
+Made with timm-compound {versions["version"]}, timm {versions["timm_version"]}, torch {versions["torch_version"]}.
 """

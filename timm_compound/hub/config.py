@@ -27,11 +27,21 @@ from timm_compound.version import __version__
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
-MAX_CONFIG_BYTES = 16 * 2**20   # a published config.json is a few kB: anything this large is not one
+MAX_CONFIG_BYTES = 16 * 2**20  # a published config.json is a few kB: anything this large is not one
 CARD_NAME = "README.md"
-PLAN_ENTRYPOINT = "compound_scaled_from_plan"   # the timm entrypoint timm_compound.registry registers
+PLAN_ENTRYPOINT = "compound_scaled_from_plan"  # the timm entrypoint timm_compound.registry registers
 # pretrained_cfg keys that locate the sender's weights: meaningless (or harmful) in a published config
-_SOURCE_KEYS = ("architecture", "tag", "hf_hub_id", "hf_hub_filename", "url", "file", "state_dict", "source", "custom_load")
+_SOURCE_KEYS = (
+    "architecture",
+    "tag",
+    "hf_hub_id",
+    "hf_hub_filename",
+    "url",
+    "file",
+    "state_dict",
+    "source",
+    "custom_load",
+)
 # structural fields two plans must share to hold the same weights
 _STRUCTURE = ("base", "depths", "widths", "stem", "head", "resolution", "constructor_args")
 
@@ -56,8 +66,9 @@ def read_json(path: Path, where: str) -> Any:
     try:
         size = path.stat().st_size
         if size > MAX_CONFIG_BYTES:
-            raise CompoundError(f"{where}: {path.name} is {size:,} bytes, larger than any config "
-                                f"({MAX_CONFIG_BYTES:,}): refused unread")
+            raise CompoundError(
+                f"{where}: {path.name} is {size:,} bytes, larger than any config ({MAX_CONFIG_BYTES:,}): refused unread"
+            )
         return json.loads(path.read_bytes().decode("utf-8"))
     except RecursionError:
         raise CompoundError(f"{where}: {path.name} is nested too deeply to be a config") from None
@@ -94,13 +105,20 @@ def check_config(config: Any, where: str) -> tuple[dict[str, Any], ScalePlan]:
     if not isinstance(model_args, dict):
         raise CompoundError(f"{where}: config.json model_args is not an object")
     classes = _class_count(config.get("num_classes"), "num_classes", where)
-    if "num_classes" in model_args and _class_count(model_args["num_classes"], "model_args.num_classes", where) != classes:
-        raise CompoundError(f"{where}: config.json model_args.num_classes = {model_args['num_classes']!r} "
-                            f"contradicts num_classes ({classes!r})")
+    if (
+        "num_classes" in model_args
+        and _class_count(model_args["num_classes"], "model_args.num_classes", where) != classes
+    ):
+        raise CompoundError(
+            f"{where}: config.json model_args.num_classes = {model_args['num_classes']!r} "
+            f"contradicts num_classes ({classes!r})"
+        )
     loading = sorted(set(model_args) & timm_adapter.LOADING_OPTIONS - {"compound_plan"})
     if loading:
-        raise CompoundError(f"{where}: config.json model_args.{loading[0]} is one of timm's loading options, "
-                            "not a model argument: refused")
+        raise CompoundError(
+            f"{where}: config.json model_args.{loading[0]} is one of timm's loading options, "
+            "not a model argument: refused"
+        )
     if architecture == PLAN_ENTRYPOINT:
         if model_args.get("compound_plan") != config["compound_plan"]:
             raise CompoundError(f"{where}: config.json model_args.compound_plan differs from compound_plan")
@@ -112,29 +130,42 @@ def check_config(config: Any, where: str) -> tuple[dict[str, Any], ScalePlan]:
         try:
             expected = structural_kwargs(scaled)
         except (TypeError, ValueError):
-            raise CompoundError(f"{where}: config.json names {architecture!r}, but this plan needs the plugin "
-                                f"entrypoint {PLAN_ENTRYPOINT!r}") from None
+            raise CompoundError(
+                f"{where}: config.json names {architecture!r}, but this plan needs the plugin "
+                f"entrypoint {PLAN_ENTRYPOINT!r}"
+            ) from None
         for arg, value in expected.items():
             if model_args.get(arg) != value:
-                raise CompoundError(f"{where}: config.json model_args.{arg} = {model_args.get(arg)!r} "
-                                    f"contradicts compound_plan ({value!r})")
+                raise CompoundError(
+                    f"{where}: config.json model_args.{arg} = {model_args.get(arg)!r} "
+                    f"contradicts compound_plan ({value!r})"
+                )
     cfg = config.get("pretrained_cfg")
     known = {f.name for f in fields(timm.models.PretrainedCfg)}
     if not isinstance(cfg, dict) or set(cfg) - known:
         unknown = sorted(set(cfg) - known) if isinstance(cfg, dict) else "not an object"
         raise CompoundError(f"{where}: config.json pretrained_cfg is invalid: unknown keys {unknown}")
     size = cfg.get("input_size")
-    if size is not None and (not isinstance(size, list) or len(size) != 3 or list(size[1:]) != [scaled.resolution] * 2
-                             or isinstance(size[0], bool) or not isinstance(size[0], int) or size[0] < 1):
-        raise CompoundError(f"{where}: config.json pretrained_cfg.input_size = {size!r} is not "
-                            f"[channels, {scaled.resolution}, {scaled.resolution}] (the plan's resolution)")
+    if size is not None and (
+        not isinstance(size, list)
+        or len(size) != 3
+        or list(size[1:]) != [scaled.resolution] * 2
+        or isinstance(size[0], bool)
+        or not isinstance(size[0], int)
+        or size[0] < 1
+    ):
+        raise CompoundError(
+            f"{where}: config.json pretrained_cfg.input_size = {size!r} is not "
+            f"[channels, {scaled.resolution}, {scaled.resolution}] (the plan's resolution)"
+        )
     return config, scaled
 
 
 def same_structure(a: ScalePlan, b: ScalePlan) -> bool:
     """Two plans build the same tensors: the same stages, parts, resolution and layout-set numbers."""
-    return all(getattr(a, key) == getattr(b, key) for key in _STRUCTURE) and \
-        structure.extra_inputs(a) == structure.extra_inputs(b)
+    return all(getattr(a, key) == getattr(b, key) for key in _STRUCTURE) and structure.extra_inputs(
+        a
+    ) == structure.extra_inputs(b)
 
 
 def structural_kwargs(scaled: ScalePlan) -> dict[str, Any]:
@@ -160,7 +191,7 @@ def plain_timm_args(scaled: ScalePlan, num_classes: int) -> dict[str, Any] | Non
             plain = timm.create_model(scaled.base, num_classes=num_classes, **args)
         if state_shapes(plain.state_dict()) != expected_shapes(scaled, {"num_classes": num_classes}):
             return None
-    except Exception:  # noqa: BLE001 - any failure means plain timm cannot build it this way
+    except Exception:
         return None
     return args
 

@@ -36,10 +36,18 @@ def weights_refusal(files: set[str], where: str) -> CompoundError:
 
 def check_repo_id(repo_id: Any) -> str:
     """`repo_id` if it is a Hub repo id (org/name); a CompoundError otherwise (`..`, `--`, a path)."""
-    if (not isinstance(repo_id, str) or len(repo_id) > 96 or not _REPO_ID.fullmatch(repo_id)
-            or ".." in repo_id or "--" in repo_id or repo_id.endswith(".git")):
-        raise CompoundError(f"{repo_id!r} is not a Hub repo id: expected org/name (letters, digits, '-', '_' and '.'; "
-                            "no '..' or '--'); a local folder is local-dir:PATH")
+    if (
+        not isinstance(repo_id, str)
+        or len(repo_id) > 96
+        or not _REPO_ID.fullmatch(repo_id)
+        or ".." in repo_id
+        or "--" in repo_id
+        or repo_id.endswith(".git")
+    ):
+        raise CompoundError(
+            f"{repo_id!r} is not a Hub repo id: expected org/name (letters, digits, '-', '_' and '.'; "
+            "no '..' or '--'); a local folder is local-dir:PATH"
+        )
     return repo_id
 
 
@@ -60,8 +68,9 @@ def check_revision(revision: Any) -> str:
     elif any(part.startswith(".") or part.endswith(".lock") for part in revision.split("/")):
         problem = "has a part that starts with '.' or ends with '.lock'"
     if problem:
-        raise CompoundError(f"revision {revision!r} is not a valid branch, tag or commit name: it {problem} "
-                            "(git's ref-name rules)")
+        raise CompoundError(
+            f"revision {revision!r} is not a valid branch, tag or commit name: it {problem} (git's ref-name rules)"
+        )
     return revision
 
 

@@ -17,9 +17,10 @@ with the plan being built, and only then hands timm a checked local safetensors 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch.nn as nn
 
@@ -56,10 +57,10 @@ HF_HUB = "hf-hub:"
 class Published:
     """A checked timm-compound config.json and where it came from."""
 
-    where: str                  # the folder, or org/name@revision
+    where: str  # the folder, or org/name@revision
     config: dict[str, Any]
     plan: ScalePlan
-    location: dict[str, Any]    # the pretrained_cfg fields that locate its weights, spelt as timm does
+    location: dict[str, Any]  # the pretrained_cfg fields that locate its weights, spelt as timm does
 
     def timm_config(self) -> tuple[dict[str, Any], str, dict[str, Any]]:
         """(pretrained_cfg, architecture, model_args) as timm's config loaders return them: always the plugin
@@ -132,9 +133,14 @@ def safe_pretrained_cfg(scaled: ScalePlan, cfg: Any, cache_dir: str | Path | Non
     if config_path is not None:
         config, published = read_config(config_path, where)
         if not same_structure(published, scaled):
-            raise CompoundError(f"{where} holds a different model than {scaled.base} at this plan: "
-                                f"depths {published.depths}, widths {published.widths}, resolution {published.resolution}")
-        model_args = {**(config.get("model_args") or {}), "num_classes": config.get("num_classes", cfg.get("num_classes"))}
+            raise CompoundError(
+                f"{where} holds a different model than {scaled.base} at this plan: "
+                f"depths {published.depths}, widths {published.widths}, resolution {published.resolution}"
+            )
+        model_args = {
+            **(config.get("model_args") or {}),
+            "num_classes": config.get("num_classes", cfg.get("num_classes")),
+        }
         model_args.setdefault("in_chans", (config["pretrained_cfg"].get("input_size") or (3,))[0])
     check_weights(scaled, weights, model_args, where)
     return {**cfg, "file": str(weights), "source": "", "num_classes": model_args["num_classes"]}
@@ -186,8 +192,9 @@ def scale(
     **timm_kwargs,
 ) -> nn.Module:
     """Plan and build a scaled `base` in one call: ``scale("resnet18", phi=2, num_classes=10)``."""
-    scaled = make_plan(base, phi, d=d, w=w, r=r, resolution=resolution, coefficients=coefficients,
-                       allow_oversize=allow_oversize)
+    scaled = make_plan(
+        base, phi, d=d, w=w, r=r, resolution=resolution, coefficients=coefficients, allow_oversize=allow_oversize
+    )
     return build(scaled, pretrained=pretrained, allow_oversize=allow_oversize, **timm_kwargs)
 
 
@@ -197,9 +204,9 @@ def from_hub(repo_id: str, revision: str | None = None, **timm_kwargs) -> nn.Mod
     `timm.create_model` (pretrained defaults to True)."""
     repo_id = str(repo_id)
     if repo_id.startswith(LOCAL_DIR):
-        return from_dir(repo_id[len(LOCAL_DIR):], **timm_kwargs)
+        return from_dir(repo_id[len(LOCAL_DIR) :], **timm_kwargs)
     repo, rev = split_revision(repo_id.removeprefix(HF_HUB), revision)
-    sha, _ = repo_files(repo, rev)   # one commit: what is checked is what is loaded
+    sha, _ = repo_files(repo, rev)  # one commit: what is checked is what is loaded
     return _checked_create("hf-hub", f"{repo}@{sha}", timm_kwargs)
 
 
@@ -219,6 +226,8 @@ def _checked_create(source: str, model_id: str, timm_kwargs: dict[str, Any]) -> 
     timm_kwargs.setdefault("pretrained", True)
     model = timm.create_model(f"{source}:{model_id}", **timm_kwargs)
     if not isinstance(getattr(model, "compound_plan", None), ScalePlan):
-        raise CompoundError(f"{model_id}: timm did not build it with {PLAN_ENTRYPOINT}: timm_compound's check of "
-                            "timm's local-dir:/hf-hub: configs is not installed")
+        raise CompoundError(
+            f"{model_id}: timm did not build it with {PLAN_ENTRYPOINT}: timm_compound's check of "
+            "timm's local-dir:/hf-hub: configs is not installed"
+        )
     return model

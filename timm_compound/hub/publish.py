@@ -48,7 +48,9 @@ def _classes_from(tensors: dict[str, torch.Tensor] | None, classifier: Any) -> d
     return {"num_classes": int(tensors[f"{classifier}.weight"].shape[0])}
 
 
-def resolve(model_or_name: Any, weights: str | Path | None = None) -> tuple[nn.Module, ScalePlan, str | None, dict[str, torch.Tensor], str]:
+def resolve(
+    model_or_name: Any, weights: str | Path | None = None
+) -> tuple[nn.Module, ScalePlan, str | None, dict[str, torch.Tensor], str]:
     """(model, plan, name, state dict to publish, where the weights come from) for a model, a registered
     name or a plan; the origin is 'file' (`weights`), 'model' (the given module's) or 'random' (fresh)."""
     import timm
@@ -104,7 +106,7 @@ def save_to_dir(
     import safetensors.torch
 
     directory = Path(directory)
-    check_output_dir(directory, overwrite=overwrite)   # before building anything
+    check_output_dir(directory, overwrite=overwrite)  # before building anything
     model, scaled, name, state, origin = resolve(model_or_name, weights)
     config = hub_config(model, scaled, name)
     source = f"hf-hub:{repo_id}" if repo_id else f"local-dir:{directory.resolve()}"
@@ -117,7 +119,7 @@ def save_to_dir(
         safetensors.torch.save_file(tensors, str(staged / WEIGHTS_NAME), metadata={"format": "pt"})
         (staged / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
         (staged / CARD_NAME).write_text(text, encoding="utf-8")
-        mode = 0o666 & ~_umask()   # safetensors writes 0600; the weights get the same mode as the rest
+        mode = 0o666 & ~_umask()  # safetensors writes 0600; the weights get the same mode as the rest
         for file in (WEIGHTS_NAME, CONFIG_NAME, CARD_NAME):
             os.chmod(staged / file, mode)
             os.replace(staged / file, directory / file)
@@ -138,10 +140,12 @@ def check_output_dir(directory: Path, *, overwrite: bool = False) -> None:
         if present:
             replaced = [name for name in (CARD_NAME, CONFIG_NAME, WEIGHTS_NAME) if name in present]
             others = len(present) - len(replaced)
-            what = (f"it would replace {', '.join(replaced)}" if replaced else "nothing in it would be replaced")
+            what = f"it would replace {', '.join(replaced)}" if replaced else "nothing in it would be replaced"
             kept = f" ({others} other entr{'y' if others == 1 else 'ies'} would stay)" if others else ""
-            raise CompoundError(f"{directory} is not empty: {what}{kept}; pass --overwrite (overwrite=True) to "
-                                "write there anyway, or give an empty or new folder")
+            raise CompoundError(
+                f"{directory} is not empty: {what}{kept}; pass --overwrite (overwrite=True) to "
+                "write there anyway, or give an empty or new folder"
+            )
     existing = next((parent for parent in (directory, *directory.parents) if parent.exists()), None)
     if existing is None or not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
         raise CompoundError(f"cannot write into {directory}: {existing} is not a writable folder")

@@ -68,10 +68,13 @@ def align(base: nn.Module, grown: nn.Module, stage_modules, where: str) -> Align
                 new.append(path)
             else:
                 base_path, base_block = old[taken]
-                raise CompoundError(f"{where}: stage {index + 1} of {len(base_stages)} cannot be grown block for block: {path} "
-                                    f"({type(block).__name__}) does not match the base's {base_path} "
-                                    f"({type(base_block).__name__}) and no later block can")
+                raise CompoundError(
+                    f"{where}: stage {index + 1} of {len(base_stages)} cannot be grown block for block: {path} "
+                    f"({type(block).__name__}) does not match the base's {base_path} "
+                    f"({type(base_block).__name__}) and no later block can"
+                )
         if taken < len(old):
-            raise CompoundError(f"{where}: stage {index + 1} of {len(base_stages)} keeps only {taken} of the base's "
-                               f"{len(old)} blocks")
+            raise CompoundError(
+                f"{where}: stage {index + 1} of {len(base_stages)} keeps only {taken} of the base's {len(old)} blocks"
+            )
     return Alignment(inherited, new)

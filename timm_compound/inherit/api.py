@@ -32,11 +32,11 @@ class InheritReport:
 
     source: str
     new_blocks: list[str]
-    widened: int                       # channel spaces that grew
-    deviation: float                   # max |grown - base| / max |base| on a random input, after noise
+    widened: int  # channel spaces that grew
+    deviation: float  # max |grown - base| / max |base| on a random input, after noise
     noise: float
     seed: int
-    identity: dict[str, str] = field(default_factory=dict)   # zeroed tensor -> the rule entry that chose it
+    identity: dict[str, str] = field(default_factory=dict)  # zeroed tensor -> the rule entry that chose it
     # how the source's weights were trained, when known (a training run's summary: dataset, resolution,
     # train_resolution, top1, ...); the model card states it, input sizes included
     source_training: dict[str, Any] | None = None
@@ -48,8 +48,10 @@ def _target(target: Any) -> ScalePlan:
     if isinstance(target, str):
         base, phi = lookup(target)
         if phi is None:
-            raise CompoundError(f"{target} is a base: give a registered variant ({target}_cs_phi1) or a plan "
-                                f"(timm_compound.plan({target!r}, phi=1))")
+            raise CompoundError(
+                f"{target} is a base: give a registered variant ({target}_cs_phi1) or a plan "
+                f"(timm_compound.plan({target!r}, phi=1))"
+            )
         return plan(base, phi)
     raise CompoundError(f"cannot grow into {type(target).__name__}: give a ScalePlan or a registered variant name")
 
@@ -57,15 +59,19 @@ def _target(target: Any) -> ScalePlan:
 def _check_growth(base: ScalePlan, target: ScalePlan) -> None:
     name = f"{target.base} at phi={target.phi:g}" if target.phi is not None else f"the plan for {target.base}"
     if target.phi is not None and target.phi < 0:
-        raise CompoundError(f"{name} is smaller than its base: inheritance only grows a model (phi >= 0); "
-                            "train a smaller variant from scratch or distil into it")
+        raise CompoundError(
+            f"{name} is smaller than its base: inheritance only grows a model (phi >= 0); "
+            "train a smaller variant from scratch or distil into it"
+        )
     for what, old, new in (("blocks", base.depths, target.depths), ("channels", base.widths, target.widths)):
         if len(old) != len(new):
             raise CompoundError(f"{name} has {len(new)} stages and its base {len(old)}")
         for stage, (a, b) in enumerate(zip(old, new)):
             if b < a:
-                raise CompoundError(f"{name} has {b} {what} in stage {stage + 1} of {len(old)} where its base has {a}: "
-                                    "inheritance only grows a model")
+                raise CompoundError(
+                    f"{name} has {b} {what} in stage {stage + 1} of {len(old)} where its base has {a}: "
+                    "inheritance only grows a model"
+                )
     for part, old, new in (("stem", base.stem, target.stem), ("head", base.head, target.head)):
         if old is not None and new is not None and new < old:
             raise CompoundError(f"{name} narrows the {part} ({old} -> {new}): inheritance only grows a model")
@@ -76,9 +82,14 @@ def _check_options(noise: Any, seed: Any, timm_kwargs: dict[str, Any]) -> None:
         raise CompoundError(f"noise must be a finite number >= 0, got {noise!r}")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise CompoundError(f"seed must be an int, got {seed!r}")
-    for key, why in (("pretrained", "the weights come from the base; pretrained=True would load published weights "
-                                    "of this exact variant instead"),
-                     ("features_only", "grow the classification model, then wrap it with timm's feature extraction")):
+    for key, why in (
+        (
+            "pretrained",
+            "the weights come from the base; pretrained=True would load published weights "
+            "of this exact variant instead",
+        ),
+        ("features_only", "grow the classification model, then wrap it with timm's feature extraction"),
+    ):
         if timm_kwargs.get(key):
             raise CompoundError(f"inherit: {key}=True is not possible: {why}")
 
@@ -87,8 +98,10 @@ def _classes(model: nn.Module, timm_kwargs: dict[str, Any]) -> int | None:
     classes = getattr(model, "num_classes", None)
     asked = timm_kwargs.pop("num_classes", None)
     if asked is not None and asked != classes:
-        raise CompoundError(f"inherit: num_classes={asked}, but the base's classifier has {classes} classes and is "
-                            f"inherited; grow it, then call model.reset_classifier({asked})")
+        raise CompoundError(
+            f"inherit: num_classes={asked}, but the base's classifier has {classes} classes and is "
+            f"inherited; grow it, then call model.reset_classifier({asked})"
+        )
     return classes
 
 
@@ -98,9 +111,11 @@ def _resolution_params(target: ScalePlan, base: ScalePlan, model: nn.Module) -> 
         return
     for name, _ in model.named_parameters():
         if any(name == s or name.endswith("." + s) for s in suffixes):
-            raise CompoundError(f"{name} depends on the input resolution (rule {target.rule_file}: "
-                                f"inherit.resolution_params) and inheritance cannot resize it: plan {target.base} at "
-                                f"the base's resolution ({base.resolution} px, resolution=...)")
+            raise CompoundError(
+                f"{name} depends on the input resolution (rule {target.rule_file}: "
+                f"inherit.resolution_params) and inheritance cannot resize it: plan {target.base} at "
+                f"the base's resolution ({base.resolution} px, resolution=...)"
+            )
 
 
 def inherit(
@@ -126,8 +141,10 @@ def inherit(
     target = _target(plan_or_name)
     where = f"growing {target.base} into {name or _describe(target)}"
     if target.rule.inherit is None:
-        raise CompoundError(f"{where}: rule {target.rule_file} ({target.family}) has no `inherit` field, so its new "
-                            "blocks have no identity initialisation: this family cannot inherit its base's weights")
+        raise CompoundError(
+            f"{where}: rule {target.rule_file} ({target.family}) has no `inherit` field, so its new "
+            "blocks have no identity initialisation: this family cannot inherit its base's weights"
+        )
     _check_options(noise, seed, timm_kwargs)
     _check_growth(source.base_plan(target), target)
     found = source.resolve(base_model_or_weights, target)
@@ -139,15 +156,25 @@ def inherit(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         grown = build(target, name=name, num_classes=classes, **timm_kwargs)
-    with torch.device("meta"):   # traced on the meta device: the grown model's structure costs no arithmetic
+    with torch.device("meta"):  # traced on the meta device: the grown model's structure costs no arithmetic
         structure = build(target, name=name, num_classes=classes, **timm_kwargs)
     channels = (getattr(found.model, "pretrained_cfg", None) or {}).get("input_size", (3,))[0]
     x = torch.randn(2, channels, PROBE_PIXELS, PROBE_PIXELS, generator=torch.Generator().manual_seed(seed))
     alignment = align(found.model, grown, target.rule.stage_modules, where)
-    growth = grow(found.model, grown, alignment, target.rule.inherit.identity, x=x, seed=seed, noise=float(noise),
-                  where=where, structure=structure)
-    grown.inherit_report = InheritReport(found.described, list(alignment.new), growth.widened, growth.deviation,
-                                         float(noise), seed, growth.zeroed)
+    growth = grow(
+        found.model,
+        grown,
+        alignment,
+        target.rule.inherit.identity,
+        x=x,
+        seed=seed,
+        noise=float(noise),
+        where=where,
+        structure=structure,
+    )
+    grown.inherit_report = InheritReport(
+        found.described, list(alignment.new), growth.widened, growth.deviation, float(noise), seed, growth.zeroed
+    )
     return grown
 
 

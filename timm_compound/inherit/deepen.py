@@ -39,8 +39,10 @@ def identity_tensors(model: nn.Module, new_blocks: list[str], identity: list[str
         block = model.get_submodule(path)
         found = _zeroed(block, identity)
         if found is None:
-            raise CompoundError(f"{where}: new block {path} ({type(block).__name__}) has none of inherit.identity "
-                                f"{identity}: the rule cannot make it start as the identity")
+            raise CompoundError(
+                f"{where}: new block {path} ({type(block).__name__}) has none of inherit.identity "
+                f"{identity}: the rule cannot make it start as the identity"
+            )
         entry, names = found
         zeroed.update({f"{path}.{name}": entry for name in names})
     return zeroed
@@ -68,9 +70,11 @@ def check_identity(model: nn.Module, new_blocks: list[str], used: dict[str, str]
             scale = float(given.abs().max()) or 1.0
             error = float((output - given).abs().max()) / scale
             if error > tolerance:
-                failures.append(f"new block {path} ({kind}) is not the identity with `{entry}` zeroed "
-                                f"(relative difference {error:.2e}): the block has no residual connection, or "
-                                "its branch is not zero when that is")
+                failures.append(
+                    f"new block {path} ({kind}) is not the identity with `{entry}` zeroed "
+                    f"(relative difference {error:.2e}): the block has no residual connection, or "
+                    "its branch is not zero when that is"
+                )
 
         handles += [block.register_forward_pre_hook(pre), block.register_forward_hook(post)]
     try:

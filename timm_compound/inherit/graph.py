@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-Entry = tuple[int, ...]   # atomic spaces concatenated along one dimension
+Entry = tuple[int, ...]  # atomic spaces concatenated along one dimension
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class Use:
 
     entry: Entry
     role: Literal["out", "in"] = "out"
-    groups: int = 1   # role "in": the conv's groups; the dimension then holds in_channels / groups
+    groups: int = 1  # role "in": the conv's groups; the dimension then holds in_channels / groups
 
 
 class TraceError(Exception):
@@ -43,7 +43,7 @@ class Spaces:
 
     sizes: list[int] = field(default_factory=list)
     parent: list[int] = field(default_factory=list)
-    blocked: dict[int, str] = field(default_factory=dict)   # root -> why duplicating its channels breaks the function
+    blocked: dict[int, str] = field(default_factory=dict)  # root -> why duplicating its channels breaks the function
 
     def new(self, size: int, blocked: str | None = None) -> int:
         self.sizes.append(int(size))
@@ -64,7 +64,7 @@ class Spaces:
             return ra
         if self.sizes[ra] != self.sizes[rb]:
             raise TraceError(f"channel spaces of {self.sizes[ra]} and {self.sizes[rb]} channels meet")
-        ra, rb = min(ra, rb), max(ra, rb)   # the earlier space names the class: stable across runs
+        ra, rb = min(ra, rb), max(ra, rb)  # the earlier space names the class: stable across runs
         self.parent[rb] = ra
         if rb in self.blocked:
             self.blocked.setdefault(ra, self.blocked.pop(rb))
@@ -94,11 +94,11 @@ class ChannelGraph:
     """What a trace found: spaces, how each parameter dimension uses them, and the ops in order."""
 
     spaces: Spaces = field(default_factory=Spaces)
-    uses: dict[str, dict[int, Use]] = field(default_factory=dict)   # parameter or buffer -> dim -> use
-    conv_groups: dict[str, int] = field(default_factory=dict)       # conv/linear weight -> groups
-    biases: dict[str, str] = field(default_factory=dict)            # bias -> its conv/linear weight
-    norms: dict[str, tuple[str, float]] = field(default_factory=dict)   # norm tensor -> (mean|var|scale|shift, eps)
-    opaque: dict[str, str] = field(default_factory=dict)            # parameter -> the op the trace could not follow
+    uses: dict[str, dict[int, Use]] = field(default_factory=dict)  # parameter or buffer -> dim -> use
+    conv_groups: dict[str, int] = field(default_factory=dict)  # conv/linear weight -> groups
+    biases: dict[str, str] = field(default_factory=dict)  # bias -> its conv/linear weight
+    norms: dict[str, tuple[str, float]] = field(default_factory=dict)  # norm tensor -> (mean|var|scale|shift, eps)
+    opaque: dict[str, str] = field(default_factory=dict)  # parameter -> the op the trace could not follow
     # each conv, linear and norm in order: (its weight, output channels, their dim, the output if kept)
     outputs: list[tuple[str, Entry, int, object]] = field(default_factory=list)
 
@@ -119,5 +119,7 @@ class ChannelGraph:
 
     def resolved(self, name: str) -> dict[int, Use]:
         """A parameter's uses with every entry's spaces at their roots."""
-        return {dim: Use(tuple(self.root(n) for n in use.entry), use.role, use.groups)
-                for dim, use in self.uses.get(name, {}).items()}
+        return {
+            dim: Use(tuple(self.root(n) for n in use.entry), use.role, use.groups)
+            for dim, use in self.uses.get(name, {}).items()
+        }

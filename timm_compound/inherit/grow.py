@@ -25,8 +25,8 @@ from timm_compound.inherit.graph import TraceError
 from timm_compound.inherit.mapping import ChannelMaps, channel_maps
 from timm_compound.inherit.trace import trace
 
-PROBE_PIXELS = 64     # the traced input: small; a global-pool convnet computes the same function at any size
-TOLERANCE = 1e-4      # relative: max |grown - base| / max |base| on the probe input
+PROBE_PIXELS = 64  # the traced input: small; a global-pool convnet computes the same function at any size
+TOLERANCE = 1e-4  # relative: max |grown - base| / max |base| on the probe input
 
 
 @dataclass
@@ -51,15 +51,16 @@ def _traced(model: nn.Module, x: torch.Tensor, which: str, where: str):
         raise CompoundError(f"{where}: tracing the {which} model failed: {error}") from None
 
 
-def grown_state(grown: dict[str, torch.Tensor], base: dict[str, torch.Tensor], alignment: Alignment,
-                maps: ChannelMaps, where: str) -> dict[str, torch.Tensor]:
+def grown_state(
+    grown: dict[str, torch.Tensor], base: dict[str, torch.Tensor], alignment: Alignment, maps: ChannelMaps, where: str
+) -> dict[str, torch.Tensor]:
     """The grown model's state dict: inherited tensors grown, bridges set to the identity, new blocks as they are."""
     state: dict[str, torch.Tensor] = {}
     used: set[str] = set()
     for name, current in grown.items():
         base_name = alignment.base_name(name)
         if base_name is None:
-            state[name] = current                      # a new block: fresh weights, made the identity later
+            state[name] = current  # a new block: fresh weights, made the identity later
         elif base_name in base:
             used.add(base_name)
             value = widen.grow_tensor(name, base_name, base[base_name], tuple(current.shape), maps)
@@ -68,23 +69,38 @@ def grown_state(grown: dict[str, torch.Tensor], base: dict[str, torch.Tensor], a
             state[name] = widen.bridge_tensor(name, current, maps)
     lost = [name for name in base if name not in used]
     if lost:
-        raise CompoundError(f"{where}: the grown model has no place for the base's {lost[0]}"
-                            f"{f' (and {len(lost) - 1} more)' if len(lost) > 1 else ''}")
+        raise CompoundError(
+            f"{where}: the grown model has no place for the base's {lost[0]}"
+            f"{f' (and {len(lost) - 1} more)' if len(lost) > 1 else ''}"
+        )
     return state
 
 
-def grow(base: nn.Module, grown: nn.Module, alignment: Alignment, identity: list[str], *, x: torch.Tensor,
-         seed: int = 0, noise: float = 0.0, where: str = "growing", structure: nn.Module | None = None) -> Growth:
+def grow(
+    base: nn.Module,
+    grown: nn.Module,
+    alignment: Alignment,
+    identity: list[str],
+    *,
+    x: torch.Tensor,
+    seed: int = 0,
+    noise: float = 0.0,
+    where: str = "growing",
+    structure: nn.Module | None = None,
+) -> Growth:
     """Load `base`'s weights into `grown` (in place) so that it computes the base's function, checked on `x`.
 
     `identity`: the rule's `inherit.identity` for the new blocks `alignment` lists. `structure`: a
     meta-device copy of `grown` to trace instead of running it (the same modules, no arithmetic).
     """
     base_graph, base_out = _traced(base, x.to(next(base.parameters()).device), "base", where)
-    grown_graph, _ = _traced(structure if structure is not None else grown,
-                             x.to("meta") if structure is not None else x, "grown", where)
-    base_tensors = {k: v.detach().to("cpu", torch.float32) if v.is_floating_point() else v.detach().cpu()
-                    for k, v in base.state_dict().items()}
+    grown_graph, _ = _traced(
+        structure if structure is not None else grown, x.to("meta") if structure is not None else x, "grown", where
+    )
+    base_tensors = {
+        k: v.detach().to("cpu", torch.float32) if v.is_floating_point() else v.detach().cpu()
+        for k, v in base.state_dict().items()
+    }
     current = grown.state_dict()
     pairs = [(g, b) for g in current if (b := alignment.base_name(g)) is not None and b in base_tensors]
     try:
@@ -103,9 +119,11 @@ def grow(base: nn.Module, grown: nn.Module, alignment: Alignment, identity: list
     deviation = verify.relative_difference(out, base_out)
     if deviation > TOLERANCE:
         layer = verify.first_divergence(base, grown, x, maps, alignment, TOLERANCE)
-        raise CompoundError(f"{where}: the grown model's outputs differ from the base's by {deviation:.2e} "
-                            f"(relative){'; first at ' + layer if layer else ''}: this structure cannot be grown "
-                            "function-preservingly")
+        raise CompoundError(
+            f"{where}: the grown model's outputs differ from the base's by {deviation:.2e} "
+            f"(relative){'; first at ' + layer if layer else ''}: this structure cannot be grown "
+            "function-preservingly"
+        )
     if noise:
         state = grown.state_dict()
         widen.add_noise(state, maps, noise, torch.Generator().manual_seed(seed + 1))

@@ -54,18 +54,24 @@ def correspond(grown: ChannelGraph, base: ChannelGraph, pairs: list[tuple[str, s
     for grown_name, base_name in pairs:
         grown_uses, base_uses = grown.resolved(grown_name), base.resolved(base_name)
         if set(grown_uses) != set(base_uses) or any(grown_uses[d].role != base_uses[d].role for d in grown_uses):
-            raise CompoundError(f"{grown_name} is used differently by the grown model and by the base ({base_name}): "
-                                "their structures differ beyond depth and width")
+            raise CompoundError(
+                f"{grown_name} is used differently by the grown model and by the base ({base_name}): "
+                "their structures differ beyond depth and width"
+            )
         for dim, use in grown_uses.items():
             base_entry = base_uses[dim].entry
             if len(use.entry) != len(base_entry):
-                raise CompoundError(f"{grown_name}: dimension {dim} concatenates {len(use.entry)} parts in the grown "
-                                    f"model and {len(base_entry)} in the base")
+                raise CompoundError(
+                    f"{grown_name}: dimension {dim} concatenates {len(use.entry)} parts in the grown "
+                    f"model and {len(base_entry)} in the base"
+                )
             for g, b in zip(use.entry, base_entry):
                 known = source.setdefault(g, b)
                 if known != b:
-                    raise CompoundError(f"{grown_name}: its channels would copy two different sets of the base's "
-                                        "channels at once (the models join different tensors)")
+                    raise CompoundError(
+                        f"{grown_name}: its channels would copy two different sets of the base's "
+                        "channels at once (the models join different tensors)"
+                    )
     return source
 
 
@@ -98,13 +104,15 @@ def _grouped_map(n: int, wide: int, constraints: set, generator: torch.Generator
     if n % groups or wide % wide_groups:
         raise CompoundError(f"{conv}: {n} -> {wide} channels do not divide into {groups} -> {wide_groups} groups")
     size, wide_size = n // groups, wide // wide_groups
-    if groups == wide_groups:   # the group count stays: each group widens within itself
+    if groups == wide_groups:  # the group count stays: each group widens within itself
         return torch.cat([g * size + _wider(size, wide_size, generator) for g in range(groups)])
-    if size == wide_size:       # the group size stays: whole groups are copied
+    if size == wide_size:  # the group size stays: whole groups are copied
         return (_wider(groups, wide_groups, generator)[:, None] * size + torch.arange(size)).flatten()
-    raise CompoundError(f"{conv}: a grouped conv going from {groups} groups of {size} to {wide_groups} groups of "
-                        f"{wide_size} channels keeps neither its group count nor its group size, so its channels "
-                        "cannot be copied consistently")
+    raise CompoundError(
+        f"{conv}: a grouped conv going from {groups} groups of {size} to {wide_groups} groups of "
+        f"{wide_size} channels keeps neither its group count nor its group size, so its channels "
+        "cannot be copied consistently"
+    )
 
 
 def channel_maps(grown: ChannelGraph, base: ChannelGraph, pairs: list[tuple[str, str]], seed: int) -> ChannelMaps:
@@ -128,8 +136,10 @@ def channel_maps(grown: ChannelGraph, base: ChannelGraph, pairs: list[tuple[str,
             continue
         why = grown.spaces.why_blocked(root) or base.spaces.why_blocked(source[root])
         if why:
-            raise CompoundError(f"{where}: its {n} channels would widen to {wide}, but they pass through {why}, "
-                                "so duplicating channels cannot preserve the base's function")
+            raise CompoundError(
+                f"{where}: its {n} channels would widen to {wide}, but they pass through {why}, "
+                "so duplicating channels cannot preserve the base's function"
+            )
         if root in constraints:
             maps[root] = _grouped_map(n, wide, constraints[root], generator)
         else:

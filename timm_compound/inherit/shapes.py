@@ -58,8 +58,8 @@ def flatten(ann: Ann, shape: tuple[int, ...], start: int = 0, end: int = -1) -> 
     if not shape:
         return (None,), []
     start, end = start % len(shape), end % len(shape)
-    merged = math.prod(shape[start:end + 1])
-    return reshape(ann, shape, shape[:start] + (merged,) + shape[end + 1:])
+    merged = math.prod(shape[start : end + 1])
+    return reshape(ann, shape, shape[:start] + (merged,) + shape[end + 1 :])
 
 
 def permute(ann: Ann, dims: list[int]) -> Ann:
@@ -77,8 +77,11 @@ def reduce(ann: Ann, dims: Any, keepdim: bool) -> tuple[Ann, list[int]]:
     """mean / sum / amax over `dims`: reducing over a channel dimension mixes it."""
     reduced = normal_dims(dims, len(ann))
     mixed = [d for d in reduced if ann[d] is not None]
-    out = tuple(None if d in reduced else a for d, a in enumerate(ann)) if keepdim else \
-        tuple(a for d, a in enumerate(ann) if d not in reduced)
+    out = (
+        tuple(None if d in reduced else a for d, a in enumerate(ann))
+        if keepdim
+        else tuple(a for d, a in enumerate(ann) if d not in reduced)
+    )
     return out, mixed
 
 
@@ -99,7 +102,7 @@ def getitem(ann: Ann, shape: tuple[int, ...], index: Any) -> tuple[Ann | None, l
     consumed = sum(1 for i in items if i is not None and i is not Ellipsis)
     if Ellipsis in items:
         at = items.index(Ellipsis)
-        items[at:at + 1] = [slice(None)] * (len(shape) - consumed)
+        items[at : at + 1] = [slice(None)] * (len(shape) - consumed)
     items += [slice(None)] * (len(shape) - sum(1 for i in items if i is not None))
     out: list[Any] = []
     mixed: list[int] = []

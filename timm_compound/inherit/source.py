@@ -55,8 +55,9 @@ def _from_safetensors(path: Path, target: ScalePlan, where: str, num_classes: in
     got = safetensors_shapes(path, where)
     scaled = base_plan(target)
     classes = _classes(got, target.base) if num_classes is None else num_classes
-    check_shapes(expected_shapes(scaled, {"num_classes": classes}), got, where,
-                 f"the base {target.base} with {classes} classes")
+    check_shapes(
+        expected_shapes(scaled, {"num_classes": classes}), got, where, f"the base {target.base} with {classes} classes"
+    )
     model = build(scaled, num_classes=classes)
     model.load_state_dict(safetensors.torch.load_file(str(path), device="cpu"))
     return Source(model, scaled, f"{target.base} weights from {where}")
@@ -70,15 +71,19 @@ def _from_module(model: nn.Module, target: ScalePlan) -> Source:
         return Source(model, own, f"the given {own.base} model")
     scaled = base_plan(target)
     classes = getattr(model, "num_classes", None)
-    check_shapes(expected_shapes(scaled, {"num_classes": classes}), state_shapes(model.state_dict()),
-                 "the base model", f"{target.base} with {classes} classes")
+    check_shapes(
+        expected_shapes(scaled, {"num_classes": classes}),
+        state_shapes(model.state_dict()),
+        "the base model",
+        f"{target.base} with {classes} classes",
+    )
     return Source(model, scaled, f"the given {target.base} model")
 
 
 def _from_hub(repo_id: str, target: ScalePlan) -> Source:
     repo, rev = split_revision(repo_id)
     where = f"{repo}@{rev}" if rev else repo
-    _, config_path, weights = fetch(repo, rev)   # refuses a repo without model.safetensors
+    _, config_path, weights = fetch(repo, rev)  # refuses a repo without model.safetensors
     try:
         config = json.loads(Path(config_path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -87,8 +92,9 @@ def _from_hub(repo_id: str, target: ScalePlan) -> Source:
         return Source(*_own_plan(from_hub(repo_id), target), f"{where} (timm-compound)")
     architecture = config.get("architecture") if isinstance(config, dict) else None
     if architecture != target.base:
-        raise CompoundError(f"{where} holds {architecture!r}, not {target.base}: its weights cannot grow into "
-                            f"{target.base}")
+        raise CompoundError(
+            f"{where} holds {architecture!r}, not {target.base}: its weights cannot grow into {target.base}"
+        )
     classes = config.get("num_classes")
     if not isinstance(classes, int) or isinstance(classes, bool):
         raise CompoundError(f"{where}: {CONFIG_NAME} has no integer num_classes")
@@ -105,19 +111,23 @@ def resolve(base: Any, target: ScalePlan) -> Source:
     if isinstance(base, nn.Module):
         return _from_module(base, target)
     if not isinstance(base, (str, Path)):
-        raise CompoundError(f"cannot grow from {type(base).__name__}: give a model, a .safetensors file, "
-                            "a published folder or a Hub repo id")
+        raise CompoundError(
+            f"cannot grow from {type(base).__name__}: give a model, a .safetensors file, "
+            "a published folder or a Hub repo id"
+        )
     text = str(base)
     if text.startswith(LOCAL_DIR):
-        folder = text[len(LOCAL_DIR):]
+        folder = text[len(LOCAL_DIR) :]
         return Source(*_own_plan(from_dir(folder), target), f"the folder {folder}")
     if text.startswith(HUB_PREFIX):
-        return _from_hub(text[len(HUB_PREFIX):], target)
+        return _from_hub(text[len(HUB_PREFIX) :], target)
     path = Path(text)
     if path.suffix.lower() in PICKLE_SUFFIXES:
-        raise CompoundError(f"{path}: {path.suffix} files are pickles; timm-compound loads weights only from "
-                            ".safetensors and never unpickles (convert a checkpoint you trust with "
-                            "safetensors.torch.save_file)")
+        raise CompoundError(
+            f"{path}: {path.suffix} files are pickles; timm-compound loads weights only from "
+            ".safetensors and never unpickles (convert a checkpoint you trust with "
+            "safetensors.torch.save_file)"
+        )
     if path.is_dir():
         return Source(*_own_plan(from_dir(path), target), f"the folder {path}")
     if path.is_file():

@@ -22,33 +22,137 @@ from timm_compound.inherit.graph import ChannelGraph, Entry, ParamDim, TraceErro
 
 _CONV = {"conv1d", "conv2d", "conv3d"}
 _NORM = {"batch_norm", "instance_norm"}
-_SPATIAL = {"adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d", "adaptive_max_pool1d",
-            "adaptive_max_pool2d", "adaptive_max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d", "max_pool1d",
-            "max_pool2d", "max_pool3d", "lp_pool2d", "interpolate", "upsample", "pixel_unshuffle_spatial"}
+_SPATIAL = {
+    "adaptive_avg_pool1d",
+    "adaptive_avg_pool2d",
+    "adaptive_avg_pool3d",
+    "adaptive_max_pool1d",
+    "adaptive_max_pool2d",
+    "adaptive_max_pool3d",
+    "avg_pool1d",
+    "avg_pool2d",
+    "avg_pool3d",
+    "max_pool1d",
+    "max_pool2d",
+    "max_pool3d",
+    "lp_pool2d",
+    "interpolate",
+    "upsample",
+    "pixel_unshuffle_spatial",
+}
 _REDUCE = {"mean", "sum", "amax", "amin", "nanmean"}
-_FIRST_ONLY = {"contiguous", "clone", "detach", "to", "float", "double", "half", "bfloat16", "type", "type_as",
-               "__get__", "cpu", "cuda", "requires_grad_", "dropout", "dropout1d", "dropout2d", "dropout3d",
-               "alpha_dropout", "feature_alpha_dropout", "softplus", "leaky_relu", "elu", "celu", "hardtanh",
-               "threshold", "gelu", "clamp", "clamp_", "clamp_min", "clamp_max", "clip", "relu", "relu_",
-               "relu6", "silu", "hardsigmoid", "hardswish", "mish", "selu", "rrelu", "logsigmoid", "hardtanh_",
-               "leaky_relu_", "elu_", "silu_"}
-_ELEMENTWISE = {"add", "add_", "__add__", "__iadd__", "__radd__", "sub", "sub_", "__sub__", "__isub__", "__rsub__",
-                "rsub", "mul", "mul_", "__mul__", "__imul__", "__rmul__", "div", "div_", "__truediv__",
-                "__itruediv__", "__rtruediv__", "true_divide", "where", "maximum", "minimum", "pow", "__pow__",
-                "__rpow__", "sigmoid", "sigmoid_", "tanh", "tanh_", "exp", "exp_", "log", "sqrt", "rsqrt", "abs",
-                "neg", "__neg__", "sign", "erf", "floor", "ceil", "round", "reciprocal", "square", "addcmul",
-                "lerp", "expand_as", "expand"}
+_FIRST_ONLY = {
+    "contiguous",
+    "clone",
+    "detach",
+    "to",
+    "float",
+    "double",
+    "half",
+    "bfloat16",
+    "type",
+    "type_as",
+    "__get__",
+    "cpu",
+    "cuda",
+    "requires_grad_",
+    "dropout",
+    "dropout1d",
+    "dropout2d",
+    "dropout3d",
+    "alpha_dropout",
+    "feature_alpha_dropout",
+    "softplus",
+    "leaky_relu",
+    "elu",
+    "celu",
+    "hardtanh",
+    "threshold",
+    "gelu",
+    "clamp",
+    "clamp_",
+    "clamp_min",
+    "clamp_max",
+    "clip",
+    "relu",
+    "relu_",
+    "relu6",
+    "silu",
+    "hardsigmoid",
+    "hardswish",
+    "mish",
+    "selu",
+    "rrelu",
+    "logsigmoid",
+    "hardtanh_",
+    "leaky_relu_",
+    "elu_",
+    "silu_",
+}
+_ELEMENTWISE = {
+    "add",
+    "add_",
+    "__add__",
+    "__iadd__",
+    "__radd__",
+    "sub",
+    "sub_",
+    "__sub__",
+    "__isub__",
+    "__rsub__",
+    "rsub",
+    "mul",
+    "mul_",
+    "__mul__",
+    "__imul__",
+    "__rmul__",
+    "div",
+    "div_",
+    "__truediv__",
+    "__itruediv__",
+    "__rtruediv__",
+    "true_divide",
+    "where",
+    "maximum",
+    "minimum",
+    "pow",
+    "__pow__",
+    "__rpow__",
+    "sigmoid",
+    "sigmoid_",
+    "tanh",
+    "tanh_",
+    "exp",
+    "exp_",
+    "log",
+    "sqrt",
+    "rsqrt",
+    "abs",
+    "neg",
+    "__neg__",
+    "sign",
+    "erf",
+    "floor",
+    "ceil",
+    "round",
+    "reciprocal",
+    "square",
+    "addcmul",
+    "lerp",
+    "expand_as",
+    "expand",
+}
 
 
 class _Tracer(TorchFunctionMode):
     def __init__(self, names: dict[int, str], graph: ChannelGraph, keep_outputs: bool):
         super().__init__()
-        self.names = names          # id(parameter or buffer) -> name
+        self.names = names  # id(parameter or buffer) -> name
         self.graph = graph
         self.keep_outputs = keep_outputs
-        self.pending: tuple[str, Entry, int] | None = None   # the layer just traced: weight, channels, their dim
+        self.pending: tuple[str, Entry, int] | None = None  # the layer just traced: weight, channels, their dim
         self.ann: dict[int, tuple[Any, ...]] = {}
-        self.alive: list[torch.Tensor] = []   # keeps traced tensors alive so their ids are not reused
+        self.alive: list[torch.Tensor] = []  # keeps traced tensors alive so their ids are not reused
 
     # -- annotations ---------------------------------------------------------------------------
     def get(self, t: torch.Tensor) -> tuple[Any, ...]:
@@ -124,7 +228,9 @@ class _Tracer(TorchFunctionMode):
     def propagate(self, name: str, args: tuple, kwargs: dict, out: torch.Tensor) -> tuple[Any, ...] | None:
         x = args[0] if args else None
         if name in _CONV:
-            return self.conv(name, *_params(args, kwargs, "input", "weight", "bias", "stride", "padding", "dilation", "groups"))
+            return self.conv(
+                name, *_params(args, kwargs, "input", "weight", "bias", "stride", "padding", "dilation", "groups")
+            )
         if name == "linear":
             return self.linear(*_params(args, kwargs, "input", "weight", "bias"))
         if name in _NORM:
@@ -147,13 +253,17 @@ class _Tracer(TorchFunctionMode):
             dims = _param(args, kwargs, 1, "dim", None)
             result, mixed = shapes.reduce(ann, dims, bool(_param(args, kwargs, 2, "keepdim", False)))
         elif name == "flatten":
-            result, mixed = shapes.flatten(ann, tuple(x.shape), _param(args, kwargs, 1, "start_dim", 0),
-                                           _param(args, kwargs, 2, "end_dim", -1))
+            result, mixed = shapes.flatten(
+                ann, tuple(x.shape), _param(args, kwargs, 1, "start_dim", 0), _param(args, kwargs, 2, "end_dim", -1)
+            )
         elif name in ("view", "reshape", "squeeze", "unsqueeze", "view_as", "reshape_as", "squeeze_", "unsqueeze_"):
             result, mixed = shapes.reshape(ann, tuple(x.shape), tuple(out.shape))
         elif name == "permute":
-            dims = args[1:] if len(args) > 2 or (len(args) == 2 and isinstance(args[1], int)) else \
-                _param(args, kwargs, 1, "dims", None)
+            dims = (
+                args[1:]
+                if len(args) > 2 or (len(args) == 2 and isinstance(args[1], int))
+                else _param(args, kwargs, 1, "dims", None)
+            )
             return shapes.permute(ann, list(dims))
         elif name in ("transpose", "swapaxes", "swapdims"):
             return shapes.transpose(ann, _param(args, kwargs, 1, "dim0", 0), _param(args, kwargs, 2, "dim1", 1))
@@ -205,8 +315,16 @@ class _Tracer(TorchFunctionMode):
                 self.graph.spaces.block(entry_out, "a conv or linear whose bias is computed")
 
     def batch_norm(self, name: str, args: tuple, kwargs: dict) -> tuple[Any, ...]:
-        keys = ("input", "running_mean", "running_var", "weight", "bias", "use_input_stats" if name == "instance_norm"
-                else "training", "momentum", "eps")
+        keys = (
+            "input",
+            "running_mean",
+            "running_var",
+            "weight",
+            "bias",
+            "use_input_stats" if name == "instance_norm" else "training",
+            "momentum",
+            "eps",
+        )
         x, mean, var, weight, bias, _, _, eps = _params(args, kwargs, *keys)
         ann = self.get(x)
         entry = self.entry(ann[1], x.shape[1], "channels from an op the trace does not follow")
@@ -236,14 +354,17 @@ class _Tracer(TorchFunctionMode):
             dims = list(range(x.dim() - count, x.dim()))
             weight, bias, mixing = _param(args, kwargs, 2, "weight", None), _param(args, kwargs, 3, "bias", None), True
         if mixing:
-            self.block(ann, [d for d in dims if isinstance(ann[d], tuple)],
-                       f"`{name}`, which normalises over channels (duplicating some would change its statistics)")
+            self.block(
+                ann,
+                [d for d in dims if isinstance(ann[d], tuple)],
+                f"`{name}`, which normalises over channels (duplicating some would change its statistics)",
+            )
         items = list(ann)
         for t in (weight, bias):
             if t is None:
                 continue
             t_ann = self.get(t)
-            for k, d in enumerate(dims[-t.dim():] if len(dims) >= t.dim() else dims):
+            for k, d in enumerate(dims[-t.dim() :] if len(dims) >= t.dim() else dims):
                 items[d] = self.join([items[d], t_ann[k]], x.shape[d], name)
         return tuple(items)
 
@@ -273,8 +394,11 @@ class _Tracer(TorchFunctionMode):
         result: list[Any] = []
         for k in range(tensors[0].dim()):
             if k == dim:
-                parts = [self.entry(a[k], t.shape[k], "concatenated tensors the trace does not follow")
-                         for a, t in zip(anns, tensors) if t.shape[k] > 0]
+                parts = [
+                    self.entry(a[k], t.shape[k], "concatenated tensors the trace does not follow")
+                    for a, t in zip(anns, tensors)
+                    if t.shape[k] > 0
+                ]
                 result.append(tuple(node for part in parts for node in part))
             else:
                 result.append(self.join([a[k] for a in anns], tensors[0].shape[k], "cat"))
@@ -320,7 +444,8 @@ def trace(model: nn.Module, x: torch.Tensor, keep_outputs: bool = False) -> tupl
     finally:
         model.train(was_training)
     output_ann = tracer.ann.get(id(output))
-    if output_ann is not None:   # what a classifier reads must keep its channels: logits never widen
-        graph.spaces.block(tuple(n for item in output_ann if isinstance(item, tuple) for n in item),
-                           "the model's output")
+    if output_ann is not None:  # what a classifier reads must keep its channels: logits never widen
+        graph.spaces.block(
+            tuple(n for item in output_ann if isinstance(item, tuple) for n in item), "the model's output"
+        )
     return graph, output

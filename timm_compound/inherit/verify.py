@@ -34,8 +34,9 @@ def run(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
         model.train(was_training)
 
 
-def first_divergence(base: nn.Module, grown: nn.Module, x: torch.Tensor, maps: ChannelMaps,
-                     alignment: Alignment, tolerance: float) -> str | None:
+def first_divergence(
+    base: nn.Module, grown: nn.Module, x: torch.Tensor, maps: ChannelMaps, alignment: Alignment, tolerance: float
+) -> str | None:
     """'<layer> (relative difference d)' for the first inherited layer whose output differs from its base layer's."""
     base_graph, _ = trace(base, x.to(next(base.parameters()).device), keep_outputs=True)
     grown_graph, _ = trace(grown, x, keep_outputs=True)

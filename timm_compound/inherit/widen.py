@@ -23,13 +23,17 @@ from timm_compound.inherit.mapping import ChannelMaps
 
 def _mismatch(name: str, got: tuple[int, ...], want: tuple[int, ...], graphs: list[ChannelGraph]) -> CompoundError:
     why = next((g.opaque[name] for g in graphs if name in g.opaque), None)
-    reason = f": it passes through {why}" if why else \
-        ": the trace found no channels along the dimension that changes (it is not used like a conv, norm or bias)"
+    reason = (
+        f": it passes through {why}"
+        if why
+        else ": the trace found no channels along the dimension that changes (it is not used like a conv, norm or bias)"
+    )
     return CompoundError(f"{name}: cannot grow {got} into {want}{reason}")
 
 
-def _grouped_weight(name: str, weight: torch.Tensor, out_idx: torch.Tensor, in_idx: torch.Tensor,
-                    groups: int, wide_groups: int) -> torch.Tensor:
+def _grouped_weight(
+    name: str, weight: torch.Tensor, out_idx: torch.Tensor, in_idx: torch.Tensor, groups: int, wide_groups: int
+) -> torch.Tensor:
     """W'[o, k] = W[out(o), position of in(k) in its base group] / copies of in(k) in o's grown group."""
     c_out, c_in = weight.shape[0], weight.shape[1] * groups
     wide_in = in_idx.numel()
@@ -38,21 +42,25 @@ def _grouped_weight(name: str, weight: torch.Tensor, out_idx: torch.Tensor, in_i
         grown = weight.index_select(0, out_idx).index_select(1, in_idx)
         return grown.div_(counts[in_idx].view(1, -1, *[1] * (weight.dim() - 2)))
     per_group, wide_per_group = c_in // groups, wide_in // wide_groups
-    src = in_idx.view(wide_groups, wide_per_group)            # base input channel of each grown input, by group
+    src = in_idx.view(wide_groups, wide_per_group)  # base input channel of each grown input, by group
     counts = torch.zeros(wide_groups, c_in).scatter_add_(1, src, torch.ones(src.shape))
     group_of = torch.arange(out_idx.numel()) // (out_idx.numel() // wide_groups)
     base_group = out_idx // (c_out // groups)
     position = src[group_of] - base_group[:, None] * per_group
     covered = counts[group_of[:, None], base_group[:, None] * per_group + torch.arange(per_group)] > 0
     if (position < 0).any() or (position >= per_group).any() or not covered.all():
-        raise CompoundError(f"{name}: a grouped conv ({groups} -> {wide_groups} groups) whose groups would read "
-                            "channels of other groups: its channels cannot be copied consistently")
+        raise CompoundError(
+            f"{name}: a grouped conv ({groups} -> {wide_groups} groups) whose groups would read "
+            "channels of other groups: its channels cannot be copied consistently"
+        )
     copies = counts.gather(1, src)[group_of].to(weight.dtype)
     shape = (*position.shape, *[1] * (weight.dim() - 2))
     return weight[out_idx[:, None], position] / copies.view(shape)
 
 
-def grow_tensor(grown_name: str, base_name: str, base: torch.Tensor, want: tuple[int, ...], maps: ChannelMaps) -> torch.Tensor:
+def grow_tensor(
+    grown_name: str, base_name: str, base: torch.Tensor, want: tuple[int, ...], maps: ChannelMaps
+) -> torch.Tensor:
     """The grown value of one inherited tensor."""
     grown_uses, base_uses = maps.grown.resolved(grown_name), maps.base.resolved(base_name)
     value = base
@@ -85,11 +93,14 @@ def bridge_tensor(name: str, current: torch.Tensor, maps: ChannelMaps) -> torch.
         out_side, in_side = maps.base_channels(uses[0].entry), maps.base_channels(uses[1].entry)
         kernel = tuple(current.shape[2:])
         if out_side is None or in_side is None or out_side[0] != in_side[0]:
-            raise CompoundError(f"{name} is new in the grown model and joins channels that were not one set of "
-                                "channels in the base: it cannot start as the identity")
+            raise CompoundError(
+                f"{name} is new in the grown model and joins channels that were not one set of "
+                "channels in the base: it cannot start as the identity"
+            )
         if graph.conv_groups[name] != 1 or any(k % 2 == 0 for k in kernel):
-            raise CompoundError(f"{name} is new in the grown model; only an ungrouped conv with an odd kernel can "
-                                "start as the identity")
+            raise CompoundError(
+                f"{name} is new in the grown model; only an ungrouped conv with an odd kernel can start as the identity"
+            )
         out_base, in_base = out_side[1], in_side[1]
         first = torch.full((int(in_base.max()) + 1,), in_base.numel(), dtype=torch.long)
         first.scatter_reduce_(0, in_base, torch.arange(in_base.numel()), "amin")
@@ -97,9 +108,11 @@ def bridge_tensor(name: str, current: torch.Tensor, maps: ChannelMaps) -> torch.
         weight[(torch.arange(current.shape[0]), first[out_base], *[torch.tensor(k // 2) for k in kernel])] = 1.0
         return weight
     if not uses and name not in graph.opaque:
-        return current   # never read by the forward pass (a norm's step counter)
-    raise CompoundError(f"{name} is new in the grown model outside its new blocks, and is neither a norm, "
-                        "a conv nor a bias that can start as the identity")
+        return current  # never read by the forward pass (a norm's step counter)
+    raise CompoundError(
+        f"{name} is new in the grown model outside its new blocks, and is neither a norm, "
+        "a conv nor a bias that can start as the identity"
+    )
 
 
 def add_noise(state: dict[str, torch.Tensor], maps: ChannelMaps, noise: float, generator: torch.Generator) -> None:

@@ -27,21 +27,35 @@ __all__: list[str] = []
 def make_entrypoint(name: str, base: str, phi: int, hf_hub_id: str | None):
     """A timm entrypoint `name(pretrained=False, **kwargs)` for one registered variant."""
 
-    def entrypoint(pretrained: bool = False, inherit_from: Any = None, inherit_noise: float = 0.0,
-                   inherit_seed: int = 0, **kwargs):
+    def entrypoint(
+        pretrained: bool = False, inherit_from: Any = None, inherit_noise: float = 0.0, inherit_seed: int = 0, **kwargs
+    ):
         if inherit_from is None:
             return build(plan(base, phi), pretrained=pretrained, name=name, hf_hub_id=hf_hub_id, **kwargs)
         if pretrained:
-            raise CompoundError(f"{name}: pretrained=True loads the weights published for {name}, inherit_from= grows "
-                                f"{base}'s weights into it: give one of them")
-        kwargs = {key: value for key, value in kwargs.items() if not (key.startswith("pretrained_cfg") and value is None)}
-        return inherit(inherit_from, plan(base, phi), noise=inherit_noise, seed=inherit_seed, name=name,
-                       hf_hub_id=hf_hub_id, **kwargs)
+            raise CompoundError(
+                f"{name}: pretrained=True loads the weights published for {name}, inherit_from= grows "
+                f"{base}'s weights into it: give one of them"
+            )
+        kwargs = {
+            key: value for key, value in kwargs.items() if not (key.startswith("pretrained_cfg") and value is None)
+        }
+        return inherit(
+            inherit_from,
+            plan(base, phi),
+            noise=inherit_noise,
+            seed=inherit_seed,
+            name=name,
+            hf_hub_id=hf_hub_id,
+            **kwargs,
+        )
 
     entrypoint.__name__ = entrypoint.__qualname__ = name
     entrypoint.__module__ = __name__
-    entrypoint.__doc__ = (f"{base} compound-scaled to phi={phi} by timm-compound; inherit_from=MODEL_OR_PATH grows "
-                          f"{base}'s weights into it (inherit_noise, inherit_seed: see timm_compound.inherit).")
+    entrypoint.__doc__ = (
+        f"{base} compound-scaled to phi={phi} by timm-compound; inherit_from=MODEL_OR_PATH grows "
+        f"{base}'s weights into it (inherit_noise, inherit_seed: see timm_compound.inherit)."
+    )
     entrypoint.timm_compound_variant = (base, phi)
     globals()[name] = entrypoint
     return entrypoint
@@ -56,14 +70,16 @@ def compound_scaled_from_plan(pretrained: bool = False, compound_plan: dict[str,
     scaled = plan_from_config(compound_plan, f"{where}: model_args.compound_plan")
     try:
         return build(scaled, pretrained=pretrained, **kwargs)
-    except CompoundError as error:   # e.g. the memory guard: name the folder or repo
+    except CompoundError as error:  # e.g. the memory guard: name the folder or repo
         if where in str(error):
             raise
         raise CompoundError(f"{where}: {error}") from None
-    except TypeError as error:   # a published model_args entry the base's constructor does not take
+    except TypeError as error:  # a published model_args entry the base's constructor does not take
         if "pretrained_model_args" not in kwargs:
             raise
-        raise CompoundError(f"{where}: config.json model_args do not fit {scaled.base}'s constructor: {error}") from None
+        raise CompoundError(
+            f"{where}: config.json model_args do not fit {scaled.base}'s constructor: {error}"
+        ) from None
 
 
 assert compound_scaled_from_plan.__name__ == PLAN_ENTRYPOINT  # the name published configs use
@@ -79,4 +95,4 @@ def register_plan_entrypoint() -> None:
 
 
 register_plan_entrypoint()
-timm_adapter.guard_sources(timm_source)   # timm.create_model("local-dir:..."/"hf-hub:...") checks as from_hub does
+timm_adapter.guard_sources(timm_source)  # timm.create_model("local-dir:..."/"hf-hub:...") checks as from_hub does

@@ -28,7 +28,7 @@ from timm_compound.scaling.rulebook import shipped_dir
 from timm_compound.version import __version__
 
 _FIELDS = ("name", "base", "phi", "input_size", "weights")
-ENV_VAR = "TIMM_COMPOUND_RULES_PATH"   # timm_compound.registry.user_rules.ENV_VAR (importing it would import torch)
+ENV_VAR = "TIMM_COMPOUND_RULES_PATH"  # timm_compound.registry.user_rules.ENV_VAR (importing it would import torch)
 
 
 def cache_dir() -> Path:
@@ -50,7 +50,7 @@ def fingerprint() -> str | None:
     digest = hashlib.sha256()
     try:
         digest.update(f"{__version__}\0{metadata.version('timm')}\0{metadata.version('torch')}\0".encode())
-        package = Path(__file__).resolve().parents[1]   # the timm_compound package
+        package = Path(__file__).resolve().parents[1]  # the timm_compound package
         for source in sorted(package.rglob("*.py")):
             stat = source.stat()
             digest.update(f"{source.relative_to(package)}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
@@ -104,9 +104,16 @@ def variant_rows() -> list[dict[str, Any]]:
     from timm_compound.scaling.catalog import registered
 
     ensure_registered()
-    rows = [{"name": v.name, "base": v.base, "phi": v.phi,
-             "input_size": int(timm.models.get_pretrained_cfg(v.name).input_size[-1]), "weights": v.hf_hub_id}
-            for v in registered().values()]
+    rows = [
+        {
+            "name": v.name,
+            "base": v.base,
+            "phi": v.phi,
+            "input_size": int(timm.models.get_pretrained_cfg(v.name).input_size[-1]),
+            "weights": v.hf_hub_id,
+        }
+        for v in registered().values()
+    ]
     if key is not None:
         _store(key, rows)
     return rows

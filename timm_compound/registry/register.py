@@ -39,8 +39,11 @@ def register(variants: list[Variant], rules: RuleBook | None = None) -> None:
 def refresh(before: RuleBook, after: RuleBook) -> list[Variant]:
     """Re-register the registered variants whose base changed rule between two books (a user rule
     `replaces` a shipped one), so their pretrained_cfg input sizes follow the rule now in force."""
-    changed = [variant for variant in registered().values()
-               if variant.base in after.rules and before.rules.get(variant.base) != after.rules[variant.base]]
+    changed = [
+        variant
+        for variant in registered().values()
+        if variant.base in after.rules and before.rules.get(variant.base) != after.rules[variant.base]
+    ]
     register(changed, after)
     return changed
 

@@ -20,8 +20,16 @@ from timm_compound.scaling.plan import plan as make_plan
 
 # pretrained_cfg fields that describe the data and the module layout, not the base's weights
 _CFG_KEEP = (
-    "num_classes", "mean", "std", "interpolation", "crop_pct", "crop_mode",
-    "first_conv", "classifier", "fixed_input_size", "license",
+    "num_classes",
+    "mean",
+    "std",
+    "interpolation",
+    "crop_pct",
+    "crop_mode",
+    "first_conv",
+    "classifier",
+    "fixed_input_size",
+    "license",
 )
 
 
@@ -34,7 +42,9 @@ def pretrained_cfg(plan: ScalePlan, name: str | None = None, hf_hub_id: str | No
     return variant_cfg(plan.base, plan.resolution, plan.base_resolution, name or default_name(plan), hf_hub_id)
 
 
-def variant_cfg(base: str, resolution: int, base_resolution: int, name: str, hf_hub_id: str | None = None) -> dict[str, Any]:
+def variant_cfg(
+    base: str, resolution: int, base_resolution: int, name: str, hf_hub_id: str | None = None
+) -> dict[str, Any]:
     """pretrained_cfg of `base` scaled to `resolution` px, under `name` (registration needs no plan)."""
     base_cfg = timm_adapter.base_pretrained_cfg(base)
     cfg = {key: base_cfg[key] for key in _CFG_KEEP if base_cfg.get(key) is not None}
@@ -73,8 +83,10 @@ def build(
     if not on_meta and not allow_oversize and limits.needs_exact_count(plan.size):
         limits.check_memory(_weight_bytes(plan, timm_kwargs), f"the plan for {plan.base}")
     if "pretrained" in timm_kwargs:
-        raise CompoundError("scaling.build builds the structure only: load weights with "
-                            "timm_compound.build(plan, pretrained=True), which checks them first")
+        raise CompoundError(
+            "scaling.build builds the structure only: load weights with "
+            "timm_compound.build(plan, pretrained=True), which checks them first"
+        )
     rule = plan.rule
     owned = sorted(rule.structural_args() & timm_kwargs.keys())
     if owned:
@@ -82,8 +94,11 @@ def build(
             f"{', '.join(owned)} {'is' if len(owned) == 1 else 'are'} set by the scaling plan "
             f"(rule {plan.rule_file}); change phi or d/w/r instead"
         )
-    if weights_cfg is not None and weights_cfg.get("state_dict") is None \
-            and not str(weights_cfg.get("file") or "").endswith(".safetensors"):
+    if (
+        weights_cfg is not None
+        and weights_cfg.get("state_dict") is None
+        and not str(weights_cfg.get("file") or "").endswith(".safetensors")
+    ):
         raise CompoundError("weights must be a checked local .safetensors file; timm-compound never unpickles")
     for arg, value in plan.constructor_args.items():
         timm_kwargs.setdefault(arg, value)

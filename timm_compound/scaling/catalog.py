@@ -47,9 +47,11 @@ def collect(paths: list[Path], rules: RuleBook) -> list[Variant]:
         registry = load_registry(path)
         for index, entry in enumerate(registry.variants):
             if entry.base not in rules.rules:
-                known = "unknown timm architecture" if not timm_adapter.is_builtin_model(entry.base) else "no rule covers"
+                known = (
+                    "unknown timm architecture" if not timm_adapter.is_builtin_model(entry.base) else "no rule covers"
+                )
                 raise RuleError(path, f"variants.{index}.base", f"{known} {entry.base!r}")
-            for phi in entry.phis:   # sizes first: phi=100000 is an error here, never an OverflowError later
+            for phi in entry.phis:  # sizes first: phi=100000 is an error here, never an OverflowError later
                 try:
                     variant_resolution(entry.base, phi, rules)
                 except CompoundError as error:
@@ -84,5 +86,7 @@ def unknown_name_message(name: str) -> str:
     bases = sorted(active_rules().rules)
     close = difflib.get_close_matches(str(name), [*_registered, *bases], n=3, cutoff=0.6)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
-    return (f"{name!r} is neither a registered variant nor a base covered by a rule{hint} "
-            f"(bases: {', '.join(bases)}; `timm-compound list` shows the registered variants)")
+    return (
+        f"{name!r} is neither a registered variant nor a base covered by a rule{hint} "
+        f"(bases: {', '.join(bases)}; `timm-compound list` shows the registered variants)"
+    )

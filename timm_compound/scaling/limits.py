@@ -30,9 +30,11 @@ class PlanSize:
     min_params: int
 
     def __str__(self) -> str:
-        return (f"{self.max_stage_blocks:,} blocks in its deepest stage ({self.total_blocks:,} in all), "
-                f"widest stage {self.widest:,} channels, {self.resolution:,} px, "
-                f"at least {self.min_params:,} parameters")
+        return (
+            f"{self.max_stage_blocks:,} blocks in its deepest stage ({self.total_blocks:,} in all), "
+            f"widest stage {self.widest:,} channels, {self.resolution:,} px, "
+            f"at least {self.min_params:,} parameters"
+        )
 
 
 def size_of(depths: list[int], widths: list[int], resolution: int) -> PlanSize:
@@ -59,7 +61,7 @@ def memory_bytes() -> int | None:
             text = Path(path).read_text().strip()
         except OSError:
             continue
-        if text.isdigit() and int(text) < 2**60:   # "max" or a huge number: no limit
+        if text.isdigit() and int(text) < 2**60:  # "max" or a huge number: no limit
             limits.append(int(text))
     try:
         import resource
@@ -86,11 +88,13 @@ def check(size: PlanSize, what: str, *, allocates: bool = False, allow_oversize:
         problems.append(f"{size.resolution:,} px input (limit {MAX_RESOLUTION:,})")
     memory = memory_bytes() if allocates else None
     if memory is not None and size.min_params * 4 > memory:
-        problems.append(f"at least {size.min_params:,} parameters, more than this machine's "
-                        f"{_gib(memory)} hold as float32")
+        problems.append(
+            f"at least {size.min_params:,} parameters, more than this machine's {_gib(memory)} hold as float32"
+        )
     if problems:
-        raise CompoundError(f"{what} is too large: {'; '.join(problems)}; pass allow_oversize=True "
-                            "if you really mean it")
+        raise CompoundError(
+            f"{what} is too large: {'; '.join(problems)}; pass allow_oversize=True if you really mean it"
+        )
 
 
 # when the lower bound on a plan's weights is within this factor of the memory, they are counted exactly
@@ -108,8 +112,10 @@ def check_memory(weight_bytes: int, what: str) -> None:
     this process may use."""
     memory = memory_bytes()
     if memory is not None and weight_bytes > memory:
-        raise CompoundError(f"{what} is too large: its weights take {weight_bytes / 2**30:,.1f} GiB, more than "
-                            f"the {_gib(memory)} this process may use; pass allow_oversize=True if you really mean it")
+        raise CompoundError(
+            f"{what} is too large: its weights take {weight_bytes / 2**30:,.1f} GiB, more than "
+            f"the {_gib(memory)} this process may use; pass allow_oversize=True if you really mean it"
+        )
 
 
 def _gib(memory: int) -> str:

@@ -40,15 +40,45 @@ _CONSTRUCTORS = _device_constructors()
 
 
 _INIT_METHODS = {
-    getattr(torch.Tensor, name) for name in (
-        "normal_", "uniform_", "fill_", "zero_", "erfinv_", "mul_", "add_", "clamp_", "copy_", "exponential_",
-        "log_normal_", "cauchy_", "geometric_", "random_", "bernoulli_", "sub_", "div_",
+    getattr(torch.Tensor, name)
+    for name in (
+        "normal_",
+        "uniform_",
+        "fill_",
+        "zero_",
+        "erfinv_",
+        "mul_",
+        "add_",
+        "clamp_",
+        "copy_",
+        "exponential_",
+        "log_normal_",
+        "cauchy_",
+        "geometric_",
+        "random_",
+        "bernoulli_",
+        "sub_",
+        "div_",
     )
-} | {   # torch.nn.init's own functions dispatch as a whole (a mode does not see the calls inside them)
-    getattr(torch.nn.init, name) for name in (
-        "uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_", "eye_", "dirac_", "xavier_uniform_",
-        "xavier_normal_", "kaiming_uniform_", "kaiming_normal_", "orthogonal_", "sparse_",
-    ) if hasattr(torch.nn.init, name)
+} | {  # torch.nn.init's own functions dispatch as a whole (a mode does not see the calls inside them)
+    getattr(torch.nn.init, name)
+    for name in (
+        "uniform_",
+        "normal_",
+        "trunc_normal_",
+        "constant_",
+        "ones_",
+        "zeros_",
+        "eye_",
+        "dirac_",
+        "xavier_uniform_",
+        "xavier_normal_",
+        "kaiming_uniform_",
+        "kaiming_normal_",
+        "orthogonal_",
+        "sparse_",
+    )
+    if hasattr(torch.nn.init, name)
 }
 
 
@@ -78,10 +108,24 @@ def gc_paused():
 
 # torch's elementwise activations, by exact class (a subclass may do more); batch norms (and timm's
 # BatchNormAct2d, batch norm + dropout + activation) by isinstance: all keep their input's shape
-_ELEMENTWISE = frozenset({
-    nn.ReLU, nn.ReLU6, nn.SiLU, nn.Sigmoid, nn.Hardsigmoid, nn.Hardswish, nn.Hardtanh, nn.GELU, nn.Mish, nn.Tanh,
-    nn.ELU, nn.LeakyReLU, nn.PReLU, nn.Identity,
-})
+_ELEMENTWISE = frozenset(
+    {
+        nn.ReLU,
+        nn.ReLU6,
+        nn.SiLU,
+        nn.Sigmoid,
+        nn.Hardsigmoid,
+        nn.Hardswish,
+        nn.Hardtanh,
+        nn.GELU,
+        nn.Mish,
+        nn.Tanh,
+        nn.ELU,
+        nn.LeakyReLU,
+        nn.PReLU,
+        nn.Identity,
+    }
+)
 
 
 def shapes_only(model: nn.Module) -> nn.Module:

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 STEP = rf"(?:{NAME}|-?[0-9]+|\*|-?[0-9]*:-?[0-9]*)"
@@ -75,8 +76,9 @@ def _short(value: Any) -> str:
 
 def _sequence(value: Any, walked: str, step: str) -> None:
     if not isinstance(value, (list, tuple)):
-        raise PathError(f"{walked} is {_kind(value)} ({_short(value)}), not a list or tuple: "
-                        f"`{step}` selects items of a sequence")
+        raise PathError(
+            f"{walked} is {_kind(value)} ({_short(value)}), not a list or tuple: `{step}` selects items of a sequence"
+        )
 
 
 def _selected(value: Any, step: str, walked: str) -> list[int]:
@@ -105,12 +107,15 @@ def _child(value: Any, step: str, walked: str) -> Any:
         return value[_index(value, step, walked)]
     names = _names(value)
     if names is None:
-        raise PathError(f"{walked} is {_kind(value)} ({_short(value)}), not a dataclass, named tuple or dict: "
-                        f"the path cannot reach {step!r}")
+        raise PathError(
+            f"{walked} is {_kind(value)} ({_short(value)}), not a dataclass, named tuple or dict: "
+            f"the path cannot reach {step!r}"
+        )
     if step not in names:
         what = "keys" if isinstance(value, dict) else "fields"
-        raise PathError(f"{walked} ({type(value).__name__}) has no {what[:-1]} {step!r}; "
-                        f"its {what}: {', '.join(names) or 'none'}")
+        raise PathError(
+            f"{walked} ({type(value).__name__}) has no {what[:-1]} {step!r}; its {what}: {', '.join(names) or 'none'}"
+        )
     return value[step] if isinstance(value, dict) else getattr(value, step)
 
 
@@ -158,8 +163,11 @@ def _rebuilt(value: Any, replaced: dict, walked: str) -> Any:
         items = list(value)
         for index, item in replaced.items():
             items[index] = item
-        return type(value)(items) if type(value) in (list, tuple) else _call(lambda: type(value)(items), value,
-                                                                              walked, replaced)
+        return (
+            type(value)(items)
+            if type(value) in (list, tuple)
+            else _call(lambda: type(value)(items), value, walked, replaced)
+        )
     raise PathError(f"{walked} is {_kind(value)}: the path cannot change it")
 
 
@@ -167,6 +175,6 @@ def _call(rebuild: Callable[[], Any], value: Any, walked: str, replaced: dict) -
     """Rebuild with the container's own constructor; its refusal names the path and the field."""
     try:
         return rebuild()
-    except Exception as error:  # noqa: BLE001 - a dataclass's __init__/__post_init__ may raise anything
+    except Exception as error:
         fields = ", ".join(f"{walked}.{key}={_short(item)}" for key, item in replaced.items())
         raise PathError(f"{_kind(value)} at {walked} refused {fields}: {type(error).__name__}: {error}") from None

@@ -121,7 +121,7 @@ def plan_resolution(rule: Rule, base: str, r: float, override: int | None = None
     exact = start * r
     if override is not None:
         return start, exact, override, "override"
-    if r == 1.0 or policy.fixed is not None:   # the base at its own size, even one off the divisor (299 px)
+    if r == 1.0 or policy.fixed is not None:  # the base at its own size, even one off the divisor (299 px)
         pixels = start
     else:
         pixels = rounding.scale_resolution(start, r, policy.divisor, policy.rounding, policy.min)
@@ -170,8 +170,10 @@ def plan(
     # explicit d/w/r follow no strategy: the coefficients are only recorded (a fitted plan keeps its own)
     chosen_strategy = Strategy() if explicit else strategies.choose(strategy, alpha, rule)
     if coefficients is not None and chosen_strategy.name != "compound":
-        raise CompoundError(f"coefficients are the compound strategy's; strategy {chosen_strategy.label()} "
-                            "takes none (give strategy='compound' to use them)")
+        raise CompoundError(
+            f"coefficients are the compound strategy's; strategy {chosen_strategy.label()} "
+            "takes none (give strategy='compound' to use them)"
+        )
     chosen = strategies.coefficients(chosen_strategy, rule, resolve_coefficients(rule, coefficients, source))
     if flops is not None:
         flops = _number("flops", flops, positive=True)
@@ -192,8 +194,9 @@ def plan(
         )
         for part, reason in rule.fixed().items():
             if getattr(mult, part) != 1.0:
-                raise CompoundError(f"{part[0]}={getattr(mult, part):g} scales {part}, but rule {source} fixes it: "
-                                    f"{reason}")
+                raise CompoundError(
+                    f"{part[0]}={getattr(mult, part):g} scales {part}, but rule {source} fixes it: {reason}"
+                )
     if resolution is not None:
         if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 1:
             raise CompoundError(f"resolution must be a positive int, got {resolution!r}")
@@ -210,8 +213,9 @@ def plan(
         derived = structure.scale_derived(rule, call, mult.depth, mult.width, source)
         base_depths, base_widths = readback.realised_stages(base, rule, source, None, None, None, None, None)
         # the constructor decides the stages: check what d and w promise before building it
-        promised = limits.size_of([math.ceil(n * mult.depth) for n in base_depths],
-                                  [math.ceil(c * mult.width) for c in base_widths], pixels)
+        promised = limits.size_of(
+            [math.ceil(n * mult.depth) for n in base_depths], [math.ceil(c * mult.width) for c in base_widths], pixels
+        )
         limits.check(promised, what, allow_oversize=allow_oversize)
         depths, widths = readback.realised_stages(base, rule, source, depths, widths, stem, head, derived, mult.width)
     elif rule.depth.fixed is not None or rule.width.fixed is not None:
@@ -222,9 +226,13 @@ def plan(
         if rule.width.fixed is not None:
             base_widths = widths = counted_widths
         if len(depths) != len(widths):
-            raise RuleError(source, "stage_modules", f"counts {len(counted_depths)} stages in the built {base}, "
-                            f"but the rule's {'width' if rule.depth.fixed else 'depth'}.arg holds "
-                            f"{len(widths) if rule.depth.fixed else len(depths)}")
+            raise RuleError(
+                source,
+                "stage_modules",
+                f"counts {len(counted_depths)} stages in the built {base}, "
+                f"but the rule's {'width' if rule.depth.fixed else 'depth'}.arg holds "
+                f"{len(widths) if rule.depth.fixed else len(depths)}",
+            )
     limits.check(limits.size_of(depths, widths, pixels), what, allow_oversize=allow_oversize)
 
     realised = Multipliers(
@@ -295,8 +303,11 @@ def _check_schedules(rule: Rule, call: timm_adapter.BuildCall, source: str) -> N
     loading option such as pretrained_cfg_overlay, and not one only **kwargs would swallow)."""
     for name in rule.schedules:
         if not call.accepts(name):
-            raise RuleError(source, f"schedules.{name}",
-                            f"{call.model_cls.__name__} has no constructor argument {name!r} a schedule may set")
+            raise RuleError(
+                source,
+                f"schedules.{name}",
+                f"{call.model_cls.__name__} has no constructor argument {name!r} a schedule may set",
+            )
 
 
 def _fixed(index: int, fixed: list[int], count: int) -> bool:
@@ -315,7 +326,8 @@ def _scale_depths(rule: Rule, base, d: float) -> list[int]:
 def _scale_widths(rule: Rule, base, w: float) -> list[int]:
     policy, count = rule.width, len(base.widths)
     return [
-        built if _fixed(i, policy.fixed_stages, count)
+        built
+        if _fixed(i, policy.fixed_stages, count)
         else rounding.scale_width(channels, w, policy.divisor, policy.round_limit, policy.min)
         for i, (channels, built) in enumerate(zip(base.scale_widths, base.widths))
     ]
@@ -334,15 +346,19 @@ def variant_resolution(base: str, phi: float, rules: RuleBook | None = None) -> 
     rule, _ = (rules or active_rules()).rule_for(base)
     c = rule.coefficients
     try:
-        factors = (c.alpha ** phi, c.beta ** phi, c.gamma ** phi)
+        factors = (c.alpha**phi, c.beta**phi, c.gamma**phi)
     except OverflowError:
         factors = (math.inf,)
     if not all(math.isfinite(f) for f in factors):
-        raise CompoundError(f"phi={phi:g} overflows the multipliers (alpha**phi, beta**phi, gamma**phi are not "
-                            "finite numbers); use a smaller phi")
-    if c.alpha > 1 and c.alpha ** phi > limits.MAX_BLOCKS_PER_STAGE:
-        raise CompoundError(f"phi={phi:g} multiplies depth by {c.alpha ** phi:,.0f}: more than "
-                            f"{limits.MAX_BLOCKS_PER_STAGE:,} blocks in a stage")
+        raise CompoundError(
+            f"phi={phi:g} overflows the multipliers (alpha**phi, beta**phi, gamma**phi are not "
+            "finite numbers); use a smaller phi"
+        )
+    if c.alpha > 1 and c.alpha**phi > limits.MAX_BLOCKS_PER_STAGE:
+        raise CompoundError(
+            f"phi={phi:g} multiplies depth by {c.alpha**phi:,.0f}: more than "
+            f"{limits.MAX_BLOCKS_PER_STAGE:,} blocks in a stage"
+        )
     start, _, pixels, _ = plan_resolution(rule, base, factors[2])
     if pixels > limits.MAX_RESOLUTION:
         raise CompoundError(f"phi={phi:g} gives a {pixels:,} px input (limit {limits.MAX_RESOLUTION:,})")
@@ -357,6 +373,5 @@ def check_resolves(rule: Rule, rules: RuleBook) -> None:
             plan(arch, 0, rules=rules)
         except RuleError:
             raise
-        except CompoundError as error:   # e.g. a size limit: name the file it comes from
+        except CompoundError as error:  # e.g. a size limit: name the file it comes from
             raise RuleError(rules.rule_for(arch)[1], None, str(error)) from None
-

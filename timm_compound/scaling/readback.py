@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import json
 import traceback
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -89,9 +90,10 @@ def _measure(base, rule, source, depths, widths, stem, head, derived, w) -> Stag
                 return timm_adapter.build(base, rewrite).eval()
         except CompoundError:
             raise
-        except Exception as error:  # noqa: BLE001 - the constructor's own checks, whatever they raise
-            raise RuleError(source, structure.derived_fields(rule),
-                            f"timm's {base} rejected {shown}: {_describe(error)}") from None
+        except Exception as error:
+            raise RuleError(
+                source, structure.derived_fields(rule), f"timm's {base} rejected {shown}: {_describe(error)}"
+            ) from None
 
     def read(model: nn.Module) -> Stages:
         return _read(model, base, rule, source)
@@ -115,7 +117,9 @@ def _read(model: nn.Module, base: str, rule: Rule, source: str) -> Stages:
     except (AttributeError, CompoundError) as error:
         raise RuleError(source, "stage_modules", f"not found in the built {base}: {error}") from None
     if not stages or not all(stages):
-        raise RuleError(source, "stage_modules", f"names no blocks in the built {base} (found {[len(s) for s in stages]})")
+        raise RuleError(
+            source, "stage_modules", f"names no blocks in the built {base} (found {[len(s) for s in stages]})"
+        )
 
     shapes_only(model)
     found: dict[int, int | None] = {}
@@ -127,9 +131,13 @@ def _read(model: nn.Module, base: str, rule: Rule, source: str) -> Stages:
     try:
         with torch.no_grad():
             model(torch.empty(1, channels, size, size, device="meta"))
-    except Exception as error:  # noqa: BLE001 - report, do not trace back
-        raise RuleError(source, "stage_modules", f"reading {base}'s stage widths needs a forward pass, "
-                        f"which failed at {size} px: {type(error).__name__}: {error}") from None
+    except Exception as error:
+        raise RuleError(
+            source,
+            "stage_modules",
+            f"reading {base}'s stage widths needs a forward pass, "
+            f"which failed at {size} px: {type(error).__name__}: {error}",
+        ) from None
     finally:
         for hook in hooks:
             hook.remove()

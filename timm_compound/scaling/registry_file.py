@@ -32,14 +32,19 @@ class VariantSet(StrictModel):
     @classmethod
     def _template_names_each_phi(cls, name: str) -> str:
         try:
-            fields = [(field, spec, conversion) for _, field, spec, conversion in string.Formatter().parse(name)
-                      if field is not None]
+            fields = [
+                (field, spec, conversion)
+                for _, field, spec, conversion in string.Formatter().parse(name)
+                if field is not None
+            ]
         except ValueError as error:
             raise ValueError(f"name template {name!r} is not valid: {error}") from None
         for field, spec, conversion in fields:
             if field not in ("base", "phi") or spec or conversion:
-                raise ValueError(f"name template {name!r} is not valid: use {{base}} and {{phi}} only, "
-                                 f"got {{{field}{'!' + conversion if conversion else ''}{':' + spec if spec else ''}}}")
+                raise ValueError(
+                    f"name template {name!r} is not valid: use {{base}} and {{phi}} only, "
+                    f"got {{{field}{'!' + conversion if conversion else ''}{':' + spec if spec else ''}}}"
+                )
         return name
 
     @field_validator("hub")
@@ -63,8 +68,9 @@ class VariantSet(StrictModel):
     def _names_are_model_names(self) -> VariantSet:
         for name in self.names().values():
             if not _NAME.match(name):
-                raise ValueError(f"{name!r} (from the name template) is not a timm model name: "
-                                 "lower-case letters, digits and _ only")
+                raise ValueError(
+                    f"{name!r} (from the name template) is not a timm model name: lower-case letters, digits and _ only"
+                )
         return self
 
     @model_validator(mode="after")

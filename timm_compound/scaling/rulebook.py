@@ -32,8 +32,8 @@ def shipped_dir(name: str) -> Path:
     raise FileNotFoundError(f"timm_compound's {name}/ folder is not installed")
 
 
-MAX_YAML_BYTES = 1_000_000     # rule and registry files are a few kilobytes
-MAX_YAML_NODES = 100_000       # after expanding aliases: a "billion laughs" file is refused, not expanded
+MAX_YAML_BYTES = 1_000_000  # rule and registry files are a few kilobytes
+MAX_YAML_NODES = 100_000  # after expanding aliases: a "billion laughs" file is refused, not expanded
 MAX_YAML_DEPTH = 64
 
 
@@ -45,8 +45,9 @@ def read_yaml(path: Path) -> dict:
     except OSError as error:
         raise RuleError(path, None, f"cannot read: {error.strerror or error}") from None
     if len(raw) > MAX_YAML_BYTES:
-        raise RuleError(path, None, f"{len(raw):,} bytes: larger than any rule or registry file "
-                        f"({MAX_YAML_BYTES:,} bytes at most)")
+        raise RuleError(
+            path, None, f"{len(raw):,} bytes: larger than any rule or registry file ({MAX_YAML_BYTES:,} bytes at most)"
+        )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -61,7 +62,9 @@ def read_yaml(path: Path) -> dict:
         problem = getattr(error, "problem", None) or str(error)
         raise RuleError(path, None, f"not valid YAML{where}: {problem}{_quote_hint(text, mark, problem)}") from None
     except (RecursionError, _TooLarge) as error:
-        raise RuleError(path, None, f"not valid YAML/UTF-8: {error if isinstance(error, _TooLarge) else 'nested too deeply'}") from None
+        raise RuleError(
+            path, None, f"not valid YAML/UTF-8: {error if isinstance(error, _TooLarge) else 'nested too deeply'}"
+        ) from None
     if not isinstance(data, dict):
         raise RuleError(path, None, f"expected a YAML mapping at the top level, got {type(data).__name__}")
     return data
@@ -70,15 +73,18 @@ def read_yaml(path: Path) -> dict:
 def _quote_hint(text: str, mark, problem: str) -> str:
     """A `[` or `: ` inside an unquoted value (a note, a reason, a path written with brackets) is YAML
     syntax there: say which value to quote, and how."""
-    if mark is None or not ("but got '['" in problem or "but got ':'" in problem
-                            or "mapping values are not allowed" in problem):
+    if mark is None or not (
+        "but got '['" in problem or "but got ':'" in problem or "mapping values are not allowed" in problem
+    ):
         return ""
     line = text.splitlines()[mark.line] if mark.line < len(text.splitlines()) else ""
-    key = line[:mark.column].rsplit(",", 1)[-1].rsplit("{", 1)[-1].split(":", 1)[0].strip() or "the value"
+    key = line[: mark.column].rsplit(",", 1)[-1].rsplit("{", 1)[-1].split(":", 1)[0].strip() or "the value"
     if key == "arg":
         return f"; in `{line.strip()}` a path writes an index as .2, not [2] (model_cfg.blocks.2.d)"
-    return (f"; in `{line.strip()}` the value of {key} holds a `[` or `: `, which YAML reads as syntax: "
-            f"quote the whole value ({key}: \"...\")")
+    return (
+        f"; in `{line.strip()}` the value of {key} holds a `[` or `: `, which YAML reads as syntax: "
+        f'quote the whole value ({key}: "...")'
+    )
 
 
 class _TooLarge(Exception):
@@ -157,8 +163,12 @@ class RuleBook:
             )
         if rule.replaces is not None and not taken_over:
             _, other = families[rule.replaces]
-            raise RuleError(source, "replaces", f"the {rule.replaces!r} rule ({other}) covers none of "
-                            f"{rule.architectures}: there is nothing to replace")
+            raise RuleError(
+                source,
+                "replaces",
+                f"the {rule.replaces!r} rule ({other}) covers none of "
+                f"{rule.architectures}: there is nothing to replace",
+            )
         for arch in rule.architectures:
             self.rules[arch] = (rule, source)
             self._applied.pop(arch, None)
@@ -184,7 +194,7 @@ class RuleBook:
     @classmethod
     def alone(cls, rule: Rule, source: Path) -> RuleBook:
         """A book holding only `rule` (its `replaces` ignored): to plan and check a rule by itself."""
-        return cls({arch: (rule, source) for arch in rule.architectures})
+        return cls(dict.fromkeys(rule.architectures, (rule, source)))
 
     @classmethod
     def from_dir(cls, folder: Path) -> RuleBook:
@@ -222,7 +232,6 @@ def active_rules() -> RuleBook:
 def set_active_rules(book: RuleBook) -> None:
     global _active
     _active = book
-
 
 
 def json_schema(kind: Literal["rule", "registry"] = "rule") -> dict:

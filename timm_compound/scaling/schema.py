@@ -15,8 +15,8 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
     StringConstraints,
+    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -62,15 +62,17 @@ class Constraint(StrictModel):
 
 # Layouts the plan reads back from a meta-device build: the constructor, not the rule, decides the stages.
 DERIVED_LAYOUTS = ("multiplier", "fields")
-ArgPath = Annotated[str, Field(pattern=paths.PATTERN)]   # model_cfg.blocks.*.d, head_widths.0
+ArgPath = Annotated[str, Field(pattern=paths.PATTERN)]  # model_cfg.blocks.*.d, head_widths.0
 
 
 def _arg_paths(value: Any) -> Any:
     """One clear error for a malformed path, not one per member of the str | list union."""
     for path in [value] if isinstance(value, str) else value if isinstance(value, list) else []:
         if isinstance(path, str) and not paths.is_path(path):
-            raise ValueError(f"{path!r} is not an argument path: a constructor argument, then field names, keys, "
-                             "indices (2, -1), `*` or slices (1:) joined by dots (model_cfg.blocks.*.d)")
+            raise ValueError(
+                f"{path!r} is not an argument path: a constructor argument, then field names, keys, "
+                "indices (2, -1), `*` or slices (1:) joined by dots (model_cfg.blocks.*.d)"
+            )
     return value
 
 
@@ -80,15 +82,19 @@ def _cut_at_a_comma(data: Any, prose: tuple[str, ...], known) -> Any:
         cut = [key for key, value in data.items() if key not in known and value is None]
         if cut:
             field = next(key for key in prose if key in data)
-            raise ValueError(f"{cut[0]!r} looks like the rest of the {'reason' if field == 'fixed' else field}, "
-                             "cut at a comma: in an inline "
-                             f"{{...}} mapping a comma ends the value, so quote it: {field}: \"...\"")
+            raise ValueError(
+                f"{cut[0]!r} looks like the rest of the {'reason' if field == 'fixed' else field}, "
+                "cut at a comma: in an inline "
+                f'{{...}} mapping a comma ends the value, so quote it: {field}: "..."'
+            )
     return data
 
 
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
-FIXED = ("A sentence saying why this dimension does not scale (`depth: {fixed: \"...\"}`). A fixed dimension "
-         "takes no scaling policy, its coefficient must be 1, and a strategy that needs it is refused with this reason.")
+FIXED = (
+    'A sentence saying why this dimension does not scale (`depth: {fixed: "..."}`). A fixed dimension '
+    "takes no scaling policy, its coefficient must be 1, and a strategy that needs it is refused with this reason."
+)
 
 
 def _fixed_alone(rule: BaseModel, part: str, allowed: tuple[str, ...] = ()) -> bool:
@@ -96,20 +102,26 @@ def _fixed_alone(rule: BaseModel, part: str, allowed: tuple[str, ...] = ()) -> b
     if rule.fixed is None:
         return False
     # compared with the defaults, not the keys given: a dumped and re-validated rule holds every field
-    policy = [name for name, info in type(rule).model_fields.items() if name not in ("fixed", *allowed)
-              and getattr(rule, name) != info.get_default(call_default_factory=True)]
+    policy = [
+        name
+        for name, info in type(rule).model_fields.items()
+        if name not in ("fixed", *allowed) and getattr(rule, name) != info.get_default(call_default_factory=True)
+    ]
     if policy:
-        raise ValueError(f"`fixed` says {part} does not scale, but {' and '.join(policy)} "
-                         f"{'is a scaling policy' if len(policy) == 1 else 'are scaling policies'} for it: "
-                         "give one or the other")
+        raise ValueError(
+            f"`fixed` says {part} does not scale, but {' and '.join(policy)} "
+            f"{'is a scaling policy' if len(policy) == 1 else 'are scaling policies'} for it: "
+            "give one or the other"
+        )
     return True
 
 
 def _needs_policy(rule: DepthRule | WidthRule, part: str) -> None:
     missing = [name for name in ("arg", "layout") if getattr(rule, name) is None]
     if missing:
-        raise ValueError(f"{part} needs {' and '.join(f'`{m}`' for m in missing)}, or `fixed: \"why {part} "
-                         "does not scale\"`")
+        raise ValueError(
+            f'{part} needs {" and ".join(f"`{m}`" for m in missing)}, or `fixed: "why {part} does not scale"`'
+        )
 
 
 def _args(arg: str | list[str] | None) -> list[str]:
@@ -137,17 +149,19 @@ class DepthRule(StrictModel):
     arg: ArgPath | list[ArgPath] | None = Field(
         None,
         description="Constructor argument holding the depths; a path reaches inside it: fields, keys, indices, `*` "
-        "(`model_cfg.blocks.*.d`); 'multiplier' and 'fields' take a list of paths too."
+        "(`model_cfg.blocks.*.d`); 'multiplier' and 'fields' take a list of paths too.",
     )
-    layout: Literal["counts", "levels", "block_args", "rows", "separated", "entries", "multiplier", "fields"] | None \
-        = Field(None,
-        description="'counts': a list of ints (ResNet `layers`); 'levels': a list of tree levels, a stage of "
-        "level L holding 2**L blocks (DLA `levels`), deepened a whole level at a time; 'block_args': timm's decoded arch_def, a list of "
-        "stages each a list of block dicts (EfficientNet); 'rows': a list of stages each a list of rows of numbers "
-        "(GhostNet `cfgs`); 'separated': a flat list whose `marker` ends each stage (VGG `cfg`); 'entries': a list of stages, each a "
-        "list of one entry of any kind per block (MobileOne's ByoBlockCfg lists); 'multiplier': "
-        "float multipliers the constructor applies itself (`depth_mult`), times d; 'fields': int or float fields "
-        "(`model_cfg.depth`), ints rounded, floats times d. The last two read the built stages back."
+    layout: Literal["counts", "levels", "block_args", "rows", "separated", "entries", "multiplier", "fields"] | None = (
+        Field(
+            None,
+            description="'counts': a list of ints (ResNet `layers`); 'levels': a list of tree levels, a stage of "
+            "level L holding 2**L blocks (DLA `levels`), deepened a whole level at a time; 'block_args': timm's decoded arch_def, a list of "
+            "stages each a list of block dicts (EfficientNet); 'rows': a list of stages each a list of rows of numbers "
+            "(GhostNet `cfgs`); 'separated': a flat list whose `marker` ends each stage (VGG `cfg`); 'entries': a list of stages, each a "
+            "list of one entry of any kind per block (MobileOne's ByoBlockCfg lists); 'multiplier': "
+            "float multipliers the constructor applies itself (`depth_mult`), times d; 'fields': int or float fields "
+            "(`model_cfg.depth`), ints rounded, floats times d. The last two read the built stages back.",
+        )
     )
     rounding: Literal["ceil", "round", "floor"] = "ceil"
     min: int = Field(1, ge=1, description="No stage gets fewer blocks than this.")
@@ -157,7 +171,9 @@ class DepthRule(StrictModel):
     )
     marker: str | int | None = Field(None, description="'separated': the list item that ends a stage ('M').")
     period: int = Field(
-        1, ge=1, description="Blocks come in groups of this many (MobileOne: a depthwise and a pointwise block): a "
+        1,
+        ge=1,
+        description="Blocks come in groups of this many (MobileOne: a depthwise and a pointwise block): a "
         "stage's depth changes by whole groups, so a stage of n blocks gets period x rounding(n / period x d).",
     )
 
@@ -188,7 +204,7 @@ class WidthRule(StrictModel):
         None,
         description="Constructor argument holding the widths; a path reaches inside it: fields, keys, indices, `*` "
         "(`model_cfg.stage_out_chs`, `model_cfg.blocks.*.c`); 'multiplier' and 'fields' take a list of paths, "
-        "all scaled by w."
+        "all scaled by w.",
     )
     layout: Literal["list", "scalar", "block_args", "rows", "separated", "multiplier", "fields"] | None = Field(
         None,
@@ -196,11 +212,13 @@ class WidthRule(StrictModel):
         "that sets every stage's width (DenseNet `growth_rate`); 'block_args': the `out_chs` of "
         "the blocks in each stage of timm's decoded arch_def; 'rows': the `column` of each row (and the "
         "`scale_columns`); 'separated': the ints of a `marker`-separated list; 'multiplier' / 'fields': "
-        "values times w (ints rounded as below), the built stages read back."
+        "values times w (ints rounded as below), the built stages read back.",
     )
     divisor: int = Field(8, ge=1, description="Widths are rounded to a multiple of this.")
     round_limit: float = Field(
-        0.9, ge=0.0, le=1.0,
+        0.9,
+        ge=0.0,
+        le=1.0,
         description="Round up one more divisor if rounding lost more than 1 - this; 0 never rounds up "
         "(EfficientNetV2's round_channels(round_limit=0)).",
     )
@@ -261,8 +279,11 @@ class StagePart(StrictModel):
     path: str = Field(description="The module whose children are this stage's blocks ('stem', 'stages.2.blocks').")
     skip: list[str] = Field(default_factory=list, description="Class names of children that are not blocks.")
     blocks: list[str] = Field(default_factory=list, description="Only children of these class names are blocks.")
-    nested: bool = Field(False, description="Count the `blocks` classes at any depth below the stage, not only its "
-                         "children (a stage built as a tree: DLA's DlaTree of DlaTrees).")
+    nested: bool = Field(
+        False,
+        description="Count the `blocks` classes at any depth below the stage, not only its "
+        "children (a stage built as a tree: DLA's DlaTree of DlaTrees).",
+    )
 
     @model_validator(mode="after")
     def _one_way_to_count(self) -> StagePart:
@@ -296,8 +317,11 @@ class StageModules(StrictModel):
         description="The path's children are one flat sequence and a child of this class name ends each stage "
         "(VGG's features: MaxPool2d).",
     )
-    nested: bool = Field(False, description="Count the `blocks` classes at any depth below each stage, not only its "
-                         "children (stages built as trees: DLA's DlaTree of DlaTrees).")
+    nested: bool = Field(
+        False,
+        description="Count the `blocks` classes at any depth below each stage, not only its "
+        "children (stages built as trees: DLA's DlaTree of DlaTrees).",
+    )
 
     @model_validator(mode="after")
     def _one_way_to_count(self) -> StageModules:
@@ -316,9 +340,7 @@ class PartRule(StrictModel):
     arg: ArgPath | None = Field(
         None, description="Constructor argument holding this part's width; a path reaches inside it (`head_widths.0`)."
     )
-    value: int | None = Field(
-        None, ge=0, description="Width of a fixed part that no constructor argument holds."
-    )
+    value: int | None = Field(None, ge=0, description="Width of a fixed part that no constructor argument holds.")
     no_shrink: bool = Field(False, description="Never scale below the base width (MobileNetV2's head).")
     note: str | None = Field(None, description="Why: required for fixed parts without `arg` and derived parts.")
 
@@ -379,7 +401,7 @@ class Schedule(StrictModel):
 
 
 STRATEGIES = ("compound", "dWr", "depth", "width", "resolution")
-DWR_ALPHA = 0.8   # Dollar, Singh and Girshick 2021: 80% of the FLOPs growth to width
+DWR_ALPHA = 0.8  # Dollar, Singh and Girshick 2021: 80% of the FLOPs growth to width
 
 
 class Strategy(StrictModel):
@@ -391,9 +413,11 @@ class Strategy(StrictModel):
     """
 
     name: Literal["compound", "dWr", "depth", "width", "resolution"] = Field(
-        "compound", description="compound (the coefficients), dWr (mostly width), or one dimension alone.")
+        "compound", description="compound (the coefficients), dWr (mostly width), or one dimension alone."
+    )
     alpha: float | None = Field(
-        None, description="dWr: the share of the FLOPs growth given to width, strictly between 0 and 1 "
+        None,
+        description="dWr: the share of the FLOPs growth given to width, strictly between 0 and 1 "
         f"(default {DWR_ALPHA}); depth and resolution share the rest equally.",
         json_schema_extra={"exclusiveMinimum": 0, "exclusiveMaximum": 1},
     )
@@ -408,8 +432,10 @@ class Strategy(StrictModel):
         if self.alpha is not None and self.name != "dWr":
             raise ValueError(f"`alpha` is dWr's share of the growth given to width; strategy {self.name!r} takes none")
         if self.alpha is not None and not 0 < self.alpha < 1:
-            raise ValueError(f"dWr's alpha is the share of the FLOPs growth given to width: it must lie strictly "
-                             f"between 0 and 1, got {self.alpha:g}")
+            raise ValueError(
+                f"dWr's alpha is the share of the FLOPs growth given to width: it must lie strictly "
+                f"between 0 and 1, got {self.alpha:g}"
+            )
         return self
 
     @property
@@ -426,8 +452,12 @@ COEFFICIENT_OF = {"depth": "alpha", "width": "beta", "resolution": "gamma"}
 
 def scaled_by(strategy: str) -> tuple[str, ...]:
     """The dimensions a strategy grows (compound: whichever its coefficients grow, checked apart)."""
-    return {"dWr": ("depth", "width", "resolution"), "depth": ("depth",), "width": ("width",),
-            "resolution": ("resolution",)}.get(strategy, ())
+    return {
+        "dWr": ("depth", "width", "resolution"),
+        "depth": ("depth",),
+        "width": ("width",),
+        "resolution": ("resolution",),
+    }.get(strategy, ())
 
 
 def _builtin_timm_model(name: str) -> str:
@@ -439,7 +469,7 @@ def _builtin_timm_model(name: str) -> str:
 
 
 TimmArchitecture = Annotated[str, AfterValidator(_builtin_timm_model)]
-_MODULE_PATH = r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$"   # bn3, conv3.bn, ghost2.primary_conv.1, gamma
+_MODULE_PATH = r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$"  # bn3, conv3.bn, ghost2.primary_conv.1, gamma
 
 
 class InheritRule(StrictModel):
@@ -469,7 +499,8 @@ class Rule(StrictModel):
     constraint: Constraint = Constraint()
     coefficients: Coefficients
     strategy: Strategy = Field(
-        Strategy(), description="What phi means for this rule: 'compound' (the coefficients, the default), 'dWr' "
+        Strategy(),
+        description="What phi means for this rule: 'compound' (the coefficients, the default), 'dWr' "
         "(with `alpha`, the share of FLOPs growth to width) or one dimension alone; `dWr` or {name: dWr, alpha: 0.7}.",
     )
     depth: DepthRule
@@ -542,8 +573,9 @@ class Rule(StrictModel):
     def _recipe_not_scheduled(cls, recipe: dict[str, Schedule], info: ValidationInfo) -> dict[str, Schedule]:
         both = sorted(set(recipe) & set(info.data.get("schedules") or {}))
         if both:
-            raise ValueError(f"{', '.join(both)} is set both by schedules (at build) and by the recipe (in training): "
-                             "keep one")
+            raise ValueError(
+                f"{', '.join(both)} is set both by schedules (at build) and by the recipe (in training): keep one"
+            )
         return recipe
 
     @field_validator("architectures")
@@ -572,8 +604,10 @@ class Rule(StrictModel):
         coefficients, strategy = info.data.get("coefficients"), info.data.get("strategy")
         name = COEFFICIENT_OF[part]
         if coefficients is not None and getattr(coefficients, name) != 1.0:
-            raise ValueError(f"{part} is fixed ({policy.fixed}), so coefficients.{name} must be 1, "
-                             f"got {getattr(coefficients, name):g}")
+            raise ValueError(
+                f"{part} is fixed ({policy.fixed}), so coefficients.{name} must be 1, "
+                f"got {getattr(coefficients, name):g}"
+            )
         if strategy is not None and part in scaled_by(strategy.name):
             raise ValueError(f"strategy {strategy.label()} scales {part}, which this rule fixes: {policy.fixed}")
         return policy
@@ -590,19 +624,28 @@ class Rule(StrictModel):
     @classmethod
     def _one_marker_per_list(cls, width: WidthRule, info: ValidationInfo) -> WidthRule:
         depth = info.data.get("depth")
-        if depth is not None and depth.layout == width.layout == "separated" and depth.arg == width.arg \
-                and depth.marker != width.marker:
-            raise ValueError(f"width.marker {width.marker!r} and depth.marker {depth.marker!r} split the same "
-                             "list differently")
+        if (
+            depth is not None
+            and depth.layout == width.layout == "separated"
+            and depth.arg == width.arg
+            and depth.marker != width.marker
+        ):
+            raise ValueError(
+                f"width.marker {width.marker!r} and depth.marker {depth.marker!r} split the same list differently"
+            )
         return width
 
     @field_validator("stage_modules", mode="before")
     @classmethod
     def _stage_modules_form(cls, value: Any) -> Any:
         # one error from StageModules (or a stage's StagePart), not one per member of the union
-        parts = [(StageModules, value, "")] if isinstance(value, dict) else \
-            [(StagePart, item, f"{index}.") for index, item in enumerate(value) if isinstance(item, dict)] \
-            if isinstance(value, list) else []
+        parts = (
+            [(StageModules, value, "")]
+            if isinstance(value, dict)
+            else [(StagePart, item, f"{index}.") for index, item in enumerate(value) if isinstance(item, dict)]
+            if isinstance(value, list)
+            else []
+        )
         checked = {}
         for model, item, prefix in parts:
             try:
@@ -610,8 +653,9 @@ class Rule(StrictModel):
             except ValidationError as error:
                 first = error.errors()[0]
                 where = prefix + ".".join(str(part) for part in first["loc"])
-                raise ValueError(f"{where.rstrip('.') + ': ' if where else ''}"
-                                 f"{first['msg'].removeprefix('Value error, ')}") from None
+                raise ValueError(
+                    f"{where.rstrip('.') + ': ' if where else ''}{first['msg'].removeprefix('Value error, ')}"
+                ) from None
         if isinstance(value, dict):
             return checked[id(value)]
         return [checked.get(id(item), item) for item in value] if isinstance(value, list) else value
@@ -642,8 +686,11 @@ class Rule(StrictModel):
 
     def fixed(self) -> dict[str, str]:
         """{dimension: why it does not scale} for the dimensions this rule fixes."""
-        return {part: getattr(self, part).fixed for part in ("depth", "width", "resolution")
-                if getattr(self, part).fixed is not None}
+        return {
+            part: getattr(self, part).fixed
+            for part in ("depth", "width", "resolution")
+            if getattr(self, part).fixed is not None
+        }
 
 
 def _plain(data: Any) -> Any:

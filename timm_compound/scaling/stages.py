@@ -39,10 +39,14 @@ def stage_paths(model: nn.Module, where: Any) -> list[str]:
     """One module path per stage. Not for `split_at` stages, which are runs of children, not modules."""
     spec = as_spec(where)
     if spec.split_at:
-        raise CompoundError(f"stage_modules splits the children of {spec.path!r} at {spec.split_at}: "
-                            "its stages are runs of modules, not modules; use stage_blocks")
+        raise CompoundError(
+            f"stage_modules splits the children of {spec.path!r} at {spec.split_at}: "
+            "its stages are runs of modules, not modules; use stage_blocks"
+        )
     if not isinstance(spec.path, str):
-        return [path for item in spec.path for path in _expand(model, item.path if isinstance(item, StagePart) else item)]
+        return [
+            path for item in spec.path for path in _expand(model, item.path if isinstance(item, StagePart) else item)
+        ]
     if not _GLOB & set(spec.path):
         prefix = f"{spec.path}." if spec.path else ""
         return [f"{prefix}{name}" for name, _ in _children(model, spec.path)]
@@ -56,10 +60,14 @@ def _expand(model: nn.Module, path: str) -> list[str]:
     glob = next((i for i, part in enumerate(parts) if _GLOB & set(part)), None)
     if glob is None:
         return [path]
-    parent, pattern, rest = ".".join(parts[:glob]), parts[glob], ".".join(parts[glob + 1:])
+    parent, pattern, rest = ".".join(parts[:glob]), parts[glob], ".".join(parts[glob + 1 :])
     prefix = f"{parent}." if parent else ""
-    return [expanded for name, _ in _children(model, parent) if fnmatchcase(name, pattern)
-            for expanded in _expand(model, f"{prefix}{name}" + (f".{rest}" if rest else ""))]
+    return [
+        expanded
+        for name, _ in _children(model, parent)
+        if fnmatchcase(name, pattern)
+        for expanded in _expand(model, f"{prefix}{name}" + (f".{rest}" if rest else ""))
+    ]
 
 
 def _is_block(module: nn.Module, spec: StageModules | StagePart) -> bool:
@@ -83,9 +91,12 @@ def stage_blocks(model: nn.Module, where: Any) -> list[list[tuple[str, nn.Module
                 current.append((f"{prefix}{name}", child))
         found.append(current)
         return [stage for stage in found if stage]
-    if isinstance(spec.path, list):   # each item may expand to several stages and count its own way
-        parts = [(path, item if isinstance(item, StagePart) else spec) for item in spec.path
-                 for path in _expand(model, item.path if isinstance(item, StagePart) else item)]
+    if isinstance(spec.path, list):  # each item may expand to several stages and count its own way
+        parts = [
+            (path, item if isinstance(item, StagePart) else spec)
+            for item in spec.path
+            for path in _expand(model, item.path if isinstance(item, StagePart) else item)
+        ]
     else:
         parts = [(path, spec) for path in stage_paths(model, spec)]
     return [_blocks(model, path, part) for path, part in parts]
@@ -95,8 +106,9 @@ def _blocks(model: nn.Module, path: str, spec: StageModules | StagePart) -> list
     """A stage's blocks: its children that are blocks, or with `nested` every `blocks` module below it."""
     if spec.nested:
         stage = model.get_submodule(path)
-        return [(f"{path}.{name}", module) for name, module in stage.named_modules()
-                if name and _is_block(module, spec)]
+        return [
+            (f"{path}.{name}", module) for name, module in stage.named_modules() if name and _is_block(module, spec)
+        ]
     return [(f"{path}.{name}", child) for name, child in _children(model, path) if _is_block(child, spec)]
 
 

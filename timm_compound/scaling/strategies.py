@@ -32,7 +32,7 @@ def exponents(strategy: Strategy) -> tuple[float, float, float]:
         found = ((1 - a) / 2, a / 2, (1 - a) / 4)
     else:
         found = {"depth": (1.0, 0.0, 0.0), "width": (0.0, 0.5, 0.0), "resolution": (0.0, 0.0, 0.5)}[strategy.name]
-    assert math.isclose(found[0] + 2 * found[1] + 2 * found[2], 1.0), found   # d * w^2 * r^2 == s
+    assert math.isclose(found[0] + 2 * found[1] + 2 * found[2], 1.0), found  # d * w^2 * r^2 == s
     return found
 
 
@@ -41,8 +41,10 @@ def choose(strategy: str | Strategy | None, alpha: float | None, rule: Rule) -> 
     if strategy is None:
         if alpha is not None:
             if rule.strategy.name != "dWr":
-                raise CompoundError(f"alpha={alpha!r} is dWr's share of the growth given to width: give "
-                                    "strategy='dWr' (or a rule whose strategy is dWr)")
+                raise CompoundError(
+                    f"alpha={alpha!r} is dWr's share of the growth given to width: give "
+                    "strategy='dWr' (or a rule whose strategy is dWr)"
+                )
             strategy = Strategy(name="dWr", alpha=alpha)
         else:
             return rule.strategy
@@ -50,14 +52,15 @@ def choose(strategy: str | Strategy | None, alpha: float | None, rule: Rule) -> 
         return strategy
     if strategy not in STRATEGIES:
         raise CompoundError(f"unknown strategy {strategy!r}: choose from {', '.join(STRATEGIES)}")
-    if alpha is not None and (isinstance(alpha, bool) or not isinstance(alpha, (int, float))
-                              or not math.isfinite(alpha)):
+    if alpha is not None and (
+        isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not math.isfinite(alpha)
+    ):
         raise CompoundError(f"alpha must be a number strictly between 0 and 1, got {alpha!r}")
     if strategy == "dWr" and alpha is None and rule.strategy.name == "dWr":
         return rule.strategy
     try:
         return Strategy(name=strategy, alpha=alpha)
-    except ValueError as error:   # pydantic's ValidationError is a ValueError: say it in one line
+    except ValueError as error:  # pydantic's ValidationError is a ValueError: say it in one line
         first = error.errors()[0]["msg"] if hasattr(error, "errors") else str(error)
         raise CompoundError(first.removeprefix("Value error, ")) from None
 
@@ -76,8 +79,7 @@ def refuse_fixed(strategy: Strategy, chosen: Coefficients, rule: Rule, source: s
     fixed = rule.fixed()
     for part in scaled_by(strategy.name):
         if part in fixed:
-            raise CompoundError(f"strategy {strategy.label()} scales {part}, but rule {source} fixes it: "
-                                f"{fixed[part]}")
+            raise CompoundError(f"strategy {strategy.label()} scales {part}, but rule {source} fixes it: {fixed[part]}")
     for part, reason in fixed.items():
         name = COEFFICIENT_OF[part]
         if getattr(chosen, name) != 1.0:

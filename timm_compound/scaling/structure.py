@@ -91,16 +91,27 @@ def read(rule: Rule, call: BuildCall, source: str) -> BaseStructure:
             widths = width_layout.read_widths(value, rule.width, width_where)
         if width_layout.one_for_all:
             widths = widths * len(depths)
-    for index, path in enumerate(rule.width.scale_with):   # each must exist and hold widths
-        scale_numbers(get_path(call, path, width_where, f"scale_with.{index}"), 1.0, rule.width, width_where,
-                      f"scale_with.{index}")
+    for index, path in enumerate(rule.width.scale_with):  # each must exist and hold widths
+        scale_numbers(
+            get_path(call, path, width_where, f"scale_with.{index}"),
+            1.0,
+            rule.width,
+            width_where,
+            f"scale_with.{index}",
+        )
     uneven = [index for index, blocks in enumerate(depths) if blocks % rule.depth.period]
     if uneven:
-        raise RuleError(source, "depth.period", f"stage {uneven[0]} has {depths[uneven[0]]} blocks, not a multiple "
-                        f"of the period {rule.depth.period}")
+        raise RuleError(
+            source,
+            "depth.period",
+            f"stage {uneven[0]} has {depths[uneven[0]]} blocks, not a multiple of the period {rule.depth.period}",
+        )
     if depths and widths and len(depths) != len(widths):
         raise RuleError(source, "width.arg", f"{len(depths)} stage depths but {len(widths)} stage widths")
-    for field, stages in (("depth.fixed_stages", rule.depth.fixed_stages), ("width.fixed_stages", rule.width.fixed_stages)):
+    for field, stages in (
+        ("depth.fixed_stages", rule.depth.fixed_stages),
+        ("width.fixed_stages", rule.width.fixed_stages),
+    ):
         count = len(depths or widths)
         bad = [s for s in stages if not -count <= s < count]
         if bad:
@@ -152,11 +163,16 @@ def write(
         for path, value in derived.items():
             set_path(call, path, value, depth_where if path in depth_paths else where)
     writes_widths = width_layout is not None and not width_layout.derived
-    base_widths = width_layout.read_widths(get_path(call, rule.width.arg, where), rule.width, where) \
-        if writes_widths else []
+    base_widths = (
+        width_layout.read_widths(get_path(call, rule.width.arg, where), rule.width, where) if writes_widths else []
+    )
     if depth_layout is not None and not depth_layout.derived:
-        set_path(call, rule.depth.arg, depth_layout.write_depths(get_path(call, rule.depth.arg, depth_where),
-                                                                 rule.depth, depths), depth_where)
+        set_path(
+            call,
+            rule.depth.arg,
+            depth_layout.write_depths(get_path(call, rule.depth.arg, depth_where), rule.depth, depths),
+            depth_where,
+        )
     if writes_widths:
         value = get_path(call, rule.width.arg, where)
         set_path(call, rule.width.arg, width_layout.write_widths(value, rule.width, widths, base_widths, w), where)
@@ -164,8 +180,9 @@ def write(
         raise RuleError(None, None, f"the {rule.family} rule's width.scale_with scales by the plan's w: use write_plan")
     for index, path in enumerate(rule.width.scale_with):
         field = f"scale_with.{index}"
-        set_path(call, path, scale_numbers(get_path(call, path, where, field), w, rule.width, where, field), where,
-                 field)
+        set_path(
+            call, path, scale_numbers(get_path(call, path, where, field), w, rule.width, where, field), where, field
+        )
     for name, part, planned in (("stem", rule.stem, stem), ("head", rule.head, head)):
         if part.policy == "scale":
             set_path(call, part.arg, planned, Where(source, name))
@@ -173,8 +190,17 @@ def write(
 
 def write_plan(call: BuildCall, plan) -> None:
     """Write a ScalePlan's structure into a captured build call."""
-    write(plan.rule, call, plan.depths, plan.widths, plan.stem, plan.head, plan.structure_args, plan.multipliers.width,
-          plan.rule_file)
+    write(
+        plan.rule,
+        call,
+        plan.depths,
+        plan.widths,
+        plan.stem,
+        plan.head,
+        plan.structure_args,
+        plan.multipliers.width,
+        plan.rule_file,
+    )
 
 
 def extra_inputs(plan) -> tuple:

@@ -42,9 +42,11 @@ def _loading_options() -> frozenset[str]:
     plan may never set them: `pretrained_cfg_overlay` could point timm at any file."""
     from timm.models._builder import build_model_with_cfg
 
-    names = set(inspect.signature(build_model_with_cfg).parameters) | set(inspect.signature(timm.create_model).parameters)
+    names = set(inspect.signature(build_model_with_cfg).parameters) | set(
+        inspect.signature(timm.create_model).parameters
+    )
     names |= {"features_only", "out_indices", "feature_cls", "device", "dtype", "compound_plan", "kwargs"}
-    return frozenset(names - set(_PASSED_AS.values()))   # model_cfg is the class's `cfg`: a real argument
+    return frozenset(names - set(_PASSED_AS.values()))  # model_cfg is the class's `cfg`: a real argument
 
 
 LOADING_OPTIONS = _loading_options()
@@ -94,7 +96,6 @@ class BuildCall:
             key = next(p for p, passed in _PASSED_AS.items() if name == passed)
         self.kwargs[key] = value
 
-
     def accepts(self, name: str) -> bool:
         """The model class declares `name` as a parameter of its own (not only through **kwargs),
         and it is not one of timm's loading options."""
@@ -103,7 +104,9 @@ class BuildCall:
         parameter_name = next((p for p, passed in _PASSED_AS.items() if name == passed), name)
         parameters = inspect.signature(self.model_cls).parameters
         return parameter_name in parameters and parameters[parameter_name].kind not in (
-            inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)
+            inspect.Parameter.VAR_KEYWORD,
+            inspect.Parameter.VAR_POSITIONAL,
+        )
 
 
 def _refuse_loading_option(name: str) -> None:

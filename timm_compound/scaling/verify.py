@@ -19,8 +19,20 @@ from timm_compound.scaling.rulebook import RuleBook
 
 # fields that decide the tensors a plan builds
 _REPRODUCED = (
-    "family", "base_depths", "depths", "base_widths", "widths", "base_stem", "stem", "base_head", "head",
-    "base_resolution", "resolution", "resolution_source", "structure_args", "multipliers",
+    "family",
+    "base_depths",
+    "depths",
+    "base_widths",
+    "widths",
+    "base_stem",
+    "stem",
+    "base_head",
+    "head",
+    "base_resolution",
+    "resolution",
+    "resolution_source",
+    "structure_args",
+    "multipliers",
 )
 
 
@@ -32,21 +44,37 @@ def verify_plan(scaled: ScalePlan, where: str) -> ScalePlan:
     try:
         if scaled.phi is not None:
             # the plan's coefficients are its strategy's (dWr's too): compound along them reproduces it
-            again = plan(scaled.base, scaled.phi, resolution=override, coefficients=scaled.coefficients,
-                         strategy="compound", rules=book)
+            again = plan(
+                scaled.base,
+                scaled.phi,
+                resolution=override,
+                coefficients=scaled.coefficients,
+                strategy="compound",
+                rules=book,
+            )
         else:
             mult = scaled.multipliers
-            again = plan(scaled.base, d=mult.depth, w=mult.width, r=mult.resolution, resolution=override,
-                         coefficients=scaled.coefficients, rules=book)
+            again = plan(
+                scaled.base,
+                d=mult.depth,
+                w=mult.width,
+                r=mult.resolution,
+                resolution=override,
+                coefficients=scaled.coefficients,
+                rules=book,
+            )
     except RuleError as error:
-        raise CompoundError(f"{where}: its rule does not apply to {scaled.base}: {error.field or ''} "
-                            f"{error.reason}".replace("  ", " ")) from None
+        raise CompoundError(
+            f"{where}: its rule does not apply to {scaled.base}: {error.field or ''} {error.reason}".replace("  ", " ")
+        ) from None
     except CompoundError as error:
         raise CompoundError(f"{where}: {error}") from None
     for name in _REPRODUCED:
         if getattr(again, name) != getattr(scaled, name):
-            raise CompoundError(f"{where}: {name} = {getattr(scaled, name)!r} is not what its own rule gives "
-                                f"({getattr(again, name)!r}): the plan was edited or made by another rule")
+            raise CompoundError(
+                f"{where}: {name} = {getattr(scaled, name)!r} is not what its own rule gives "
+                f"({getattr(again, name)!r}): the plan was edited or made by another rule"
+            )
     _check_constructor_args(scaled, again, where)
     return scaled
 
@@ -58,14 +86,19 @@ def _check_constructor_args(scaled: ScalePlan, again: ScalePlan, where: str) -> 
     for name, value in scaled.constructor_args.items():
         field = f"constructor_args.{name}"
         if name not in schedules:
-            raise CompoundError(f"{where}: {field} is not an argument its rule's schedules declare "
-                                f"({', '.join(schedules) or 'none'}): refused")
+            raise CompoundError(
+                f"{where}: {field} is not an argument its rule's schedules declare "
+                f"({', '.join(schedules) or 'none'}): refused"
+            )
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise CompoundError(f"{where}: {field} = {value!r} is not a finite number")
         schedule = schedules[name]
         if (schedule.min is not None and value < schedule.min) or (schedule.max is not None and value > schedule.max):
-            raise CompoundError(f"{where}: {field} = {value!r} is outside its schedule's range "
-                                f"[{schedule.min}, {schedule.max}]")
+            raise CompoundError(
+                f"{where}: {field} = {value!r} is outside its schedule's range [{schedule.min}, {schedule.max}]"
+            )
         if scaled.phi is not None and value != again.constructor_args.get(name):
-            raise CompoundError(f"{where}: {field} = {value!r} is not its schedule at phi={scaled.phi:g} "
-                                f"({again.constructor_args.get(name)!r})")
+            raise CompoundError(
+                f"{where}: {field} = {value!r} is not its schedule at phi={scaled.phi:g} "
+                f"({again.constructor_args.get(name)!r})"
+            )

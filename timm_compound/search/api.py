@@ -11,8 +11,9 @@ from __future__ import annotations
 import math
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from timm_compound.errors import CompoundError, UnknownModelError
 from timm_compound.search import grid as grid_module
@@ -27,8 +28,8 @@ from timm_compound.search.storage import DEFAULT_HEARTBEAT, default_url, open_st
 from timm_compound.search.workers import PRUNERS, SAMPLERS, Job, QuietOptuna, complete, connect, run_many, run_search
 from timm_compound.train.config import TrainConfig, build_config
 
-SETTINGS_VERSION = 4   # 2: successive_halving is synchronous (rung studies), Optuna's pruner is "asha"; 3: TrainConfig;
-                       # 4: the rule's current coefficients are a candidate, per-image results in every trial
+SETTINGS_VERSION = 4  # 2: successive_halving is synchronous (rung studies), Optuna's pruner is "asha"; 3: TrainConfig;
+# 4: the rule's current coefficients are a candidate, per-image results in every trial
 # TrainConfig settings a search sets itself, per trial or for the whole search
 _OWN = {"model", "phi", "data", "epochs", "resolution", "workers"}
 
@@ -103,17 +104,28 @@ def search(
     name = study or f"{base}-coefficients"
     runs = runs_folder(out_dir, name) if pruner == "successive_halving" else None
     recipe = Recipe(data, epochs, train_kwargs, runs=runs)
-    job = Job(url=url, study_name=name, settings=settings, table=table, recipe=recipe,
-              sampler=sampler, pruner=pruner, budget=budget, seed=train_kwargs.get("seed", 0), epochs=epochs,
-              heartbeat=heartbeat, threads=max(1, (os.cpu_count() or 1) // workers),
-              control=current_key(current) if pruner == "successive_halving" else None,
-              keep_checkpoints=bool(keep_checkpoints))
+    job = Job(
+        url=url,
+        study_name=name,
+        settings=settings,
+        table=table,
+        recipe=recipe,
+        sampler=sampler,
+        pruner=pruner,
+        budget=budget,
+        seed=train_kwargs.get("seed", 0),
+        epochs=epochs,
+        heartbeat=heartbeat,
+        threads=max(1, (os.cpu_count() or 1) // workers),
+        control=current_key(current) if pruner == "successive_halving" else None,
+        keep_checkpoints=bool(keep_checkpoints),
+    )
     quiet = QuietOptuna()
     try:
         try:
-            optuna_study = connect(job)   # created, or checked against its settings, before any worker starts
+            optuna_study = connect(job)  # created, or checked against its settings, before any worker starts
         except CompoundError:
-            if created:   # refused before any trial: leave no trace
+            if created:  # refused before any trial: leave no trace
                 shutil.rmtree(out_dir, ignore_errors=True)
             raise
         say(f"study {name!r} in {redact(url)}: {len(points)} candidates, {len(optuna_study.trials)} trial(s) so far")
@@ -126,20 +138,34 @@ def search(
         raise CompoundError(scrub(str(error), url)) from None
     finally:
         quiet.restore()
-        if out_dir is None and recipe.runs is not None:   # this process's temporary checkpoints
+        if out_dir is None and recipe.runs is not None:  # this process's temporary checkpoints
             shutil.rmtree(recipe.runs, ignore_errors=True)
 
 
-def candidates(base: str, *, phi: float = 1.0, flops_factor: float = grid_module.DEFAULT_FLOPS_FACTOR,
-               tolerance: float = grid_module.DEFAULT_TOLERANCE, step: float = grid_module.DEFAULT_STEP,
-               bounds: Any = None, match_cost: bool = False, resolution: int | None = None,
-               progress: Callable[[int], None] | None = None) -> CandidateTable:
+def candidates(
+    base: str,
+    *,
+    phi: float = 1.0,
+    flops_factor: float = grid_module.DEFAULT_FLOPS_FACTOR,
+    tolerance: float = grid_module.DEFAULT_TOLERANCE,
+    step: float = grid_module.DEFAULT_STEP,
+    bounds: Any = None,
+    match_cost: bool = False,
+    resolution: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> CandidateTable:
     """The candidates a search would train, planned and measured (no training, no study)."""
     grid = Grid.checked(step=step, bounds=bounds, flops_factor=flops_factor, tolerance=tolerance)
     _check_choices("grid", "none", 1, 1, phi)
     current = _check_base(base)
-    return plan_candidates(base, search_points(grid, current), phi=float(phi), resolution=resolution, match_cost=match_cost,
-                           progress=progress)
+    return plan_candidates(
+        base,
+        search_points(grid, current),
+        phi=float(phi),
+        resolution=resolution,
+        match_cost=match_cost,
+        progress=progress,
+    )
 
 
 def _make_out(out: Path | None) -> bool:
@@ -190,8 +216,10 @@ def _train_kwargs(given: dict[str, Any], loader_workers: int | None) -> dict[str
     allowed = set(TrainConfig.model_fields) - _OWN
     unknown = sorted(set(given) - allowed)
     if unknown:
-        raise CompoundError(f"search() got unknown training argument(s) {', '.join(unknown)}; it passes on "
-                            f"{', '.join(sorted(allowed))} (and loader_workers as train's workers)")
+        raise CompoundError(
+            f"search() got unknown training argument(s) {', '.join(unknown)}; it passes on "
+            f"{', '.join(sorted(allowed))} (and loader_workers as train's workers)"
+        )
     kwargs = dict(given)
     if loader_workers is not None:
         kwargs["workers"] = loader_workers
@@ -210,9 +238,14 @@ def _check_data(data: str, train_kwargs: dict[str, Any]) -> None:
     """Open the data once here: a bad dataset is an error before the study exists, not in every trial."""
     from timm_compound.train.data import load_data
 
-    load_data(data, data_dir=train_kwargs.get("data_dir"), download=train_kwargs.get("download", False),
-              train_samples=train_kwargs.get("train_samples"), val_samples=train_kwargs.get("val_samples"),
-              num_classes=train_kwargs.get("num_classes"))
+    load_data(
+        data,
+        data_dir=train_kwargs.get("data_dir"),
+        download=train_kwargs.get("download", False),
+        train_samples=train_kwargs.get("train_samples"),
+        val_samples=train_kwargs.get("val_samples"),
+        num_classes=train_kwargs.get("num_classes"),
+    )
 
 
 def _budget(trials: Any, count: int) -> int:
@@ -223,14 +256,25 @@ def _budget(trials: Any, count: int) -> int:
     return min(trials, count)
 
 
-def _settings(base, data, phi, grid: Grid, table: CandidateTable, epochs, match_cost, sampler, pruner, budget,
-              train_kwargs) -> dict[str, Any]:
+def _settings(
+    base, data, phi, grid: Grid, table: CandidateTable, epochs, match_cost, sampler, pruner, budget, train_kwargs
+) -> dict[str, Any]:
     """What makes two searches the same search: a study is resumed only with exactly these."""
     return {
-        "version": SETTINGS_VERSION, "base": base, "rule_file": table.rule_file, "data": data, "phi": float(phi),
-        "grid": grid.to_dict(), "candidates": table.keys, "match_cost": bool(match_cost),
-        "train_resolution": table.train_resolution, "epochs": epochs, "sampler": sampler, "pruner": pruner,
-        "budget": budget, "train": _recipe(train_kwargs),
+        "version": SETTINGS_VERSION,
+        "base": base,
+        "rule_file": table.rule_file,
+        "data": data,
+        "phi": float(phi),
+        "grid": grid.to_dict(),
+        "candidates": table.keys,
+        "match_cost": bool(match_cost),
+        "train_resolution": table.train_resolution,
+        "epochs": epochs,
+        "sampler": sampler,
+        "pruner": pruner,
+        "budget": budget,
+        "train": _recipe(train_kwargs),
     }
 
 
@@ -244,7 +288,7 @@ def _rung_studies(job: Job, study) -> list[Any]:
         for index in range(1, len(job.rungs)):
             try:
                 studies.append(optuna.load_study(study_name=rung_study_name(job.study_name, index), storage=storage))
-            except KeyError:   # not created yet: the rung before it is still running
+            except KeyError:  # not created yet: the rung before it is still running
                 break
     return studies
 
@@ -254,11 +298,20 @@ def _result(job: Job, study, table: CandidateTable, out: Path | None, base: str,
     rows, ledger, spent = collect(studies, table, job.max_attempts, rungs=len(job.rungs))
     last = job.rung(len(studies) - 1, ledger.keys) if len(job.rungs) > 1 else job
     finished = len(studies) == len(job.rungs) and complete(last, ledger)
-    result = SearchResult(base=base, data=data, phi=float(phi), study_name=job.study_name, storage=redact(job.url),
-                          rows=rows, complete=finished, epochs_spent=spent,
-                          trials=sum(len(s.get_trials(deepcopy=False)) for s in studies),
-                          settings=job.settings, table=table,
-                          confidence=assess(rows, studies, current_key(job.settings.get("current"))))
+    result = SearchResult(
+        base=base,
+        data=data,
+        phi=float(phi),
+        study_name=job.study_name,
+        storage=redact(job.url),
+        rows=rows,
+        complete=finished,
+        epochs_spent=spent,
+        trials=sum(len(s.get_trials(deepcopy=False)) for s in studies),
+        settings=job.settings,
+        table=table,
+        confidence=assess(rows, studies, current_key(job.settings.get("current"))),
+    )
     if out is not None:
         result.files = {**write_files(result, out), **write_plots(result, out)}
         if job.url == default_url(out):

@@ -13,8 +13,9 @@ both sizes (the rule's own, which a written rule will use, and the trained one).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from timm_compound.cost.fit import fit
 from timm_compound.cost.measure import measure
@@ -33,9 +34,9 @@ class Candidate:
 
     point: Point
     plan: ScalePlan
-    planned_by: str          # "phi" (plan(base, phi, coefficients)), "multipliers" (d/w/r: outside the
-                             # rule's constraint) or "fit" (match_cost)
-    phi: float               # the phi planned; under match_cost the fitted one
+    planned_by: str  # "phi" (plan(base, phi, coefficients)), "multipliers" (d/w/r: outside the
+    # rule's constraint) or "fit" (match_cost)
+    phi: float  # the phi planned; under match_cost the fitted one
     nominal: float
     params: int
     macs_native: int
@@ -53,17 +54,39 @@ class Candidate:
         """Everything the trained model depends on: candidates that round to the same model and input
         size train identically (same seed, data and schedule), so they share one training."""
         scaled = self.plan
-        return json.dumps([scaled.depths, scaled.widths, scaled.stem, scaled.head, scaled.structure_args,
-                           scaled.constructor_args, self.train_resolution], sort_keys=True, default=str)
+        return json.dumps(
+            [
+                scaled.depths,
+                scaled.widths,
+                scaled.stem,
+                scaled.head,
+                scaled.structure_args,
+                scaled.constructor_args,
+                self.train_resolution,
+            ],
+            sort_keys=True,
+            default=str,
+        )
 
     def attrs(self) -> dict[str, Any]:
         """What a trial records about its candidate (Optuna user_attrs: JSON values)."""
         return {
-            "alpha": self.point.alpha, "beta": self.point.beta, "gamma": self.point.gamma, "kind": self.point.kind,
-            "nominal": self.nominal, "planned_by": self.planned_by, "phi": self.phi,
-            "depths": list(self.plan.depths), "widths": list(self.plan.widths), "resolution": self.plan.resolution,
-            "train_resolution": self.train_resolution, "params": self.params, "gmacs": self.macs / 1e9,
-            "ratio": self.ratio, "gmacs_native": self.macs_native / 1e9, "ratio_native": self.ratio_native,
+            "alpha": self.point.alpha,
+            "beta": self.point.beta,
+            "gamma": self.point.gamma,
+            "kind": self.point.kind,
+            "nominal": self.nominal,
+            "planned_by": self.planned_by,
+            "phi": self.phi,
+            "depths": list(self.plan.depths),
+            "widths": list(self.plan.widths),
+            "resolution": self.plan.resolution,
+            "train_resolution": self.train_resolution,
+            "params": self.params,
+            "gmacs": self.macs / 1e9,
+            "ratio": self.ratio,
+            "gmacs_native": self.macs_native / 1e9,
+            "ratio_native": self.ratio_native,
         }
 
 
@@ -75,8 +98,8 @@ class CandidateTable:
     phi: float
     rule_file: str
     base_resolution: int
-    train_resolution: int          # the base's trained input size (the proxy resolution)
-    base_macs: int                 # at the trained size
+    train_resolution: int  # the base's trained input size (the proxy resolution)
+    base_macs: int  # at the trained size
     base_macs_native: int
     candidates: dict[str, Candidate] = field(default_factory=dict)
 
@@ -107,8 +130,15 @@ def meets_constraint(rule: Rule, point: Point) -> bool:
     return True
 
 
-def plan_candidates(base: str, points: list[Point], *, phi: float, resolution: int | None = None,
-                    match_cost: bool = False, progress: Callable[[int], None] | None = None) -> CandidateTable:
+def plan_candidates(
+    base: str,
+    points: list[Point],
+    *,
+    phi: float,
+    resolution: int | None = None,
+    match_cost: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> CandidateTable:
     """Plan and measure every point; `progress(n)` after each."""
     rule, rule_file = rule_of(base)
     if match_cost:
@@ -117,12 +147,15 @@ def plan_candidates(base: str, points: list[Point], *, phi: float, resolution: i
             raise CompoundError(
                 f"match_cost fits each candidate with timm_compound.fit, which plans with {rule_file}'s constraint "
                 f"(alpha*beta^2*gamma^2 = {rule.constraint.flops_factor:g} +- {rule.constraint.tolerance:.0%}); "
-                f"{', '.join(outside)} lie outside it: search at the rule's flops_factor and tolerance, or without match_cost")
+                f"{', '.join(outside)} lie outside it: search at the rule's flops_factor and tolerance, or without match_cost"
+            )
     base_plan = plan(base, 0)
     train_resolution = base_plan.resolution if resolution is None else _pixels(resolution, rule, rule_file)
     base_native = measure(base_plan)
     base_trained = measure(base_plan, resolution=train_resolution)
-    table = CandidateTable(base, phi, rule_file, base_plan.resolution, train_resolution, base_trained.macs, base_native.macs)
+    table = CandidateTable(
+        base, phi, rule_file, base_plan.resolution, train_resolution, base_trained.macs, base_native.macs
+    )
     for index, point in enumerate(points):
         nominal = point.factor**phi
         if match_cost:
@@ -136,8 +169,17 @@ def plan_candidates(base: str, points: list[Point], *, phi: float, resolution: i
         native = measure(scaled)
         trained = native if pixels == scaled.resolution else measure(scaled, resolution=pixels)
         table.candidates[point.key] = Candidate(
-            point, scaled, how, planned_phi, nominal, native.params, native.macs, native.macs / base_native.macs,
-            pixels, trained.macs, trained.macs / base_trained.macs,
+            point,
+            scaled,
+            how,
+            planned_phi,
+            nominal,
+            native.params,
+            native.macs,
+            native.macs / base_native.macs,
+            pixels,
+            trained.macs,
+            trained.macs / base_trained.macs,
         )
         if progress is not None:
             progress(index + 1)
@@ -148,10 +190,12 @@ def _pixels(resolution: Any, rule: Rule, rule_file: str) -> int:
     if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 1:
         raise CompoundError(f"resolution (the base's trained input size) must be a positive int, got {resolution!r}")
     floor = rule.resolution.min
-    if resolution < floor:   # candidates are rounded up to the floor: gamma would change nothing, ratios inflate
-        raise CompoundError(f"resolution {resolution} px is below {rule_file}'s resolution.min ({floor} px): every "
-                            f"candidate would train at {floor} px or more, so gamma would change nothing and each "
-                            f"candidate's cost would be compared with the base at {resolution} px; use at least {floor}")
+    if resolution < floor:  # candidates are rounded up to the floor: gamma would change nothing, ratios inflate
+        raise CompoundError(
+            f"resolution {resolution} px is below {rule_file}'s resolution.min ({floor} px): every "
+            f"candidate would train at {floor} px or more, so gamma would change nothing and each "
+            f"candidate's cost would be compared with the base at {resolution} px; use at least {floor}"
+        )
     return resolution
 
 
@@ -167,7 +211,10 @@ def _train_pixels(scaled: ScalePlan, rule: Rule, resolution: int | None) -> int:
     by the rule (a fitted plan's multiplier is its realised one: the fill chose its pixels)."""
     if resolution is None:
         return scaled.resolution
-    r = scaled.resolution / scaled.base_resolution if scaled.resolution_source == "override" \
+    r = (
+        scaled.resolution / scaled.base_resolution
+        if scaled.resolution_source == "override"
         else scaled.multipliers.resolution
+    )
     policy = rule.resolution
     return rounding.scale_resolution(resolution, r, policy.divisor, policy.rounding, policy.min)

@@ -19,7 +19,7 @@ import numpy as np
 from timm_compound.search.study import SAME_MODEL
 from timm_compound.train.statistics import ALPHA, Paired, above_chance, holm, p_text, paired, points
 
-CORRECT = "correct"   # user_attr: {"bits": base64 of the packed 0/1 per image, "images": n, "epoch": e, "chance": rate}
+CORRECT = "correct"  # user_attr: {"bits": base64 of the packed 0/1 per image, "images": n, "epoch": e, "chance": rate}
 
 
 def encode(images) -> dict[str, Any]:
@@ -27,8 +27,12 @@ def encode(images) -> dict[str, Any]:
     from timm_compound.train.statistics import chance_rate
 
     correct = images.correct.astype(np.uint8)
-    return {"bits": base64.b64encode(np.packbits(correct).tobytes()).decode("ascii"), "images": int(correct.size),
-            "epoch": int(images.epoch), "chance": chance_rate(images.labels)}
+    return {
+        "bits": base64.b64encode(np.packbits(correct).tobytes()).decode("ascii"),
+        "images": int(correct.size),
+        "epoch": int(images.epoch),
+        "chance": chance_rate(images.labels),
+    }
 
 
 def decode(value: dict[str, Any]) -> np.ndarray:
@@ -52,10 +56,17 @@ class Versus:
 
     def to_dict(self) -> dict[str, Any]:
         found = self.result
-        return {"role": self.role, "key": self.key, "diff_mean": None if found is None else found.diff_mean,
-                "diff_ci": None if found is None else list(found.diff_ci), "p": None if found is None else found.p,
-                "p_holm": self.p_holm, "significant": self.significant,
-                "test": found.test if found is not None else None, "note": self.note}
+        return {
+            "role": self.role,
+            "key": self.key,
+            "diff_mean": None if found is None else found.diff_mean,
+            "diff_ci": None if found is None else list(found.diff_ci),
+            "p": None if found is None else found.p,
+            "p_holm": self.p_holm,
+            "significant": self.significant,
+            "test": found.test if found is not None else None,
+            "note": self.note,
+        }
 
     def line(self, winner: str) -> str:
         name = "the runner-up" if self.role == "runner-up" else "the rule's current coefficients"
@@ -63,8 +74,10 @@ class Versus:
             return f"against {name}{'' if self.key is None else f' {self.key}'}: {self.note}"
         found = self.result
         verdict = "significantly better" if self.significant else "not significantly better"
-        return (f"against {name} {self.key}: {points(found.diff_mean)} points (95% CI {points(found.diff_ci[0])} to "
-                f"{points(found.diff_ci[1])}, {p_text(self.p_holm)} Holm-corrected, {found.test}): {winner} is {verdict}")
+        return (
+            f"against {name} {self.key}: {points(found.diff_mean)} points (95% CI {points(found.diff_ci[0])} to "
+            f"{points(found.diff_ci[1])}, {p_text(self.p_holm)} Holm-corrected, {found.test}): {winner} is {verdict}"
+        )
 
 
 @dataclass(frozen=True)
@@ -73,7 +86,7 @@ class Confidence:
 
     winner: str | None
     top1: float | None
-    chance: float | None          # percent
+    chance: float | None  # percent
     p_chance: float | None
     runner_up: Versus
     current: Versus
@@ -91,16 +104,28 @@ class Confidence:
         if self.winner is None:
             return ["no candidate has per-image results at its final epoch: nothing to say about significance"]
         if self.at_chance:
-            return [f"at chance level: the best top-1, {self.top1:.2f}% ({self.winner}), is not significantly above "
-                    f"chance ({self.chance:.1f}%, always the most frequent class; {p_text(self.p_chance)}): no "
-                    "candidate is a winner; train longer or on more images"]
-        return [f"winner {self.winner}: top-1 {self.top1:.2f}%, above chance ({self.chance:.1f}%, {p_text(self.p_chance)})",
-                self.runner_up.line(self.winner), self.current.line(self.winner)]
+            return [
+                f"at chance level: the best top-1, {self.top1:.2f}% ({self.winner}), is not significantly above "
+                f"chance ({self.chance:.1f}%, always the most frequent class; {p_text(self.p_chance)}): no "
+                "candidate is a winner; train longer or on more images"
+            ]
+        return [
+            f"winner {self.winner}: top-1 {self.top1:.2f}%, above chance ({self.chance:.1f}%, {p_text(self.p_chance)})",
+            self.runner_up.line(self.winner),
+            self.current.line(self.winner),
+        ]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"winner": self.winner, "top1": self.top1, "chance": self.chance, "p_chance": self.p_chance,
-                "at_chance": self.at_chance, "runner_up": self.runner_up.to_dict(), "current": self.current.to_dict(),
-                "better_than_current": self.better_than_current}
+        return {
+            "winner": self.winner,
+            "top1": self.top1,
+            "chance": self.chance,
+            "p_chance": self.p_chance,
+            "at_chance": self.at_chance,
+            "runner_up": self.runner_up.to_dict(),
+            "current": self.current.to_dict(),
+            "better_than_current": self.better_than_current,
+        }
 
 
 def _results(row, studies: list[Any]) -> dict[str, Any] | None:
@@ -115,8 +140,12 @@ def _results(row, studies: list[Any]) -> dict[str, Any] | None:
 
 
 def _same_model(a, b) -> bool:
-    return a.key == b.key or a.shared_with == b.key or b.shared_with == a.key or (
-        a.shared_with is not None and a.shared_with == b.shared_with)
+    return (
+        a.key == b.key
+        or a.shared_with == b.key
+        or b.shared_with == a.key
+        or (a.shared_with is not None and a.shared_with == b.shared_with)
+    )
 
 
 def assess(rows: list[Any], studies: list[Any], current_key: str | None) -> Confidence:
@@ -142,10 +171,14 @@ def assess(rows: list[Any], studies: list[Any], current_key: str | None) -> Conf
             return Versus(role, other.key, note="not compared: evaluated on other images")
         return Versus(role, other.key, paired(correct, decode(theirs)))
 
-    finalists = [row for row in rows[1:] if row.state == "complete" and row.top1 is not None
-                 and not _same_model(winner, row)]
-    runner_up = versus("runner-up", finalists[0] if finalists else None,
-                       f"no other model was trained to the winner's epoch {found['epoch']}")
+    finalists = [
+        row for row in rows[1:] if row.state == "complete" and row.top1 is not None and not _same_model(winner, row)
+    ]
+    runner_up = versus(
+        "runner-up",
+        finalists[0] if finalists else None,
+        f"no other model was trained to the winner's epoch {found['epoch']}",
+    )
     current_row = next((row for row in rows if row.key == current_key), None)
     if current_row is not None and current_row.key == winner.key:
         current = Versus("current", current_key, note="the winner is the rule's current coefficients")

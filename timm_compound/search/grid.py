@@ -19,13 +19,13 @@ from typing import Any
 from timm_compound.errors import CompoundError
 
 DEFAULT_STEP = 0.05
-DEFAULT_BOUNDS = (1.4, 1.3, 1.3)   # alpha, beta, gamma upper bounds; 63 grid points at factor 2 +- 5%
+DEFAULT_BOUNDS = (1.4, 1.3, 1.3)  # alpha, beta, gamma upper bounds; 63 grid points at factor 2 +- 5%
 DEFAULT_FLOPS_FACTOR = 2.0
 DEFAULT_TOLERANCE = 0.05
-PAPER = (1.2, 1.1, 1.15)           # EfficientNet-B0's result, a candidate of the default grid
+PAPER = (1.2, 1.1, 1.15)  # EfficientNet-B0's result, a candidate of the default grid
 REFERENCE_KINDS = ("depth", "width", "resolution")
-CURRENT = "current"                # the kind of the rule's current coefficients when they are not a grid point
-_EPS = 1e-12                       # as scaling.schema.Constraint.check: float noise never excludes a point
+CURRENT = "current"  # the kind of the rule's current coefficients when they are not a grid point
+_EPS = 1e-12  # as scaling.schema.Constraint.check: float noise never excludes a point
 
 
 @dataclass(frozen=True)
@@ -66,8 +66,14 @@ class Grid:
     tolerance: float = DEFAULT_TOLERANCE
 
     @classmethod
-    def checked(cls, *, step: Any = DEFAULT_STEP, bounds: Any = None, flops_factor: Any = DEFAULT_FLOPS_FACTOR,
-                tolerance: Any = DEFAULT_TOLERANCE) -> Grid:
+    def checked(
+        cls,
+        *,
+        step: Any = DEFAULT_STEP,
+        bounds: Any = None,
+        flops_factor: Any = DEFAULT_FLOPS_FACTOR,
+        tolerance: Any = DEFAULT_TOLERANCE,
+    ) -> Grid:
         """A Grid from user input: each number finite and in range, or a CompoundError naming it."""
         step = _finite("step", step)
         if step <= 0:
@@ -82,7 +88,7 @@ class Grid:
 
     def values(self, upper: float) -> list[float]:
         """1, 1 + step, ... up to `upper` (inclusive, up to float noise)."""
-        count = int(math.floor((upper - 1.0) / self.step + 1e-9)) + 1
+        count = math.floor((upper - 1.0) / self.step + 1e-9) + 1
         return [round(1.0 + k * self.step, 10) for k in range(count)]
 
     def within(self, factor: float) -> bool:
@@ -90,13 +96,19 @@ class Grid:
 
     def to_dict(self) -> dict[str, Any]:
         alpha, beta, gamma = self.bounds
-        return {"step": self.step, "bounds": {"alpha": alpha, "beta": beta, "gamma": gamma},
-                "flops_factor": self.flops_factor, "tolerance": self.tolerance}
+        return {
+            "step": self.step,
+            "bounds": {"alpha": alpha, "beta": beta, "gamma": gamma},
+            "flops_factor": self.flops_factor,
+            "tolerance": self.tolerance,
+        }
 
     def describe(self) -> str:
         alpha, beta, gamma = (_text(b) for b in self.bounds)
-        return (f"the {_text(self.step)} grid within alpha <= {alpha}, beta <= {beta}, gamma <= {gamma} "
-                f"at alpha*beta^2*gamma^2 = {self.flops_factor:g} +- {self.tolerance:.1%}")
+        return (
+            f"the {_text(self.step)} grid within alpha <= {alpha}, beta <= {beta}, gamma <= {gamma} "
+            f"at alpha*beta^2*gamma^2 = {self.flops_factor:g} +- {self.tolerance:.1%}"
+        )
 
 
 def _finite(name: str, value: Any) -> float:
@@ -118,7 +130,9 @@ def _bounds(bounds: Any) -> tuple[float, float, float]:
         alpha, beta, gamma = bounds
     except (TypeError, ValueError):
         raise CompoundError(f"bounds must be (alpha, beta, gamma) upper bounds, got {bounds!r}") from None
-    checked = tuple(_finite(f"bounds.{name}", value) for name, value in zip(("alpha", "beta", "gamma"), (alpha, beta, gamma)))
+    checked = tuple(
+        _finite(f"bounds.{name}", value) for name, value in zip(("alpha", "beta", "gamma"), (alpha, beta, gamma))
+    )
     for name, value in zip(("alpha", "beta", "gamma"), checked):
         if value < 1:
             raise CompoundError(f"bounds.{name} must be >= 1 (coefficients start at 1), got {value:g}")

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from timm_compound.search.candidates import CandidateTable
 from timm_compound.search.confidence import CORRECT, encode
@@ -29,8 +30,8 @@ class Recipe:
     data: str
     epochs: int
     train_kwargs: dict[str, Any] = field(default_factory=dict)
-    stop_after: int | None = None   # successive halving: the rung's epoch (the schedule stays `epochs` long)
-    runs: str | None = None         # successive halving: where each candidate's run folder (checkpoint) lives
+    stop_after: int | None = None  # successive halving: the rung's epoch (the schedule stays `epochs` long)
+    runs: str | None = None  # successive halving: where each candidate's run folder (checkpoint) lives
 
 
 class Objective:
@@ -38,7 +39,7 @@ class Objective:
 
     def __init__(self, table: CandidateTable, recipe: Recipe, say: Callable[[str], None] | None = None):
         self.table, self.recipe, self.say = table, recipe, say or (lambda line: None)
-        self.last_duplicate = False   # whether the last trial found its candidate held by another
+        self.last_duplicate = False  # whether the last trial found its candidate held by another
 
     def __call__(self, trial) -> float:
         import optuna
@@ -61,8 +62,10 @@ class Objective:
         import optuna
 
         trial.set_user_attr(SAME_MODEL, twin.number)
-        self.say(f"trial {trial.number} {key}: rounds to the model of trial {twin.number} "
-                 f"({twin.params[PARAM]}), its result taken")
+        self.say(
+            f"trial {trial.number} {key}: rounds to the model of trial {twin.number} "
+            f"({twin.params[PARAM]}), its result taken"
+        )
         if twin.state == optuna.trial.TrialState.PRUNED:
             raise optuna.TrialPruned(f"the same model as trial {twin.number}, which was pruned")
         return twin.value
@@ -73,11 +76,11 @@ class Objective:
         from timm_compound.train.api import train
 
         candidate = self.table[key]
-        trial.set_user_attr("plan", candidate.attrs())   # one write: each is a commit (25 ms on SQLite)
+        trial.set_user_attr("plan", candidate.attrs())  # one write: each is a commit (25 ms on SQLite)
         stop = self.recipe.stop_after
         folder = None if self.recipe.runs is None else run_folder(self.recipe.runs, key)
         saved = _saved_epoch(folder, stop)
-        if saved is not None:   # a worker died after saving the rung's last epoch, before the trial ended
+        if saved is not None:  # a worker died after saving the rung's last epoch, before the trial ended
             return self._reached(trial, key, saved, trained=False, images=_saved_images(folder, saved.epoch))
 
         def report(epoch: int, metrics) -> bool:
@@ -89,23 +92,36 @@ class Objective:
                 raise optuna.TrialPruned(f"pruned after epoch {epoch}")
             return False
 
-        result = train(candidate.plan, self.recipe.data, epochs=self.recipe.epochs, resolution=candidate.train_resolution,
-                       progress=False, on_epoch=report, out=folder, resume=True if folder is not None else None,
-                       **self.recipe.train_kwargs)
+        result = train(
+            candidate.plan,
+            self.recipe.data,
+            epochs=self.recipe.epochs,
+            resolution=candidate.train_resolution,
+            progress=False,
+            on_epoch=report,
+            out=folder,
+            resume=True if folder is not None else None,
+            **self.recipe.train_kwargs,
+        )
         trial.set_user_attr("seconds", result.seconds)
-        images = result.images if result.images is not None and result.images.epoch == result.history[-1].epoch \
+        images = (
+            result.images
+            if result.images is not None and result.images.epoch == result.history[-1].epoch
             else _saved_images(folder, result.history[-1].epoch)
+        )
         return self._reached(trial, key, result.history[-1], trained=True, images=images)
 
     def _reached(self, trial, key: str, metrics, *, trained: bool, images=None) -> float:
         candidate = self.table[key]
         trial.set_user_attr(REACHED, metrics.epoch)
         trial.set_user_attr(EVAL_LOSS, metrics.eval_loss)
-        if images is not None:   # per-image results, so the winner can be tested against others image by image
+        if images is not None:  # per-image results, so the winner can be tested against others image by image
             trial.set_user_attr(CORRECT, encode(images))
         how = "" if trained else " (saved by an earlier attempt)"
-        self.say(f"trial {trial.number} {key}: top-1 {metrics.top1:.2f}% after epoch {metrics.epoch}{how}, "
-                 f"{candidate.macs / 1e9:.3f} GMACs at {candidate.train_resolution} px ({candidate.ratio:.2f}x)")
+        self.say(
+            f"trial {trial.number} {key}: top-1 {metrics.top1:.2f}% after epoch {metrics.epoch}{how}, "
+            f"{candidate.macs / 1e9:.3f} GMACs at {candidate.train_resolution} px ({candidate.ratio:.2f}x)"
+        )
         return metrics.top1
 
 

@@ -31,27 +31,53 @@ def plot_plane(result: SearchResult, path: str | Path) -> None:
         if row.top1 is None:
             ax.scatter(row.alpha, row.beta, marker=marker, s=70, facecolors="none", edgecolors="lightgray")
         elif row.state == "complete":
-            mappable = ax.scatter(row.alpha, row.beta, c=[row.top1], cmap="viridis", marker=marker, s=90,
-                                  edgecolors="black", linewidths=0.4, **norm)
+            mappable = ax.scatter(
+                row.alpha,
+                row.beta,
+                c=[row.top1],
+                cmap="viridis",
+                marker=marker,
+                s=90,
+                edgecolors="black",
+                linewidths=0.4,
+                **norm,
+            )
         else:
             ax.scatter(row.alpha, row.beta, c=[row.top1], cmap="viridis", marker=marker, s=90, alpha=0.35, **norm)
         ax.annotate(f"γ{row.gamma:.3g}", (row.alpha, row.beta), textcoords="offset points", xytext=(5, 4), fontsize=6)
         if row.kind != "grid":
-            ax.annotate(_label(row.kind), (row.alpha, row.beta), textcoords="offset points", xytext=(5, -10),
-                        fontsize=7, color="darkred")
+            ax.annotate(
+                _label(row.kind),
+                (row.alpha, row.beta),
+                textcoords="offset points",
+                xytext=(5, -10),
+                fontsize=7,
+                color="darkred",
+            )
     best = result.best
     if best is not None:
-        ax.scatter(best.alpha, best.beta, s=260, facecolors="none", edgecolors="red", linewidths=1.5,
-                   label=f"best: α={best.alpha:g} β={best.beta:g} γ={best.gamma:g} ({best.top1:.2f}%)")
+        ax.scatter(
+            best.alpha,
+            best.beta,
+            s=260,
+            facecolors="none",
+            edgecolors="red",
+            linewidths=1.5,
+            label=f"best: α={best.alpha:g} β={best.beta:g} γ={best.gamma:g} ({best.top1:.2f}%)",
+        )
         ax.legend(loc="upper right", fontsize=8)
     if mappable is not None:
         figure.colorbar(mappable, ax=ax, label="validation top-1 (%)")
     factor = result.settings.get("grid", {}).get("flops_factor", 2.0)
-    ax.set(xlabel="α (depth)", ylabel="β (width)",
-           title=f"{result.base} at φ={result.phi:g}: top-1 over α, β (γ implied by α·β²·γ² ≈ {factor:g})")
+    ax.set(
+        xlabel="α (depth)",
+        ylabel="β (width)",
+        title=f"{result.base} at φ={result.phi:g}: top-1 over α, β (γ implied by α·β²·γ² ≈ {factor:g})",
+    )
     ax.grid(True, alpha=0.3)
-    figure.text(0.01, 0.01, "filled: trained to the end; faded: pruned (last top-1); grey: not run",
-                fontsize=7, color="dimgray")
+    figure.text(
+        0.01, 0.01, "filled: trained to the end; faded: pruned (last top-1); grey: not run", fontsize=7, color="dimgray"
+    )
     figure.tight_layout()
     figure.savefig(str(path), dpi=120)
 
@@ -62,22 +88,34 @@ def plot_gmacs(result: SearchResult, path: str | Path) -> None:
 
     figure = Figure(figsize=(7.5, 5))
     ax = figure.subplots()
-    for state, style in (("complete", dict(color="tab:blue", alpha=0.9)), ("pruned", dict(color="tab:gray", alpha=0.5))):
+    for state, style in (
+        ("complete", dict(color="tab:blue", alpha=0.9)),
+        ("pruned", dict(color="tab:gray", alpha=0.5)),
+    ):
         rows = [row for row in _rows_with_top1(result) if row.state == state]
         if rows:
             ax.scatter([row.gmacs for row in rows], [row.top1 for row in rows], label=state, s=40, **style)
     for row in _rows_with_top1(result):
         if row.kind != "grid":
-            ax.annotate(_label(row.kind), (row.gmacs, row.top1), textcoords="offset points", xytext=(5, 4),
-                        fontsize=7, color="darkred")
+            ax.annotate(
+                _label(row.kind),
+                (row.gmacs, row.top1),
+                textcoords="offset points",
+                xytext=(5, 4),
+                fontsize=7,
+                color="darkred",
+            )
     table = result.table
     nominal = table.base_macs * (result.rows[0].nominal if result.rows else 1.0) / 1e9
     ax.axvline(nominal, linestyle="--", color="black", linewidth=0.8, label=f"nominal cost ({nominal:.3f} GMACs)")
     best = result.best
     if best is not None:
         ax.scatter([best.gmacs], [best.top1], s=200, facecolors="none", edgecolors="red", linewidths=1.5, label="best")
-    ax.set(xlabel=f"realised GMACs at the trained size (base: {table.base_macs / 1e9:.3f} at {table.train_resolution} px)",
-           ylabel="validation top-1 (%)", title=f"{result.base}: accuracy against realised cost")
+    ax.set(
+        xlabel=f"realised GMACs at the trained size (base: {table.base_macs / 1e9:.3f} at {table.train_resolution} px)",
+        ylabel="validation top-1 (%)",
+        title=f"{result.base}: accuracy against realised cost",
+    )
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     figure.tight_layout()

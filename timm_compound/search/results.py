@@ -48,7 +48,7 @@ class Row:
     trial: int | None
     attempts: int
     shared_with: str | None = None
-    rung: int = 0                 # successive halving: the highest rung the candidate trained in
+    rung: int = 0  # successive halving: the highest rung the candidate trained in
 
     @property
     def coefficients(self) -> tuple[float, float, float]:
@@ -66,15 +66,15 @@ class SearchResult:
     data: str
     phi: float
     study_name: str
-    storage: str                  # the storage URL without its password
+    storage: str  # the storage URL without its password
     rows: list[Row]
-    complete: bool                # every candidate done or lost (TPE: the budget spent)
-    epochs_spent: int             # training epochs completed by every trial, killed and pruned ones too
-    trials: int                   # Optuna trials in the study, duplicates and retries included
+    complete: bool  # every candidate done or lost (TPE: the budget spent)
+    epochs_spent: int  # training epochs completed by every trial, killed and pruned ones too
+    trials: int  # Optuna trials in the study, duplicates and retries included
     settings: dict[str, Any]
     table: CandidateTable = field(repr=False)
     files: dict[str, Path] = field(default_factory=dict)
-    confidence: Any = None        # search.confidence.Confidence: the winner against chance, runner-up, current
+    confidence: Any = None  # search.confidence.Confidence: the winner against chance, runner-up, current
 
     @property
     def best(self) -> Row | None:
@@ -90,27 +90,48 @@ class SearchResult:
     def to_dict(self) -> dict[str, Any]:
         best = self.best
         return {
-            "base": self.base, "data": self.data, "phi": self.phi, "study": self.study_name, "storage": self.storage,
-            "complete": self.complete, "epochs_spent": self.epochs_spent, "trials": self.trials,
-            "best": None if best is None else {"alpha": best.alpha, "beta": best.beta, "gamma": best.gamma,
-                                               "top1": best.top1, "key": best.key, "trial": best.trial},
-            "rule_file": self.table.rule_file, "base_resolution": self.table.base_resolution,
-            "train_resolution": self.table.train_resolution, "base_gmacs": self.table.base_macs / 1e9,
+            "base": self.base,
+            "data": self.data,
+            "phi": self.phi,
+            "study": self.study_name,
+            "storage": self.storage,
+            "complete": self.complete,
+            "epochs_spent": self.epochs_spent,
+            "trials": self.trials,
+            "best": None
+            if best is None
+            else {
+                "alpha": best.alpha,
+                "beta": best.beta,
+                "gamma": best.gamma,
+                "top1": best.top1,
+                "key": best.key,
+                "trial": best.trial,
+            },
+            "rule_file": self.table.rule_file,
+            "base_resolution": self.table.base_resolution,
+            "train_resolution": self.table.train_resolution,
+            "base_gmacs": self.table.base_macs / 1e9,
             "base_gmacs_native": self.table.base_macs_native / 1e9,
             "confidence": None if self.confidence is None else self.confidence.to_dict(),
-            "settings": self.settings, "rows": [row.to_dict() for row in self.rows],
+            "settings": self.settings,
+            "rows": [row.to_dict() for row in self.rows],
         }
 
 
-def collect(studies: list[Any], table: CandidateTable, max_attempts: int, rungs: int = 1) -> tuple[list[Row], Ledger, int]:
+def collect(
+    studies: list[Any], table: CandidateTable, max_attempts: int, rungs: int = 1
+) -> tuple[list[Row], Ledger, int]:
     """(rows best first, the last study's ledger, epochs spent) from the studies' trials.
 
     `studies`: the search's study, or under successive halving each rung's study that exists so far
     (`rungs` of them in all). A candidate's row shows its highest rung: "pruned" when it did not
     continue after it, "waiting" when its rung is done but the next has not started.
     """
-    ledgers = [Ledger.of(study, (study.user_attrs.get(SETTINGS_ATTR) or {}).get("candidates", table.keys), max_attempts)
-               for study in studies]
+    ledgers = [
+        Ledger.of(study, (study.user_attrs.get(SETTINGS_ATTR) or {}).get("candidates", table.keys), max_attempts)
+        for study in studies
+    ]
     outcomes = {key: _outcome(key, ledgers, rungs) for key in table.keys}
     by_number = [{trial.number: trial for trial in ledger.trials} for ledger in ledgers]
     rows = []
@@ -122,23 +143,47 @@ def collect(studies: list[Any], table: CandidateTable, max_attempts: int, rungs:
         if trial is not None and SAME_MODEL in trial.user_attrs:
             twin = by_number[rung].get(trial.user_attrs[SAME_MODEL], trial)
             shared = key_of(twin)
-            if shared in outcomes and outcomes[shared][0] > rung:   # the twin went on: so did this model
+            if shared in outcomes and outcomes[shared][0] > rung:  # the twin went on: so did this model
                 rung, _, source, state = outcomes[shared]
             else:
                 source = twin
-        rows.append((index, Row(
-            key=key, kind=candidate.point.kind, alpha=candidate.point.alpha, beta=candidate.point.beta,
-            gamma=candidate.point.gamma, nominal=candidate.nominal, planned_by=candidate.planned_by, phi=candidate.phi,
-            depths=list(candidate.plan.depths), widths=list(candidate.plan.widths), resolution=candidate.plan.resolution,
-            gmacs_native=candidate.macs_native / 1e9, ratio_native=candidate.ratio_native,
-            train_resolution=candidate.train_resolution, gmacs=candidate.macs / 1e9, ratio=candidate.ratio,
-            params=candidate.params, state=state, epochs_run=_reached(source) if shared is None else 0,
-            top1=_top1(source), trial=None if trial is None else trial.number,
-            attempts=sum(1 for t in ledger.trials if key_of(t) == key and DUPLICATE not in t.user_attrs),
-            shared_with=shared, rung=rung,
-        )))
-    spent = sum(_epochs(t) for ledger in ledgers for t in ledger.trials
-                if DUPLICATE not in t.user_attrs and SAME_MODEL not in t.user_attrs)
+        rows.append(
+            (
+                index,
+                Row(
+                    key=key,
+                    kind=candidate.point.kind,
+                    alpha=candidate.point.alpha,
+                    beta=candidate.point.beta,
+                    gamma=candidate.point.gamma,
+                    nominal=candidate.nominal,
+                    planned_by=candidate.planned_by,
+                    phi=candidate.phi,
+                    depths=list(candidate.plan.depths),
+                    widths=list(candidate.plan.widths),
+                    resolution=candidate.plan.resolution,
+                    gmacs_native=candidate.macs_native / 1e9,
+                    ratio_native=candidate.ratio_native,
+                    train_resolution=candidate.train_resolution,
+                    gmacs=candidate.macs / 1e9,
+                    ratio=candidate.ratio,
+                    params=candidate.params,
+                    state=state,
+                    epochs_run=_reached(source) if shared is None else 0,
+                    top1=_top1(source),
+                    trial=None if trial is None else trial.number,
+                    attempts=sum(1 for t in ledger.trials if key_of(t) == key and DUPLICATE not in t.user_attrs),
+                    shared_with=shared,
+                    rung=rung,
+                ),
+            )
+        )
+    spent = sum(
+        _epochs(t)
+        for ledger in ledgers
+        for t in ledger.trials
+        if DUPLICATE not in t.user_attrs and SAME_MODEL not in t.user_attrs
+    )
     return [row for _, row in sorted(rows, key=_rank)], ledgers[-1], spent
 
 
@@ -149,7 +194,7 @@ def _outcome(key: str, ledgers: list[Ledger], rungs: int) -> tuple[int, Ledger, 
     trial = ledger.done.get(key)
     state = _state(key, trial, ledger)
     if trial is not None and rung + 1 < rungs and state == "complete":
-        state = "pruned" if rung + 1 < len(ledgers) else "waiting"   # stopped at this rung, or the next is not open
+        state = "pruned" if rung + 1 < len(ledgers) else "waiting"  # stopped at this rung, or the next is not open
     return rung, ledger, trial, state
 
 
@@ -193,8 +238,14 @@ _ORDER = {"complete": 0, "pruned": 1, "running": 2, "waiting": 3, "failed": 4, "
 def _rank(item: tuple[int, Row]):
     index, row = item
     top1 = -(row.top1 if row.top1 is not None else -1.0)
-    return (_ORDER[row.state], -row.epochs_run if row.state == "pruned" else 0, top1, row.gmacs,
-            row.shared_with is not None, index)
+    return (
+        _ORDER[row.state],
+        -row.epochs_run if row.state == "pruned" else 0,
+        top1,
+        row.gmacs,
+        row.shared_with is not None,
+        index,
+    )
 
 
 def write_files(result: SearchResult, out: Path) -> dict[str, Path]:

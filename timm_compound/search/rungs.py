@@ -31,9 +31,9 @@ from typing import Any
 from timm_compound.search.candidates import CandidateTable
 from timm_compound.search.study import DUPLICATE, SAME_MODEL, key_of
 
-REDUCTION_FACTOR = 3   # keep the best third at each rung; rungs at 1, 3, 9, ... epochs
-EVAL_LOSS = "eval_loss"   # user_attr: validation loss at the rung's last epoch (breaks top-1 ties)
-REACHED = "reached"       # user_attr: the epoch a rung trial's value was measured at
+REDUCTION_FACTOR = 3  # keep the best third at each rung; rungs at 1, 3, 9, ... epochs
+EVAL_LOSS = "eval_loss"  # user_attr: validation loss at the rung's last epoch (breaks top-1 ties)
+REACHED = "reached"  # user_attr: the epoch a rung trial's value was measured at
 
 
 def rung_epochs(epochs: int, eta: int = REDUCTION_FACTOR) -> list[int]:
@@ -66,7 +66,9 @@ def _file_name(text: str) -> str:
     return re.sub(r"[^0-9A-Za-z._-]", "_", text)
 
 
-def promoted(trials: list[Any], table: CandidateTable, eta: int = REDUCTION_FACTOR, control: str | None = None) -> list[str]:
+def promoted(
+    trials: list[Any], table: CandidateTable, eta: int = REDUCTION_FACTOR, control: str | None = None
+) -> list[str]:
     """The candidates that continue after a finished rung, in table order.
 
     Only trials that trained count (one per distinct model: a twin took its result, a duplicate
@@ -81,11 +83,17 @@ def promoted(trials: list[Any], table: CandidateTable, eta: int = REDUCTION_FACT
     trained = {}
     for trial in trials:
         key = key_of(trial)
-        if (trial.state == TrialState.COMPLETE and key in order and DUPLICATE not in trial.user_attrs
-                and SAME_MODEL not in trial.user_attrs):
+        if (
+            trial.state == TrialState.COMPLETE
+            and key in order
+            and DUPLICATE not in trial.user_attrs
+            and SAME_MODEL not in trial.user_attrs
+        ):
             trained.setdefault(key, trial)
-    ranked = sorted(trained, key=lambda k: (-trained[k].value, trained[k].user_attrs.get(EVAL_LOSS, math.inf),
-                                            table[k].macs, order[k]))
+    ranked = sorted(
+        trained,
+        key=lambda k: (-trained[k].value, trained[k].user_attrs.get(EVAL_LOSS, math.inf), table[k].macs, order[k]),
+    )
     keep = set(ranked[: math.ceil(len(ranked) / eta)])
     if control is not None:
         keep |= {key for key in (control, _trained_for(control, trials)) if key in trained}

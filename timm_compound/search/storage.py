@@ -28,9 +28,9 @@ from timm_compound.storage.urls import (  # noqa: F401 - re-exported: the search
 )
 
 DEFAULT_FILE = "study.db"
-DEFAULT_HEARTBEAT = 60     # seconds between heartbeats; a trial is stale after twice that
-MAX_RETRY = 2              # a candidate whose worker died is tried at most 1 + MAX_RETRY times
-SCHEMA_ATTEMPTS = 5        # tries to open a storage whose tables another worker is creating at that moment
+DEFAULT_HEARTBEAT = 60  # seconds between heartbeats; a trial is stale after twice that
+MAX_RETRY = 2  # a candidate whose worker died is tried at most 1 + MAX_RETRY times
+SCHEMA_ATTEMPTS = 5  # tries to open a storage whose tables another worker is creating at that moment
 
 
 def default_url(out: str | Path) -> str:
@@ -51,14 +51,21 @@ def open_storage(url: str, *, heartbeat: int = DEFAULT_HEARTBEAT, max_retry: int
     # before, RetryFailedTrialCallback as failed_trial_callback: the same callback
     parameters = inspect.signature(optuna.storages.RDBStorage).parameters
     renamed = "heartbeat_stale_trial_callback" in parameters
-    retry_class = optuna.storages.RetryHeartbeatStaleTrialCallback if renamed else optuna.storages.RetryFailedTrialCallback
+    retry_class = (
+        optuna.storages.RetryHeartbeatStaleTrialCallback if renamed else optuna.storages.RetryFailedTrialCallback
+    )
     callback = "heartbeat_stale_trial_callback" if renamed else "failed_trial_callback"
 
     def connect():
-        with warnings.catch_warnings():   # heartbeats and retries are "experimental" since optuna 2.9
+        with warnings.catch_warnings():  # heartbeats and retries are "experimental" since optuna 2.9
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(with_driver(url), engine_kwargs=engine_kwargs(url), heartbeat_interval=heartbeat,
-                                              grace_period=2 * heartbeat, **{callback: retry_class(max_retry=max_retry)})
+            return optuna.storages.RDBStorage(
+                with_driver(url),
+                engine_kwargs=engine_kwargs(url),
+                heartbeat_interval=heartbeat,
+                grace_period=2 * heartbeat,
+                **{callback: retry_class(max_retry=max_retry)},
+            )
 
     with errors(url):
         for attempt in range(SCHEMA_ATTEMPTS):

@@ -15,21 +15,22 @@ from typing import Any
 
 from timm_compound.errors import CompoundError
 
-PARAM = "candidate"            # the one Optuna parameter: a candidate's key, '1.2/1.1/1.15'
+PARAM = "candidate"  # the one Optuna parameter: a candidate's key, '1.2/1.1/1.15'
 SETTINGS_ATTR = "timm_compound.search"
-SETTINGS_WAIT = 60.0           # seconds a joining worker waits for the creator to record the settings
-DUPLICATE = "duplicate_of"     # user_attr of a trial that did not train: another trial has its candidate
-SAME_MODEL = "same_model_as"   # user_attr of a trial that took the result of a candidate rounding to its model
+SETTINGS_WAIT = 60.0  # seconds a joining worker waits for the creator to record the settings
+DUPLICATE = "duplicate_of"  # user_attr of a trial that did not train: another trial has its candidate
+SAME_MODEL = "same_model_as"  # user_attr of a trial that took the result of a candidate rounding to its model
 
 
 def open_study(storage, name: str, settings: dict[str, Any], *, sampler=None, pruner=None, shown_url: str = ""):
     """Create the study with `settings`, or load it and check that it was created with the same ones."""
     import optuna
 
-    settings = json.loads(json.dumps(settings))   # as the storage will hand it back
+    settings = json.loads(json.dumps(settings))  # as the storage will hand it back
     try:
-        study = optuna.create_study(storage=storage, study_name=name, direction="maximize", sampler=sampler,
-                                    pruner=pruner, load_if_exists=False)
+        study = optuna.create_study(
+            storage=storage, study_name=name, direction="maximize", sampler=sampler, pruner=pruner, load_if_exists=False
+        )
     except optuna.exceptions.DuplicatedStudyError:
         study = optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
         check_settings(study, settings, name, shown_url)
@@ -43,21 +44,30 @@ def check_settings(study, settings: dict[str, Any], name: str, shown_url: str) -
     import optuna
 
     if list(study.directions) != [optuna.study.StudyDirection.MAXIMIZE]:
-        raise CompoundError(f"study {name!r} in {shown_url} does not maximise one value: it is not a coefficient search")
+        raise CompoundError(
+            f"study {name!r} in {shown_url} does not maximise one value: it is not a coefficient search"
+        )
     deadline = time.monotonic() + SETTINGS_WAIT
     recorded = study.user_attrs.get(SETTINGS_ATTR)
     while recorded is None and study.trials == [] and time.monotonic() < deadline:
-        time.sleep(0.5)   # another worker created it a moment ago and is about to record its settings
+        time.sleep(0.5)  # another worker created it a moment ago and is about to record its settings
         recorded = study.user_attrs.get(SETTINGS_ATTR)
     if recorded is None:
-        raise CompoundError(f"study {name!r} in {shown_url} was not created by `timm-compound search` (no settings "
-                            "recorded): choose another --study name")
-    differences = [f"{key}: the study has {recorded.get(key)!r}, this search {settings.get(key)!r}"
-                   for key in sorted(set(recorded) | set(settings)) if recorded.get(key) != settings.get(key)]
+        raise CompoundError(
+            f"study {name!r} in {shown_url} was not created by `timm-compound search` (no settings "
+            "recorded): choose another --study name"
+        )
+    differences = [
+        f"{key}: the study has {recorded.get(key)!r}, this search {settings.get(key)!r}"
+        for key in sorted(set(recorded) | set(settings))
+        if recorded.get(key) != settings.get(key)
+    ]
     if differences:
         shown = "; ".join(_short(line) for line in differences)
-        raise CompoundError(f"study {name!r} in {shown_url} was created for another search ({shown}); "
-                            "re-run with the study's settings to resume it, or choose another --study name")
+        raise CompoundError(
+            f"study {name!r} in {shown_url} was created for another search ({shown}); "
+            "re-run with the study's settings to resume it, or choose another --study name"
+        )
 
 
 def _short(line: str, limit: int = 300) -> str:
@@ -85,7 +95,7 @@ class Ledger:
     running: set[str] = field(default_factory=set)
     waiting: set[str] = field(default_factory=set)
     failed: dict[str, int] = field(default_factory=dict)
-    queued: int = 0   # WAITING trials, with or without a candidate yet (a retry of a trial that died early)
+    queued: int = 0  # WAITING trials, with or without a candidate yet (a retry of a trial that died early)
 
     @classmethod
     def of(cls, study, keys: list[str], max_attempts: int) -> Ledger:
@@ -113,13 +123,19 @@ class Ledger:
 
     @property
     def lost(self) -> list[str]:
-        return [k for k in self.keys if k not in self.done and k not in self.live
-                and self.failed.get(k, 0) >= self.max_attempts]
+        return [
+            k
+            for k in self.keys
+            if k not in self.done and k not in self.live and self.failed.get(k, 0) >= self.max_attempts
+        ]
 
     @property
     def orphans(self) -> list[str]:
-        return [k for k in self.keys if k not in self.done and k not in self.live
-                and 0 < self.failed.get(k, 0) < self.max_attempts]
+        return [
+            k
+            for k in self.keys
+            if k not in self.done and k not in self.live and 0 < self.failed.get(k, 0) < self.max_attempts
+        ]
 
     @property
     def untried(self) -> list[str]:
@@ -156,7 +172,11 @@ def trained_twin(keys: list[str], trials: list[Any]) -> Any:
     from optuna.trial import TrialState
 
     for other in trials:
-        if (key_of(other) in keys and other.state in (TrialState.COMPLETE, TrialState.PRUNED)
-                and DUPLICATE not in other.user_attrs and SAME_MODEL not in other.user_attrs):
+        if (
+            key_of(other) in keys
+            and other.state in (TrialState.COMPLETE, TrialState.PRUNED)
+            and DUPLICATE not in other.user_attrs
+            and SAME_MODEL not in other.user_attrs
+        ):
             return other
     return None

@@ -24,8 +24,9 @@ import random
 import time
 import traceback
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, Callable
+from typing import Any
 
 from timm_compound.errors import CompoundError
 from timm_compound.search.candidates import CandidateTable
@@ -52,12 +53,12 @@ class Job:
     recipe: Recipe
     sampler: str = "grid"
     pruner: str = "successive_halving"
-    budget: int | None = None     # TPE: trials to train
+    budget: int | None = None  # TPE: trials to train
     seed: int = 0
     epochs: int = 1
     heartbeat: int = 60
-    threads: int | None = None    # torch threads in a spawned worker
-    control: str | None = None    # successive halving: the candidate that always continues (the rule's current)
+    threads: int | None = None  # torch threads in a spawned worker
+    control: str | None = None  # successive halving: the candidate that always continues (the rule's current)
     keep_checkpoints: bool = False  # keep the checkpoints of candidates that stop at a rung
 
     @property
@@ -77,8 +78,15 @@ class Job:
             return replace(self, recipe=recipe)
         table = replace(self.table, candidates={key: self.table[key] for key in keys})
         settings = {**self.settings, "rung": index, "rung_epochs": self.rungs[index], "candidates": keys}
-        return replace(self, study_name=rung_study_name(self.study_name, index), settings=settings, table=table,
-                       recipe=recipe, sampler="grid", budget=None)
+        return replace(
+            self,
+            study_name=rung_study_name(self.study_name, index),
+            settings=settings,
+            table=table,
+            recipe=recipe,
+            sampler="grid",
+            budget=None,
+        )
 
 
 def make_sampler(name: str, keys: list[str], seed: int):
@@ -116,15 +124,21 @@ def make_pruner(name: str, epochs: int):
         return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=REDUCTION_FACTOR)
     if name == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs, reduction_factor=REDUCTION_FACTOR)
-    return optuna.pruners.NopPruner()   # "none", and "successive_halving", whose rungs stop trials themselves
+    return optuna.pruners.NopPruner()  # "none", and "successive_halving", whose rungs stop trials themselves
 
 
 def connect(job: Job):
     """The job's study, checked against its settings."""
     storage = open_storage(job.url, heartbeat=job.heartbeat)
     sampler = make_sampler(job.sampler, job.table.keys, job.seed)
-    return open_study(storage, job.study_name, job.settings, sampler=sampler,
-                      pruner=make_pruner(job.pruner, job.epochs), shown_url=redact(job.url))
+    return open_study(
+        storage,
+        job.study_name,
+        job.settings,
+        sampler=sampler,
+        pruner=make_pruner(job.pruner, job.epochs),
+        shown_url=redact(job.url),
+    )
 
 
 def run_search(job: Job, say: Callable[[str], None], study=None) -> int:
@@ -143,7 +157,7 @@ def run_search(job: Job, say: Callable[[str], None], study=None) -> int:
             if not job.keep_checkpoints:
                 forget(job.recipe.runs, [key for key in rung.table.keys if key not in keys])
             if not keys:
-                break   # every candidate of this rung failed: nothing continues (the result says incomplete)
+                break  # every candidate of this rung failed: nothing continues (the result says incomplete)
     return ran
 
 
@@ -157,13 +171,13 @@ def run(job: Job, say: Callable[[str], None], study=None, poll: float | None = N
     chooser = random.Random(f"{job.seed}-{os.getpid()}")
     ran = 0
     while True:
-        with warnings.catch_warnings():   # "experimental" since optuna 2.9
+        with warnings.catch_warnings():  # "experimental" since optuna 2.9
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            optuna.storages.fail_stale_trials(study)   # a dead worker's trial: failed, its retry queued
+            optuna.storages.fail_stale_trials(study)  # a dead worker's trial: failed, its retry queued
         ledger = Ledger.of(study, job.table.keys, job.max_attempts)
         if complete(job, ledger):
             return ran
-        for key in ledger.orphans:   # failed by raising: no retry was queued for it
+        for key in ledger.orphans:  # failed by raising: no retry was queued for it
             study.enqueue_trial({PARAM: key})
         if job.sampler == "tpe" and objective.last_duplicate and ledger.untried and _can_start(job, ledger):
             # TPE proposed a candidate another trial holds: an untried one instead, so the budget buys new points
@@ -172,7 +186,7 @@ def run(job: Job, say: Callable[[str], None], study=None, poll: float | None = N
             study.optimize(objective, n_trials=1, catch=RETRIED_ERRORS)
             ran += 1
         else:
-            time.sleep(poll)   # the rest is running elsewhere
+            time.sleep(poll)  # the rest is running elsewhere
 
 
 def complete(job: Job, ledger: Ledger) -> bool:
@@ -190,10 +204,12 @@ def _can_start(job: Job, ledger: Ledger) -> bool:
 
 def run_many(job: Job, workers: int, say: Callable[[str], None]) -> None:
     """`workers` spawned processes on this machine, each running `run`; waits for all of them."""
-    context = multiprocessing.get_context("spawn")   # no fork after torch started its threads
+    context = multiprocessing.get_context("spawn")  # no fork after torch started its threads
     messages = context.Queue()
-    processes = [context.Process(target=_worker_main, args=(job, index, messages), name=f"search-worker-{index}")
-                 for index in range(1, workers + 1)]
+    processes = [
+        context.Process(target=_worker_main, args=(job, index, messages), name=f"search-worker-{index}")
+        for index in range(1, workers + 1)
+    ]
     for process in processes:
         process.start()
     problems: list[str] = []
@@ -202,7 +218,7 @@ def run_many(job: Job, workers: int, say: Callable[[str], None]) -> None:
             problems += _drain(messages, say, timeout=0.5)
     except BaseException:
         for process in processes:
-            process.terminate()   # their running trials go stale and are retried by the next run
+            process.terminate()  # their running trials go stale and are retried by the next run
         raise
     finally:
         for process in processes:
@@ -240,7 +256,7 @@ def _worker_main(job: Job, index: int, messages) -> None:
     except CompoundError as error:
         messages.put(("error", f"{name}: {scrub(str(error), job.url)}"))
         raise SystemExit(1) from None
-    except Exception as error:   # an unexpected failure: its traceback, without the password
+    except Exception as error:  # an unexpected failure: its traceback, without the password
         messages.put(("error", f"{name}: {scrub(''.join(traceback.format_exception(error)), job.url)}"))
         raise SystemExit(1) from None
 

@@ -40,7 +40,9 @@ def _found(result: SearchResult | str | Path | dict) -> dict:
         except (OSError, ValueError) as error:
             raise CompoundError(f"{path}: not a search result ({error})") from None
     if not record.get("best"):
-        raise CompoundError(f"the search of {record.get('base')} has no completed candidate yet: no coefficients to write")
+        raise CompoundError(
+            f"the search of {record.get('base')} has no completed candidate yet: no coefficients to write"
+        )
     return record
 
 
@@ -58,19 +60,28 @@ def _check_earned(record: dict, architectures: list[str]) -> None:
     confidence = record.get("confidence")
     which = f"it would replace the coefficients of {', '.join(architectures)}"
     if not confidence:
-        raise CompoundError(f"the search of {record['base']} recorded no significance test (a search.json from an "
-                            f"older version): {which}; pass --force (force=True) to write it anyway")
+        raise CompoundError(
+            f"the search of {record['base']} recorded no significance test (a search.json from an "
+            f"older version): {which}; pass --force (force=True) to write it anyway"
+        )
     if confidence.get("at_chance"):
-        raise CompoundError(f"the search's best candidate is at chance level (top-1 {confidence['top1']:.2f}% against "
-                            f"{confidence['chance']:.1f}% chance): no winner to write; {which}; pass --force "
-                            "(force=True) to write it anyway")
+        raise CompoundError(
+            f"the search's best candidate is at chance level (top-1 {confidence['top1']:.2f}% against "
+            f"{confidence['chance']:.1f}% chance): no winner to write; {which}; pass --force "
+            "(force=True) to write it anyway"
+        )
     current = confidence["current"]
     if not confidence.get("better_than_current"):
-        found = (f"{current['diff_mean']:+.2f} points, Holm-corrected p={current['p_holm']:.3g}"
-                 if current.get("diff_mean") is not None else current.get("note") or "not compared")
-        raise CompoundError(f"the winner {confidence['winner']} is not significantly better than the rule's current "
-                            f"coefficients {current.get('key')} ({found}); {which}; pass --force (force=True) to write "
-                            "it anyway")
+        found = (
+            f"{current['diff_mean']:+.2f} points, Holm-corrected p={current['p_holm']:.3g}"
+            if current.get("diff_mean") is not None
+            else current.get("note") or "not compared"
+        )
+        raise CompoundError(
+            f"the winner {confidence['winner']} is not significantly better than the rule's current "
+            f"coefficients {current.get('key')} ({found}); {which}; pass --force (force=True) to write "
+            "it anyway"
+        )
 
 
 def write_rule(result: SearchResult | str | Path, folder: str | Path, *, force: bool = False) -> Path:
@@ -85,22 +96,31 @@ def write_rule(result: SearchResult | str | Path, folder: str | Path, *, force: 
         _check_earned(record, architectures)
     book = active_rules()
     rule, source = book.rules[base]
-    replaced = rule.replaces or rule.family   # a searched rule replaces what the shipped rule covers
+    replaced = rule.replaces or rule.family  # a searched rule replaces what the shipped rule covers
     family = replaced + SUFFIX
     data = read_yaml(source)
-    note = (f"Coefficients found by `timm-compound search` for {base} at phi={record['phi']:g} on {record['data']} "
-            f"(study {record['study']}: top-1 {best['top1']:.2f}%).")
-    written = {"family": family, "replaces": replaced,
-               "description": f"{str(data.get('description', '')).strip()} {note}".strip()}
-    written.update({key: value for key, value in data.items() if key not in ("family", "replaces", "description", "$schema")})
+    note = (
+        f"Coefficients found by `timm-compound search` for {base} at phi={record['phi']:g} on {record['data']} "
+        f"(study {record['study']}: top-1 {best['top1']:.2f}%)."
+    )
+    written = {
+        "family": family,
+        "replaces": replaced,
+        "description": f"{str(data.get('description', '')).strip()} {note}".strip(),
+    }
+    written.update(
+        {key: value for key, value in data.items() if key not in ("family", "replaces", "description", "$schema")}
+    )
     written["coefficients"] = {"alpha": best["alpha"], "beta": best["beta"], "gamma": best["gamma"]}
     written["constraint"] = {"flops_factor": grid["flops_factor"], "tolerance": grid["tolerance"]}
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{family}.yaml"
-    header = (f"# Written by `timm-compound search` from {source.name}: {note}\n"
-              f"# Load it with TIMM_COMPOUND_RULES_PATH={folder}: it replaces the {replaced!r} rule's coefficients for "
-              f"{', '.join(architectures)}.\n")
+    header = (
+        f"# Written by `timm-compound search` from {source.name}: {note}\n"
+        f"# Load it with TIMM_COMPOUND_RULES_PATH={folder}: it replaces the {replaced!r} rule's coefficients for "
+        f"{', '.join(architectures)}.\n"
+    )
     path.write_text(header + yaml.safe_dump(written, sort_keys=False, allow_unicode=True))
     _check_loads(path, replaced)
     return path

@@ -8,7 +8,7 @@ without its password; the search's Optuna storage and the experiment's ledger bo
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 from timm_compound.errors import CompoundError
 from timm_compound.storage.urls import engine_kwargs, redact, scrub, with_driver
@@ -16,8 +16,10 @@ from timm_compound.storage.urls import engine_kwargs, redact, scrub, with_driver
 
 def check_url(url: object) -> str:
     if not isinstance(url, str) or "://" not in url:
-        raise CompoundError(f"storage must be a database URL such as sqlite:///study.db or "
-                            f"postgresql://user@host/db, got {redact(str(url))!r}")
+        raise CompoundError(
+            f"storage must be a database URL such as sqlite:///study.db or "
+            f"postgresql://user@host/db, got {redact(str(url))!r}"
+        )
     return url
 
 
@@ -29,7 +31,7 @@ def errors(url: str) -> Iterator[None]:
     shown = redact(url)
     try:
         yield
-    except ImportError as error:   # the dialect's driver (psycopg, pymysql, ...) is not installed
+    except ImportError as error:  # the dialect's driver (psycopg, pymysql, ...) is not installed
         cause = error.__cause__ if isinstance(error.__cause__, ImportError) else error
         name = getattr(cause, "name", None)
         driver = f"its database driver {name!r} is" if name else "its database driver is"
@@ -41,7 +43,9 @@ def errors(url: str) -> Iterator[None]:
         raise CompoundError(f"storage {shown} is not a valid database URL: {scrub(str(error), url)}") from None
     except sqlalchemy.exc.SQLAlchemyError as error:
         reason = scrub(str(getattr(error, "orig", None) or error), url).strip().splitlines()
-        raise CompoundError(f"cannot reach storage {shown}: {' '.join(line.strip() for line in reason)[:400]}") from None
+        raise CompoundError(
+            f"cannot reach storage {shown}: {' '.join(line.strip() for line in reason)[:400]}"
+        ) from None
 
 
 def open_engine(url: str):
@@ -51,5 +55,5 @@ def open_engine(url: str):
     check_url(url)
     with errors(url):
         engine = sqlalchemy.create_engine(with_driver(url), **engine_kwargs(url))
-        sqlalchemy.inspect(engine).get_table_names()   # reads the schema: a file that is no database fails here
+        sqlalchemy.inspect(engine).get_table_names()  # reads the schema: a file that is no database fails here
     return engine

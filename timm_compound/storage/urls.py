@@ -12,8 +12,8 @@ import re
 from typing import Any
 from urllib.parse import quote, quote_plus, unquote
 
-SQLITE_LOCK_TIMEOUT = 60   # seconds an SQLite writer waits for another process's lock
-CONNECT_TIMEOUT = 10       # seconds to reach a database server before giving up
+SQLITE_LOCK_TIMEOUT = 60  # seconds an SQLite writer waits for another process's lock
+CONNECT_TIMEOUT = 10  # seconds to reach a database server before giving up
 
 _PASSWORD = re.compile(r"^(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^:/@\s]*:)(?P<password>[^@\s]*)(?P<tail>@.*)$", re.S)
 
@@ -49,7 +49,7 @@ def with_driver(url: str) -> str:
         return url
     for module, dialect in (("psycopg", "postgresql+psycopg"), ("psycopg2", "postgresql+psycopg2")):
         if importlib.util.find_spec(module) is not None:
-            return dialect + url[len("postgresql"):]
+            return dialect + url[len("postgresql") :]
     return url
 
 

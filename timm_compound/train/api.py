@@ -49,7 +49,7 @@ class _Request:
     """One call of train(): the settings, what to build, and where the run lives."""
 
     config: TrainConfig
-    model: Any                       # an nn.Module, a ScalePlan, or None (config.model names it)
+    model: Any  # an nn.Module, a ScalePlan, or None (config.model names it)
     run_dir: Path | None
     resuming: bool
     model_kwargs: dict[str, Any]
@@ -94,8 +94,15 @@ def train(
         world.close()
 
 
-def _request(model: Any, data: str | None, config: Any, out: Any, resume: Any, settings: dict[str, Any],
-             model_kwargs: dict[str, Any] | None) -> _Request:
+def _request(
+    model: Any,
+    data: str | None,
+    config: Any,
+    out: Any,
+    resume: Any,
+    settings: dict[str, Any],
+    model_kwargs: dict[str, Any] | None,
+) -> _Request:
     if data is not None:
         settings["data"] = data
     if isinstance(model, str):
@@ -104,17 +111,22 @@ def _request(model: Any, data: str | None, config: Any, out: Any, resume: Any, s
     if model is None and config is None and resuming and resume is not True:
         resumed: Resumed = from_folder(run_dir, settings)
         if model_kwargs:
-            raise CompoundError(f"cannot resume {run_dir} with model_kwargs: the run's model is rebuilt from its run.json")
+            raise CompoundError(
+                f"cannot resume {run_dir} with model_kwargs: the run's model is rebuilt from its run.json"
+            )
         return _Request(resumed.config, resumed.model, run_dir, True, resumed.model_kwargs, resumed.extended_from)
     built = build_config(config, **settings)
     if model is None and built.model is None:
-        raise CompoundError("give the model to train (a registered name, a base, a ScalePlan or an nn.Module), "
-                            "or resume=RUN to continue a run")
+        raise CompoundError(
+            "give the model to train (a registered name, a base, a ScalePlan or an nn.Module), "
+            "or resume=RUN to continue a run"
+        )
     return _Request(built, None if isinstance(model, str) else model, run_dir, resuming, dict(model_kwargs or {}))
 
 
-def _train(world: World, request: _Request, progress: Mode | bool, console: Console | None,
-           on_epoch: OnEpoch | None) -> TrainResult:
+def _train(
+    world: World, request: _Request, progress: Mode | bool, console: Console | None, on_epoch: OnEpoch | None
+) -> TrainResult:
     config, device, run_dir = request.config, world.device, request.run_dir
     amp = check_amp(config.amp, device.type)
     check_speed(config, device)
@@ -123,50 +135,100 @@ def _train(world: World, request: _Request, progress: Mode | bool, console: Cons
     if run_dir is not None and not request.resuming:
         _agreed(world, lambda: (check_can_create(run_dir), run.check_new(run_dir)))
     _seed_everything(config.seed)
-    splits = load_data(config.data, data_dir=config.data_dir, download=config.download,
-                       train_samples=config.train_samples, val_samples=config.val_samples,
-                       num_classes=config.num_classes)
+    splits = load_data(
+        config.data,
+        data_dir=config.data_dir,
+        download=config.download,
+        train_samples=config.train_samples,
+        val_samples=config.val_samples,
+        num_classes=config.num_classes,
+    )
     spec = request.model if request.model is not None else config.model
     drops = regularisation(spec, config, phi=config.phi, resolution=config.resolution)
-    chosen = choose_model(spec, num_classes=splits.num_classes, resolution=config.resolution, phi=config.phi,
-                          model_kwargs={**drops.model_kwargs, **request.model_kwargs})
+    chosen = choose_model(
+        spec,
+        num_classes=splits.num_classes,
+        resolution=config.resolution,
+        phi=config.phi,
+        model_kwargs={**drops.model_kwargs, **request.model_kwargs},
+    )
     resolution, train_resolution = resolve_resolutions(chosen, config.resolution, config.train_resolution)
     augment = splits.augment if config.augment is None else config.augment
     if not augment and (config.aa or config.reprob):
-        raise CompoundError(f"aa and reprob are training augmentations, and {config.data} trains without augmentation "
-                            "by default: pass augment=True (--augment) to use them")
-    settings = config.model_copy(update=dict(
-        lr=float(config.lr or default_lr(config, world.world_size)), amp=amp, resolution=resolution,
-        train_resolution=train_resolution, augment=augment, drop_rate=drops.drop_rate(chosen.model),
-        drop_path=drops.drop_path))
+        raise CompoundError(
+            f"aa and reprob are training augmentations, and {config.data} trains without augmentation "
+            "by default: pass augment=True (--augment) to use them"
+        )
+    settings = config.model_copy(
+        update=dict(
+            lr=float(config.lr or default_lr(config, world.world_size)),
+            amp=amp,
+            resolution=resolution,
+            train_resolution=train_resolution,
+            augment=augment,
+            drop_rate=drops.drop_rate(chosen.model),
+            drop_path=drops.drop_path,
+        )
+    )
     stages = Stages.plan(settings, minimum=minimum_resolution(chosen))
     workers = default_workers(config.data) if config.workers is None else config.workers
     model_record = {**chosen.record(), "kwargs": run.json_or_none(request.model_kwargs)}
-    record = run.new_record(model=model_record, dataset=splits.description, config=config, settings=settings,
-                            world_size=world.world_size, device=str(device), workers=workers,
-                            regularisation=drops.describe(settings), progressive=stages.describe())
+    record = run.new_record(
+        model=model_record,
+        dataset=splits.description,
+        config=config,
+        settings=settings,
+        world_size=world.world_size,
+        device=str(device),
+        workers=workers,
+        regularisation=drops.describe(settings),
+        progressive=stages.describe(),
+    )
     last = None
     if request.resuming:
+
         def check_resume():
             previous = run.read_record(run_dir)
-            problems = run.resume_conflicts(previous, model=model_record, dataset=splits.description,
-                                            settings=settings, world_size=world.world_size)
+            problems = run.resume_conflicts(
+                previous, model=model_record, dataset=splits.description, settings=settings, world_size=world.world_size
+            )
             if problems:
                 raise CompoundError(f"cannot resume {run_dir}: " + "; ".join(problems) + " (nothing was changed)")
+
         _agreed(world, check_resume)
-        record = {**run.read_record(run_dir), "status": "running", "message": None, "config": config.to_json(),
-                  "settings": run.settings_record(settings), "workers": workers, "device": str(device),
-                  "progressive": stages.describe()}
+        record = {
+            **run.read_record(run_dir),
+            "status": "running",
+            "message": None,
+            "config": config.to_json(),
+            "settings": run.settings_record(settings),
+            "workers": workers,
+            "device": str(device),
+            "progressive": stages.describe(),
+        }
         last = checkpoint.find_last(run_dir)
         if last is None and int(record.get("epochs_completed") or 0) > 0:
-            raise CompoundError(f"cannot resume {run_dir}: it completed {record['epochs_completed']} epoch(s) but its "
-                                f"training state ({checkpoint.LAST}/{checkpoint.STATE}) is gone (removed to save disk "
-                                "when it finished); train a new run instead (nothing was changed)")
+            raise CompoundError(
+                f"cannot resume {run_dir}: it completed {record['epochs_completed']} epoch(s) but its "
+                f"training state ({checkpoint.LAST}/{checkpoint.STATE}) is gone (removed to save disk "
+                "when it finished); train a new run instead (nothing was changed)"
+            )
 
-    logs = open_logs(run_dir if world.primary else None, settings, wandb=config.log_wandb and world.primary,
-                     title=chosen.spec)
-    loop = _build_loop(world, chosen, splits, settings, workers, record, run_dir, stages, logs,
-                       Reporter(progress if world.primary else "quiet", console))
+    logs = open_logs(
+        run_dir if world.primary else None, settings, wandb=config.log_wandb and world.primary, title=chosen.spec
+    )
+    loop = _build_loop(
+        world,
+        chosen,
+        splits,
+        settings,
+        workers,
+        record,
+        run_dir,
+        stages,
+        logs,
+        Reporter(progress if world.primary else "quiet", console),
+    )
     if last is not None:
         loop.restore(last)
         _say_resumed(loop, run_dir, request.extended_from)
@@ -178,42 +240,99 @@ def _train(world: World, request: _Request, progress: Mode | bool, console: Cons
 def _say_resumed(loop: Loop, run_dir: Path, extended_from: int | None) -> None:
     done, epochs = len(loop.history), loop.settings.epochs
     if done >= epochs:
-        loop.reporter.message(f"{run_dir} is already finished ({done} of {epochs} epochs): give a larger epochs "
-                              f"(--epochs N, N > {epochs}) to train it longer")
+        loop.reporter.message(
+            f"{run_dir} is already finished ({done} of {epochs} epochs): give a larger epochs "
+            f"(--epochs N, N > {epochs}) to train it longer"
+        )
     elif extended_from is not None and extended_from != epochs:
-        loop.reporter.message(f"extending {run_dir} from {extended_from} to {epochs} epochs: the {loop.settings.sched} "
-                              f"schedule is recomputed for {epochs} epochs from epoch {done + 1} on")
+        loop.reporter.message(
+            f"extending {run_dir} from {extended_from} to {epochs} epochs: the {loop.settings.sched} "
+            f"schedule is recomputed for {epochs} epochs from epoch {done + 1} on"
+        )
     else:
         loop.reporter.message(f"resuming {run_dir} after epoch {done} of {epochs}")
 
 
-def _build_loop(world: World, chosen: Chosen, splits: DataSplits, settings: TrainConfig, workers: int,
-                record: dict[str, Any], run_dir: Path | None, stages: Stages, logs, reporter: Reporter) -> Loop:
+def _build_loop(
+    world: World,
+    chosen: Chosen,
+    splits: DataSplits,
+    settings: TrainConfig,
+    workers: int,
+    record: dict[str, Any],
+    run_dir: Path | None,
+    stages: Stages,
+    logs,
+    reporter: Reporter,
+) -> Loop:
     import timm.data
 
     device = world.device
     data_config = timm.data.resolve_model_data_config(chosen.model)
-    train_tf, eval_tf = make_transforms(data_config, settings.train_resolution, settings.resolution,
-                                        augment=settings.augment, crop_pct=splits.crop_pct, aa=settings.aa,
-                                        reprob=settings.reprob)
+    train_tf, eval_tf = make_transforms(
+        data_config,
+        settings.train_resolution,
+        settings.resolution,
+        augment=settings.augment,
+        crop_pct=splits.crop_pct,
+        aa=settings.aa,
+        reprob=settings.reprob,
+    )
     train_samples = Samples(splits.train, train_tf)
     pin = device.type == "cuda"
-    batches = TrainBatches(train_samples, batch_size=settings.batch_size, seed=settings.seed, rank=world.rank,
-                           world_size=world.world_size, workers=workers, pin_memory=pin)
+    batches = TrainBatches(
+        train_samples,
+        batch_size=settings.batch_size,
+        seed=settings.seed,
+        rank=world.rank,
+        world_size=world.world_size,
+        workers=workers,
+        pin_memory=pin,
+    )
     if len(batches) == 0:
-        raise CompoundError(f"batch_size {settings.batch_size} x {world.world_size} process(es) is more than the "
-                            f"{len(train_samples)} training images: no full batch to train on")
+        raise CompoundError(
+            f"batch_size {settings.batch_size} x {world.world_size} process(es) is more than the "
+            f"{len(train_samples)} training images: no full batch to train on"
+        )
     updates = -(-len(batches) // settings.grad_accum)
-    parts = make_parts(chosen.model, settings, device=device, updates_per_epoch=updates,
-                       num_classes=splits.num_classes, ddp=world.distributed)
-    evaluation = eval_loader(Samples(splits.val, eval_tf), batch_size=settings.batch_size, rank=world.rank,
-                             world_size=world.world_size, workers=workers, pin_memory=pin)
-    pixels = (f"{settings.resolution} px" if settings.train_resolution == settings.resolution
-              else f"trained at {settings.train_resolution} px, evaluated at {settings.resolution} px")
+    parts = make_parts(
+        chosen.model,
+        settings,
+        device=device,
+        updates_per_epoch=updates,
+        num_classes=splits.num_classes,
+        ddp=world.distributed,
+    )
+    evaluation = eval_loader(
+        Samples(splits.val, eval_tf),
+        batch_size=settings.batch_size,
+        rank=world.rank,
+        world_size=world.world_size,
+        workers=workers,
+        pin_memory=pin,
+    )
+    pixels = (
+        f"{settings.resolution} px"
+        if settings.train_resolution == settings.resolution
+        else f"trained at {settings.train_resolution} px, evaluated at {settings.resolution} px"
+    )
     title = f"{chosen.spec} on {splits.description['name']} ({pixels})"
     stages.bind(data_config, settings, train_samples, parts)
-    return Loop(parts, batches, evaluation, len(train_samples), settings, world, reporter, record, run_dir, title, [],
-                stages=stages, logs=logs)
+    return Loop(
+        parts,
+        batches,
+        evaluation,
+        len(train_samples),
+        settings,
+        world,
+        reporter,
+        record,
+        run_dir,
+        title,
+        [],
+        stages=stages,
+        logs=logs,
+    )
 
 
 def _run_folder(out: str | Path | None, resume: str | Path | bool | None) -> tuple[Path | None, bool]:
@@ -227,7 +346,7 @@ def _run_folder(out: str | Path | None, resume: str | Path | bool | None) -> tup
     folder = Path(resume)
     if out is not None and Path(out).resolve() != folder.resolve():
         raise CompoundError(f"resume continues {folder} in place; out {out} names another folder")
-    run.read_record(folder)   # a clear error when it is not a run folder
+    run.read_record(folder)  # a clear error when it is not a run folder
     return folder, True
 
 
@@ -288,14 +407,25 @@ def evaluate(
     config = timm.data.resolve_model_data_config(module)
     _, eval_tf = make_transforms(config, pixels, pixels, augment=False, crop_pct=splits.crop_pct)
     workers = default_workers(data) if workers is None else positive_int("workers", workers, minimum=0)
-    loader = eval_loader(Samples(splits.val, eval_tf), batch_size=batch_size, rank=0, world_size=1, workers=workers,
-                         pin_memory=device.type == "cuda")
+    loader = eval_loader(
+        Samples(splits.val, eval_tf),
+        batch_size=batch_size,
+        rank=0,
+        world_size=1,
+        workers=workers,
+        pin_memory=device.type == "cuda",
+    )
     start = time.perf_counter()
     sums = evaluate_batches(module, loader, device, amp, channels_last=channels_last)
     return EvalResult(
-        top1=100.0 * round(sums.correct1) / sums.images, top5=100.0 * round(sums.correct5) / sums.images,
-        loss=sums.loss / sums.images, images=sums.images, images_per_second=sums.images / sums.seconds,
-        resolution=pixels, seconds=time.perf_counter() - start, num_classes=splits.num_classes,
+        top1=100.0 * round(sums.correct1) / sums.images,
+        top5=100.0 * round(sums.correct5) / sums.images,
+        loss=sums.loss / sums.images,
+        images=sums.images,
+        images_per_second=sums.images / sums.seconds,
+        resolution=pixels,
+        seconds=time.perf_counter() - start,
+        num_classes=splits.num_classes,
     )
 
 

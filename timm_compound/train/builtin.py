@@ -17,7 +17,7 @@ from torch.utils.data import Dataset
 from timm_compound.errors import CompoundError
 
 BUILTIN = {"digits": "scikit-learn's 8x8 handwritten digits (load_digits): 1,797 images, 10 classes"}
-SPLIT_SEED = 0          # the train/validation split never depends on the training seed
+SPLIT_SEED = 0  # the train/validation split never depends on the training seed
 VAL_FRACTION = 0.2
 
 
@@ -38,15 +38,16 @@ class ImageList(Dataset):
 def load(name: str) -> tuple[ImageList, dict[str, Any]]:
     """The whole built-in dataset `name` (RGB PIL images) and a description for run.json."""
     if name not in BUILTIN:
-        raise CompoundError(f"unknown built-in dataset 'builtin:{name}'; built in: "
-                            + ", ".join(f"builtin:{key}" for key in BUILTIN))
+        raise CompoundError(
+            f"unknown built-in dataset 'builtin:{name}'; built in: " + ", ".join(f"builtin:{key}" for key in BUILTIN)
+        )
     try:
         import sklearn
         from sklearn.datasets import load_digits
     except ImportError:
         raise CompoundError("builtin:digits needs scikit-learn: pip install scikit-learn") from None
     digits = load_digits()
-    pixels = np.rint(digits.images * (255.0 / 16.0)).astype(np.uint8)   # 0..16 grey levels -> 0..255
+    pixels = np.rint(digits.images * (255.0 / 16.0)).astype(np.uint8)  # 0..16 grey levels -> 0..255
     images = [Image.fromarray(image).convert("RGB") for image in pixels]
     classes = [str(int(name)) for name in digits.target_names]
     info = {"source": f"scikit-learn {sklearn.__version__} sklearn.datasets.load_digits", "image_size": 8}

@@ -33,8 +33,13 @@ def rng_state() -> dict[str, Any]:
     kind, keys, pos, has_gauss, cached = np.random.get_state()
     return {
         "python": random.getstate(),
-        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                  "has_gauss": int(has_gauss), "cached": float(cached)},
+        "numpy": {
+            "kind": kind,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached": float(cached),
+        },
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
     }
@@ -44,8 +49,9 @@ def set_rng_state(state: dict[str, Any]) -> None:
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
     saved = state["numpy"]
-    np.random.set_state((saved["kind"], saved["keys"].numpy().astype(np.uint32), saved["pos"],
-                         saved["has_gauss"], saved["cached"]))
+    np.random.set_state(
+        (saved["kind"], saved["keys"].numpy().astype(np.uint32), saved["pos"], saved["has_gauss"], saved["cached"])
+    )
     torch.set_rng_state(state["torch"])
     if state["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -73,7 +79,7 @@ def load_weights(path: Path) -> dict[str, torch.Tensor]:
         raise CompoundError(f"{path}: no such weights file")
     try:
         return safetensors.torch.load_file(str(path), device="cpu")
-    except Exception as error:  # noqa: BLE001 - safetensors raises its own error types
+    except Exception as error:
         raise CompoundError(f"{path}: not a valid safetensors file: {error}") from None
 
 
@@ -128,7 +134,9 @@ def load_last(folder: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Te
     """(model weights, EMA weights or None, training state) from a checkpoint folder; no unpickling."""
     try:
         state = torch.load(folder / STATE, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 - a corrupt or foreign file
-        raise CompoundError(f"{folder / STATE}: cannot read the training state: {without_unsafe_advice(str(error))}") from None
+    except Exception as error:
+        raise CompoundError(
+            f"{folder / STATE}: cannot read the training state: {without_unsafe_advice(str(error))}"
+        ) from None
     ema = load_weights(folder / EMA) if (folder / EMA).is_file() else None
     return load_weights(folder / MODEL), ema, state

@@ -39,10 +39,19 @@ class Layout:
 
 
 LAYOUTS = {
-    "cifar10": Layout("CIFAR-10", "cifar-10-batches-py", tuple(f"data_batch_{i}" for i in range(1, 6)), ("test_batch",),
-                      "batches.meta", "label_names", "labels", 10),
-    "cifar100": Layout("CIFAR-100", "cifar-100-python", ("train",), ("test",), "meta", "fine_label_names",
-                       "fine_labels", 100),
+    "cifar10": Layout(
+        "CIFAR-10",
+        "cifar-10-batches-py",
+        tuple(f"data_batch_{i}" for i in range(1, 6)),
+        ("test_batch",),
+        "batches.meta",
+        "label_names",
+        "labels",
+        10,
+    ),
+    "cifar100": Layout(
+        "CIFAR-100", "cifar-100-python", ("train",), ("test",), "meta", "fine_label_names", "fine_labels", 100
+    ),
 }
 PIXELS = 32 * 32 * 3
 
@@ -68,16 +77,20 @@ class _CifarUnpickler(pickle.Unpickler):
         try:
             return self.allowed[(module, name)]
         except KeyError:
-            raise pickle.UnpicklingError(f"refused {module}.{name}: a CIFAR batch holds only arrays and plain data") from None
+            raise pickle.UnpicklingError(
+                f"refused {module}.{name}: a CIFAR batch holds only arrays and plain data"
+            ) from None
 
 
 def _read(path: Path) -> dict[str, Any]:
     if not path.is_file():
-        raise CompoundError(f"{path.parent}: {path.name} is missing (torchvision's CIFAR layout; "
-                            "pass download=True / --download to fetch the dataset)")
+        raise CompoundError(
+            f"{path.parent}: {path.name} is missing (torchvision's CIFAR layout; "
+            "pass download=True / --download to fetch the dataset)"
+        )
     try:
         entry = _CifarUnpickler(io.BytesIO(path.read_bytes()), encoding="latin1").load()
-    except Exception as error:  # noqa: BLE001 - any failure to parse is a file that is not a CIFAR batch
+    except Exception as error:
         raise CompoundError(f"{path}: not a CIFAR batch file ({type(error).__name__}: {error})") from None
     if not isinstance(entry, dict):
         raise CompoundError(f"{path}: not a CIFAR batch file (a {type(entry).__name__}, not a dict)")
@@ -104,8 +117,10 @@ def load_split(name: str, root: Path, *, train: bool) -> CifarSplit:
     layout = LAYOUTS[name]
     folder = root / layout.folder
     if not folder.is_dir():
-        raise CompoundError(f"{layout.title} not found under {root}: expected {folder}/ in torchvision's layout "
-                            f"({', '.join(layout.train + layout.test)}, {layout.meta}); pass download=True / --download to fetch it")
+        raise CompoundError(
+            f"{layout.title} not found under {root}: expected {folder}/ in torchvision's layout "
+            f"({', '.join(layout.train + layout.test)}, {layout.meta}); pass download=True / --download to fetch it"
+        )
     meta = _read(folder / layout.meta)
     classes = meta.get(layout.names_key)
     if not isinstance(classes, list) or len(classes) != layout.classes:
@@ -134,5 +149,5 @@ def download(name: str, root: Path) -> None:
     kind = torchvision.datasets.CIFAR10 if name == "cifar10" else torchvision.datasets.CIFAR100
     try:
         kind(str(root), train=True, download=True)
-    except Exception as error:  # noqa: BLE001 - network and archive errors of every kind
+    except Exception as error:
         raise CompoundError(f"cannot download {LAYOUTS[name].title} into {root}: {error}") from None

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Callable, Literal, Optional
+from typing import Annotated, Any, Literal, Optional
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -31,10 +32,40 @@ EXTENDABLE = ("epochs",)
 # CLI option groups (rich help panels), by field
 PANELS = {
     "Model": ("model", "phi", "drop_rate", "drop_path"),
-    "Data": ("data", "num_classes", "train_samples", "val_samples", "resolution", "train_resolution", "augment",
-             "aa", "reprob", "mixup", "cutmix", "smoothing", "progressive", "progressive_stages"),
-    "Optimisation": ("epochs", "batch_size", "grad_accum", "lr", "lr_base", "lr_base_size", "opt", "sched",
-                     "warmup_epochs", "weight_decay", "momentum", "clip_grad", "clip_mode", "ema", "ema_decay", "seed"),
+    "Data": (
+        "data",
+        "num_classes",
+        "train_samples",
+        "val_samples",
+        "resolution",
+        "train_resolution",
+        "augment",
+        "aa",
+        "reprob",
+        "mixup",
+        "cutmix",
+        "smoothing",
+        "progressive",
+        "progressive_stages",
+    ),
+    "Optimisation": (
+        "epochs",
+        "batch_size",
+        "grad_accum",
+        "lr",
+        "lr_base",
+        "lr_base_size",
+        "opt",
+        "sched",
+        "warmup_epochs",
+        "weight_decay",
+        "momentum",
+        "clip_grad",
+        "clip_mode",
+        "ema",
+        "ema_decay",
+        "seed",
+    ),
     "Speed": ("amp", "channels_last", "compile", "compile_backend"),
     "Logging": ("log_every", "log_wandb"),
     "Where it runs": PLACE,
@@ -61,7 +92,9 @@ def _span(value: Any) -> Any:
                 raise ValueError
             return float(parts[0]), float(parts[1])
         except ValueError:
-            raise ValueError(f"must be START:END fractions of the training resolution (0.5:1.0), got {value!r}") from None
+            raise ValueError(
+                f"must be START:END fractions of the training resolution (0.5:1.0), got {value!r}"
+            ) from None
     return value
 
 
@@ -78,36 +111,50 @@ class TrainConfig(BaseModel):
     model: Optional[str] = Field(None, description="A registered variant (resnet18_cs_phi0) or a base (resnet18).")
     phi: Optional[float] = Field(None, description="Scale the base MODEL by this phi.")
     drop_rate: Optional[float] = Field(
-        None, ge=0.0, lt=1.0, description="Dropout before the classifier (default: the rule's recipe at phi, else the model's).")
+        None,
+        ge=0.0,
+        lt=1.0,
+        description="Dropout before the classifier (default: the rule's recipe at phi, else the model's).",
+    )
     drop_path: Optional[float] = Field(
-        None, ge=0.0, lt=1.0, description="Stochastic depth rate (default: the rule's recipe at phi, else 0).")
+        None, ge=0.0, lt=1.0, description="Stochastic depth rate (default: the rule's recipe at phi, else 0)."
+    )
 
     # --- data
-    data: str = Field(DEFAULT_DATA, min_length=1,
-                      description="builtin:digits, an image folder, torch/cifar10, torch/cifar100 or hfds/NAME.")
+    data: str = Field(
+        DEFAULT_DATA,
+        min_length=1,
+        description="builtin:digits, an image folder, torch/cifar10, torch/cifar100 or hfds/NAME.",
+    )
     num_classes: Optional[int] = Field(None, ge=2, description="Expected class count (checked against the data).")
     train_samples: Optional[int] = Field(None, ge=1, description="Train on a fixed subset of this many images.")
     val_samples: Optional[int] = Field(None, ge=1, description="Evaluate on a fixed subset of this many images.")
     resolution: Optional[int] = Field(None, ge=1, description="Evaluation input size in pixels (default: the plan's).")
     train_resolution: Annotated[Optional[int | float], BeforeValidator(_pixels_or_fraction)] = Field(
-        None, description="Train at these pixels (160) or this fraction (0.5) of the resolution.")
+        None, description="Train at these pixels (160) or this fraction (0.5) of the resolution."
+    )
     augment: Optional[bool] = Field(
-        None, description="timm's training augmentation (default: on, off for builtin:digits).")
+        None, description="timm's training augmentation (default: on, off for builtin:digits)."
+    )
     aa: Optional[str] = Field(None, description="timm's AutoAugment/RandAugment string (rand-m9-mstd0.5-inc1).")
     reprob: float = Field(0.0, ge=0.0, le=1.0, description="Random erasing probability.")
     mixup: float = Field(0.0, ge=0.0, description="Mixup alpha (0: off).")
     cutmix: float = Field(0.0, ge=0.0, description="CutMix alpha (0: off).")
     smoothing: float = Field(0.0, ge=0.0, le=0.99, description="Label smoothing.")
     progressive: Annotated[Optional[tuple[float, float]], BeforeValidator(_span)] = Field(
-        None, description="Progressive resizing START:END (0.5:1.0): fractions of the training resolution; "
-        "RandAugment magnitude, Mixup, CutMix and dropout grow alike.")
+        None,
+        description="Progressive resizing START:END (0.5:1.0): fractions of the training resolution; "
+        "RandAugment magnitude, Mixup, CutMix and dropout grow alike.",
+    )
     progressive_stages: int = Field(4, ge=1, description="Stages of progressive resizing.")
 
     # --- optimisation
     epochs: int = Field(10, ge=1, description="Epochs to train.")
     batch_size: int = Field(64, ge=1, description="Images per step and process.")
     grad_accum: int = Field(1, ge=1, description="Batches whose gradients add up to one optimizer step.")
-    lr: Optional[float] = Field(None, gt=0.0, description="Learning rate (default: lr_base x global batch / lr_base_size).")
+    lr: Optional[float] = Field(
+        None, gt=0.0, description="Learning rate (default: lr_base x global batch / lr_base_size)."
+    )
     lr_base: float = Field(0.1, gt=0.0, description="Learning rate per lr_base_size images (timm's linear rule).")
     lr_base_size: int = Field(256, ge=1, description="Global batch size lr_base is given for.")
     opt: str = Field("sgd", min_length=1, description="timm optimizer name (sgd, adamw, lamb, ...).")
@@ -123,23 +170,28 @@ class TrainConfig(BaseModel):
 
     # --- speed
     amp: Annotated[Optional[Literal["bf16", "fp16"]], BeforeValidator(_no_amp)] = Field(
-        None, description="Mixed precision: bf16 (CPU or CUDA) or fp16 (CUDA).")
+        None, description="Mixed precision: bf16 (CPU or CUDA) or fp16 (CUDA)."
+    )
     channels_last: bool = Field(False, description="Model and inputs in channels-last memory layout.")
     compile: Optional[Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"]] = Field(
-        None, description="torch.compile the model with this mode: default, reduce-overhead, max-autotune or "
-        "max-autotune-no-cudagraphs.")
+        None,
+        description="torch.compile the model with this mode: default, reduce-overhead, max-autotune or "
+        "max-autotune-no-cudagraphs.",
+    )
     compile_backend: str = Field("inductor", min_length=1, description="torch.compile backend (inductor, eager, ...).")
 
     # --- logging
     log_every: Optional[int] = Field(
-        None, ge=1, description="Steps between TensorBoard step scalars (default: about ten per epoch).")
+        None, ge=1, description="Steps between TensorBoard step scalars (default: about ten per epoch)."
+    )
     log_wandb: bool = Field(False, description="Also log to Weights & Biases (needs wandb installed).")
 
     # --- where it runs (a resumed run may change these)
     device: Optional[str] = Field(None, description="cpu, cuda or cuda:N (default: cuda when available).")
     workers: Optional[int] = Field(None, ge=0, description="Data loader processes (default: 0 for builtin data).")
     data_dir: Optional[str] = Field(
-        None, description="Where torch/ and hfds/ datasets live (default: ~/.cache/timm-compound/datasets).")
+        None, description="Where torch/ and hfds/ datasets live (default: ~/.cache/timm-compound/datasets)."
+    )
     download: bool = Field(False, description="Let torch/ datasets download (needs network).")
 
     @field_validator("train_resolution")
@@ -161,7 +213,9 @@ class TrainConfig(BaseModel):
         if value is not None:
             start, end = value
             if not (0 < start <= end <= 1):
-                raise ValueError(f"needs 0 < START <= END <= 1 (fractions of the training resolution), got {start}:{end}")
+                raise ValueError(
+                    f"needs 0 < START <= END <= 1 (fractions of the training resolution), got {start}:{end}"
+                )
         return value
 
     @field_validator("aa")
@@ -177,8 +231,10 @@ class TrainConfig(BaseModel):
         if self.phi is not None and (not math.isfinite(self.phi)):
             raise ValueError("phi must be finite")
         if self.progressive is not None and self.progressive_stages > self.epochs:
-            raise ValueError(f"progressive_stages {self.progressive_stages} is more than the {self.epochs} epoch(s): "
-                             "every stage needs at least one epoch")
+            raise ValueError(
+                f"progressive_stages {self.progressive_stages} is more than the {self.epochs} epoch(s): "
+                "every stage needs at least one epoch"
+            )
         if self.augment is False and (self.aa or self.reprob):
             raise ValueError("aa and reprob are training augmentations: they cannot apply with augment off")
         if (self.mixup or self.cutmix) and self.batch_size % 2:
@@ -202,12 +258,19 @@ class TrainConfig(BaseModel):
 def differences(run: TrainConfig, asked: TrainConfig, *, allowed: tuple[str, ...] = EXTENDABLE) -> list[str]:
     """'lr: run 0.1, asked 0.05' for each computed setting (but `allowed`) where `asked` differs from `run`."""
     mine, theirs = run.computed(), asked.computed()
-    return [f"{key}: run {mine[key]!r}, asked {theirs[key]!r}"
-            for key in mine if key not in allowed and mine[key] != theirs[key]]
+    return [
+        f"{key}: run {mine[key]!r}, asked {theirs[key]!r}"
+        for key in mine
+        if key not in allowed and mine[key] != theirs[key]
+    ]
 
 
-def build_config(config: TrainConfig | dict[str, Any] | None = None, where: str = "train config",
-                 spell: Callable[[str], str] | None = None, **settings: Any) -> TrainConfig:
+def build_config(
+    config: TrainConfig | dict[str, Any] | None = None,
+    where: str = "train config",
+    spell: Callable[[str], str] | None = None,
+    **settings: Any,
+) -> TrainConfig:
     """A TrainConfig from a config (or a dict) with `settings` on top; a bad value is one CompoundError
     naming the setting (and `where` it came from: a file, a run folder; `spell` names it, e.g. as an option)."""
     if isinstance(config, TrainConfig):

@@ -51,8 +51,8 @@ class DataSplits:
     val: Split
     num_classes: int
     description: dict[str, Any]
-    augment: bool = True            # timm's training augmentation suits this data (not the 8x8 digits)
-    crop_pct: float | None = None   # evaluation crop; None: the model's pretrained_cfg
+    augment: bool = True  # timm's training augmentation suits this data (not the 8x8 digits)
+    crop_pct: float | None = None  # evaluation crop; None: the model's pretrained_cfg
 
 
 def load_data(
@@ -86,8 +86,12 @@ def load_data(
     splits.train = _subset(splits.train, train_samples, "train_samples", data)
     splits.val = _subset(splits.val, val_samples, "val_samples", data)
     splits.description.update(
-        name=data, classes=splits.num_classes, train_images=len(splits.train), val_images=len(splits.val),
-        train_samples=train_samples, val_samples=val_samples,
+        name=data,
+        classes=splits.num_classes,
+        train_images=len(splits.train),
+        val_images=len(splits.val),
+        train_samples=train_samples,
+        val_samples=val_samples,
     )
     return splits
 
@@ -97,8 +101,9 @@ def check_classes(count: int, data: str) -> None:
     so a "trained" model would report a result that means nothing."""
     if count < 2:
         found = "no class" if count == 0 else "only one class"
-        raise CompoundError(f"{data} has {found}: classification needs at least two (an image folder needs one "
-                            "subfolder per class)")
+        raise CompoundError(
+            f"{data} has {found}: classification needs at least two (an image folder needs one subfolder per class)"
+        )
 
 
 def _holdout(count: int) -> tuple[list[int], list[int]]:
@@ -116,8 +121,9 @@ def _builtin(data: str) -> DataSplits:
     dataset, info = builtin.load(data.removeprefix("builtin:"))
     train, val = _holdout(len(dataset))
     description = {**info, "split": _split_record()}
-    return DataSplits(Split(dataset, train), Split(dataset, val), len(dataset.classes), description,
-                      augment=False, crop_pct=1.0)
+    return DataSplits(
+        Split(dataset, train), Split(dataset, val), len(dataset.classes), description, augment=False, crop_pct=1.0
+    )
 
 
 def _timm_named(data: str, data_dir: str | Path | None, download: bool) -> DataSplits:
@@ -127,9 +133,16 @@ def _timm_named(data: str, data_dir: str | Path | None, download: bool) -> DataS
         return _cifar(name.lower(), root, download)
     if data.lower().startswith("hfds/") and saved_hf.is_saved(root / name):
         train, val, val_name = saved_hf.load(root / name, data)
-        return DataSplits(Split(train, list(range(len(train)))), Split(val, list(range(len(val)))), len(train.classes),
-                          {"source": f"datasets.load_from_disk({str(root / name)!r})", "root": str(root),
-                           "split": {"kind": "dataset splits", "train": "train", "val": val_name}})
+        return DataSplits(
+            Split(train, list(range(len(train)))),
+            Split(val, list(range(len(val)))),
+            len(train.classes),
+            {
+                "source": f"datasets.load_from_disk({str(root / name)!r})",
+                "root": str(root),
+                "split": {"kind": "dataset splits", "train": "train", "val": val_name},
+            },
+        )
     import timm.data
 
     opened = []
@@ -142,10 +155,19 @@ def _timm_named(data: str, data_dir: str | Path | None, download: bool) -> DataS
     train, val = opened
     classes = _class_count(train, data)
     if _class_count(val, data) != classes:
-        raise CompoundError(f"{data}: the train split has {classes} classes, the validation split {_class_count(val, data)}")
-    return DataSplits(Split(train, list(range(len(train)))), Split(val, list(range(len(val)))), classes,
-                      {"source": f"timm.data.create_dataset({data!r})", "root": str(root),
-                       "split": {"kind": "dataset splits", "train": "train", "val": "validation"}})
+        raise CompoundError(
+            f"{data}: the train split has {classes} classes, the validation split {_class_count(val, data)}"
+        )
+    return DataSplits(
+        Split(train, list(range(len(train)))),
+        Split(val, list(range(len(val)))),
+        classes,
+        {
+            "source": f"timm.data.create_dataset({data!r})",
+            "root": str(root),
+            "split": {"kind": "dataset splits", "train": "train", "val": "validation"},
+        },
+    )
 
 
 def _cifar(name: str, root: Path, download: bool) -> DataSplits:
@@ -154,9 +176,16 @@ def _cifar(name: str, root: Path, download: bool) -> DataSplits:
     if download and not (root / layout.folder).is_dir():
         cifar.download(name, root)
     train, val = cifar.load_split(name, root, train=True), cifar.load_split(name, root, train=False)
-    return DataSplits(Split(train, list(range(len(train)))), Split(val, list(range(len(val)))), layout.classes,
-                      {"source": f"{layout.title} in torchvision's layout ({root / layout.folder})", "root": str(root),
-                       "split": {"kind": "dataset splits", "train": "train", "val": "test"}})
+    return DataSplits(
+        Split(train, list(range(len(train)))),
+        Split(val, list(range(len(val)))),
+        layout.classes,
+        {
+            "source": f"{layout.title} in torchvision's layout ({root / layout.folder})",
+            "root": str(root),
+            "split": {"kind": "dataset splits", "train": "train", "val": "test"},
+        },
+    )
 
 
 def _folder(path: Path) -> DataSplits:
@@ -200,7 +229,7 @@ def check_images(paths: list[Path], where: Path) -> None:
         try:
             with Image.open(path) as image:
                 image.verify()
-        except Exception as error:  # noqa: BLE001 - PIL raises many kinds for a broken file
+        except Exception as error:
             bad.append(f"{path.relative_to(where) if path.is_relative_to(where) else path} ({type(error).__name__})")
     if bad:
         more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -67,7 +68,7 @@ class EvalSums:
     correct5: float
     images: int
     seconds: float
-    per_image: tuple[list[int], list[int], list[int]] | None = None   # (positions, labels, predicted), when asked
+    per_image: tuple[list[int], list[int], list[int]] | None = None  # (positions, labels, predicted), when asked
 
 
 def autocast(device: torch.device, amp: str | None):
@@ -81,9 +82,19 @@ def to_device(inputs: torch.Tensor, device: torch.device, channels_last: bool) -
     return inputs.contiguous(memory_format=torch.channels_last) if channels_last else inputs
 
 
-def train_epoch(parts: Parts, loader, *, epoch: int, updates: int, visits: torch.Tensor, world: World,
-                reporter: Reporter, logs: Any = None, every: int | None = None,
-                throughput: Callable[[TrainSums, int], None] | None = None) -> tuple[TrainSums, int]:
+def train_epoch(
+    parts: Parts,
+    loader,
+    *,
+    epoch: int,
+    updates: int,
+    visits: torch.Tensor,
+    world: World,
+    reporter: Reporter,
+    logs: Any = None,
+    every: int | None = None,
+    throughput: Callable[[TrainSums, int], None] | None = None,
+) -> tuple[TrainSums, int]:
     """One pass over this rank's shard; returns the sums and the number of optimizer updates so far.
 
     With `grad_accum` N, the gradients of N batches (each loss divided by the group's size) add up to
@@ -138,8 +149,15 @@ def train_epoch(parts: Parts, loader, *, epoch: int, updates: int, visits: torch
             rate = images * world.world_size / elapsed
             reporter.step(step, mean_loss, top1, rate)
             if logs is not None:
-                logs.step(updates, {"train/loss": mean_loss, "train/top1": top1, "train/images_per_second": rate,
-                                    "train/lr": parts.optimizer.param_groups[0]["lr"]})
+                logs.step(
+                    updates,
+                    {
+                        "train/loss": mean_loss,
+                        "train/top1": top1,
+                        "train/images_per_second": rate,
+                        "train/lr": parts.optimizer.param_groups[0]["lr"],
+                    },
+                )
             if throughput is not None and (step >= max(2, steps // 5) or step == steps):
                 throughput(TrainSums(mean_loss, top1, images, elapsed, waiting), step)
                 throughput = None
@@ -151,8 +169,14 @@ def train_epoch(parts: Parts, loader, *, epoch: int, updates: int, visits: torch
 def _backward(parts: Parts, loss: torch.Tensor, *, step_now: bool) -> None:
     """Backward; at the end of an accumulation group, clip and step (through the fp16 scaler if any)."""
     if parts.scaler is not None:
-        parts.scaler(loss, parts.optimizer, clip_grad=parts.clip_grad, clip_mode=parts.clip_mode,
-                     parameters=parts.module.parameters(), need_update=step_now)
+        parts.scaler(
+            loss,
+            parts.optimizer,
+            clip_grad=parts.clip_grad,
+            clip_mode=parts.clip_mode,
+            parameters=parts.module.parameters(),
+            need_update=step_now,
+        )
         return
     loss.backward()
     if step_now:
@@ -164,8 +188,10 @@ def _backward(parts: Parts, loss: torch.Tensor, *, step_now: bool) -> None:
 
 
 def non_finite(what: str, epoch: int, lr: float) -> NonFiniteLoss:
-    return NonFiniteLoss(f"the {what} became NaN or infinite in epoch {epoch} at lr {lr:.4g}: "
-                         "training stopped; lower the learning rate (or turn off amp)")
+    return NonFiniteLoss(
+        f"the {what} became NaN or infinite in epoch {epoch} at lr {lr:.4g}: "
+        "training stopped; lower the learning rate (or turn off amp)"
+    )
 
 
 def _check_finite(loss_sum: torch.Tensor, world: World, epoch: int, step: int, steps: int, optimizer) -> None:
@@ -175,8 +201,15 @@ def _check_finite(loss_sum: torch.Tensor, world: World, epoch: int, step: int, s
 
 
 @torch.inference_mode()
-def evaluate_batches(model: nn.Module, loader, device: torch.device, amp: str | None = None, *,
-                     channels_last: bool = False, per_image: bool = False) -> EvalSums:
+def evaluate_batches(
+    model: nn.Module,
+    loader,
+    device: torch.device,
+    amp: str | None = None,
+    *,
+    channels_last: bool = False,
+    per_image: bool = False,
+) -> EvalSums:
     """Summed cross-entropy and top-1/top-5 correct counts (timm.utils.accuracy) over this rank's shard;
     with `per_image`, also each image's position in the split, its label and the predicted class."""
     from timm.utils import accuracy
@@ -203,6 +236,12 @@ def evaluate_batches(model: nn.Module, loader, device: torch.device, amp: str | 
         if per_image:
             positions += [int(p) for p in where]
             labels += targets.tolist()
-            predicted += output.topk(1, 1, True, True).indices[:, 0].tolist()   # as accuracy() ranks them
-    return EvalSums(loss, correct1, correct5, images, time.perf_counter() - start,
-                    (positions, labels, predicted) if per_image else None)
+            predicted += output.topk(1, 1, True, True).indices[:, 0].tolist()  # as accuracy() ranks them
+    return EvalSums(
+        loss,
+        correct1,
+        correct5,
+        images,
+        time.perf_counter() - start,
+        (positions, labels, predicted) if per_image else None,
+    )

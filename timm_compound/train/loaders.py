@@ -33,17 +33,28 @@ class Samples(Dataset):
         return self.transform(image), int(target), position
 
 
-def make_transforms(data_config: dict[str, Any], train_resolution: int, resolution: int, *, augment: bool,
-                    crop_pct: float | None, aa: str | None = None, reprob: float = 0.0) -> tuple[Any, Any]:
+def make_transforms(
+    data_config: dict[str, Any],
+    train_resolution: int,
+    resolution: int,
+    *,
+    augment: bool,
+    crop_pct: float | None,
+    aa: str | None = None,
+    reprob: float = 0.0,
+) -> tuple[Any, Any]:
     """timm's training transform at `train_resolution` (no augmentation when `augment` is False; `aa`
     an AutoAugment/RandAugment string and `reprob` random erasing, as timm's train.py spells them) and
     its evaluation transform at `resolution`, with the model's mean, std and interpolation."""
-    return (train_transform(data_config, train_resolution, augment=augment, aa=aa, reprob=reprob),
-            eval_transform(data_config, resolution, crop_pct=crop_pct))
+    return (
+        train_transform(data_config, train_resolution, augment=augment, aa=aa, reprob=reprob),
+        eval_transform(data_config, resolution, crop_pct=crop_pct),
+    )
 
 
-def train_transform(data_config: dict[str, Any], pixels: int, *, augment: bool, aa: str | None = None,
-                    reprob: float = 0.0) -> Any:
+def train_transform(
+    data_config: dict[str, Any], pixels: int, *, augment: bool, aa: str | None = None, reprob: float = 0.0
+) -> Any:
     import timm.data
 
     common = dict(interpolation=data_config["interpolation"], mean=data_config["mean"], std=data_config["std"])
@@ -51,16 +62,23 @@ def train_transform(data_config: dict[str, Any], pixels: int, *, augment: bool, 
     try:
         return timm.data.create_transform(pixels, is_training=True, no_aug=not augment, **common, **extra)
     except (AssertionError, ValueError, KeyError, IndexError) as error:
-        raise CompoundError(f"aa {aa!r} is not an augmentation timm knows ({type(error).__name__}: {error}); "
-                            "examples: rand-m9-mstd0.5-inc1, augmix-m5-w4-d2, original, v0") from None
+        raise CompoundError(
+            f"aa {aa!r} is not an augmentation timm knows ({type(error).__name__}: {error}); "
+            "examples: rand-m9-mstd0.5-inc1, augmix-m5-w4-d2, original, v0"
+        ) from None
 
 
 def eval_transform(data_config: dict[str, Any], pixels: int, *, crop_pct: float | None) -> Any:
     import timm.data
 
     return timm.data.create_transform(
-        pixels, is_training=False, crop_pct=crop_pct or data_config["crop_pct"], crop_mode=data_config.get("crop_mode"),
-        interpolation=data_config["interpolation"], mean=data_config["mean"], std=data_config["std"],
+        pixels,
+        is_training=False,
+        crop_pct=crop_pct or data_config["crop_pct"],
+        crop_mode=data_config.get("crop_mode"),
+        interpolation=data_config["interpolation"],
+        mean=data_config["mean"],
+        std=data_config["std"],
     )
 
 
@@ -74,14 +92,29 @@ def _seed_worker(worker_id: int) -> None:
 class TrainBatches:
     """The training loader; `epoch(e)` reseeds the shuffle and the workers' seeds for epoch e."""
 
-    def __init__(self, samples: Samples, *, batch_size: int, seed: int, rank: int, world_size: int,
-                 workers: int, pin_memory: bool):
+    def __init__(
+        self,
+        samples: Samples,
+        *,
+        batch_size: int,
+        seed: int,
+        rank: int,
+        world_size: int,
+        workers: int,
+        pin_memory: bool,
+    ):
         self.seed = seed
         self.sampler = DistributedSampler(samples, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
         self.generator = torch.Generator()
         self.loader = DataLoader(
-            samples, batch_size=batch_size, sampler=self.sampler, num_workers=workers, drop_last=True,
-            pin_memory=pin_memory, worker_init_fn=_seed_worker if workers else None, generator=self.generator,
+            samples,
+            batch_size=batch_size,
+            sampler=self.sampler,
+            num_workers=workers,
+            drop_last=True,
+            pin_memory=pin_memory,
+            worker_init_fn=_seed_worker if workers else None,
+            generator=self.generator,
             persistent_workers=False,
         )
 
@@ -94,10 +127,15 @@ class TrainBatches:
         return self.loader
 
 
-def eval_loader(samples: Samples, *, batch_size: int, rank: int, world_size: int, workers: int,
-                pin_memory: bool) -> DataLoader:
+def eval_loader(
+    samples: Samples, *, batch_size: int, rank: int, world_size: int, workers: int, pin_memory: bool
+) -> DataLoader:
     shard = list(range(rank, len(samples), world_size))
     return DataLoader(
-        torch.utils.data.Subset(samples, shard), batch_size=batch_size, shuffle=False, num_workers=workers,
-        pin_memory=pin_memory, worker_init_fn=_seed_worker if workers else None,
+        torch.utils.data.Subset(samples, shard),
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=workers,
+        pin_memory=pin_memory,
+        worker_init_fn=_seed_worker if workers else None,
     )

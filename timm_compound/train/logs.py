@@ -74,6 +74,10 @@ def _wandb(run_dir: Path | None, settings: TrainConfig, title: str):
     check_wandb()
     import wandb
 
-    return wandb.init(project="timm-compound", name=run_dir.name if run_dir is not None else title,
-                      dir=str(run_dir) if run_dir is not None else None, config=settings.to_json(),
-                      resume="allow")
+    return wandb.init(
+        project="timm-compound",
+        name=run_dir.name if run_dir is not None else title,
+        dir=str(run_dir) if run_dir is not None else None,
+        config=settings.to_json(),
+        resume="allow",
+    )

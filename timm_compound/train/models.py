@@ -30,8 +30,8 @@ class Chosen:
 
     model: nn.Module
     plan: ScalePlan | None
-    spec: str               # the name asked for, a plan in a few words, or the module's class
-    name: str | None        # a registered variant name (publishable under that name), else None
+    spec: str  # the name asked for, a plan in a few words, or the module's class
+    name: str | None  # a registered variant name (publishable under that name), else None
 
     def record(self) -> dict[str, Any]:
         cfg = getattr(self.model, "pretrained_cfg", None) or {}
@@ -49,8 +49,9 @@ def with_resolution(scaled: ScalePlan, resolution: int | None) -> ScalePlan:
     """The same plan at another input size (structure and weights unchanged)."""
     if resolution is None or resolution == scaled.resolution:
         return scaled
-    realised = Multipliers(depth=scaled.realised.depth, width=scaled.realised.width,
-                           resolution=resolution / scaled.base_resolution)
+    realised = Multipliers(
+        depth=scaled.realised.depth, width=scaled.realised.width, resolution=resolution / scaled.base_resolution
+    )
     return scaled.model_copy(update={"resolution": resolution, "resolution_source": "override", "realised": realised})
 
 
@@ -62,17 +63,23 @@ def plan_for(spec: Any, resolution: int | None = None, phi: float | None = None)
     if isinstance(spec, ScalePlan):
         scaled, name, label = spec, None, plan_label(spec)
     elif isinstance(spec, str):
-        base, registered_phi = lookup(spec)   # UnknownModelError for anything else
+        base, registered_phi = lookup(spec)  # UnknownModelError for anything else
         if phi is not None and registered_phi is not None:
             raise CompoundError(f"{spec} is registered at phi={registered_phi}; give its base ({base}) to choose phi")
         is_registered = spec in registered()
         if phi is not None:
             scaled, name, label = make_plan(base, phi), None, f"{spec} phi={phi:g}"
         else:
-            scaled = registered_plan(spec) if is_registered else make_plan(base, 0.0 if registered_phi is None else registered_phi)
+            scaled = (
+                registered_plan(spec)
+                if is_registered
+                else make_plan(base, 0.0 if registered_phi is None else registered_phi)
+            )
             name, label = (spec if is_registered else None), spec
     else:
-        raise UnknownModelError(f"cannot train {type(spec).__name__}: give a model, a registered name, a base or a ScalePlan")
+        raise UnknownModelError(
+            f"cannot train {type(spec).__name__}: give a model, a registered name, a base or a ScalePlan"
+        )
     overridden = with_resolution(scaled, resolution)
     return overridden, (name if overridden is scaled else None), label
 
@@ -85,8 +92,14 @@ def plan_label(scaled: ScalePlan) -> str:
     return f"{scaled.base} d={mult.depth:g} w={mult.width:g} r={mult.resolution:g}"
 
 
-def choose_model(spec: Any, *, num_classes: int, resolution: int | None = None, phi: float | None = None,
-                 model_kwargs: dict[str, Any] | None = None) -> Chosen:
+def choose_model(
+    spec: Any,
+    *,
+    num_classes: int,
+    resolution: int | None = None,
+    phi: float | None = None,
+    model_kwargs: dict[str, Any] | None = None,
+) -> Chosen:
     """Build (or check) the model for a dataset of `num_classes` classes."""
     if isinstance(spec, nn.Module):
         if phi is not None:
@@ -95,8 +108,10 @@ def choose_model(spec: Any, *, num_classes: int, resolution: int | None = None, 
             raise CompoundError("model_kwargs apply when train() builds the model; this model is already built")
         classes = getattr(spec, "num_classes", None)
         if classes != num_classes:
-            raise CompoundError(f"the model has {classes} classes but the dataset has {num_classes}: "
-                                f"call model.reset_classifier({num_classes}) first")
+            raise CompoundError(
+                f"the model has {classes} classes but the dataset has {num_classes}: "
+                f"call model.reset_classifier({num_classes}) first"
+            )
         scaled = getattr(spec, "compound_plan", None)
         return Chosen(spec, scaled if isinstance(scaled, ScalePlan) else None, type(spec).__name__, None)
     scaled, name, label = plan_for(spec, resolution, phi)
@@ -126,7 +141,7 @@ def minimum_resolution(chosen: Chosen) -> int:
 def load_trained(spec: Any, weights: str | Path, *, resolution: int | None = None) -> Chosen:
     """A model with trained weights from a .safetensors file; the class count comes from the file."""
     path = Path(weights)
-    shapes = safetensors_shapes(path, str(path))   # a clear error for a pickle or a corrupt file
+    shapes = safetensors_shapes(path, str(path))  # a clear error for a pickle or a corrupt file
     if isinstance(spec, nn.Module):
         chosen = choose_model(spec, num_classes=getattr(spec, "num_classes", 0))
         what = f"the {type(spec).__name__} given"

@@ -28,10 +28,10 @@ COLUMNS = ("image", "label", "predicted", "correct", "epoch")
 class ImageResults:
     """Position in the split, true class and predicted class of every evaluated image (sorted by position)."""
 
-    images: np.ndarray      # int64 positions in the validation split
-    labels: np.ndarray      # int64 true classes
-    predicted: np.ndarray   # int64 predicted classes (the top-1)
-    epoch: int = 0          # the epoch whose weights were evaluated (0: not from a training)
+    images: np.ndarray  # int64 positions in the validation split
+    labels: np.ndarray  # int64 true classes
+    predicted: np.ndarray  # int64 predicted classes (the top-1)
+    epoch: int = 0  # the epoch whose weights were evaluated (0: not from a training)
 
     @property
     def correct(self) -> np.ndarray:
@@ -48,7 +48,9 @@ class ImageResults:
         """One result from each rank's (images, labels, predicted) lists, sorted by image position."""
         images = np.concatenate([np.asarray(p[0], dtype=np.int64) for p in parts]) if parts else np.zeros(0, np.int64)
         labels = np.concatenate([np.asarray(p[1], dtype=np.int64) for p in parts]) if parts else np.zeros(0, np.int64)
-        predicted = np.concatenate([np.asarray(p[2], dtype=np.int64) for p in parts]) if parts else np.zeros(0, np.int64)
+        predicted = (
+            np.concatenate([np.asarray(p[2], dtype=np.int64) for p in parts]) if parts else np.zeros(0, np.int64)
+        )
         order = np.argsort(images, kind="stable")
         return cls(images[order], labels[order], predicted[order], epoch)
 

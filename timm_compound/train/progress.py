@@ -13,9 +13,11 @@ Mode = Literal["auto", "rich", "plain", "quiet"]
 
 
 def summary(metrics: EpochMetrics, epochs: int) -> str:
-    return (f"epoch {metrics.epoch}/{epochs}: train loss {metrics.train_loss:.4f} | val loss {metrics.eval_loss:.4f} "
-            f"top-1 {metrics.top1:.2f}% top-5 {metrics.top5:.2f}% | lr {metrics.lr:.4g} | "
-            f"{metrics.seconds:.1f} s, {metrics.images_per_second:.0f} img/s")
+    return (
+        f"epoch {metrics.epoch}/{epochs}: train loss {metrics.train_loss:.4f} | val loss {metrics.eval_loss:.4f} "
+        f"top-1 {metrics.top1:.2f}% top-5 {metrics.top5:.2f}% | lr {metrics.lr:.4g} | "
+        f"{metrics.seconds:.1f} s, {metrics.images_per_second:.0f} img/s"
+    )
 
 
 class Reporter:
@@ -45,8 +47,13 @@ class Reporter:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
             self._bar = Progress(
-                TextColumn(f"epoch {epoch}/{epochs}"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.fields[status]}"), TimeRemainingColumn(), console=self.console, transient=True,
+                TextColumn(f"epoch {epoch}/{epochs}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[status]}"),
+                TimeRemainingColumn(),
+                console=self.console,
+                transient=True,
             )
             self._task = self._bar.add_task("train", total=steps, status="")
             self._bar.start()

@@ -19,12 +19,12 @@ import torch.nn as nn
 from timm_compound.errors import CompoundError
 from timm_compound.train.config import TrainConfig
 
-STEP = 8   # stage resolutions are multiples of this many pixels
+STEP = 8  # stage resolutions are multiples of this many pixels
 
 
 @dataclass(frozen=True)
 class Stage:
-    stage: int              # 1-based
+    stage: int  # 1-based
     first_epoch: int
     last_epoch: int
     train_resolution: int
@@ -45,14 +45,22 @@ def stage_plan(settings: TrainConfig, minimum: int) -> list[Stage]:
         strength = start / end + (1 - start / end) * t
         pixels = max(STEP, round(settings.train_resolution * size_fraction / STEP) * STEP)
         if pixels < minimum:
-            raise CompoundError(f"progressive {start:g}:{end:g} trains stage {index + 1} at {pixels} px, below the "
-                                f"{minimum} px the model accepts: raise START or the training resolution")
-        stages.append(Stage(
-            stage=index + 1, first_epoch=index * epochs // count + 1, last_epoch=(index + 1) * epochs // count,
-            train_resolution=pixels, aa=scaled_magnitude(settings.aa, strength),
-            mixup=round(settings.mixup * strength, 6), cutmix=round(settings.cutmix * strength, 6),
-            drop_rate=None if settings.drop_rate is None else round(settings.drop_rate * strength, 6),
-        ))
+            raise CompoundError(
+                f"progressive {start:g}:{end:g} trains stage {index + 1} at {pixels} px, below the "
+                f"{minimum} px the model accepts: raise START or the training resolution"
+            )
+        stages.append(
+            Stage(
+                stage=index + 1,
+                first_epoch=index * epochs // count + 1,
+                last_epoch=(index + 1) * epochs // count,
+                train_resolution=pixels,
+                aa=scaled_magnitude(settings.aa, strength),
+                mixup=round(settings.mixup * strength, 6),
+                cutmix=round(settings.cutmix * strength, 6),
+                drop_rate=None if settings.drop_rate is None else round(settings.drop_rate * strength, 6),
+            )
+        )
     return stages
 
 
@@ -95,8 +103,9 @@ class Stages:
         from timm_compound.train.loaders import train_transform
 
         data_config, settings, samples, parts, dropouts, final_rate = self._bound
-        samples.transform = train_transform(data_config, stage.train_resolution, augment=settings.augment,
-                                            aa=stage.aa, reprob=settings.reprob)
+        samples.transform = train_transform(
+            data_config, stage.train_resolution, augment=settings.augment, aa=stage.aa, reprob=settings.reprob
+        )
         if parts.mixup is not None:
             parts.mixup.mixup_alpha, parts.mixup.cutmix_alpha = stage.mixup, stage.cutmix
             parts.mixup.mixup_enabled = stage.mixup > 0 or stage.cutmix > 0

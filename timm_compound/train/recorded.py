@@ -60,9 +60,25 @@ class RecordedRun:
             "eval_loss": best.get("eval_loss"),
             "resolution": settings["resolution"],
             "train_resolution": settings["train_resolution"],
-            "settings": {key: settings[key] for key in (
-                "epochs", "batch_size", "lr", "opt", "sched", "warmup_epochs", "weight_decay", "momentum",
-                "smoothing", "mixup", "ema", "amp", "augment", "seed")},
+            "settings": {
+                key: settings[key]
+                for key in (
+                    "epochs",
+                    "batch_size",
+                    "lr",
+                    "opt",
+                    "sched",
+                    "warmup_epochs",
+                    "weight_decay",
+                    "momentum",
+                    "smoothing",
+                    "mixup",
+                    "ema",
+                    "amp",
+                    "augment",
+                    "seed",
+                )
+            },
             "world_size": record.get("world_size", 1),
             "versions": record.get("versions", {}),
         }
@@ -72,11 +88,13 @@ def open_run(path: str | Path) -> RecordedRun:
     """A run folder with a completed epoch, its record's fields and its plan validated; a CompoundError
     otherwise."""
     path = Path(path)
-    record = read_record(path)   # checked: the types of every field read here
+    record = read_record(path)  # checked: the types of every field read here
     if not (path / BEST).is_file() or not record.get("best"):
         raise CompoundError(f"{path}: no epoch has completed, so the run has no {BEST}")
     plan_data = (record.get("model") or {}).get("plan")
     if plan_data is None:
-        raise CompoundError(f"{path}: the run trained a model without a timm-compound plan; "
-                            f"build that model yourself and pass --weights {path / BEST}")
+        raise CompoundError(
+            f"{path}: the run trained a model without a timm-compound plan; "
+            f"build that model yourself and pass --weights {path / BEST}"
+        )
     return RecordedRun(path, record, plan_from_config(plan_data, f"{path / RUN_JSON}: model.plan"))

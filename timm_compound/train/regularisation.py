@@ -38,8 +38,12 @@ class Regularisation:
         return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
     def describe(self, settings: TrainConfig) -> dict[str, Any]:
-        return {"drop_rate": settings.drop_rate, "drop_rate_source": self.sources.get("drop_rate", "model default"),
-                "drop_path": settings.drop_path, "drop_path_source": self.sources.get("drop_path", "model default")}
+        return {
+            "drop_rate": settings.drop_rate,
+            "drop_rate_source": self.sources.get("drop_rate", "model default"),
+            "drop_path": settings.drop_path,
+            "drop_path_source": self.sources.get("drop_path", "model default"),
+        }
 
 
 def regularisation(spec: Any, config: TrainConfig, *, phi: float | None, resolution: int | None) -> Regularisation:
@@ -47,8 +51,10 @@ def regularisation(spec: Any, config: TrainConfig, *, phi: float | None, resolut
     if isinstance(spec, nn.Module):
         asked = [name for name in ("drop_rate", "drop_path") if getattr(config, name) is not None]
         if asked:
-            raise CompoundError(f"{' and '.join(asked)} apply when train() builds the model; this model is already "
-                                "built: set them in its constructor")
+            raise CompoundError(
+                f"{' and '.join(asked)} apply when train() builds the model; this model is already "
+                "built: set them in its constructor"
+            )
         return Regularisation()
     rule, scaled_phi, scheduled = _rule_and_phi(spec, phi, resolution)
     result = Regularisation(scheduled_drop_rate=scheduled)

@@ -10,8 +10,17 @@ import torch.nn as nn
 
 # metrics.csv columns, in order (accuracies in percent, lr at the epoch's first step)
 COLUMNS = (
-    "epoch", "train_loss", "train_top1", "eval_loss", "top1", "top5", "lr",
-    "seconds", "images_per_second", "train_images", "distinct_images",
+    "epoch",
+    "train_loss",
+    "train_top1",
+    "eval_loss",
+    "top1",
+    "top5",
+    "lr",
+    "seconds",
+    "images_per_second",
+    "train_images",
+    "distinct_images",
 )
 
 
@@ -86,7 +95,7 @@ class TrainResult:
     best_epoch: int
     seconds: float
     world_size: int = 1
-    images: Any = None   # predictions.ImageResults of the last epoch this call evaluated (None: it trained none)
+    images: Any = None  # predictions.ImageResults of the last epoch this call evaluated (None: it trained none)
 
     @property
     def last(self) -> EpochMetrics:

@@ -23,7 +23,7 @@ MAY_CHANGE = EXTENDABLE + PLACE
 @dataclass
 class Resumed:
     config: TrainConfig
-    model: Any                  # a ScalePlan when the run recorded no name, else None (config.model names it)
+    model: Any  # a ScalePlan when the run recorded no name, else None (config.model names it)
     model_kwargs: dict[str, Any]
     extended_from: int
 
@@ -38,19 +38,25 @@ def from_folder(run_dir: Path, settings: dict[str, Any]) -> Resumed:
     record = run.read_record(run_dir)
     bad = refused(settings)
     if bad:
-        raise CompoundError(f"cannot resume {run_dir} with {', '.join(bad)}: a resumed run takes every setting from "
-                            f"its {run.RUN_JSON}; only a larger epochs, {', '.join(PLACE)} may be given (nothing was changed)")
+        raise CompoundError(
+            f"cannot resume {run_dir} with {', '.join(bad)}: a resumed run takes every setting from "
+            f"its {run.RUN_JSON}; only a larger epochs, {', '.join(PLACE)} may be given (nothing was changed)"
+        )
     recorded = run.recorded_config(record, where)
     config = build_config(recorded, where=f"resuming {run_dir}", **settings)
     if config.epochs < recorded.epochs:
-        raise CompoundError(f"cannot resume {run_dir} with epochs {config.epochs}: the run was asked for "
-                            f"{recorded.epochs}, and a resume can only extend a run (nothing was changed)")
+        raise CompoundError(
+            f"cannot resume {run_dir} with epochs {config.epochs}: the run was asked for "
+            f"{recorded.epochs}, and a resume can only extend a run (nothing was changed)"
+        )
     model_record = record.get("model") or {}
     model = None
     if config.model is None:
         if not isinstance(model_record, dict) or model_record.get("plan") is None:
-            raise CompoundError(f"cannot resume {run_dir} from its folder alone: it trained a model built in Python, "
-                                "not a name or a plan; resume it with train(model, resume=RUN, ...) and the same settings")
+            raise CompoundError(
+                f"cannot resume {run_dir} from its folder alone: it trained a model built in Python, "
+                "not a name or a plan; resume it with train(model, resume=RUN, ...) and the same settings"
+            )
         model = plan_from_config(model_record["plan"], f"{where}: model.plan")
     kwargs = model_record.get("kwargs") if isinstance(model_record, dict) else None
     if kwargs is not None and not isinstance(kwargs, dict):

@@ -24,8 +24,8 @@ from typing import Any, Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from timm_compound.errors import CompoundError
-from timm_compound.train.results import COLUMNS, EpochMetrics
 from timm_compound.train.config import EXTENDABLE, TrainConfig, build_config, differences
+from timm_compound.train.results import COLUMNS, EpochMetrics
 from timm_compound.version import __version__
 
 RUN_JSON, METRICS, CURVES = "run.json", "metrics.csv", "curves.png"
@@ -36,8 +36,12 @@ def versions() -> dict[str, str]:
     import timm
     import torch
 
-    return {"timm_compound": __version__, "timm": timm.__version__, "torch": torch.__version__,
-            "python": platform.python_version()}
+    return {
+        "timm_compound": __version__,
+        "timm": timm.__version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
 
 
 def check_writable(path: Path) -> None:
@@ -126,7 +130,9 @@ def read_record(path: Path) -> dict[str, Any]:
         raise CompoundError(f"{path} is not a run folder: it has no {RUN_JSON}")
     try:
         if file.stat().st_size > MAX_RECORD_BYTES:
-            raise CompoundError(f"{file}: {file.stat().st_size:,} bytes is not a run record (at most {MAX_RECORD_BYTES:,})")
+            raise CompoundError(
+                f"{file}: {file.stat().st_size:,} bytes is not a run record (at most {MAX_RECORD_BYTES:,})"
+            )
         record = json.loads(file.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
         raise CompoundError(f"{file}: not readable JSON: {type(error).__name__}: {error}") from None
@@ -155,9 +161,18 @@ def settings_record(settings: TrainConfig) -> dict[str, Any]:
     return {key: value for key, value in settings.computed().items() if key not in IDENTITY}
 
 
-def new_record(*, model: dict[str, Any], dataset: dict[str, Any], config: TrainConfig, settings: TrainConfig,
-               world_size: int, device: str, workers: int, regularisation: dict[str, Any],
-               progressive: list[dict[str, Any]] | None) -> dict[str, Any]:
+def new_record(
+    *,
+    model: dict[str, Any],
+    dataset: dict[str, Any],
+    config: TrainConfig,
+    settings: TrainConfig,
+    world_size: int,
+    device: str,
+    workers: int,
+    regularisation: dict[str, Any],
+    progressive: list[dict[str, Any]] | None,
+) -> dict[str, Any]:
     return {
         "format": FORMAT,
         "status": "running",
@@ -194,21 +209,29 @@ def recorded_config(record: dict[str, Any], where: Path | str) -> TrainConfig:
         settings = record.get("settings")
         if not isinstance(settings, dict):
             raise CompoundError(f"{where}: the run recorded neither its config nor its settings")
-        data = {**settings, "data": (record.get("dataset") or {}).get("name"),
-                "model": (record.get("model") or {}).get("name")}
+        data = {
+            **settings,
+            "data": (record.get("dataset") or {}).get("name"),
+            "model": (record.get("model") or {}).get("name"),
+        }
         data = {key: value for key, value in data.items() if value is not None}
     if not isinstance(data, dict):
         raise CompoundError(f"{where}: config must be a mapping of settings, got {type(data).__name__}")
     return build_config(data, where=f"{where}: config")
 
 
-def resume_conflicts(record: dict[str, Any], *, model: dict[str, Any], dataset: dict[str, Any],
-                     settings: TrainConfig, world_size: int) -> list[str]:
+def resume_conflicts(
+    record: dict[str, Any], *, model: dict[str, Any], dataset: dict[str, Any], settings: TrainConfig, world_size: int
+) -> list[str]:
     """Why a run folder cannot be continued by this request (empty when it can)."""
     problems = []
-    if record["model"].get("plan") != model.get("plan") or record["model"].get("num_classes") != model.get("num_classes"):
-        problems.append(f"the model differs (run: {record['model'].get('spec')}, asked: {model.get('spec')}; "
-                        "plans or class counts are not equal)")
+    if record["model"].get("plan") != model.get("plan") or record["model"].get("num_classes") != model.get(
+        "num_classes"
+    ):
+        problems.append(
+            f"the model differs (run: {record['model'].get('spec')}, asked: {model.get('spec')}; "
+            "plans or class counts are not equal)"
+        )
     keys = ("name", "classes", "train_images", "val_images", "split", "train_samples", "val_samples")
     changed = [key for key in keys if record["dataset"].get(key) != dataset.get(key)]
     if changed:
@@ -217,7 +240,9 @@ def resume_conflicts(record: dict[str, Any], *, model: dict[str, Any], dataset: 
     recorded = build_config(record["settings"], where=f"{RUN_JSON}: settings")
     problems += [f"setting {item}" for item in differences(recorded, settings, allowed=EXTENDABLE + IDENTITY)]
     if settings.epochs < recorded.epochs:
-        problems.append(f"epochs {settings.epochs} is fewer than the run's {recorded.epochs} (a resume can only extend a run)")
+        problems.append(
+            f"epochs {settings.epochs} is fewer than the run's {recorded.epochs} (a resume can only extend a run)"
+        )
     if record.get("world_size") != world_size:
         problems.append(f"the run used {record.get('world_size')} process(es), this request {world_size}")
     return problems

@@ -41,15 +41,19 @@ def load(folder: Path, name: str) -> tuple[SavedSplit, SavedSplit, str]:
     try:
         import datasets
     except ImportError:
-        raise CompoundError(f"{name}: {folder} holds a saved Hugging Face dataset, and reading it needs the "
-                            "datasets package: pip install 'timm-compound[hfds]'") from None
+        raise CompoundError(
+            f"{name}: {folder} holds a saved Hugging Face dataset, and reading it needs the "
+            "datasets package: pip install 'timm-compound[hfds]'"
+        ) from None
     try:
         saved = datasets.load_from_disk(str(folder))
-    except Exception as error:  # noqa: BLE001 - datasets raises many kinds for a broken folder
+    except Exception as error:
         raise CompoundError(f"{folder}: cannot read the saved dataset ({type(error).__name__}: {error})") from None
     if not isinstance(saved, datasets.DatasetDict) or "train" not in saved:
-        raise CompoundError(f"{folder}: a saved DatasetDict with a 'train' split is needed "
-                            f"(found splits: {', '.join(getattr(saved, 'keys', lambda: [])()) or 'none'})")
+        raise CompoundError(
+            f"{folder}: a saved DatasetDict with a 'train' split is needed "
+            f"(found splits: {', '.join(getattr(saved, 'keys', lambda: [])()) or 'none'})"
+        )
     val_name = next((split for split in VAL_SPLITS if split in saved), None)
     if val_name is None:
         raise CompoundError(f"{folder}: no validation split ({', '.join(VAL_SPLITS)}); found {', '.join(saved)}")
@@ -57,10 +61,15 @@ def load(folder: Path, name: str) -> tuple[SavedSplit, SavedSplit, str]:
     images = [key for key, feature in features.items() if isinstance(feature, datasets.Image)]
     labels = [key for key, feature in features.items() if isinstance(feature, datasets.ClassLabel)]
     if len(images) != 1 or len(labels) != 1:
-        raise CompoundError(f"{folder}: needs exactly one Image column and one ClassLabel column "
-                            f"(found images {images or 'none'}, labels {labels or 'none'})")
+        raise CompoundError(
+            f"{folder}: needs exactly one Image column and one ClassLabel column "
+            f"(found images {images or 'none'}, labels {labels or 'none'})"
+        )
     classes = list(features[labels[0]].names)
     if saved[val_name].features != features:
         raise CompoundError(f"{folder}: the train and {val_name} splits have different columns")
-    return (SavedSplit(saved["train"], images[0], labels[0], classes),
-            SavedSplit(saved[val_name], images[0], labels[0], classes), val_name)
+    return (
+        SavedSplit(saved["train"], images[0], labels[0], classes),
+        SavedSplit(saved[val_name], images[0], labels[0], classes),
+        val_name,
+    )

@@ -23,7 +23,9 @@ def native_resolution(model: nn.Module) -> int:
     return int(timm.data.resolve_model_data_config(model)["input_size"][-1])
 
 
-def resolve_resolutions(chosen: Chosen, resolution: int | None, train_resolution: int | float | None) -> tuple[int, int]:
+def resolve_resolutions(
+    chosen: Chosen, resolution: int | None, train_resolution: int | float | None
+) -> tuple[int, int]:
     """(evaluation pixels, training pixels); train_resolution is pixels (int) or a fraction (float) of the first."""
     if resolution is not None:
         positive_int("resolution", resolution)
@@ -41,7 +43,11 @@ def resolve_resolutions(chosen: Chosen, resolution: int | None, train_resolution
     floor = minimum_resolution(chosen)
     for label, pixels in (("resolution", evaluated), ("train_resolution", trained)):
         if pixels < floor:
-            source = f"rule {chosen.plan.rule_file}'s resolution.min" if chosen.plan is not None else "the network's total stride"
+            source = (
+                f"rule {chosen.plan.rule_file}'s resolution.min"
+                if chosen.plan is not None
+                else "the network's total stride"
+            )
             raise CompoundError(f"{label} {pixels} px is below the {floor} px {chosen.spec} accepts ({source})")
     if (chosen.model.pretrained_cfg or {}).get("fixed_input_size") and (evaluated, trained) != (native, native):
         raise CompoundError(f"{chosen.spec} takes only {native} px inputs (fixed_input_size)")
@@ -58,8 +64,9 @@ def check_speed(config: TrainConfig, device: torch.device) -> None:
     if config.compile is not None and not hasattr(torch, "compile"):
         raise CompoundError(f"compile needs torch.compile (torch 2.0 or later); this is torch {torch.__version__}")
     if config.compile is not None and config.compile_backend not in _backends():
-        raise CompoundError(f"compile_backend {config.compile_backend!r} is not one torch.compile knows: "
-                            f"{', '.join(_backends())}")
+        raise CompoundError(
+            f"compile_backend {config.compile_backend!r} is not one torch.compile knows: {', '.join(_backends())}"
+        )
 
 
 def _backends() -> list[str]:
@@ -68,8 +75,15 @@ def _backends() -> list[str]:
     return sorted(torch._dynamo.list_backends(exclude_tags=()))
 
 
-def make_parts(module: nn.Module, settings: TrainConfig, *, device: torch.device, updates_per_epoch: int,
-               num_classes: int, ddp: bool) -> Parts:
+def make_parts(
+    module: nn.Module,
+    settings: TrainConfig,
+    *,
+    device: torch.device,
+    updates_per_epoch: int,
+    num_classes: int,
+    ddp: bool,
+) -> Parts:
     """timm's optimizer and scheduler (stepped per epoch, as timm's train.py does by default), the loss,
     Mixup/CutMix, EMA and (for fp16) the gradient scaler, around the model on `device`; the model in
     channels-last layout, compiled and DDP-wrapped when asked (`Parts.module` stays the plain module)."""
@@ -83,21 +97,31 @@ def make_parts(module: nn.Module, settings: TrainConfig, *, device: torch.device
     if settings.channels_last:
         module.to(memory_format=torch.channels_last)
     try:
-        optimizer = timm.optim.create_optimizer_v2(module, settings.opt, lr=settings.lr,
-                                                   weight_decay=settings.weight_decay, momentum=settings.momentum)
+        optimizer = timm.optim.create_optimizer_v2(
+            module, settings.opt, lr=settings.lr, weight_decay=settings.weight_decay, momentum=settings.momentum
+        )
     except (AssertionError, ValueError, KeyError, TypeError) as error:
         raise CompoundError(f"optimizer {settings.opt!r}: {error}") from None
     try:
         scheduler, _ = timm.scheduler.create_scheduler_v2(
-            optimizer, settings.sched, num_epochs=settings.epochs, warmup_epochs=settings.warmup_epochs,
-            plateau_mode="max", step_on_epochs=True, updates_per_epoch=updates_per_epoch,
+            optimizer,
+            settings.sched,
+            num_epochs=settings.epochs,
+            warmup_epochs=settings.warmup_epochs,
+            plateau_mode="max",
+            step_on_epochs=True,
+            updates_per_epoch=updates_per_epoch,
         )
     except (AssertionError, ValueError, TypeError) as error:
         raise CompoundError(f"scheduler {settings.sched!r}: {error}") from None
     if settings.mixup > 0 or settings.cutmix > 0:
         loss_fn: nn.Module = timm.loss.SoftTargetCrossEntropy()
-        mixer = Mixup(mixup_alpha=settings.mixup, cutmix_alpha=settings.cutmix, label_smoothing=settings.smoothing,
-                      num_classes=num_classes)
+        mixer = Mixup(
+            mixup_alpha=settings.mixup,
+            cutmix_alpha=settings.cutmix,
+            label_smoothing=settings.smoothing,
+            num_classes=num_classes,
+        )
     else:
         smoothing = settings.smoothing
         loss_fn = timm.loss.LabelSmoothingCrossEntropy(smoothing) if smoothing > 0 else nn.CrossEntropyLoss()
@@ -108,11 +132,19 @@ def make_parts(module: nn.Module, settings: TrainConfig, *, device: torch.device
     if ddp:
         model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     return Parts(
-        model=model, module=module, optimizer=optimizer, scheduler=scheduler or _NoSchedule(),
-        loss_fn=loss_fn.to(device), device=device, amp=settings.amp, mixup=mixer,
+        model=model,
+        module=module,
+        optimizer=optimizer,
+        scheduler=scheduler or _NoSchedule(),
+        loss_fn=loss_fn.to(device),
+        device=device,
+        amp=settings.amp,
+        mixup=mixer,
         ema=ModelEmaV3(module, decay=settings.ema_decay, use_warmup=True) if settings.ema else None,
         scaler=NativeScaler(device=device.type) if settings.amp == "fp16" else None,
-        grad_accum=settings.grad_accum, clip_grad=settings.clip_grad, clip_mode=settings.clip_mode,
+        grad_accum=settings.grad_accum,
+        clip_grad=settings.clip_grad,
+        clip_mode=settings.clip_mode,
         channels_last=settings.channels_last,
     )
 

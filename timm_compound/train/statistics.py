@@ -28,9 +28,9 @@ from dataclasses import dataclass
 import numpy as np
 
 CONFIDENCE = 0.95
-ALPHA = 0.05             # significant: Holm-corrected p below this
-RESAMPLES = 10_000       # bootstrap resamples
-BOOTSTRAP_SEED = 0       # the bootstrap's generator: the same inputs give the same interval and p
+ALPHA = 0.05  # significant: Holm-corrected p below this
+RESAMPLES = 10_000  # bootstrap resamples
+BOOTSTRAP_SEED = 0  # the bootstrap's generator: the same inputs give the same interval and p
 
 
 @dataclass(frozen=True)
@@ -39,8 +39,8 @@ class Spread:
 
     top1: list[float]
     mean: float
-    ci: tuple[float, float] | None   # None: one seed and no per-image results to build an interval from
-    sd: float | None                 # None with one seed
+    ci: tuple[float, float] | None  # None: one seed and no per-image results to build an interval from
+    sd: float | None  # None with one seed
     method: str
 
 
@@ -55,16 +55,21 @@ def spread(top1: list[float], correct: np.ndarray | None = None, confidence: flo
     if len(values) == 1:
         if correct is None or len(correct) == 0:
             return Spread(values, mean, None, None, "one seed")
-        right, images = int(np.sum(correct)), int(len(correct))
+        right, images = int(np.sum(correct)), len(correct)
         interval = scipy.stats.binomtest(right, images).proportion_ci(confidence_level=confidence, method="exact")
-        return Spread(values, mean, (100.0 * interval.low, 100.0 * interval.high), None,
-                      f"exact binomial interval over {images} images (one seed)")
+        return Spread(
+            values,
+            mean,
+            (100.0 * interval.low, 100.0 * interval.high),
+            None,
+            f"exact binomial interval over {images} images (one seed)",
+        )
     sd = float(np.std(values, ddof=1))
     if sd == 0.0:
         ci = (mean, mean)
     else:
         low, high = scipy.stats.t.interval(confidence, len(values) - 1, loc=mean, scale=scipy.stats.sem(values))
-        ci = (max(0.0, float(low)), min(100.0, float(high)))   # an accuracy lies in 0-100
+        ci = (max(0.0, float(low)), min(100.0, float(high)))  # an accuracy lies in 0-100
     return Spread(values, mean, ci, sd, f"t-interval over {len(values)} seeds (within 0-100)")
 
 
@@ -78,11 +83,17 @@ class Paired:
     test: str
     seeds: int
     images: int
-    per_seed: list[float]   # the difference seed by seed
+    per_seed: list[float]  # the difference seed by seed
 
 
-def paired(a: np.ndarray, b: np.ndarray, *, resamples: int = RESAMPLES, seed: int = BOOTSTRAP_SEED,
-           confidence: float = CONFIDENCE) -> Paired:
+def paired(
+    a: np.ndarray,
+    b: np.ndarray,
+    *,
+    resamples: int = RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+    confidence: float = CONFIDENCE,
+) -> Paired:
     """Paired comparison of two models' per-image results, (seeds x images) arrays of 0/1 (see the module)."""
     import scipy.stats
 
@@ -91,13 +102,14 @@ def paired(a: np.ndarray, b: np.ndarray, *, resamples: int = RESAMPLES, seed: in
     if a.shape != b.shape or a.size == 0:
         raise ValueError(f"paired() needs two equal, non-empty (seeds x images) arrays, got {a.shape} and {b.shape}")
     seeds, images = a.shape
-    difference = 100.0 * (a - b)                        # seeds x images, in points
+    difference = 100.0 * (a - b)  # seeds x images, in points
     observed = float(difference.mean())
     rng = np.random.default_rng(seed)
     tail = 100 * (1 - confidence) / 2
     if seeds == 1:
-        boot = scipy.stats.bootstrap((difference[0],), np.mean, n_resamples=resamples, confidence_level=confidence,
-                                     method="percentile", rng=rng)
+        boot = scipy.stats.bootstrap(
+            (difference[0],), np.mean, n_resamples=resamples, confidence_level=confidence, method="percentile", rng=rng
+        )
         low, high = (float(x) for x in boot.confidence_interval)
         a_only = int(np.sum((a[0] == 1) & (b[0] == 0)))
         b_only = int(np.sum((a[0] == 0) & (b[0] == 1)))
@@ -109,8 +121,7 @@ def paired(a: np.ndarray, b: np.ndarray, *, resamples: int = RESAMPLES, seed: in
         extreme = int(np.sum(np.abs(replicates - observed) >= abs(observed) - 1e-12))
         p = (extreme + 1) / (resamples + 1)
         test = f"paired two-way bootstrap over {images} images and {seeds} seeds ({resamples} resamples)"
-    return Paired(observed, (low, high), min(1.0, p), test, seeds, images,
-                  [float(x) for x in difference.mean(axis=1)])
+    return Paired(observed, (low, high), min(1.0, p), test, seeds, images, [float(x) for x in difference.mean(axis=1)])
 
 
 def two_way_bootstrap(values: np.ndarray, resamples: int, rng: np.random.Generator) -> np.ndarray:
@@ -123,7 +134,7 @@ def two_way_bootstrap(values: np.ndarray, resamples: int, rng: np.random.Generat
     for start in range(0, resamples, chunk):
         size = min(chunk, resamples - start)
         drawn_images = rng.integers(images, size=(size, images))
-        per_seed = values[:, drawn_images].mean(axis=2).T            # size x seeds
+        per_seed = values[:, drawn_images].mean(axis=2).T  # size x seeds
         drawn_seeds = rng.integers(seeds, size=(size, seeds))
         found.append(np.take_along_axis(per_seed, drawn_seeds, axis=1).mean(axis=1))
     return np.concatenate(found)

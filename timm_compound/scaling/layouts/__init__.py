@@ -16,8 +16,18 @@ from timm_compound.scaling.layouts.separated import Separated
 
 LAYOUTS: dict[str, Layout] = {
     layout.name: layout
-    for layout in (Counts(), Levels(), IntList(), Scalar(), BlockArgs(), Rows(), Separated(), Entries(),
-                   Multiplier(), Fields())
+    for layout in (
+        Counts(),
+        Levels(),
+        IntList(),
+        Scalar(),
+        BlockArgs(),
+        Rows(),
+        Separated(),
+        Entries(),
+        Multiplier(),
+        Fields(),
+    )
 }
 
 
@@ -45,8 +55,10 @@ def fitting(value, part: str) -> list[str]:
         return ["counts" if part == "depth" else "list"]
     if all(isinstance(stage, (list, tuple)) and stage and all(isinstance(b, dict) for b in stage) for stage in value):
         return ["block_args"]
-    if all(isinstance(stage, (list, tuple)) and stage and all(isinstance(row, (list, tuple)) for row in stage)
-           for stage in value):
+    if all(
+        isinstance(stage, (list, tuple)) and stage and all(isinstance(row, (list, tuple)) for row in stage)
+        for stage in value
+    ):
         return ["rows"]
     others = {item for item in value if not _is_int(item)}
     if len(others) == 1 and any(map(_is_int, value)):

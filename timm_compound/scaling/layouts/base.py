@@ -56,8 +56,9 @@ class Layout:
     def write_depths(self, value: Any, policy, depths: list[int]) -> Any:
         raise NotImplementedError
 
-    def write_widths(self, value: Any, policy, widths: list[int], base_widths: list[int],
-                     w: float | None = None) -> Any:
+    def write_widths(
+        self, value: Any, policy, widths: list[int], base_widths: list[int], w: float | None = None
+    ) -> Any:
         """The argument with the planned widths; `base_widths` as read from it, `w` the plan's multiplier."""
         raise NotImplementedError
 

@@ -46,8 +46,11 @@ class BlockArgs(Layout):
         for index, stage in enumerate(stages(value, policy.arg, where)):
             outs = {block.get("out_chs") for block in stage}
             if len(outs) != 1 or not isinstance(next(iter(outs)), int):
-                raise where.error(f"stage {index} has blocks with out_chs {sorted(outs, key=str)}; "
-                                  "layout 'block_args' needs one width per stage", "layout")
+                raise where.error(
+                    f"stage {index} has blocks with out_chs {sorted(outs, key=str)}; "
+                    "layout 'block_args' needs one width per stage",
+                    "layout",
+                )
             widths.append(outs.pop())
         return widths
 
@@ -64,8 +67,9 @@ class BlockArgs(Layout):
             scaled.append([dict(block) for (block, _), n in zip(found, counts) for _ in range(n)])
         return scaled
 
-    def write_widths(self, value: Any, policy, widths: list[int], base_widths: list[int],
-                     w: float | None = None) -> Any:
+    def write_widths(
+        self, value: Any, policy, widths: list[int], base_widths: list[int], w: float | None = None
+    ) -> Any:
         # a dict per block (the constructor pops and sets keys in place); the values are only read
         scaled = [[dict(b) for b in stage] for stage in stages(value, policy.arg, Where("", "width"))]
         for stage, width in zip(scaled, widths, strict=True):

@@ -25,8 +25,9 @@ class IntList(Layout):
     def read_widths(self, value: Any, policy, where: Where) -> list[int]:
         return int_list(value, policy.arg, where)
 
-    def write_widths(self, value: Any, policy, widths: list[int], base_widths: list[int],
-                     w: float | None = None) -> Any:
+    def write_widths(
+        self, value: Any, policy, widths: list[int], base_widths: list[int], w: float | None = None
+    ) -> Any:
         return list(widths)
 
 
@@ -41,6 +42,7 @@ class Scalar(Layout):
             raise where.error(f"constructor argument {policy.arg!r} is {short(value)}, not an int")
         return [value]
 
-    def write_widths(self, value: Any, policy, widths: list[int], base_widths: list[int],
-                     w: float | None = None) -> Any:
+    def write_widths(
+        self, value: Any, policy, widths: list[int], base_widths: list[int], w: float | None = None
+    ) -> Any:
         return widths[0]

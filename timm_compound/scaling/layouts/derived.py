@@ -29,8 +29,10 @@ class Multiplier(Layout):
         for path in _paths(policy):
             value = get_path(call, path, where)
             if not _is_number(value):
-                raise where.error(f"{path} is {short(value)}, not a number: layout 'multiplier' multiplies it by "
-                                  f"{'d' if where.part == 'depth' else 'w'}")
+                raise where.error(
+                    f"{path} is {short(value)}, not a number: layout 'multiplier' multiplies it by "
+                    f"{'d' if where.part == 'depth' else 'w'}"
+                )
             scaled[path] = round(float(value) * m, 6)
         return scaled
 

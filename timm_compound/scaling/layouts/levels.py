@@ -19,7 +19,7 @@ class Levels(Layout):
         levels = int_list(value, policy.arg, where)
         if any(level < 0 for level in levels):
             raise where.error(f"{policy.arg!r} holds a negative tree level: {levels}")
-        return [2 ** level for level in levels], [1] * len(levels)
+        return [2**level for level in levels], [1] * len(levels)
 
     def scale_depth(self, blocks: int, d: float, policy) -> int:
         """A whole level: 2 ** rounding(log2(blocks x d)), at least 2 ** ceil(log2(min))."""

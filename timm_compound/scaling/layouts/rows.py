@@ -18,10 +18,15 @@ def _number(value: Any) -> bool:
 
 
 def stages(value: Any, arg: str, where: Where) -> list[list[list]]:
-    if not isinstance(value, (list, tuple)) or not value or not all(
-        isinstance(stage, (list, tuple)) and stage
-        and all(isinstance(row, (list, tuple)) and row and all(map(_number, row)) for row in stage)
-        for stage in value
+    if (
+        not isinstance(value, (list, tuple))
+        or not value
+        or not all(
+            isinstance(stage, (list, tuple))
+            and stage
+            and all(isinstance(row, (list, tuple)) and row and all(map(_number, row)) for row in stage)
+            for stage in value
+        )
     ):
         raise where.error(f"constructor argument {arg!r} is not a list of stages, each a list of rows of numbers")
     return [[list(row) for row in stage] for stage in value]
@@ -30,8 +35,9 @@ def stages(value: Any, arg: str, where: Where) -> list[list[list]]:
 def _column(found: list[list[list]], column: int, field: str, where: Where) -> None:
     shortest = min(len(row) for stage in found for row in stage)
     if column >= shortest:
-        raise where.error(f"column {column} is out of range for rows of {shortest} values "
-                          f"(columns 0-{shortest - 1})", field)
+        raise where.error(
+            f"column {column} is out of range for rows of {shortest} values (columns 0-{shortest - 1})", field
+        )
 
 
 class Rows(Layout):
@@ -63,17 +69,21 @@ class Rows(Layout):
                     extra[stride] = 1
                 rows = stage + [list(extra) for _ in range(depth - len(stage))]
             else:
-                rows = copy.deepcopy(stage[len(stage) - depth:])
+                rows = copy.deepcopy(stage[len(stage) - depth :])
                 if stride is not None:
                     rows[0][stride] = stage[0][stride]
             scaled.append(rows)
         return scaled
 
-    def write_widths(self, value: Any, policy, widths: list[int], base_widths: list[int], w: float | None = None) -> Any:
+    def write_widths(
+        self, value: Any, policy, widths: list[int], base_widths: list[int], w: float | None = None
+    ) -> Any:
         """Every width-column and scale-column value times w, rounded like a width (as a constructor's
         own width multiplier does); the last row of each stage then holds the planned stage width."""
         if w is None:
-            raise Where("", "width").error("layout 'rows' scales every row by the plan's w: build from a plan", "layout")
+            raise Where("", "width").error(
+                "layout 'rows' scales every row by the plan's w: build from a plan", "layout"
+            )
         scaled = stages(value, policy.arg, Where("", "width"))
         count = len(scaled)
         for index, (stage, width) in enumerate(zip(scaled, widths, strict=True)):

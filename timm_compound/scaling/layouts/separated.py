@@ -52,15 +52,17 @@ class Separated(Layout):
         _, found = split(value, policy, where)
         for index, (run, _) in enumerate(found):
             if len(set(run)) != 1:
-                raise where.error(f"stage {index} has widths {run}; layout 'separated' needs one width per stage",
-                                  "layout")
+                raise where.error(
+                    f"stage {index} has widths {run}; layout 'separated' needs one width per stage", "layout"
+                )
         return [run[0] for run, _ in found]
 
     def write_depths(self, value: Any, policy, depths: list[int]) -> Any:
         prefix, found = split(value, policy, Where("", "depth"))
         return _join(prefix, [([run[-1]] * depth, after) for (run, after), depth in zip(found, depths, strict=True)])
 
-    def write_widths(self, value: Any, policy, widths: list[int], base_widths: list[int],
-                     w: float | None = None) -> Any:
+    def write_widths(
+        self, value: Any, policy, widths: list[int], base_widths: list[int], w: float | None = None
+    ) -> Any:
         prefix, found = split(value, policy, Where("", "width"))
         return _join(prefix, [([width] * len(run), after) for (run, after), width in zip(found, widths, strict=True)])
