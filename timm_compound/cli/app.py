@@ -24,6 +24,7 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from timm_compound.errors import CompoundError
+from timm_compound.train.config import DEFAULT_DATA as DEFAULT_DATA  # pydantic only, no torch: --help stays light
 
 console = Console()
 errors = Console(stderr=True)
