@@ -51,7 +51,7 @@ def safetensors_header(path: Path, where: str) -> dict[str, tuple[tuple[int, ...
         with safe_open(str(path), framework="pt") as handle:
             return {
                 key: (tuple(handle.get_slice(key).get_shape()), str(handle.get_slice(key).get_dtype()))
-                for key in handle
+                for key in handle.keys()  # noqa: SIM118  (a safe_open handle is not iterable)
             }
     except (SafetensorError, OSError) as error:
         link = f" (a link to {Path(path).resolve()})" if Path(path).is_symlink() else ""
