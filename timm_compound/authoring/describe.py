@@ -63,4 +63,19 @@ def describe(rule: Rule, source: Path) -> list[tuple[str, str]]:
             else rule.stage_modules
         )
         rows.append(("stage_modules", str(shown)))
+    rows.append(("norm", _norm(rule)))
     return rows
+
+
+def _norm(rule: Rule) -> str:
+    policy = rule.norm
+    if policy is None:
+        return "batch only (no norm section)"
+    if policy.fixed is not None:
+        return f"its own only: {policy.fixed}"
+    how = "bound to each activation by timm" if policy.takes == "norm_act" else "called alone, activations apart"
+    pairs = "; ".join(f"{cls}: {', '.join(f'{n}->{a}' for n, a in pairs)}" for cls, pairs in policy.activations.items())
+    return (
+        f"batch, group, layer, proxy, proxy-layer via {policy.arg} ({how}); {policy.group_size} channels "
+        f"per group, fallback {policy.fallback}" + (f"; proxy takes over {pairs}" if pairs else "")
+    )

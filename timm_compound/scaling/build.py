@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 
 from timm_compound.errors import CompoundError
-from timm_compound.scaling import limits, structure, timm_adapter
+from timm_compound.scaling import limits, norms, structure, timm_adapter
 from timm_compound.scaling.plan import ScalePlan
 from timm_compound.scaling.plan import plan as make_plan
 
@@ -100,12 +100,14 @@ def build(
         and not str(weights_cfg.get("file") or "").endswith(".safetensors")
     ):
         raise CompoundError("weights must be a checked local .safetensors file; timm-compound never unpickles")
+    norms.refuse_norm_kwargs(plan, timm_kwargs)
     for arg, value in plan.constructor_args.items():
         timm_kwargs.setdefault(arg, value)
     cfg = pretrained_cfg(plan, name, hf_hub_id)
 
     def rewrite(call: timm_adapter.BuildCall) -> timm_adapter.BuildCall:
         structure.write_plan(call, plan)
+        norms.write(call, plan)
         if weights_cfg is not None:
             call.kwargs["pretrained_cfg"] = weights_cfg
         elif not call.kwargs.get("pretrained_cfg"):
@@ -136,8 +138,9 @@ def scale(
     r: float | None = None,
     resolution: int | None = None,
     coefficients: Any = None,
+    norm: str | None = None,
     **timm_kwargs,
 ) -> nn.Module:
     """Plan and build a scaled `base` in one call (structure only): ``scale("resnet18", phi=2, num_classes=10)``."""
-    scaled = make_plan(base, phi, d=d, w=w, r=r, resolution=resolution, coefficients=coefficients)
+    scaled = make_plan(base, phi, d=d, w=w, r=r, resolution=resolution, coefficients=coefficients, norm=norm)
     return build(scaled, **timm_kwargs)

@@ -14,10 +14,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from timm_compound.errors import CompoundError, RuleError
-from timm_compound.scaling import limits, readback, rounding, strategies, structure, timm_adapter
+from timm_compound.scaling import limits, norms, readback, rounding, strategies, structure, timm_adapter
 from timm_compound.scaling.layouts import LAYOUTS
 from timm_compound.scaling.rulebook import RuleBook, active_rules
-from timm_compound.scaling.schema import Coefficients, Rule, Strategy
+from timm_compound.scaling.schema import NORMS, Coefficients, Rule, Strategy
 
 
 class Multipliers(BaseModel):
@@ -66,6 +66,8 @@ class ScalePlan(BaseModel):
     # factor the plan was asked for, when it was planned by FLOPs
     strategy: Strategy = Strategy()
     flops: float | None = None
+    # the norm layers it builds with (`scaling.norms`): 'batch' is the base's own
+    norm: Literal[NORMS] = "batch"
 
     @property
     def size(self) -> limits.PlanSize:
@@ -142,6 +144,7 @@ def plan(
     strategy: str | Strategy | None = None,
     alpha: float | None = None,
     flops: float | None = None,
+    norm: str | None = None,
     rules: RuleBook | None = None,
     allow_oversize: bool = False,
 ) -> ScalePlan:
@@ -152,6 +155,9 @@ def plan(
     width, 0.8 by default), 'depth', 'width' or 'resolution' (``scaling.strategies``). `flops` here is
     open-loop, phi = log(flops) / log(alpha * beta**2 * gamma**2); ``timm_compound.plan`` measures.
     A dimension the rule fixes (`depth: {fixed: ...}`) refuses a strategy or d/w/r that grows it.
+
+    `norm` is the norm its layers use: 'batch' (the base's own, the default), 'group', 'layer', 'proxy'
+    or 'proxy-layer' (``scaling.norms``), for families whose rule has a `norm` section.
 
     A plan above `timm_compound.scaling.limits` (10,000 blocks in a stage, 8,192 px) is refused
     with its size unless `allow_oversize=True`.
@@ -167,6 +173,7 @@ def plan(
     rules = rules or active_rules()
     rule, source_path = rules.rule_for(base)
     source = str(source_path)
+    norm = norms.check(rule, norm, source)
     # explicit d/w/r follow no strategy: the coefficients are only recorded (a fitted plan keeps its own)
     chosen_strategy = Strategy() if explicit else strategies.choose(strategy, alpha, rule)
     if coefficients is not None and chosen_strategy.name != "compound":
@@ -266,6 +273,7 @@ def plan(
         structure_args=derived,
         strategy=chosen_strategy,
         flops=flops,
+        norm=norm,
     )
 
 
@@ -281,6 +289,7 @@ def _base_reading(rule: Rule, base: str, source: str) -> tuple[timm_adapter.Buil
     if hit is None or hit[0] is not rule:
         call = timm_adapter.capture(base)
         _check_schedules(rule, call, source)
+        norms.check_rule(rule, call, source)
         if len(_base_readings) >= _MAX_BASE_READINGS:
             _base_readings.pop(next(iter(_base_readings)))
         hit = _base_readings[key] = (rule, call, structure.read(rule, call, source))

@@ -489,6 +489,50 @@ class InheritRule(StrictModel):
     )
 
 
+NORMS = ("batch", "group", "layer", "proxy", "proxy-layer")
+_CLASS_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class NormRule(StrictModel):
+    """How a family's models take a batch-independent norm in place of batch norm (`norm=` on a plan)."""
+
+    fixed: Reason | None = Field(
+        None, description="Why this family keeps its own norm: a norm choice other than 'batch' is refused with it."
+    )
+    arg: ArgPath | None = Field(
+        None,
+        description="The constructor argument (or path into one) that takes the norm layer: norm_layer, model_cfg.norm_layer.",
+    )
+    takes: Literal["norm_act", "norm"] = Field(
+        "norm_act",
+        description="'norm_act': the model binds each norm to the activation after it (timm's get_norm_act_layer: "
+        "EfficientNet, RegNet); 'norm': the model calls the norm alone and keeps activations as separate modules "
+        "(ResNet), listed in `activations` for Proxy Norm.",
+    )
+    group_size: int = Field(16, ge=1, description="Channels per group for 'group' and 'proxy'.")
+    fallback: Literal["error", "divisor"] = Field(
+        "error",
+        description="A layer whose channels group_size does not divide: 'error' refuses the model naming each such "
+        "layer, 'divisor' uses the largest group size below group_size that divides it.",
+    )
+    activations: dict[Annotated[str, Field(pattern=_CLASS_NAME)], list[tuple[str, str]]] = Field(
+        default_factory=dict,
+        description="With takes: norm, per module class, the [norm, activation] children where the activation "
+        "directly follows the norm ({BasicBlock: [[bn1, act1]]}): Proxy Norm takes that activation over. A norm "
+        "not listed (one before a residual addition) stays a plain group or layer norm.",
+    )
+
+    @model_validator(mode="after")
+    def _fixed_or_arg(self) -> NormRule:
+        if self.fixed is not None and self.arg is not None:
+            raise ValueError("`fixed` says the norm cannot change, but `arg` says where it goes: give one or the other")
+        if self.fixed is None and self.arg is None:
+            raise ValueError('norm needs `arg` (the constructor argument that takes the norm layer) or `fixed: "why"`')
+        if self.activations and self.takes != "norm":
+            raise ValueError("`activations` pairs norms with separate activation modules: it needs takes: norm")
+        return self
+
+
 class Rule(StrictModel):
     """One architecture family's scaling rule."""
 
@@ -535,6 +579,12 @@ class Rule(StrictModel):
         None,
         description="Growing a scaled model from its base's weights (timm_compound.inherit): how a new block "
         "starts as the identity. Without it the family cannot inherit.",
+    )
+
+    norm: NormRule | None = Field(
+        None,
+        description="Batch-independent norms (group, layer, proxy) in place of batch norm: where the model takes "
+        "its norm layer. Without it a family keeps batch norm and refuses another norm.",
     )
 
     overrides: dict[str, dict[str, Any]] = Field(

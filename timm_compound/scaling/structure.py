@@ -208,7 +208,8 @@ def extra_inputs(plan) -> tuple:
     numbers a `multiplier`/`fields` layout sets, and w where `rows` scales every row by it. Plans that
     agree on all of these build the same model (a key for caches of built structures)."""
     w = plan.multipliers.width if plan.rule.width.layout == "rows" or plan.rule.width.scale_with else None
-    return tuple(sorted((path, _frozen(value)) for path, value in plan.structure_args.items())), w
+    norm = getattr(plan, "norm", "batch")
+    return tuple(sorted((path, _frozen(value)) for path, value in plan.structure_args.items())), w, norm
 
 
 def _frozen(value: Any) -> Any:

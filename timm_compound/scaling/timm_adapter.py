@@ -227,3 +227,12 @@ def guard_sources(handler: Callable[..., Any]) -> None:
 
         guarded.timm_compound_original = original
         setattr(_factory, name, guarded)
+
+
+def register_norm_act(layer: type) -> None:
+    """Make timm's get_norm_act_layer take `layer` as a norm-act layer and bind the model's activation
+    to it (as for its own GroupNormAct), so `norm_layer=partial(layer, ...)` works in any timm model."""
+    from timm.layers import create_norm_act
+
+    create_norm_act._NORM_ACT_TYPES.add(layer)
+    create_norm_act._NORM_ACT_REQUIRES_ARG.add(layer)

@@ -50,6 +50,7 @@ def verify_plan(scaled: ScalePlan, where: str) -> ScalePlan:
                 resolution=override,
                 coefficients=scaled.coefficients,
                 strategy="compound",
+                norm=scaled.norm,
                 rules=book,
             )
         else:
@@ -61,6 +62,7 @@ def verify_plan(scaled: ScalePlan, where: str) -> ScalePlan:
                 r=mult.resolution,
                 resolution=override,
                 coefficients=scaled.coefficients,
+                norm=scaled.norm,
                 rules=book,
             )
     except RuleError as error:
