@@ -9,6 +9,7 @@ import torch.nn as nn
 
 from timm_compound.cost.latency import Latency
 from timm_compound.errors import CompoundError
+from timm_compound.scaling import norms
 from timm_compound.scaling.catalog import lookup
 from timm_compound.scaling.plan import ScalePlan
 from timm_compound.scaling.plan import plan as make_plan
@@ -96,6 +97,21 @@ def resolve_target(
     raise CompoundError(
         f"measure() takes a variant or base name, a ScalePlan or an nn.Module, got {type(target).__name__}"
     )
+
+
+def with_norm(target: str | ScalePlan | nn.Module, norm: str | None) -> str | ScalePlan | nn.Module:
+    """`target` built with `norm` (None: as it is): a name or plan is re-planned; a built model must have it."""
+    if norm is None:
+        return target
+    if isinstance(target, str):
+        base, phi = lookup(target)
+        return make_plan(base, 0 if phi is None else phi, norm=norm)
+    if isinstance(target, ScalePlan):
+        return norms.with_norm(target, norm)
+    built = getattr(getattr(target, "compound_plan", None), "norm", "batch")
+    if norm != built:
+        raise CompoundError(f"norm={norm!r}: this model is already built, with {built} norm")
+    return target
 
 
 def check_sizes(resolution: int, batch_size: int) -> None:

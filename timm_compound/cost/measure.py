@@ -25,7 +25,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from timm_compound.cost import model as cost_model
 from timm_compound.cost import module_match, stage_reader
-from timm_compound.cost.complexity import Complexity, check_sizes, resolve_target
+from timm_compound.cost.complexity import Complexity, check_sizes, resolve_target, with_norm
 from timm_compound.cost.counter import COUNTED_OPS, ShapeCounter
 from timm_compound.cost.latency import MAX_SECONDS, LatencySettings, time_model, time_plan
 from timm_compound.cost.memory import train_step_memory
@@ -108,9 +108,11 @@ def measure(
     train: bool = False,
     cache: bool = True,
     max_seconds: float = MAX_SECONDS,
+    norm: str | None = None,
 ) -> Complexity:
     """Params, MACs and activations of a variant, base, plan or model, counted on meta (no weights allocated);
-    with `latency`, also timed on this machine.
+    with `latency`, also timed on this machine. `norm` measures a name or plan built with that norm
+    (``scaling.norms``; MACs count convolutions and linear layers, so a norm changes params and timings).
 
     `method`: ``"auto"`` uses the cost model and falls back to the exact count whenever the
     model cannot vouch for a plan (a family it has not proven, a block it cannot key, a
@@ -142,6 +144,7 @@ def measure(
         )
     elif train:
         raise CompoundError("train=True times a training step: pass latency=True as well")
+    target = with_norm(target, norm)
     with gc_paused():
         cost = _measure(target, resolution, batch_size, train_memory, method)
     if settings is None:

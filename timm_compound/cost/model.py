@@ -216,6 +216,8 @@ def skeleton(scaled: ScalePlan, resolution: int | None = None) -> Skeleton:
     """The plan's skeleton, once its family is proven; raises Unsure."""
     if nn.modules.module._global_forward_hooks or nn.modules.module._global_forward_pre_hooks:
         raise Unsure("global module hooks are registered")
+    if scaled.norm != "batch":  # proven on each family's own (batch-norm) blocks: count the whole model
+        raise Unsure(f"the cost model is proven on batch-norm blocks, not norm={scaled.norm!r}")
     family = _family(scaled, scaled.resolution if resolution is None else resolution)
     if not family.proven:
         raise Unsure(family.reason)

@@ -92,6 +92,7 @@ def family_table(
     latency: LatencySettings | None = None,
     progress: Callable[[float], None] | None = None,
     allow_oversize: bool = False,
+    norm: str | None = None,
 ) -> list[TableRow]:
     """One row per phi, each measured at its own resolution (``measure``); with `latency` (checked
     settings, whose batch size must be `batch_size`), each row's model is also timed (``cost.latency``).
@@ -99,13 +100,14 @@ def family_table(
     Every phi is planned before anything is measured, so a range that reaches a plan above the size
     limits (``scaling.limits``) is refused at once, naming that phi's size, unless `allow_oversize`
     (measuring counts on the meta device: nothing is allocated, but a huge plan takes long).
+    `norm` builds every row with that norm (``scaling.norms``).
     """
     phis = list(phis)
     if latency is not None and latency.batch_size != batch_size:
         raise ValueError(f"the timing's batch size ({latency.batch_size}) must be the table's ({batch_size})")
-    zero = make_plan(base, 0, coefficients=coefficients)
+    zero = make_plan(base, 0, coefficients=coefficients, norm=norm)
     plans = [
-        zero if phi == 0 else make_plan(base, phi, coefficients=coefficients, allow_oversize=allow_oversize)
+        zero if phi == 0 else make_plan(base, phi, coefficients=coefficients, allow_oversize=allow_oversize, norm=norm)
         for phi in phis
     ]
     # phi = 0 is the reference for every ratio; when it is also a row, it is measured once for both

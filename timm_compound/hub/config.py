@@ -43,7 +43,7 @@ _SOURCE_KEYS = (
     "custom_load",
 )
 # structural fields two plans must share to hold the same weights
-_STRUCTURE = ("base", "depths", "widths", "stem", "head", "resolution", "constructor_args")
+_STRUCTURE = ("base", "depths", "widths", "stem", "head", "resolution", "constructor_args", "norm")
 
 
 def plan_from_config(data: Any, where: str) -> ScalePlan:
@@ -185,6 +185,8 @@ def plain_timm_args(scaled: ScalePlan, num_classes: int) -> dict[str, Any] | Non
     """
     import timm
 
+    if scaled.norm != "batch":  # its norm layers are timm-compound's: plain timm cannot build them
+        return None
     try:
         args = {**structural_kwargs(scaled), **json.loads(json.dumps(scaled.constructor_args))}
         with torch.device("meta"):
@@ -198,7 +200,7 @@ def plain_timm_args(scaled: ScalePlan, num_classes: int) -> dict[str, Any] | Non
 
 def _json_kwargs(model: nn.Module, scaled: ScalePlan) -> dict[str, Any]:
     """Kwargs the model was created with (timm records them) that a loader needs, JSON-safe only."""
-    owned = scaled.rule.structural_args() | set(scaled.constructor_args) | set(LOAD_KWARGS)
+    owned = scaled.rule.structural_args() | set(scaled.constructor_args) | set(LOAD_KWARGS) | {"norm"}
     kept = {}
     for key, value in timm_adapter.model_args(model).items():
         if key in owned:

@@ -65,7 +65,8 @@ class Published:
     def timm_config(self) -> tuple[dict[str, Any], str, dict[str, Any]]:
         """(pretrained_cfg, architecture, model_args) as timm's config loaders return them: always the plugin
         entrypoint with the plan, so a plain-timm (ResNet-style) config is built and checked like any other."""
-        config, owned = self.config, self.plan.rule.structural_args() | set(self.plan.constructor_args)
+        # the plan owns its structure and its norm: model_args may not set them again
+        config, owned = self.config, self.plan.rule.structural_args() | set(self.plan.constructor_args) | {"norm"}
         cfg = {**config["pretrained_cfg"], **self.location, "num_classes": config["num_classes"]}
         model_args = {key: value for key, value in (config.get("model_args") or {}).items() if key not in owned}
         model_args["compound_plan"] = config["compound_plan"]

@@ -21,6 +21,7 @@ from timm_compound.hub.config import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, hub_c
 from timm_compound.hub.files import check_repo_id, check_revision, first_line, hub_errors
 from timm_compound.scaling.build import build, pretrained_cfg
 from timm_compound.scaling.catalog import registered
+from timm_compound.scaling.norms import with_norm
 from timm_compound.scaling.plan import ScalePlan
 from timm_compound.scaling.weights import (
     check_shapes,
@@ -49,10 +50,11 @@ def _classes_from(tensors: dict[str, torch.Tensor] | None, classifier: Any) -> d
 
 
 def resolve(
-    model_or_name: Any, weights: str | Path | None = None
+    model_or_name: Any, weights: str | Path | None = None, norm: str | None = None
 ) -> tuple[nn.Module, ScalePlan, str | None, dict[str, torch.Tensor], str]:
     """(model, plan, name, state dict to publish, where the weights come from) for a model, a registered
-    name or a plan; the origin is 'file' (`weights`), 'model' (the given module's) or 'random' (fresh)."""
+    name or a plan (built with `norm`, when given); the origin is 'file' (`weights`), 'model' (the given
+    module's) or 'random' (fresh)."""
     import timm
 
     tensors = _read_weights(weights) if weights is not None else None
@@ -62,15 +64,17 @@ def resolve(
         if not isinstance(scaled, ScalePlan):
             raise CompoundError("the model was not built by timm-compound (it has no compound_plan)")
         name = (getattr(model, "pretrained_cfg", None) or {}).get("architecture")
+        if norm is not None and norm != scaled.norm:
+            raise CompoundError(f"norm={norm!r}: this model is already built, with {scaled.norm} norm")
     elif isinstance(model_or_name, ScalePlan):
-        scaled, name = model_or_name, None
+        scaled, name = with_norm(model_or_name, norm), None
         model = build(scaled, **_classes_from(tensors, pretrained_cfg(scaled).get("classifier")))
     elif isinstance(model_or_name, str):
         if model_or_name not in registered():
             raise UnknownModelError(f"{model_or_name!r} is not a registered variant; pass a model or a plan")
         name = model_or_name
         classifier = timm.models.get_pretrained_cfg(name).classifier
-        model = timm.create_model(name, **_classes_from(tensors, classifier))
+        model = timm.create_model(name, norm=norm, **_classes_from(tensors, classifier))
         scaled = model.compound_plan
     else:
         raise CompoundError(f"cannot publish {type(model_or_name).__name__}: give a model, a registered name or a plan")
@@ -94,6 +98,7 @@ def save_to_dir(
     repo_id: str | None = None,
     training: dict[str, Any] | None = None,
     overwrite: bool = False,
+    norm: str | None = None,
 ) -> Path:
     """Write model.safetensors, config.json and README.md to `directory` (loadable with `local-dir:`).
 
@@ -107,7 +112,7 @@ def save_to_dir(
 
     directory = Path(directory)
     check_output_dir(directory, overwrite=overwrite)  # before building anything
-    model, scaled, name, state, origin = resolve(model_or_name, weights)
+    model, scaled, name, state, origin = resolve(model_or_name, weights, norm)
     config = hub_config(model, scaled, name)
     source = f"hf-hub:{repo_id}" if repo_id else f"local-dir:{directory.resolve()}"
     text = card.render(config, scaled, source, model, training, weights_origin=origin)
@@ -168,15 +173,17 @@ def publish(
     token: str | None = None,
     endpoint: str | None = None,
     training: dict[str, Any] | None = None,
+    norm: str | None = None,
 ) -> str:
-    """Publish to the Hub in one commit (a failed upload leaves the repo as it was); returns the commit sha."""
+    """Publish to the Hub in one commit (a failed upload leaves the repo as it was); returns the commit sha.
+    `norm` publishes a registered name or plan built with that norm (``scaling.norms``)."""
     from huggingface_hub import CommitOperationAdd, HfApi
 
     check_repo_id(repo_id)
     if revision is not None:
         check_revision(revision)
     with tempfile.TemporaryDirectory(prefix="timm-compound-publish-") as tmp:
-        folder = save_to_dir(model_or_name, tmp, weights=weights, repo_id=repo_id, training=training)
+        folder = save_to_dir(model_or_name, tmp, weights=weights, repo_id=repo_id, training=training, norm=norm)
         plan_json = json.loads((folder / CONFIG_NAME).read_text())["compound_plan"]
         message = commit_message or f"timm-compound: {plan_json['base']} scaled to {_short(plan_json)}"
         api = HfApi(endpoint=endpoint, token=token)

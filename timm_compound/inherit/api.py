@@ -149,6 +149,7 @@ def inherit(
     _check_growth(source.base_plan(target), target)
     found = source.resolve(base_model_or_weights, target)
     _check_growth(found.plan, target)
+    _check_norm(found.plan, target, where)
     timm_kwargs = {key: value for key, value in timm_kwargs.items() if value is not None or key != "num_classes"}
     classes = _classes(found.model, timm_kwargs)
     _resolution_params(target, found.plan, found.model)
@@ -176,6 +177,18 @@ def inherit(
         found.described, list(alignment.new), growth.widened, growth.deviation, float(noise), seed, growth.zeroed
     )
     return grown
+
+
+def _check_norm(base: ScalePlan | None, target: ScalePlan, where: str) -> None:
+    """Growth keeps the norm: batch norm's running statistics have no group-norm counterpart, and a
+    proxy norm's moments differ from both, so a norm change cannot preserve the base's function."""
+    had = getattr(base, "norm", "batch") if base is not None else "batch"
+    if had != target.norm:
+        raise CompoundError(
+            f"{where}: the base has {had} norm and the plan norm={target.norm!r}; growing preserves the base's "
+            f"function only with the same norm: plan the larger model with norm={had!r}, or start from a base "
+            f"trained with norm={target.norm!r}"
+        )
 
 
 def _describe(target: ScalePlan) -> str:

@@ -28,10 +28,21 @@ def make_entrypoint(name: str, base: str, phi: int, hf_hub_id: str | None):
     """A timm entrypoint `name(pretrained=False, **kwargs)` for one registered variant."""
 
     def entrypoint(
-        pretrained: bool = False, inherit_from: Any = None, inherit_noise: float = 0.0, inherit_seed: int = 0, **kwargs
+        pretrained: bool = False,
+        inherit_from: Any = None,
+        inherit_noise: float = 0.0,
+        inherit_seed: int = 0,
+        norm: str | None = None,
+        **kwargs,
     ):
+        scaled = plan(base, phi, norm=norm)
+        if pretrained and scaled.norm != "batch":
+            raise CompoundError(
+                f"{name}: the weights published for {name} are for its batch-norm model; "
+                f"norm={norm!r} builds a different model: use pretrained=False"
+            )
         if inherit_from is None:
-            return build(plan(base, phi), pretrained=pretrained, name=name, hf_hub_id=hf_hub_id, **kwargs)
+            return build(scaled, pretrained=pretrained, name=name, hf_hub_id=hf_hub_id, **kwargs)
         if pretrained:
             raise CompoundError(
                 f"{name}: pretrained=True loads the weights published for {name}, inherit_from= grows "
@@ -42,7 +53,7 @@ def make_entrypoint(name: str, base: str, phi: int, hf_hub_id: str | None):
         }
         return inherit(
             inherit_from,
-            plan(base, phi),
+            scaled,
             noise=inherit_noise,
             seed=inherit_seed,
             name=name,
@@ -54,7 +65,8 @@ def make_entrypoint(name: str, base: str, phi: int, hf_hub_id: str | None):
     entrypoint.__module__ = __name__
     entrypoint.__doc__ = (
         f"{base} compound-scaled to phi={phi} by timm-compound; inherit_from=MODEL_OR_PATH grows "
-        f"{base}'s weights into it (inherit_noise, inherit_seed: see timm_compound.inherit)."
+        f"{base}'s weights into it (inherit_noise, inherit_seed: see timm_compound.inherit); "
+        "norm='group' | 'layer' | 'proxy' | 'proxy-layer' builds it with batch-independent norms."
     )
     entrypoint.timm_compound_variant = (base, phi)
     globals()[name] = entrypoint
