@@ -17,7 +17,7 @@ from timm_compound.cli.app import (
     parse_coefficients,
     parse_phis,
 )
-from timm_compound.cli.display import FormatOption, check_format, emit, family_view, plan_table
+from timm_compound.cli.display import FormatOption, NormOption, check_format, emit, family_view, plan_table
 from timm_compound.cli.measure import (
     Device,
     Dtype,
@@ -53,6 +53,7 @@ def table(
     runtime: Runtime = "eager",
     no_cache: NoCache = False,
     max_seconds: MaxSeconds = None,
+    norm: NormOption = None,
 ) -> None:
     """Measure a family over phi: params, GMACs, ratio to phi=0 beside the ideal, activations (and with
     --latency, timings on this machine)."""
@@ -84,6 +85,7 @@ def table(
                     latency=timing,
                     progress=lambda _: progress.advance(task),
                     allow_oversize=allow_oversize,
+                    norm=norm,
                 )
         fixed = active_rules().rule_for(base)[0].fixed()
     except CompoundError as error:

@@ -19,7 +19,7 @@ import csv
 import io
 import json
 from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
@@ -29,6 +29,14 @@ from rich.text import Text
 from timm_compound.errors import CompoundError
 
 FORMATS = ("table", "csv", "json", "markdown")
+NormOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--norm",
+        help="Norm layers: batch (the model's own), group, layer, proxy or proxy-layer (families whose rule "
+        "has a norm section; see docs/norm.md).",
+    ),
+]
 FormatOption = Annotated[
     str, typer.Option("--format", help="table (full width and plain when not a terminal), csv, json or markdown.")
 ]

@@ -10,6 +10,7 @@ import typer
 
 from timm_compound.cli.app import DEFAULT_DATA, app, console, errors, fail, parse_coefficients
 from timm_compound.cli.config_options import config_options, given
+from timm_compound.cli.display import NormOption
 from timm_compound.cli.measure import shown_warnings
 from timm_compound.errors import CompoundError
 
@@ -228,6 +229,7 @@ def cam_command(
             help="Stage of the rule's stage_modules: 1..N, or -1 for the last (default: the last stage whose feature map is at least 4x4)."
         ),
     ] = None,
+    norm: NormOption = None,
 ) -> None:
     """Grad-CAM class activation maps of a trained model on your own images: one IMAGE.cam.png each."""
     from timm_compound.experiment.cam import class_activation_maps
@@ -253,6 +255,7 @@ def cam_command(
             target=target,
             stage=stage,
             say=lambda line: errors.print(line, markup=False, highlight=False, soft_wrap=True),
+            norm=norm,
         )
     except CompoundError as error:
         raise fail(error) from None

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from timm_compound.cli.app import app, console, fail
+from timm_compound.cli.display import NormOption
 from timm_compound.errors import CompoundError
 
 
@@ -45,6 +46,7 @@ def publish(
             help="Let --to-dir write into a folder that is not empty (its README.md, config.json and model.safetensors are replaced).",
         ),
     ] = False,
+    norm: NormOption = None,
 ) -> None:
     """Publish a registered variant: model.safetensors, config.json (with the plan) and a model card.
 
@@ -67,7 +69,7 @@ def publish(
             raise CompoundError("give a registered variant NAME, or --run RUN")
         if to_dir is not None:
             folder = hub.save_to_dir(
-                model, to_dir, weights=weights, repo_id=repo, training=training, overwrite=overwrite
+                model, to_dir, weights=weights, repo_id=repo, training=training, overwrite=overwrite, norm=norm
             )
             console.print(
                 f"wrote {folder}: config.json, model.safetensors, README.md "
@@ -80,7 +82,14 @@ def publish(
         if not repo:
             raise CompoundError("give --repo org/name to publish, or --to-dir DIR to write the files")
         sha = hub.publish(
-            model, repo, weights=weights, private=private, revision=revision, endpoint=endpoint, training=training
+            model,
+            repo,
+            weights=weights,
+            private=private,
+            revision=revision,
+            endpoint=endpoint,
+            training=training,
+            norm=norm,
         )
     except CompoundError as error:
         raise fail(error) from None

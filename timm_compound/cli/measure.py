@@ -13,6 +13,7 @@ import typer
 from rich.table import Table
 
 from timm_compound.cli.app import app, console, errors, fail, plan_or_name
+from timm_compound.cli.display import NormOption
 from timm_compound.errors import CompoundError, CompoundWarning
 
 # the timing options, one definition for every command that times (measure, table --latency, fit --max-latency-ms)
@@ -70,6 +71,7 @@ def measure_command(
     no_cache: NoCache = False,
     max_seconds: MaxSeconds = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    norm: NormOption = None,
 ) -> None:
     """Params, GMACs, activations and weight size of one model; with --latency, its median latency, the
     95% interval and throughput, timed here (see docs/latency.md)."""
@@ -87,6 +89,7 @@ def measure_command(
                     resolution=resolution,
                     batch_size=batch_size,
                     train_memory=train_memory,
+                    norm=norm,
                     **({"latency": True, "train": train, **options} if latency else {}),
                 )
     except CompoundError as error:
@@ -94,7 +97,7 @@ def measure_command(
     if as_json:
         print(json.dumps(cost.to_dict(), indent=2))
         return
-    console.print(cost_view(name, cost))
+    console.print(cost_view(name if norm is None else f"{name} ({norm} norm)", cost))
 
 
 def cost_view(name: str, cost) -> Table:

@@ -16,6 +16,7 @@ import typer
 
 from timm_compound.cli.app import DEFAULT_DATA, app, console, fail
 from timm_compound.cli.config_options import config_options, flag, given
+from timm_compound.cli.display import NormOption
 from timm_compound.errors import CompoundError
 
 
@@ -154,6 +155,7 @@ def eval_command(
     workers: Annotated[Optional[int], typer.Option(help="Data loader processes (default: 0 for builtin data).")] = None,
     device: Annotated[Optional[str], typer.Option(help="cpu, cuda or cuda:N (default: cuda when available).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    norm: NormOption = None,
 ) -> None:
     """Evaluate weights on a validation split: top-1, top-5, loss and images/s."""
     from timm_compound.train.api import evaluate
@@ -184,6 +186,7 @@ def eval_command(
             data_dir=data_dir,
             workers=workers,
             device=device,
+            norm=norm,
         )
     except CompoundError as error:
         raise fail(error) from None

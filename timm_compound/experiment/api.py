@@ -248,6 +248,7 @@ def _check(base: str, data: str, given: dict[str, Any]):
             native_base=base_resolution(costing.rule, base),
             num_classes=splits.num_classes,
             base_macs=origin.cost.macs,
+            norm=costing.norm,
         )
         budgets, chosen = (references.versus_budget(base, other),), ("compound",)
         include_base = False if include_base is None else include_base
@@ -287,7 +288,7 @@ def _open(base: str, data: str, arguments: dict[str, Any], resolution: int | Non
         train_samples=arguments.get("train_samples"),
         val_samples=arguments.get("val_samples"),
     )
-    costing = strategies.Costing(base, splits.num_classes, resolution, timing)
+    costing = strategies.Costing(base, splits.num_classes, resolution, timing, norm=arguments.get("norm"))
     compound = None if coefficients is None else resolve_coefficients(rule, coefficients, f"{base}'s rule")
     return splits, costing, compound
 
@@ -310,6 +311,7 @@ def _plan(
             native_base=native,
             num_classes=splits.num_classes,
             base_macs=origin.cost.macs,
+            norm=costing.norm,
         )
         for reference in settings["references"]
     ]

@@ -303,12 +303,13 @@ def class_activation_maps(
     target: int | None = None,
     stage: int | None = None,
     say: Callable[[str], None] | None = None,
+    norm: str | None = None,
 ) -> list[Path]:
     """Grad-CAM of a trained model on your own images: `out/<image>.cam.png` per image (the image and its
     map side by side, titled with the class explained and the prediction). `model` is a registered name,
     a base or a ScalePlan (as for `evaluate`), `weights` its .safetensors; `target` a class index
     (default: each image's predicted class); `stage` 1..N or negative from the end (default: the last
-    stage at least 4x4 at the input size). `say` gets the notes: which stage and why, warnings, and each
+    stage at least 4x4 at the input size); `norm` the norm the weights were trained with. `say` gets the notes: which stage and why, warnings, and each
     map that came out constant with the reason. Nothing is written when an input is refused."""
     from matplotlib.figure import Figure
 
@@ -317,7 +318,7 @@ def class_activation_maps(
 
     say = say or (lambda line: None)
     pictures = read_images(list(images))
-    chosen = load_trained(_timm_only(model, weights), weights, resolution=resolution)
+    chosen = load_trained(_timm_only(model, weights), weights, resolution=resolution, norm=norm)
     pixels, _ = resolve_resolutions(chosen, resolution, None)
     classes = chosen.model.num_classes
     if target is not None and (isinstance(target, bool) or not isinstance(target, int) or not 0 <= target < classes):

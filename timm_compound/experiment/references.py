@@ -81,13 +81,26 @@ def _minimum_pixels(model: nn.Module) -> int:
 
 
 def reference_variant(
-    reference: str, *, base: str, experiment_resolution: int, native_base: int, num_classes: int, base_macs: int
+    reference: str,
+    *,
+    base: str,
+    experiment_resolution: int,
+    native_base: int,
+    num_classes: int,
+    base_macs: int,
+    norm: str | None = None,
 ) -> Variant:
-    """A reference planned and measured as it will be trained."""
+    """A reference planned and measured as it will be trained (with the experiment's `norm`, which
+    its family's rule must allow)."""
     import timm
 
     name, pixels = parse(reference)
     timm_only = _kind(name)
+    if timm_only and norm not in (None, "batch"):
+        raise CompoundError(
+            f"reference {name}: norm={norm!r} trains every model with it, but {name} is a plain timm model "
+            "that no rule covers, so it has only its own norm"
+        )
     with fast_meta():  # shapes only: weight initialisation skipped
         model = timm.create_model(name, num_classes=num_classes)
     native = int(model.pretrained_cfg["input_size"][-1])
@@ -111,7 +124,7 @@ def reference_variant(
     plan = None
     if not timm_only:
         scaled_base, phi = lookup(name)
-        plan = make_plan(scaled_base, 0.0 if phi is None else phi)
+        plan = make_plan(scaled_base, 0.0 if phi is None else phi, norm=norm)
     cost = measure(model, resolution=pixels)
     folder = "ref-" + "".join(c if c.isalnum() or c in "._-" else "_" for c in name)
     # d, w, r against the experiment's base only for a variant of that base (resnet18_cs_phi1 beside resnet18)

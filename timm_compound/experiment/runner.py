@@ -376,7 +376,8 @@ def load_final(variant: Variant, run_dir: Path, num_classes: int) -> torch.nn.Mo
 
     from timm_compound.hub.load import build
 
-    if variant.timm_only or variant.strategy == "reference":
+    with_norm = variant.plan is not None and variant.plan.norm != "batch"  # timm's own names build batch norm
+    if variant.timm_only or (variant.strategy == "reference" and not with_norm):
         model = timm.create_model(variant.model, num_classes=num_classes)
     else:
         model = build(variant.plan, num_classes=num_classes)

@@ -94,8 +94,15 @@ def check_base(base: str) -> Rule:
 class Costing:
     """Plans along a direction from the experiment's base resolution, and what each costs as trained."""
 
-    def __init__(self, base: str, num_classes: int, resolution: int | None, timing: LatencySettings | None = None):
-        self.base, self.num_classes, self.timing = base, num_classes, timing
+    def __init__(
+        self,
+        base: str,
+        num_classes: int,
+        resolution: int | None,
+        timing: LatencySettings | None = None,
+        norm: str | None = None,
+    ):
+        self.base, self.num_classes, self.timing, self.norm = base, num_classes, timing, norm
         self.rule = check_base(base)
         self.resolution = base_resolution(self.rule, base) if resolution is None else resolution
         if isinstance(self.resolution, bool) or not isinstance(self.resolution, int) or self.resolution < 1:
@@ -123,7 +130,14 @@ class Costing:
             if strategy is None or strategy.name == "compound"
             else {"strategy": strategy}
         )
-        return make_plan(self.base, phi, resolution=self.pixels(coefficients.gamma, phi), allow_oversize=True, **chosen)
+        return make_plan(
+            self.base,
+            phi,
+            resolution=self.pixels(coefficients.gamma, phi),
+            allow_oversize=True,
+            norm=self.norm,
+            **chosen,
+        )
 
     @staticmethod
     def too_large(scaled: ScalePlan) -> bool:

@@ -150,6 +150,7 @@ def _train(
         num_classes=splits.num_classes,
         resolution=config.resolution,
         phi=config.phi,
+        norm=config.norm,
         model_kwargs={**drops.model_kwargs, **request.model_kwargs},
     )
     resolution, train_resolution = resolve_resolutions(chosen, config.resolution, config.train_resolution)
@@ -383,23 +384,25 @@ def evaluate(
     device: str | torch.device | None = None,
     amp: str | None = None,
     channels_last: bool = False,
+    norm: str | None = None,
 ) -> EvalResult:
     """Top-1, top-5, loss and images/s of `model` on the validation split of `data`, at `resolution`
     (default: the model's own). `weights` (a .safetensors state dict, e.g. RUN/best.safetensors) is
-    loaded first; with a name or plan the class count is read from the file."""
+    loaded first; with a name or plan the class count is read from the file. `norm` builds a name or
+    plan with that norm (the one its weights were trained with)."""
     import timm.data
 
     positive_int("batch_size", batch_size)
     device = resolve_device(device)
     amp = check_amp(amp, device.type)
     if weights is not None:
-        chosen = load_trained(model, weights, resolution=resolution)
+        chosen = load_trained(model, weights, resolution=resolution, norm=norm)
         splits = load_data(data, data_dir=data_dir, download=download, val_samples=val_samples)
         if chosen.model.num_classes != splits.num_classes:
             raise CompoundError(f"{weights} has {chosen.model.num_classes} classes but {data} has {splits.num_classes}")
     else:
         splits = load_data(data, data_dir=data_dir, download=download, val_samples=val_samples)
-        chosen = choose_model(model, num_classes=splits.num_classes, resolution=resolution)
+        chosen = choose_model(model, num_classes=splits.num_classes, resolution=resolution, norm=norm)
     pixels, _ = resolve_resolutions(chosen, resolution, None)
     module = chosen.model.to(device).eval()
     if channels_last:

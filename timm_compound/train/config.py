@@ -31,7 +31,7 @@ PLACE = ("device", "workers", "data_dir", "download")
 EXTENDABLE = ("epochs",)
 # CLI option groups (rich help panels), by field
 PANELS = {
-    "Model": ("model", "phi", "drop_rate", "drop_path"),
+    "Model": ("model", "phi", "norm", "drop_rate", "drop_path"),
     "Data": (
         "data",
         "num_classes",
@@ -110,6 +110,11 @@ class TrainConfig(BaseModel):
     # --- what to train
     model: Optional[str] = Field(None, description="A registered variant (resnet18_cs_phi0) or a base (resnet18).")
     phi: Optional[float] = Field(None, description="Scale the base MODEL by this phi.")
+    norm: Optional[Literal["batch", "group", "layer", "proxy", "proxy-layer"]] = Field(
+        None,
+        description="Norm layers: batch (the model's own), group, layer, proxy or proxy-layer "
+        "(batch-independent; families whose rule has a norm section).",
+    )
     drop_rate: Optional[float] = Field(
         None,
         ge=0.0,

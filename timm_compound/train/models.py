@@ -16,6 +16,7 @@ import torch.nn as nn
 
 from timm_compound.errors import CompoundError, UnknownModelError
 from timm_compound.hub.load import build
+from timm_compound.scaling import norms
 from timm_compound.scaling.build import pretrained_cfg
 from timm_compound.scaling.catalog import lookup, registered
 from timm_compound.scaling.plan import Multipliers, ScalePlan
@@ -55,9 +56,11 @@ def with_resolution(scaled: ScalePlan, resolution: int | None) -> ScalePlan:
     return scaled.model_copy(update={"resolution": resolution, "resolution_source": "override", "realised": realised})
 
 
-def plan_for(spec: Any, resolution: int | None = None, phi: float | None = None) -> tuple[ScalePlan, str | None, str]:
-    """(plan at `resolution`, registered name when the plan is that name's own, label for run.json);
-    `phi` scales a base name (a registered variant's phi is part of its name)."""
+def plan_for(
+    spec: Any, resolution: int | None = None, phi: float | None = None, norm: str | None = None
+) -> tuple[ScalePlan, str | None, str]:
+    """(plan at `resolution` with `norm`, registered name when the plan is that name's own, label for
+    run.json); `phi` scales a base name (a registered variant's phi is part of its name)."""
     if phi is not None and not isinstance(spec, str):
         raise CompoundError("phi scales a base given by name; a plan or a model already has its size")
     if isinstance(spec, ScalePlan):
@@ -80,7 +83,9 @@ def plan_for(spec: Any, resolution: int | None = None, phi: float | None = None)
         raise UnknownModelError(
             f"cannot train {type(spec).__name__}: give a model, a registered name, a base or a ScalePlan"
         )
-    overridden = with_resolution(scaled, resolution)
+    overridden = norms.with_norm(with_resolution(scaled, resolution), norm)
+    if overridden.norm != "batch":
+        label = f"{label} norm={overridden.norm}"
     return overridden, (name if overridden is scaled else None), label
 
 
@@ -98,12 +103,16 @@ def choose_model(
     num_classes: int,
     resolution: int | None = None,
     phi: float | None = None,
+    norm: str | None = None,
     model_kwargs: dict[str, Any] | None = None,
 ) -> Chosen:
     """Build (or check) the model for a dataset of `num_classes` classes."""
     if isinstance(spec, nn.Module):
         if phi is not None:
             raise CompoundError("phi scales a base given by name; this model is already built")
+        built_norm = getattr(getattr(spec, "compound_plan", None), "norm", "batch")
+        if norm is not None and norm != built_norm:
+            raise CompoundError(f"norm={norm!r}: this model is already built, with {built_norm} norm")
         if model_kwargs:
             raise CompoundError("model_kwargs apply when train() builds the model; this model is already built")
         classes = getattr(spec, "num_classes", None)
@@ -114,7 +123,7 @@ def choose_model(
             )
         scaled = getattr(spec, "compound_plan", None)
         return Chosen(spec, scaled if isinstance(scaled, ScalePlan) else None, type(spec).__name__, None)
-    scaled, name, label = plan_for(spec, resolution, phi)
+    scaled, name, label = plan_for(spec, resolution, phi, norm)
     model = build(scaled, name=name, num_classes=num_classes, **dict(model_kwargs or {}))
     return Chosen(model, scaled, label, name)
 
@@ -138,19 +147,19 @@ def minimum_resolution(chosen: Chosen) -> int:
         return 1
 
 
-def load_trained(spec: Any, weights: str | Path, *, resolution: int | None = None) -> Chosen:
+def load_trained(spec: Any, weights: str | Path, *, resolution: int | None = None, norm: str | None = None) -> Chosen:
     """A model with trained weights from a .safetensors file; the class count comes from the file."""
     path = Path(weights)
     shapes = safetensors_shapes(path, str(path))  # a clear error for a pickle or a corrupt file
     if isinstance(spec, nn.Module):
-        chosen = choose_model(spec, num_classes=getattr(spec, "num_classes", 0))
+        chosen = choose_model(spec, num_classes=getattr(spec, "num_classes", 0), norm=norm)
         what = f"the {type(spec).__name__} given"
     else:
-        scaled, _, _ = plan_for(spec, resolution)
+        scaled, _, _ = plan_for(spec, resolution, norm=norm)
         classifier = pretrained_cfg(scaled).get("classifier")
         if not isinstance(classifier, str) or f"{classifier}.weight" not in shapes:
             raise CompoundError(f"{path}: no {classifier}.weight tensor to tell the class count from")
-        chosen = choose_model(spec, num_classes=shapes[f"{classifier}.weight"][0], resolution=resolution)
+        chosen = choose_model(spec, num_classes=shapes[f"{classifier}.weight"][0], resolution=resolution, norm=norm)
         what = f"the model {chosen.spec}"
     check_shapes(state_shapes(chosen.model.state_dict()), shapes, str(path), what)
     chosen.model.load_state_dict(load_weights(path))
