@@ -69,3 +69,15 @@ def hub(hub_server):
     hub_server.fail.clear()
     hub_server.token = None
     hub_server.lfs_suffixes = (".safetensors", ".bin")
+
+
+@pytest.fixture(autouse=True)
+def _user_rules_end_with_the_test():
+    """A test that loads user rules (`tc.load_rules`) leaves the next test the rules it found: with
+    pytest-xdist the next test on a worker is not always the same one."""
+    from timm_compound.scaling.rulebook import active_rules, set_active_rules
+
+    before = active_rules()
+    yield
+    if active_rules() is not before:
+        set_active_rules(before)
