@@ -15,6 +15,7 @@ One seed per cell (give --seeds N for more): a single run is an anecdote, and th
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import time
 
@@ -28,8 +29,19 @@ PIXELS = 32
 
 
 def run(model, norm: str, batch_size: int, epochs: int, seed: int) -> tuple[float, float]:
-    """(top-1 at the last epoch, median training images/s after the first epoch)."""
-    result = tc.train(
+    """(top-1 at the last epoch, median training images/s after the first epoch); a run whose loss
+    became NaN (train stops it) counts as top-1 nan."""
+    try:
+        result = _train(model, norm, batch_size, epochs, seed)
+    except tc.CompoundError as error:
+        print(f"  ({norm}, batch {batch_size}, seed {seed}: {str(error).split(';')[0]})", flush=True)
+        return math.nan, math.nan
+    rates = [row.images_per_second for row in result.history[1:]] or [result.history[0].images_per_second]
+    return result.top1, statistics.median(rates)
+
+
+def _train(model, norm: str, batch_size: int, epochs: int, seed: int):
+    return tc.train(
         model,
         "builtin:digits",
         norm=norm,
@@ -39,8 +51,6 @@ def run(model, norm: str, batch_size: int, epochs: int, seed: int) -> tuple[floa
         seed=seed,
         progress=False,
     )
-    rates = [row.images_per_second for row in result.history[1:]] or [result.history[0].images_per_second]
-    return result.top1, statistics.median(rates)
 
 
 def cells(model, label: str, norms, batch_sizes, epochs: int, seeds: int) -> None:

@@ -31,9 +31,16 @@ atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
 os.environ["TIMM_COMPOUND_CACHE_DIR"] = _CACHE
 for _name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_OFFLINE"):
     os.environ.pop(_name, None)
+# Under pytest-xdist each worker (and each process a test starts) computes on one thread: two workers
+# with two threads each on a 2-core machine spend their time contending, not computing.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest
 import torch
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    torch.set_num_threads(1)
 
 
 def param_count(model: torch.nn.Module) -> int:

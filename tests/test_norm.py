@@ -17,6 +17,7 @@ import yaml
 import timm_compound as tc
 from timm_compound.errors import CompoundError, RuleError
 from timm_compound.layers import GroupNormAct2d, ProxyNormAct2d, gaussian_proxy
+from timm_compound.scaling.meta_device import fast_meta
 from timm_compound.scaling.rulebook import RuleBook, shipped_rules
 
 FINGERPRINTS = json.loads((Path(__file__).parent / "data" / "batch_norm_variants.json").read_text())
@@ -150,10 +151,10 @@ def test_norm_batch_builds_exactly_the_models_registered_before_the_norm_choice(
             if family in seen_other:
                 continue
             seen_other.add(family)
-        with torch.device("meta"):
+        with fast_meta():  # shapes and counts without weight initialisation
             batch = timm.create_model(name, norm="batch")
         assert _fingerprint(batch) == FINGERPRINTS[name], name
-        assert batch.compound_plan == timm.create_model(name, device="meta").compound_plan  # the default is batch
+        assert batch.compound_plan == tc.plan(variant.base, variant.phi)  # norm=None, the default, is batch
         checked += 1
     assert families >= {"efficientnet", "efficientnet_g16", "efficientnetv2", "mobilenetv2", "resnet", "regnet"}
     assert checked > 60
@@ -412,3 +413,15 @@ def test_an_experiment_trains_every_model_with_its_norm(tmp_path):
     with pytest.raises(CompoundError, match="reference resnet10t: norm='proxy'.*plain timm model"):
         tc.experiment("resnet18", references=["resnet10t"], norm="proxy", out=tmp_path / "refused", progress=False)
     assert not list((tmp_path / "refused").rglob("run.json"))  # refused before any training
+
+
+def test_class_activation_maps_of_a_proxy_model():
+    from PIL import Image
+
+    from timm_compound.experiment import cam
+
+    torch.manual_seed(0)
+    model = tc.build(tc.plan("resnet18", 0, norm="proxy", resolution=32), num_classes=3)
+    images = [Image.new("RGB", (40, 40), colour) for colour in ("white", "grey")]
+    maps = cam.compute(model, images, resolution=32, stage=-1)
+    assert maps.overlays.shape == (2, 32, 32, 3) and len(maps.predicted) == 2
