@@ -27,13 +27,6 @@ _CHOICES = {
     "proxy": (ProxyNormAct2d, "group"),
     "proxy-layer": (ProxyNormAct2d, "layer"),
 }
-DESCRIPTIONS = {
-    "batch": "batch norm, the base's own (statistics over the batch)",
-    "group": "GroupNorm, group_size channels per group (the rule's; 16 by default)",
-    "layer": "LayerNorm: each image over all channels and positions (GroupNorm with one group)",
-    "proxy": "GroupNorm followed by a proxy-normalised activation (Proxy Norm)",
-    "proxy-layer": "LayerNorm followed by a proxy-normalised activation",
-}
 
 timm_adapter.register_norm_act(GroupNormAct2d)
 timm_adapter.register_norm_act(ProxyNormAct2d)
@@ -50,7 +43,7 @@ def check(rule: Rule, norm: Any, source: str) -> str:
     if rule.norm is None:
         raise CompoundError(
             f"norm={norm!r}: the {rule.family} rule ({source}) has no `norm` section, so its models keep "
-            "batch norm (families that take another: those whose rule says where their norm layer goes)"
+            "batch norm (a rule's norm section says where a family's norm layer goes: docs/norm.md)"
         )
     if rule.norm.fixed is not None:
         raise CompoundError(f"norm={norm!r}: the {rule.family} rule ({source}) keeps its norm: {rule.norm.fixed}")
