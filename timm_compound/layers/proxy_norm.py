@@ -114,12 +114,14 @@ class ProxyNormAct2d(GroupNormAct2d):
         if not self.proxied:
             return out
         mean, var = self.proxy_moments()
-        out = (out - mean.to(out.dtype)[None, :, None, None]) * torch.rsqrt(var + self.eps).to(out.dtype)[
-            None, :, None, None
-        ]
+        # gamma2 * (a - mean) / std + beta2 as one multiply-add over the feature map: a * scale + shift
+        scale = torch.rsqrt(var + self.eps)
         if self.proxy_affine:
-            out = out * self.proxy_weight[None, :, None, None] + self.proxy_bias[None, :, None, None]
-        return out
+            scale = scale * self.proxy_weight
+            shift = self.proxy_bias - mean * scale
+        else:
+            shift = -mean * scale
+        return torch.addcmul(shift.to(out.dtype)[None, :, None, None], out, scale.to(out.dtype)[None, :, None, None])
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, proxy={self.proxied}, proxy_samples={self.proxy_samples}"
