@@ -88,3 +88,29 @@ def _user_rules_end_with_the_test():
     yield
     if active_rules() is not before:
         set_active_rules(before)
+
+
+# The longest test files first: pytest-xdist (--dist loadfile) hands files to its workers in collection
+# order, so a long file collected last would leave one worker running it alone at the end.
+_LONGEST_FIRST = (
+    "test_docs_rules.py",
+    "test_experiment.py",
+    "test_experiment_workers.py",
+    "test_search_distributed.py",
+    "test_train.py",
+    "test_search.py",
+    "test_hub.py",
+    "test_bad_input.py",
+    "test_cost_model.py",
+    "test_train_options.py",
+    "test_rule_authoring.py",
+    "test_norm.py",
+    "test_rules_check_v3.py",
+    "test_train_ddp.py",
+    "test_train_resume.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: index for index, name in enumerate(_LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: a file's own order is kept
