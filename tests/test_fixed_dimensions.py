@@ -96,6 +96,10 @@ def test_rules_show_table_and_the_model_card_say_what_is_fixed_and_why(tmp_path)
     assert "fixed: NFNet's grouped 3x3 convs have 128 channels per group" in shown.output
     table = runner.invoke(app, ["table", "ese_vovnet19b_dw", "--phi", "0-1"], env={"COLUMNS": "400"})
     assert table.exit_code == 0 and f"depth does not scale (the rule fixes it): {VOVNET_REASON}" in table.output
+    as_csv = runner.invoke(app, ["table", "ese_vovnet19b_dw", "--phi", "0-1", "--format", "csv"])
+    assert as_csv.exit_code == 0, as_csv.output
+    assert as_csv.stdout.splitlines()[0].startswith("phi,") and "does not scale" not in as_csv.stdout
+    assert f"depth does not scale (the rule fixes it): {VOVNET_REASON}" in as_csv.stderr
     folder = tc.save_to_dir(tc.scale("ese_vovnet19b_dw", phi=1, num_classes=3), tmp_path / "vovnet")
     card = (folder / "README.md").read_text()
     assert f"| depth does not scale | {VOVNET_REASON}" in card

@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sys
 from collections.abc import Sequence
 from typing import Annotated, Any, Optional
 
@@ -110,7 +111,7 @@ def emit(
 ) -> None:
     """Print a command's tables in `fmt` (see the module docstring). `records`: the rows for csv (and json);
     `data`: what json prints when it is not the records; `notes`: plain lines after the tables (table and
-    markdown only; csv and json print data alone)."""
+    markdown), or on stderr for csv and json, so stdout stays data a script can parse."""
     check_format(fmt)
     tables = [tables] if isinstance(tables, Table) else list(tables)
     out = console.file
@@ -135,6 +136,9 @@ def emit(
             writer.writerows({key: _csv_value(value) for key, value in row.items()} for row in rows)
         out.write(buffer.getvalue())
     out.flush()
+    if fmt in ("csv", "json"):
+        for note in notes:
+            sys.stderr.write(f"{note}\n")
 
 
 def _csv_value(value: Any) -> Any:

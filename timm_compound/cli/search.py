@@ -268,9 +268,6 @@ def search_command(
             data=result.to_dict(),
             notes=notes,
         )
-        if not human:
-            for note in notes:
-                errors.print(note, markup=False, highlight=False, soft_wrap=True)
         if write_rule is not None:
             path = write_rule_file(result, write_rule, force=force)
             lines.print(
