@@ -117,6 +117,12 @@ def test_the_seed_chooses_the_copies_and_is_reproducible(bases):
         ("tf_efficientnetv2_b0", {"phi": 1}),  # fused MBConv and a ConvBnAct stage with a skip
         ("resnetv2_50", {"phi": 1}),  # pre-activation blocks end in a conv
         ("convnext_atto", {"d": 2.0}),  # depth only: its LayerNorm forbids widening
+        ("gernet_s", {"phi": 1}),  # ByobNet basic and bottleneck blocks, a `multiplier` width
+        ("tresnet_m", {"phi": 1}),  # SE after the zeroed norm, anti-aliased downsampling
+        ("starnet_s1", {"phi": 1}),  # the star product; the zeroed layer is a conv, not a norm
+        ("resnest50d", {"d": 2.0}),  # depth only: split attention reshapes channels into radix groups
+        ("skresnet18", {"d": 2.0}),  # depth only: the selective kernel stacks its paths
+        ("inception_next_tiny", {"d": 2.0}),  # depth only: the token mixer splits channels
     ],
 )
 def test_other_families_grow_exactly(bases, probe, base, how):
@@ -124,6 +130,15 @@ def test_other_families_grow_exactly(bases, probe, base, how):
     grown = timm_compound.inherit(model, timm_compound.plan(base, **how))
     assert grown.inherit_report.new_blocks
     assert relative(outputs(grown, probe), outputs(model, probe)) < 1e-4
+
+
+@pytest.mark.parametrize(
+    "base, op",
+    [("resnest50d", "`reshape`"), ("skresnet18", "`stack`"), ("inception_next_tiny", "`split`")],
+)
+def test_depth_only_families_refuse_a_wider_plan_naming_the_op(bases, base, op):
+    with pytest.raises(timm_compound.CompoundError, match=f"growing {base} into phi=1: .*pass through {op}"):
+        timm_compound.inherit(bases(base), timm_compound.plan(base, phi=1))
 
 
 def test_a_scaled_model_grows_further(bases, probe):
