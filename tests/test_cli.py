@@ -28,7 +28,7 @@ def test_show_json_is_the_plan():
         app, ["show", "efficientnet_b0", "--d", "2.2", "--w", "1.6", "--resolution", "456", "--json"]
     )
     assert result.exit_code == 0, result.output
-    plan = json.loads(result.output)
+    plan = json.loads(result.stdout)
     assert plan["depths"] == [3, 5, 5, 7, 7, 9, 3]
     assert plan["widths"] == [24, 40, 64, 128, 176, 304, 512]
     assert plan["resolution"] == 456 and plan["phi"] is None

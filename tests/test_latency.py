@@ -527,7 +527,7 @@ def test_table_command_with_latency_shows_ms_interval_throughput_and_where():
     result = runner.invoke(
         app, ["table", "resnet18", "--phi", "-4,-3", "--latency", "--max-seconds", str(QUICK), "--format", "json"]
     )
-    rows = json.loads(result.output)
+    rows = json.loads(result.stdout)
     for row in rows:
         assert row["latency_low_ms"] <= row["latency_ms"] <= row["latency_high_ms"]
         assert row["ms_per_gmac"] == pytest.approx(row["latency_ms"] / row["gmacs"])
@@ -559,5 +559,6 @@ def test_fit_command_prints_the_latency_with_its_interval_and_certainty(monkeypa
     text = flat(result.output)
     assert "max_latency_ms" in text and "(95% interval" in text and "timings" in text and "sure:" in text
     result = runner.invoke(app, ["fit", "resnet18", "--max-latency-ms", f"{budget:.3f}", "--json"])
-    saved = json.loads(result.output)
+    saved = json.loads(result.stdout)
     assert saved["budgets"][0]["name"] == "max_latency_ms" and saved["latency"]["device"] == "cpu"
+    assert "timed: " in result.stderr and "sure:" in result.stderr  # the notes, kept off the JSON

@@ -28,7 +28,7 @@ def test_shipped_schema_files_are_current(kind, folder):
     shipped = json.loads((shipped_dir(folder) / f"{kind}.schema.json").read_text())
     assert shipped == json_schema(kind), f"regenerate with: timm-compound rules schema > {folder}/{kind}.schema.json"
     result = runner.invoke(app, ["rules", "schema"] + (["--registry"] if kind == "registry" else []))
-    assert json.loads(result.output) == shipped
+    assert json.loads(result.stdout) == shipped
 
 
 @pytest.mark.parametrize("path", SHIPPED_RULES + SHIPPED_REGISTRY, ids=lambda p: f"{p.parent.name}/{p.name}")

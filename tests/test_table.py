@@ -37,7 +37,7 @@ def test_table_command_writes_csv_and_json():
     lines = result.output.strip().splitlines()
     assert lines[0].startswith("phi,d,d_realised") and len(lines) == 3
     result = runner.invoke(app, ["table", "resnet18", "--phi", "0-1", "--format", "json"])
-    assert [row["gmacs"] for row in json.loads(result.output)] == [1.814073344, 4.370549632]
+    assert [row["gmacs"] for row in json.loads(result.stdout)] == [1.814073344, 4.370549632]
 
 
 def test_table_command_errors_without_traceback():
@@ -48,7 +48,7 @@ def test_table_command_errors_without_traceback():
 def test_fit_command_prints_achieved_and_ratio():
     result = runner.invoke(app, ["fit", "resnet18", "--max-gmacs", "4", "--json"])
     assert result.exit_code == 0, result.output
-    (budget,) = json.loads(result.output)["budgets"]
+    (budget,) = json.loads(result.stdout)["budgets"]
     assert budget["target"] == 4 and 0.95 <= budget["ratio"] <= 1
     result = runner.invoke(app, ["fit", "resnet18", "--max-gmacs", "0.001"])
     assert result.exit_code == 1 and "smallest valid model" in result.output

@@ -81,7 +81,7 @@ def test_eval_reproduces_the_runs_top1(cli_run):
         ],
     )
     assert result.exit_code == 0, result.output
-    measured = json.loads(result.output)
+    measured = json.loads(result.stdout)
     assert (measured["top1"], measured["images"], measured["resolution"], measured["chance"]) == (top1, 64, 32, 10.0)
 
 

@@ -296,6 +296,29 @@ def test_print_config_and_config_file_round_trip(tmp_path):
     assert "bogus: not a training setting" in message
 
 
+@pytest.mark.parametrize(
+    "args, mode",
+    [
+        (["--compile"], "default"),  # alone and last
+        (["--compile", "--epochs", "2"], "default"),  # alone, before another option
+        (["--compile", "max-autotune"], "max-autotune"),
+        (["--compile=reduce-overhead"], "reduce-overhead"),
+        ([], None),
+    ],
+)
+def test_compile_takes_its_mode_or_none(args, mode):
+    printed = CliRunner().invoke(app, ["train", "resnet18_cs_phi0", *args, "--print-config"])
+    assert printed.exit_code == 0, printed.output
+    assert yaml.safe_load(printed.output)["compile"] == mode
+
+
+def test_a_word_after_compile_is_its_mode_and_a_wrong_one_is_refused():
+    wrong = CliRunner().invoke(app, ["train", "--compile", "resnet18_cs_phi0", "--print-config"], terminal_width=400)
+    assert wrong.exit_code == 1 and "Traceback" not in wrong.output
+    assert "--compile: Input should be 'default', 'reduce-overhead'" in wrong.output
+    assert "(got 'resnet18_cs_phi0')" in wrong.output
+
+
 def test_resume_from_the_folder_alone_and_extend(tmp_path):
     first = train(tiny_plan(), out=tmp_path / "run", **QUICK)
     console = Console(record=True, width=200)

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 from pydantic.fields import FieldInfo
+from typer.core import TyperCommand
 
 from timm_compound.train.config import PANELS, TrainConfig
 
@@ -81,3 +82,36 @@ def config_options(exclude: Iterable[str] = ()) -> Callable[[Callable], Callable
 def given(settings: dict[str, Any]) -> dict[str, Any]:
     """The settings given on the command line (a generated option left out is None)."""
     return {name: value for name, value in settings.items() if value is not None}
+
+
+def bare_values() -> dict[str, str]:
+    """{--option: the value it takes when given alone} for the config fields that declare a `flag_value`
+    (`--compile` alone means `--compile default`)."""
+    found = {}
+    for name, field in TrainConfig.model_fields.items():
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        if "flag_value" in extra:
+            found[flag(name)] = extra["flag_value"]
+    return found
+
+
+def with_bare_values(args: list[str]) -> list[str]:
+    """`args` with each optional-value option given alone (last, or followed by another option) followed
+    by its bare value: click has no options whose value may be left out. A word after it is its value
+    (a wrong one is refused by the config), so `--compile NAME` never swallows the model name silently."""
+    bare, out = bare_values(), []
+    for i, token in enumerate(args):
+        out.append(token)
+        if token == "--":
+            return out + list(args[i + 1 :])
+        following = args[i + 1] if i + 1 < len(args) else None
+        if token in bare and (following is None or following.startswith("-")):
+            out.append(bare[token])
+    return out
+
+
+class ConfigCommand(TyperCommand):
+    """A command with generated config options: `--compile` may be given with or without its mode."""
+
+    def parse_args(self, ctx, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, with_bare_values(list(args)))

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from timm_compound.cli.app import DEFAULT_DATA, app, console, errors, fail, parse_coefficients
-from timm_compound.cli.config_options import config_options, given
+from timm_compound.cli.config_options import ConfigCommand, config_options, given
 from timm_compound.cli.display import NormOption
 from timm_compound.cli.measure import shown_warnings
 from timm_compound.errors import CompoundError
@@ -19,7 +19,7 @@ OWN_SETTINGS = ("model", "phi", "data", "epochs", "resolution", "num_classes", "
 REPORT = "report"  # `experiment report --out DIR`: BASE "report" rewrites an experiment's report
 
 
-@app.command("experiment")
+@app.command("experiment", cls=ConfigCommand)
 @config_options(exclude=OWN_SETTINGS)
 def experiment_command(
     base: Annotated[

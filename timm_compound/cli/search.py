@@ -11,7 +11,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from timm_compound.cli.app import DEFAULT_DATA, app, console, errors, fail, parse_alpha_beta_gamma
-from timm_compound.cli.config_options import config_options, given
+from timm_compound.cli.config_options import ConfigCommand, config_options, given
 from timm_compound.cli.display import FormatOption, check_format, emit
 from timm_compound.errors import CompoundError
 
@@ -115,7 +115,7 @@ def results_view(result) -> Table:
     return view
 
 
-@app.command("search")
+@app.command("search", cls=ConfigCommand)
 @config_options(exclude=("model", "phi", "data", "epochs", "resolution", "workers"))
 def search_command(
     base: Annotated[str, typer.Argument(help="A base covered by a rule (resnet18).")],

@@ -15,12 +15,12 @@ from typing import Annotated, Any, Optional
 import typer
 
 from timm_compound.cli.app import DEFAULT_DATA, app, console, fail
-from timm_compound.cli.config_options import config_options, flag, given
+from timm_compound.cli.config_options import ConfigCommand, config_options, flag, given
 from timm_compound.cli.display import NormOption
 from timm_compound.errors import CompoundError
 
 
-@app.command("train")
+@app.command("train", cls=ConfigCommand)
 @config_options(exclude=("model",))
 def train_command(
     name: Annotated[

@@ -181,7 +181,8 @@ class TrainConfig(BaseModel):
     compile: Optional[Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"]] = Field(
         None,
         description="torch.compile the model with this mode: default, reduce-overhead, max-autotune or "
-        "max-autotune-no-cudagraphs.",
+        "max-autotune-no-cudagraphs (--compile alone: default).",
+        json_schema_extra={"flag_value": "default"},
     )
     compile_backend: str = Field("inductor", min_length=1, description="torch.compile backend (inductor, eager, ...).")
 
