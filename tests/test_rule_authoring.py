@@ -16,7 +16,7 @@ import timm_compound as tc
 from timm_compound.authoring.check import check_rule
 from timm_compound.authoring.scaffold import scaffold
 from timm_compound.cli import app
-from timm_compound.scaling.rulebook import active_rules, json_schema, shipped_dir
+from timm_compound.scaling.rulebook import active_rules, json_schema, load_rule, shipped_dir
 
 runner = CliRunner()
 SHIPPED_RULES = sorted(shipped_dir("rules").glob("*.yaml"))
@@ -162,6 +162,39 @@ def test_scaffold_never_proposes_a_shipped_family():
     for family, (rule, _) in shipped.items():
         proposed = yaml.safe_load(scaffold(rule.architectures[0]))["family"]
         assert proposed not in shipped, (family, proposed)
+
+
+def test_scaffold_proposes_the_norm_sections_the_shipped_rules_have(tmp_path):
+    """How a model uses its norms is found by running it: the proposals equal the hand-written rules."""
+    proposed = {}
+    for arch in ("resnet18", "resnet50", "efficientnet_b0", "regnety_008"):
+        path = tmp_path / f"{arch}.yaml"
+        path.write_text(scaffold(arch))
+        proposed[arch] = load_rule(path).norm
+    shipped = {
+        name: load_rule(shipped_dir("rules") / f"{name}.yaml").norm for name in ("resnet", "efficientnet", "regnet")
+    }
+    for arch, file in [("resnet18", "resnet"), ("efficientnet_b0", "efficientnet"), ("regnety_008", "regnet")]:
+        got, want = proposed[arch], shipped[file]
+        assert (got.arg, got.takes, got.group_size, got.fallback) == (want.arg, want.takes, 16, "divisor"), arch
+    # ResNet's activations: bn2 of a BasicBlock and bn3 of a Bottleneck feed the residual sum (x += shortcut),
+    # so only the pairs the shipped rule lists are found, between them all of them
+    assert proposed["resnet18"].activations == {"ResNet": [("bn1", "act1")], "BasicBlock": [("bn1", "act1")]}
+    assert {**proposed["resnet18"].activations, **proposed["resnet50"].activations} == shipped["resnet"].activations
+    assert proposed["efficientnet_b0"].activations == {}  # norm-act layers carry their activation
+
+
+def test_scaffold_says_why_it_proposes_no_norm_or_no_pairs():
+    assert "vgg11 builds no batch norm layers (its norm_layer is unset)" in scaffold("vgg11")
+    assert "norm:" not in yaml.safe_load(scaffold("vgg11"))
+    text = scaffold("vgg11_bn")  # its norm -> ReLU pairs are numbered children of nn.Sequential
+    assert "8 norm(s) feeding an activation sit in an nn.Sequential (features.1, ...)" in text
+    assert yaml.safe_load(text)["norm"] == {
+        "arg": "norm_layer",
+        "takes": "norm",
+        "group_size": 16,
+        "fallback": "divisor",
+    }
 
 
 @pytest.mark.parametrize("arch", ["vgg11_bn", "ghostnet_100"])

@@ -25,6 +25,7 @@ from timm_compound.authoring.layout_guess import (
     layouts,
     part_arg,
 )
+from timm_compound.authoring.norm_guess import propose as propose_norm
 from timm_compound.errors import UnknownModelError
 from timm_compound.scaling import timm_adapter
 from timm_compound.scaling.rulebook import shipped_rules
@@ -213,6 +214,8 @@ def scaffold(arch: str) -> str:
         lines.append(f"stage_modules: {_yaml(stages)}")
     elif derived:
         lines.append("stage_modules: TODO   # CHECK: the module path whose children are the stages")
+    lines.append("")
+    lines += propose_norm(args, arch, lambda: timm_adapter.entrypoint(arch)(pretrained=False))
     for check in checks:
         lines.insert(3, f"# CHECK: {check}")
     return "\n".join(lines) + "\n"
