@@ -103,7 +103,7 @@ def propose(args: dict[str, Any], arch: str, build) -> list[str]:
             ]
         norm_act = any(isinstance(module, BatchNormAct2d) for module in model.modules())
         pairs, unnamed = ({}, []) if norm_act else activation_pairs(model)
-    except Exception as error:  # noqa: BLE001 - a proposal, never a reason to fail `rules new`
+    except Exception as error:  # a proposal, never a reason to fail `rules new`
         return [
             *head,
             f"  takes: norm_act   # CHECK: running {arch} to see how it uses its norms failed ({type(error).__name__})",
