@@ -34,7 +34,7 @@ demo: $(STAMP)
 	$(VENV)/bin/timm-compound demo
 
 test: $(STAMP) system-deps
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=10
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=25
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check $(SOURCES)
