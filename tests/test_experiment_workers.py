@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import csv
 import json
+import multiprocessing
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -205,6 +207,10 @@ def postgres():
 
 
 def test_two_workers_on_postgresql(postgres, tmp_path, capfd):
+    """`workers=2`: this process trains as worker 1 (its torch threads given back after) beside one spawned worker."""
+    import torch
+
+    threads_before = torch.get_num_threads()
     lines = []
     console = Console(file=open(os.devnull, "w"))
     console.print = lambda text, **_: lines.append(str(text))  # every line the experiment says
@@ -226,6 +232,8 @@ def test_two_workers_on_postgresql(postgres, tmp_path, capfd):
     assert any(line.startswith("[worker 1] done") for line in lines) and any(
         line.startswith("[worker 2] done") for line in lines
     )
+    assert f"{socket.gethostname()}:{os.getpid()}" in {row["worker"] for row in rows}  # it claimed the first run
+    assert torch.get_num_threads() == threads_before
     assert [row.status for row in result.rows] == ["completed"] * 2
     assert (tmp_path / "exp" / "runs" / "base" / "last" / "state.pt").is_file()  # --keep-checkpoints
     printed = capfd.readouterr()
@@ -269,3 +277,43 @@ def test_a_storage_that_is_not_a_database_and_a_report_without_experiment(tmp_pa
     assert code == 1 and "file is not a database" in flat(output) and not (tmp_path / "exp").exists(), output
     code, output = cli("experiment", "report", "--out", tmp_path)
     assert code == 1 and f"{tmp_path} holds no experiment (no experiment.json)" in flat(output), output
+
+
+def test_a_spawned_worker_s_error_reaches_the_parent_before_it_exits():
+    """A spawned worker ends with os._exit (no interpreter teardown): its error line must be in the pipe first,
+    and its exit code 1, the storage's password not in the line."""
+    from timm_compound.experiment import runner
+    from timm_compound.experiment import workers as pool
+
+    context = multiprocessing.get_context("spawn")
+    messages = context.Queue()
+    url = f"postgresql://me:{PASSWORD}@127.0.0.1:1/nowhere"  # port 1: nothing listens
+    setup = pool.Setup(url, [], runner.Recipe("builtin:digits", 1, {}, 10), 0, poll=0.1)
+    process = context.Process(target=pool._worker_main, args=(setup, 2, messages))
+    process.start()
+    process.join(timeout=120)
+    kind, text = messages.get(timeout=10)
+    assert process.exitcode == 1
+    assert kind == "error" and text.startswith("experiment-worker-2: ") and "127.0.0.1:1" in text
+    assert PASSWORD not in text
+
+
+def test_a_ledger_whose_runs_are_in_another_order_is_refused(tmp_path):
+    """Same settings, runs recorded in another order (an older version ordered them by model, not by cost):
+    a worker would train one model under another's row, so joining is refused and nothing is written."""
+    from types import SimpleNamespace
+
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    settings = {"base": BASE, "seeds": [0]}
+    names = ["base", "2x-depth", "2x-width"]
+    jobs = [SimpleNamespace(index=index, name=name, seed=0) for index, name in enumerate(names, 1)]
+    assert Ledger(open_engine(url), url).register(settings, jobs) is True
+    assert Ledger(open_engine(url), url).register(settings, jobs) is False  # the same order joins
+    before = _ledger(url)
+    reordered = [SimpleNamespace(index=index, name=name, seed=0) for index, name in enumerate(reversed(names), 1)]
+    with pytest.raises(tc.CompoundError) as refused:
+        Ledger(open_engine(url), url).register(settings, reordered)
+    message = str(refused.value)
+    assert "holds this experiment's runs in another order (run 1 is base seed 0 there, 2x-width seed 0 here" in message
+    assert "nothing was changed" in message
+    assert _ledger(url) == before

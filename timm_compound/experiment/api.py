@@ -102,8 +102,8 @@ def experiment(
     resumes an interrupted one; a folder holding another experiment is refused and nothing in it is
     changed. `storage` (an SQLAlchemy URL: SQLite file or PostgreSQL) holds a ledger of the runs that
     any number of processes running the same call share (each takes unclaimed runs; a silent worker's
-    run is taken over after 2 x `heartbeat` seconds); `workers` starts that many local processes
-    (their ledger: OUT/experiment.db unless `storage`). A finished run keeps its final weights and
+    run is taken over after 2 x `heartbeat` seconds); `workers` trains in this process and
+    `workers - 1` spawned ones (their ledger: OUT/experiment.db unless `storage`). A finished run keeps its final weights and
     metrics, not its optimizer state, unless `keep_checkpoints`. `loader_workers` is each run's data
     loader processes (train's `workers`).
     """
@@ -145,7 +145,7 @@ def experiment(
             if workers == 1:
                 worker_pool.work(setup, say, console)
             else:
-                worker_pool.run_many(setup, workers, say)
+                worker_pool.run_many(setup, workers, say, console)
         except CompoundError as error:
             raise CompoundError(scrub(str(error), url)) from None
         counts = ledger.counts(epochs)

@@ -126,6 +126,7 @@ class Ledger:
                 except sa.exc.IntegrityError:
                     pass  # another worker recorded it a moment ago: compare below
         self.check(settings)
+        self._check_runs(jobs)
         return False
 
     def check(self, settings: dict[str, Any]) -> None:
@@ -139,6 +140,24 @@ class Ledger:
             raise CompoundError(
                 f"storage {self.shown} holds a different experiment ({'; '.join(found)}): refused, "
                 "nothing was changed; use another database, or repeat its settings to join it"
+            )
+
+    def _check_runs(self, jobs: list[Any]) -> None:
+        """The recorded runs are these jobs in this order (a ledger written by a version that ordered them
+        otherwise would hand a worker one model's row for another's training)."""
+        recorded = [(row["id"], row["name"], row["seed"]) for row in self.rows()]
+        expected = [(job.index, job.name, job.seed) for job in jobs]
+        if recorded != expected:
+            first = next((pair for pair in zip(recorded, expected) if pair[0] != pair[1]), None)
+            where = (
+                f"run {first[0][0]} is {first[0][1]} seed {first[0][2]} there, {first[1][1]} seed {first[1][2]} here"
+                if first
+                else f"{len(recorded)} runs there, {len(expected)} here"
+            )
+            raise CompoundError(
+                f"storage {self.shown} holds this experiment's runs in another order ({where}; recorded by "
+                "another version of timm-compound?): refused, nothing was changed; finish it with that version, "
+                "or start this one with another --storage and --out"
             )
 
     def _recorded(self) -> dict[str, Any] | None:

@@ -149,8 +149,10 @@ def run_dir_of(out: Path, name: str, seed: int, seeds: list[int]) -> Path:
 
 
 def jobs_of(out: Path, variants: list[Variant], seeds: list[int]) -> list[Job]:
-    """Every (model, seed) training, seed by seed: all models' first seed, then their second, ..."""
-    order = [(variant, seed) for seed in seeds for variant in variants]
+    """Every (model, seed) training, seed by seed: all models' first seed, then their second, ...; within
+    a seed the costliest model first, so the runs claimed last are the cheapest and workers finish together."""
+    costliest_first = sorted(variants, key=lambda variant: -variant.cost.macs)
+    order = [(variant, seed) for seed in seeds for variant in costliest_first]
     return [
         Job(variant, seed, run_dir_of(out, variant.name, seed, seeds), index)
         for index, (variant, seed) in enumerate(order, 1)

@@ -3,19 +3,21 @@
 A worker claims a run, trains it in its run folder (resuming it when a killed worker left epochs
 behind), beats while it trains, and records it done; when every run left is held by others it waits
 and looks again, so it can take over the run of a worker that dies. `--workers N` starts N such
-processes on this machine (spawned, torch threads split between them); workers on other machines
+workers on this machine (this process and N - 1 spawned ones, torch threads split between them); workers on other machines
 run the same command against the same `--storage` and `--out` (a shared file system).
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import socket
+import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,14 +38,14 @@ class ClaimLost(CompoundError):
 
 @dataclass
 class Setup:
-    """Everything a worker needs; picklable, so `--workers N` hands it to N spawned processes."""
+    """Everything a worker needs; picklable, so `--workers N` hands it to its N - 1 spawned processes."""
 
     url: str
     jobs: list[runner.Job]
     recipe: runner.Recipe
     train_images: int
     heartbeat: int = DEFAULT_HEARTBEAT
-    threads: int | None = None  # torch threads in a spawned worker
+    threads: int | None = None  # torch threads of each worker
     poll: float | None = None  # seconds between looks when every run left is held elsewhere
 
 
@@ -99,45 +101,50 @@ def work(setup: Setup, say: Callable[[str], None], console: Console | None = Non
     )
     trained = 0
     waiting_said = False
-    while True:
-        claim = ledger.claim(me, grace)
-        if claim is None:
-            counts = ledger.counts(recipe.epochs)
-            if counts.remaining == 0:
-                return trained
-            if not waiting_said:
-                say(
-                    f"experiment: {counts.running} run(s) held by other workers; waiting to take over any whose "
-                    f"worker stops"
-                )
-                waiting_said = True
-            time.sleep(poll)
-            continue
-        waiting_said = False
-        job = jobs[claim.id]
-        if claim.took_over:
-            say(f"experiment: took over {job.label} from a worker silent for {grace}s (attempt {claim.claims})")
-        if runner.finished(job.run_dir, recipe.epochs):  # trained, but its worker died before saying so
-            if not recipe.keep_checkpoints:
-                runner.thin(job.run_dir)
-            ledger.finish(claim.id, me, "done")
-            continue
-        try:
-            with Heartbeat(ledger, claim.id, me, setup.heartbeat) as beat:
-                found = runner.train_job(
-                    job, recipe, tracker, False, console or Console(quiet=True), on_epoch=beat.epoch
-                )
-        except ClaimLost as error:
-            say(f"experiment: {job.label}: {error}; leaving it to that worker")
-            continue
-        except Exception:
-            ledger.release(claim.id, me, forgive=False)  # broken here: another worker may try it (MAX_CLAIMS in all)
-            raise
-        except BaseException:
-            ledger.release(claim.id, me)  # interrupted (Ctrl-C): another worker may take it at once
-            raise
-        ledger.finish(claim.id, me, "done" if found.status == "completed" else "failed", found.message)
-        trained += 1
+    try:
+        while True:
+            claim = ledger.claim(me, grace)
+            if claim is None:
+                counts = ledger.counts(recipe.epochs)
+                if counts.remaining == 0:
+                    return trained
+                if not waiting_said:
+                    say(
+                        f"experiment: {counts.running} run(s) held by other workers; waiting to take over any whose "
+                        f"worker stops"
+                    )
+                    waiting_said = True
+                time.sleep(poll)
+                continue
+            waiting_said = False
+            job = jobs[claim.id]
+            if claim.took_over:
+                say(f"experiment: took over {job.label} from a worker silent for {grace}s (attempt {claim.claims})")
+            if runner.finished(job.run_dir, recipe.epochs):  # trained, but its worker died before saying so
+                if not recipe.keep_checkpoints:
+                    runner.thin(job.run_dir)
+                ledger.finish(claim.id, me, "done")
+                continue
+            try:
+                with Heartbeat(ledger, claim.id, me, setup.heartbeat) as beat:
+                    found = runner.train_job(
+                        job, recipe, tracker, False, console or Console(quiet=True), on_epoch=beat.epoch
+                    )
+            except ClaimLost as error:
+                say(f"experiment: {job.label}: {error}; leaving it to that worker")
+                continue
+            except Exception:
+                ledger.release(
+                    claim.id, me, forgive=False
+                )  # broken here: another worker may try it (MAX_CLAIMS in all)
+                raise
+            except BaseException:
+                ledger.release(claim.id, me)  # interrupted (Ctrl-C): another worker may take it at once
+                raise
+            ledger.finish(claim.id, me, "done" if found.status == "completed" else "failed", found.message)
+            trained += 1
+    finally:
+        ledger.engine.dispose()  # its connections closed, not dropped, when the process ends
 
 
 def _finished(ledger: Ledger, epochs: int) -> int:
@@ -145,20 +152,32 @@ def _finished(ledger: Ledger, epochs: int) -> int:
     return counts.done + counts.failed
 
 
-def run_many(setup: Setup, workers: int, say: Callable[[str], None]) -> None:
-    """`workers` spawned processes on this machine, each running `work`; waits for all of them."""
+def run_many(setup: Setup, workers: int, say: Callable[[str], None], console: Console | None = None) -> None:
+    """`workers` workers on this machine: this process, which has torch loaded already and would
+    otherwise wait, and `workers - 1` spawned ones, each running `work`; returns when all are done."""
     context = multiprocessing.get_context("spawn")  # no fork after torch started its threads
     messages = context.Queue()
     processes = [
         context.Process(target=_worker_main, args=(setup, index, messages), name=f"experiment-worker-{index}")
-        for index in range(1, workers + 1)
+        for index in range(2, workers + 1)
     ]
     for process in processes:
         process.start()
     problems: list[str] = []
+    finished = threading.Event()
+
+    def relay() -> None:  # the spawned workers' lines and errors, while this process trains
+        while not finished.is_set() or not messages.empty():
+            problems.extend(_drain(messages, say, timeout=0.2))
+
+    relay_thread = threading.Thread(target=relay, name="experiment-worker-lines", daemon=True)
+    relay_thread.start()
     try:
-        while any(process.is_alive() for process in processes) or not messages.empty():
-            problems += _drain(messages, say, timeout=0.5)
+        with _torch_threads(setup.threads):
+            trained = work(setup, lambda line: say(f"[worker 1] {line}"), console)
+        say(f"[worker 1] done: {trained} run(s) trained (pid {os.getpid()})")
+        for process in processes:
+            process.join()
     except BaseException:
         for process in processes:
             process.terminate()  # their runs go silent and are taken over by the next worker
@@ -166,11 +185,27 @@ def run_many(setup: Setup, workers: int, say: Callable[[str], None]) -> None:
     finally:
         for process in processes:
             process.join()
+        finished.set()
+        relay_thread.join()
     for process in processes:
         if process.exitcode not in (0, None) and not any(p.startswith(process.name) for p in problems):
             problems.append(f"{process.name} exited with code {process.exitcode}")
     if problems:
         raise CompoundError("; ".join(problems))
+
+
+@contextlib.contextmanager
+def _torch_threads(threads: int | None) -> Iterator[None]:
+    """This process trains as one of the workers with their share of the cores; its own setting comes back after."""
+    import torch
+
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _drain(messages, say: Callable[[str], None], timeout: float) -> list[str]:
@@ -187,18 +222,25 @@ def _drain(messages, say: Callable[[str], None], timeout: float) -> list[str]:
 
 
 def _worker_main(setup: Setup, index: int, messages) -> None:
-    """A spawned worker: its own torch threads, its lines and its error sent back to the parent."""
+    """A spawned worker: its own torch threads, its lines and its error sent back to the parent. It ends
+    with `os._exit` once its lines are sent: the interpreter's teardown of torch and timm takes 1-2 s."""
     import torch
 
     if setup.threads:
         torch.set_num_threads(setup.threads)
     name = f"experiment-worker-{index}"
+    code = 0
     try:
         trained = work(setup, lambda line: messages.put(("line", f"[worker {index}] {line}")))
         messages.put(("line", f"[worker {index}] done: {trained} run(s) trained (pid {os.getpid()})"))
     except CompoundError as error:
         messages.put(("error", f"{name}: {scrub(str(error), setup.url)}"))
-        raise SystemExit(1) from None
+        code = 1
     except Exception as error:  # an unexpected failure: its traceback, without the password
         messages.put(("error", f"{name}: {scrub(''.join(traceback.format_exception(error)), setup.url)}"))
-        raise SystemExit(1) from None
+        code = 1
+    messages.close()
+    messages.join_thread()  # every line is in the pipe before the process goes
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
