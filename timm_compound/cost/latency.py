@@ -330,9 +330,7 @@ def _time_module(
     if on_meta(model) and any(True for _ in model.parameters()):
         raise CompoundError("cannot time a model on the meta device: it has no weights (build it on a real device)")
     started = time.perf_counter()
-    before = torch.get_num_threads()
-    torch.set_num_threads(settings.threads)
-    try:
+    with runtimes.torch_threads(settings.threads):
         dtype = DTYPES[settings.dtype]
         generator = torch.Generator().manual_seed(0)
         x = torch.randn(settings.batch_size, in_chans(model), resolution, resolution, generator=generator)
@@ -352,8 +350,6 @@ def _time_module(
                 f"cannot time this model ({mode}, {settings.where()}, {resolution} px): "
                 f"{str(error).splitlines()[0] if str(error) else type(error).__name__}"
             ) from None
-    finally:
-        torch.set_num_threads(before)
     median, low, high = median_interval(times)
     spread = max(median - low, high - median) / median
     previous = 0.0 if pooled_with is None else pooled_with.seconds

@@ -11,7 +11,7 @@ import contextlib
 import importlib.util
 import io
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,18 @@ from timm_compound.errors import CompoundError
 RUNTIMES = ("eager", "compile", "onnxruntime")
 TOLERANCE = {torch.float32: 1e-4, torch.float16: 1e-2, torch.bfloat16: 5e-2}
 ONNX_EXTRA = "pip install 'timm-compound[onnx]' (onnx, onnxscript, onnxruntime)"
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """torch's intra-op threads set to `threads` inside (None: left as they are), given back after."""
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def check(runtime: Any, device: str, dtype: str) -> None:

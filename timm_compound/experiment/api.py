@@ -103,9 +103,9 @@ def experiment(
     changed. `storage` (an SQLAlchemy URL: SQLite file or PostgreSQL) holds a ledger of the runs that
     any number of processes running the same call share (each takes unclaimed runs; a silent worker's
     run is taken over after 2 x `heartbeat` seconds); `workers` trains in this process and
-    `workers - 1` spawned ones (their ledger: OUT/experiment.db unless `storage`). A finished run keeps its final weights and
-    metrics, not its optimizer state, unless `keep_checkpoints`. `loader_workers` is each run's data
-    loader processes (train's `workers`).
+    `workers - 1` spawned ones (their ledger: OUT/experiment.db unless `storage`). A finished run
+    keeps its final weights and metrics, not its optimizer state, unless `keep_checkpoints`.
+    `loader_workers` is each run's data loader processes (train's `workers`).
     """
     started = time.perf_counter()
     console = console or Console()

@@ -2,14 +2,14 @@
 
 A worker claims a run, trains it in its run folder (resuming it when a killed worker left epochs
 behind), beats while it trains, and records it done; when every run left is held by others it waits
-and looks again, so it can take over the run of a worker that dies. `--workers N` starts N such
-workers on this machine (this process and N - 1 spawned ones, torch threads split between them); workers on other machines
-run the same command against the same `--storage` and `--out` (a shared file system).
+and looks again, so it can take over the run of a worker that dies. `--workers N` runs N such
+workers on this machine (this process and N - 1 spawned ones, torch threads split between them);
+workers on other machines run the same command against the same `--storage` and `--out` (a shared
+file system).
 """
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing
 import os
 import socket
@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,6 +91,13 @@ class Heartbeat:
 def work(setup: Setup, say: Callable[[str], None], console: Console | None = None) -> int:
     """Claim and train runs until none is left (done or failed everywhere); the number this worker trained."""
     ledger = Ledger(open_engine(setup.url), setup.url)
+    try:
+        return _claim_and_train(ledger, setup, say, console)
+    finally:
+        ledger.engine.dispose()  # its connections closed, not dropped, when the process ends
+
+
+def _claim_and_train(ledger: Ledger, setup: Setup, say: Callable[[str], None], console: Console | None) -> int:
     me = worker_name()
     grace = 2 * setup.heartbeat
     poll = setup.poll or min(1.0, float(setup.heartbeat))
@@ -101,50 +108,45 @@ def work(setup: Setup, say: Callable[[str], None], console: Console | None = Non
     )
     trained = 0
     waiting_said = False
-    try:
-        while True:
-            claim = ledger.claim(me, grace)
-            if claim is None:
-                counts = ledger.counts(recipe.epochs)
-                if counts.remaining == 0:
-                    return trained
-                if not waiting_said:
-                    say(
-                        f"experiment: {counts.running} run(s) held by other workers; waiting to take over any whose "
-                        f"worker stops"
-                    )
-                    waiting_said = True
-                time.sleep(poll)
-                continue
-            waiting_said = False
-            job = jobs[claim.id]
-            if claim.took_over:
-                say(f"experiment: took over {job.label} from a worker silent for {grace}s (attempt {claim.claims})")
-            if runner.finished(job.run_dir, recipe.epochs):  # trained, but its worker died before saying so
-                if not recipe.keep_checkpoints:
-                    runner.thin(job.run_dir)
-                ledger.finish(claim.id, me, "done")
-                continue
-            try:
-                with Heartbeat(ledger, claim.id, me, setup.heartbeat) as beat:
-                    found = runner.train_job(
-                        job, recipe, tracker, False, console or Console(quiet=True), on_epoch=beat.epoch
-                    )
-            except ClaimLost as error:
-                say(f"experiment: {job.label}: {error}; leaving it to that worker")
-                continue
-            except Exception:
-                ledger.release(
-                    claim.id, me, forgive=False
-                )  # broken here: another worker may try it (MAX_CLAIMS in all)
-                raise
-            except BaseException:
-                ledger.release(claim.id, me)  # interrupted (Ctrl-C): another worker may take it at once
-                raise
-            ledger.finish(claim.id, me, "done" if found.status == "completed" else "failed", found.message)
-            trained += 1
-    finally:
-        ledger.engine.dispose()  # its connections closed, not dropped, when the process ends
+    while True:
+        claim = ledger.claim(me, grace)
+        if claim is None:
+            counts = ledger.counts(recipe.epochs)
+            if counts.remaining == 0:
+                return trained
+            if not waiting_said:
+                say(
+                    f"experiment: {counts.running} run(s) held by other workers; waiting to take over any whose "
+                    f"worker stops"
+                )
+                waiting_said = True
+            time.sleep(poll)
+            continue
+        waiting_said = False
+        job = jobs[claim.id]
+        if claim.took_over:
+            say(f"experiment: took over {job.label} from a worker silent for {grace}s (attempt {claim.claims})")
+        if runner.finished(job.run_dir, recipe.epochs):  # trained, but its worker died before saying so
+            if not recipe.keep_checkpoints:
+                runner.thin(job.run_dir)
+            ledger.finish(claim.id, me, "done")
+            continue
+        try:
+            with Heartbeat(ledger, claim.id, me, setup.heartbeat) as beat:
+                found = runner.train_job(
+                    job, recipe, tracker, False, console or Console(quiet=True), on_epoch=beat.epoch
+                )
+        except ClaimLost as error:
+            say(f"experiment: {job.label}: {error}; leaving it to that worker")
+            continue
+        except Exception:
+            ledger.release(claim.id, me, forgive=False)  # broken here: another worker may try it (MAX_CLAIMS in all)
+            raise
+        except BaseException:
+            ledger.release(claim.id, me)  # interrupted (Ctrl-C): another worker may take it at once
+            raise
+        ledger.finish(claim.id, me, "done" if found.status == "completed" else "failed", found.message)
+        trained += 1
 
 
 def _finished(ledger: Ledger, epochs: int) -> int:
@@ -155,6 +157,8 @@ def _finished(ledger: Ledger, epochs: int) -> int:
 def run_many(setup: Setup, workers: int, say: Callable[[str], None], console: Console | None = None) -> None:
     """`workers` workers on this machine: this process, which has torch loaded already and would
     otherwise wait, and `workers - 1` spawned ones, each running `work`; returns when all are done."""
+    from timm_compound.cost.runtimes import torch_threads
+
     context = multiprocessing.get_context("spawn")  # no fork after torch started its threads
     messages = context.Queue()
     processes = [
@@ -173,11 +177,9 @@ def run_many(setup: Setup, workers: int, say: Callable[[str], None], console: Co
     relay_thread = threading.Thread(target=relay, name="experiment-worker-lines", daemon=True)
     relay_thread.start()
     try:
-        with _torch_threads(setup.threads):
+        with torch_threads(setup.threads):  # this process trains with a worker's share of the cores
             trained = work(setup, lambda line: say(f"[worker 1] {line}"), console)
         say(f"[worker 1] done: {trained} run(s) trained (pid {os.getpid()})")
-        for process in processes:
-            process.join()
     except BaseException:
         for process in processes:
             process.terminate()  # their runs go silent and are taken over by the next worker
@@ -192,20 +194,6 @@ def run_many(setup: Setup, workers: int, say: Callable[[str], None], console: Co
             problems.append(f"{process.name} exited with code {process.exitcode}")
     if problems:
         raise CompoundError("; ".join(problems))
-
-
-@contextlib.contextmanager
-def _torch_threads(threads: int | None) -> Iterator[None]:
-    """This process trains as one of the workers with their share of the cores; its own setting comes back after."""
-    import torch
-
-    before = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _drain(messages, say: Callable[[str], None], timeout: float) -> list[str]:
